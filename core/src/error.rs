@@ -1,0 +1,78 @@
+//! The errors a client can see, with their HTTP status and stable `code`.
+//! Both the REST component and the Socket.IO sidecar report these.
+
+use crate::db::StoreError;
+use crate::wire::ErrorBody;
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ApiError {
+    #[error("Request body is not valid JSON: {0}")]
+    InvalidJson(String),
+    #[error("{0}")]
+    InvalidName(String),
+    #[error("{0}")]
+    InvalidSender(String),
+    #[error("{0}")]
+    InvalidMessage(String),
+    #[error("room_id must be a positive integer")]
+    InvalidRoomId,
+    #[error("{0}")]
+    InvalidPaging(String),
+    #[error("Chatroom not found")]
+    RoomNotFound,
+    #[error("Chatroom '{0}' already exists")]
+    RoomExists(String),
+    #[error("Request body is larger than {} bytes", crate::limits::MAX_BODY_BYTES)]
+    PayloadTooLarge,
+    #[error("No such endpoint")]
+    NotFound,
+    #[error("Method not allowed")]
+    MethodNotAllowed,
+    #[error("Storage failed: {0}")]
+    Storage(#[from] StoreError),
+}
+
+impl ApiError {
+    /// The HTTP status this error is answered with.
+    pub fn status(&self) -> u16 {
+        match self {
+            ApiError::InvalidJson(_)
+            | ApiError::InvalidName(_)
+            | ApiError::InvalidSender(_)
+            | ApiError::InvalidMessage(_)
+            | ApiError::InvalidRoomId
+            | ApiError::InvalidPaging(_) => 400,
+            ApiError::RoomNotFound | ApiError::NotFound => 404,
+            ApiError::MethodNotAllowed => 405,
+            ApiError::RoomExists(_) => 409,
+            ApiError::PayloadTooLarge => 413,
+            ApiError::Storage(_) => 500,
+        }
+    }
+
+    /// The stable, machine-readable name of this error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::InvalidJson(_) => "invalid_json",
+            ApiError::InvalidName(_) => "invalid_name",
+            ApiError::InvalidSender(_) => "invalid_sender",
+            ApiError::InvalidMessage(_) => "invalid_message",
+            ApiError::InvalidRoomId => "invalid_room_id",
+            ApiError::InvalidPaging(_) => "invalid_paging",
+            ApiError::RoomNotFound => "room_not_found",
+            ApiError::RoomExists(_) => "room_exists",
+            ApiError::PayloadTooLarge => "payload_too_large",
+            ApiError::NotFound => "not_found",
+            ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::Storage(_) => "storage_error",
+        }
+    }
+
+    /// The REST error body `{"detail", "code"}`.
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody {
+            detail: self.to_string(),
+            code: self.code(),
+        }
+    }
+}

@@ -1,0 +1,157 @@
+//! Turning what a client sent (a JSON object, or the original's query-string
+//! form) into validated drafts. REST and Socket.IO payloads share these rules:
+//! `message` or `content` for the text, `sender` optional where a default is
+//! known (the username a socket joined with).
+
+use serde_json::{Map, Value};
+
+use crate::error::ApiError;
+use crate::validate::{Content, RoomName, Sender};
+
+/// Parses a request body that must be one JSON object.
+pub fn json_object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(ApiError::InvalidJson("expected a JSON object".to_owned())),
+        Err(e) => Err(ApiError::InvalidJson(e.to_string())),
+    }
+}
+
+/// Reads an optional string field; present with another type is an error.
+fn string_field<'a>(
+    obj: &'a Map<String, Value>,
+    field: &str,
+    err: fn(String) -> ApiError,
+) -> Result<Option<&'a str>, ApiError> {
+    match obj.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(err(format!("{field} must be a string"))),
+    }
+}
+
+/// A room to create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomDraft {
+    pub name: RoomName,
+}
+
+impl RoomDraft {
+    /// From `{"name": "..."}`.
+    pub fn from_json(body: &[u8]) -> Result<Self, ApiError> {
+        let obj = json_object(body)?;
+        Self::from_name(string_field(&obj, "name", ApiError::InvalidName)?)
+    }
+
+    /// From a bare name, e.g. the original's `?name=`.
+    pub fn from_name(name: Option<&str>) -> Result<Self, ApiError> {
+        let name = name.ok_or_else(|| ApiError::InvalidName("name is required".to_owned()))?;
+        Ok(RoomDraft {
+            name: RoomName::parse(name)?,
+        })
+    }
+}
+
+/// A message to store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageDraft {
+    pub sender: Sender,
+    pub content: Content,
+}
+
+impl MessageDraft {
+    /// From `{"sender", "message"}` (or `"content"`); `default_sender` is
+    /// used when `sender` is absent.
+    pub fn from_object(
+        obj: &Map<String, Value>,
+        default_sender: Option<&str>,
+    ) -> Result<Self, ApiError> {
+        let sender = string_field(obj, "sender", ApiError::InvalidSender)?.or(default_sender);
+        let text = match string_field(obj, "message", ApiError::InvalidMessage)? {
+            Some(text) => Some(text),
+            None => string_field(obj, "content", ApiError::InvalidMessage)?,
+        };
+        Self::from_fields(sender, text)
+    }
+
+    /// From a JSON request body.
+    pub fn from_json(body: &[u8]) -> Result<Self, ApiError> {
+        Self::from_object(&json_object(body)?, None)
+    }
+
+    /// From loose fields, e.g. the original's `?sender=&content=`.
+    pub fn from_fields(sender: Option<&str>, text: Option<&str>) -> Result<Self, ApiError> {
+        let sender =
+            sender.ok_or_else(|| ApiError::InvalidSender("sender is required".to_owned()))?;
+        let text =
+            text.ok_or_else(|| ApiError::InvalidMessage("message is required".to_owned()))?;
+        Ok(MessageDraft {
+            sender: Sender::parse(sender)?,
+            content: Content::parse(text)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn room_draft_needs_a_string_name_in_an_object() {
+        assert_eq!(
+            RoomDraft::from_json(br#"{"name":" General "}"#)
+                .unwrap()
+                .name
+                .as_str(),
+            "General"
+        );
+        assert_eq!(
+            RoomDraft::from_json(b"{}").unwrap_err().code(),
+            "invalid_name"
+        );
+        assert_eq!(
+            RoomDraft::from_json(br#"{"name":5}"#).unwrap_err().code(),
+            "invalid_name"
+        );
+        assert_eq!(
+            RoomDraft::from_json(b"[1]").unwrap_err().code(),
+            "invalid_json"
+        );
+        assert_eq!(
+            RoomDraft::from_json(b"{\"name\":").unwrap_err().code(),
+            "invalid_json"
+        );
+    }
+
+    #[test]
+    fn message_draft_takes_message_or_content_and_a_default_sender() {
+        let m = MessageDraft::from_json(br#"{"sender":"Alice","message":"Hi"}"#).unwrap();
+        assert_eq!((m.sender.as_str(), m.content.as_str()), ("Alice", "Hi"));
+        let m = MessageDraft::from_json(br#"{"sender":"Alice","content":"Yo"}"#).unwrap();
+        assert_eq!(m.content.as_str(), "Yo");
+        let obj = json_object(br#"{"message":"Hi"}"#).unwrap();
+        assert_eq!(
+            MessageDraft::from_object(&obj, Some("bob"))
+                .unwrap()
+                .sender
+                .as_str(),
+            "bob"
+        );
+        assert_eq!(
+            MessageDraft::from_object(&obj, None).unwrap_err().code(),
+            "invalid_sender"
+        );
+        assert_eq!(
+            MessageDraft::from_json(br#"{"sender":"a"}"#)
+                .unwrap_err()
+                .code(),
+            "invalid_message"
+        );
+        assert_eq!(
+            MessageDraft::from_json(br#"{"sender":"a","message":["x"]}"#)
+                .unwrap_err()
+                .code(),
+            "invalid_message"
+        );
+    }
+}

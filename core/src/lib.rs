@@ -1,0 +1,33 @@
+//! What both halves of chatroom share: the schema and its migration, every SQL
+//! statement, the validation rules and limits, and the JSON wire types.
+//!
+//! The Spin component (wasm32) and the native Socket.IO sidecar both depend on
+//! this crate, so a rule or a statement exists exactly once. Storage goes
+//! through the small [`Database`] trait: the component implements it on Spin's
+//! SQLite API, native code on rusqlite (feature `rusqlite`).
+
+mod db;
+mod error;
+mod input;
+pub mod limits;
+mod schema;
+mod store;
+mod validate;
+mod wire;
+
+#[cfg(feature = "rusqlite")]
+mod sqlite_file;
+
+pub use db::{Database, Row, StoreError, Value};
+pub use error::ApiError;
+pub use input::{MessageDraft, RoomDraft, json_object};
+pub use schema::{SCHEMA_VERSION, migrate};
+pub use store::{
+    HistoryPages, MessagePage, PageDirection, RoomPages, create_room, find_room, insert_message,
+    room_users,
+};
+pub use validate::{Content, RoomName, Sender, parse_room_id};
+pub use wire::{ErrorBody, Message, Room, RoomUsers};
+
+#[cfg(feature = "rusqlite")]
+pub use sqlite_file::open_file;

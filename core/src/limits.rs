@@ -1,0 +1,15 @@
+//! The limits of the contract (SPEC §2), in one place.
+
+/// Room names: characters after trimming.
+pub const ROOM_NAME_MAX_CHARS: usize = 100;
+/// Sender names: characters after trimming.
+pub const SENDER_MAX_CHARS: usize = 64;
+/// Message text: characters.
+pub const CONTENT_MAX_CHARS: usize = 4000;
+/// A request body larger than this is refused with `413`.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// Largest `limit` accepted when paging messages.
+pub const PAGE_LIMIT_MAX: i64 = 1000;
+/// Rows read per query when a whole history is streamed; keeps every single
+/// query result far below Spin's 128 MiB cap (1000 × 16 KiB at most).
+pub const HISTORY_PAGE_ROWS: i64 = 1000;

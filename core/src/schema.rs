@@ -1,0 +1,71 @@
+//! The schema, created idempotently by whichever process opens the database
+//! first (the Spin component on its first request, or the sidecar at start).
+//!
+//! `PRAGMA user_version` records the applied version so the common case costs
+//! one read. The tables are created inside `BEGIN IMMEDIATE`, so two processes
+//! starting together serialise on the write lock instead of racing.
+
+use crate::db::{Database, StoreError};
+
+/// Bumped whenever [`MIGRATION`] changes.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// The tables. Room names are unique by `name_key`, the Unicode-lowercased
+/// name; `AUTOINCREMENT` keeps message ids increasing and never reused, which
+/// the sidecar's tail cursor relies on.
+const MIGRATION: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS chatrooms (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        name TEXT NOT NULL,
+        name_key TEXT NOT NULL UNIQUE,
+        created_at TEXT NOT NULL
+    )",
+    "CREATE TABLE IF NOT EXISTS messages (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        room_id INTEGER NOT NULL,
+        sender TEXT NOT NULL,
+        content TEXT NOT NULL,
+        timestamp TEXT NOT NULL
+    )",
+    "CREATE INDEX IF NOT EXISTS messages_by_room ON messages (room_id, id)",
+    "CREATE TABLE IF NOT EXISTS presence (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        sid TEXT NOT NULL,
+        room_id INTEGER NOT NULL,
+        username TEXT NOT NULL,
+        UNIQUE (sid, room_id)
+    )",
+    "CREATE INDEX IF NOT EXISTS presence_by_room ON presence (room_id, id)",
+];
+
+fn schema_version(db: &impl Database) -> Result<i64, StoreError> {
+    let rows = db.execute("PRAGMA user_version", &[])?;
+    rows.first()
+        .ok_or(StoreError::Shape("PRAGMA user_version returned no row"))?
+        .int(0)
+}
+
+/// Brings the database to [`SCHEMA_VERSION`]; a no-op when it is there.
+pub fn migrate(db: &impl Database) -> Result<(), StoreError> {
+    if schema_version(db)? >= SCHEMA_VERSION {
+        return Ok(());
+    }
+    // WAL lets the component read while the sidecar writes (and back); the
+    // mode is stored in the file, so setting it once is enough.
+    db.execute("PRAGMA journal_mode = WAL", &[])?;
+    db.execute("BEGIN IMMEDIATE", &[])?;
+    let applied = MIGRATION
+        .iter()
+        .try_for_each(|sql| db.execute(sql, &[]).map(drop))
+        .and_then(|()| {
+            // PRAGMA takes no bound parameters; the value is our constant.
+            db.execute(&format!("PRAGMA user_version = {SCHEMA_VERSION}"), &[])
+        });
+    match applied {
+        Ok(_) => db.execute("COMMIT", &[]).map(drop),
+        Err(e) => {
+            let _ = db.execute("ROLLBACK", &[]);
+            Err(e)
+        }
+    }
+}

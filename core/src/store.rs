@@ -1,0 +1,387 @@
+//! Every SQL statement of chatroom, and the queries built on them. Timestamps
+//! come from SQLite (`strftime` in UTC, millisecond precision), so both
+//! processes stamp rows the same way.
+
+use crate::db::{Database, Row, StoreError, Value};
+use crate::error::ApiError;
+use crate::input::MessageDraft;
+use crate::limits::{HISTORY_PAGE_ROWS, PAGE_LIMIT_MAX};
+use crate::validate::RoomName;
+use crate::wire::{Message, Room, RoomUsers};
+
+/// RFC 3339, UTC, milliseconds: `2026-11-24T14:20:42.123Z`.
+macro_rules! now_utc_millis {
+    () => {
+        "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
+    };
+}
+
+const INSERT_ROOM: &str = concat!(
+    "INSERT INTO chatrooms (name, name_key, created_at) VALUES (?1, ?2, ",
+    now_utc_millis!(),
+    ") ON CONFLICT (name_key) DO NOTHING RETURNING id, name, created_at"
+);
+const SELECT_ROOM: &str = "SELECT id, name, created_at FROM chatrooms WHERE id = ?1";
+const SELECT_ROOMS_AFTER: &str =
+    "SELECT id, name, created_at FROM chatrooms WHERE id > ?1 ORDER BY id LIMIT ?2";
+/// Inserts only if the room exists, in one statement: no row back means 404.
+const INSERT_MESSAGE: &str = concat!(
+    "INSERT INTO messages (room_id, sender, content, timestamp) SELECT ?1, ?2, ?3, ",
+    now_utc_millis!(),
+    " WHERE EXISTS (SELECT 1 FROM chatrooms WHERE id = ?1)",
+    " RETURNING id, room_id, sender, content, timestamp"
+);
+const SELECT_MESSAGES_FORWARD: &str = "SELECT id, room_id, sender, content, timestamp \
+     FROM messages WHERE room_id = ?1 AND id > ?2 AND id < ?3 ORDER BY id LIMIT ?4";
+const SELECT_MESSAGES_BACKWARD: &str = "SELECT id, room_id, sender, content, timestamp \
+     FROM messages WHERE room_id = ?1 AND id > ?2 AND id < ?3 ORDER BY id DESC LIMIT ?4";
+const SELECT_ROOM_USERS: &str = "SELECT username FROM presence WHERE room_id = ?1 \
+     GROUP BY username ORDER BY MIN(id)";
+
+fn room_from(row: &Row) -> Result<Room, StoreError> {
+    Ok(Room {
+        id: row.int(0)?,
+        name: row.text(1)?,
+        created_at: row.text(2)?,
+    })
+}
+
+fn message_from(row: &Row) -> Result<Message, StoreError> {
+    Ok(Message {
+        id: row.int(0)?,
+        room_id: row.int(1)?,
+        sender: row.text(2)?,
+        content: row.text(3)?,
+        timestamp: row.text(4)?,
+    })
+}
+
+/// Creates a room; `RoomExists` if the name is taken, ignoring case.
+pub fn create_room(db: &impl Database, name: &RoomName) -> Result<Room, ApiError> {
+    let rows = db.execute(INSERT_ROOM, &[name.as_str().into(), name.key().into()])?;
+    match rows.first() {
+        Some(row) => Ok(room_from(row)?),
+        None => Err(ApiError::RoomExists(name.as_str().to_owned())),
+    }
+}
+
+/// The room with this id, if any.
+pub fn find_room(db: &impl Database, id: i64) -> Result<Option<Room>, StoreError> {
+    db.execute(SELECT_ROOM, &[id.into()])?
+        .first()
+        .map(room_from)
+        .transpose()
+}
+
+/// Stores a message; `RoomNotFound` if the room does not exist.
+pub fn insert_message(
+    db: &impl Database,
+    room_id: i64,
+    draft: &MessageDraft,
+) -> Result<Message, ApiError> {
+    let params = [
+        room_id.into(),
+        draft.sender.as_str().into(),
+        draft.content.as_str().into(),
+    ];
+    match db.execute(INSERT_MESSAGE, &params)?.first() {
+        Some(row) => Ok(message_from(row)?),
+        None => Err(ApiError::RoomNotFound),
+    }
+}
+
+/// Distinct usernames present in a room, in order of joining.
+pub fn room_users(db: &impl Database, room_id: i64) -> Result<RoomUsers, ApiError> {
+    if find_room(db, room_id)?.is_none() {
+        return Err(ApiError::RoomNotFound);
+    }
+    let users = db
+        .execute(SELECT_ROOM_USERS, &[room_id.into()])?
+        .iter()
+        .map(|row| row.text(0))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(RoomUsers {
+        room_id,
+        user_count: users.len(),
+        users,
+    })
+}
+
+/// All rooms by id, read a page at a time.
+#[derive(Debug, Clone)]
+pub struct RoomPages {
+    after: i64,
+    done: bool,
+}
+
+impl Default for RoomPages {
+    fn default() -> Self {
+        RoomPages {
+            after: 0,
+            done: false,
+        }
+    }
+}
+
+impl RoomPages {
+    /// The next page of rooms, or `None` once all were returned.
+    pub fn next_page(&mut self, db: &impl Database) -> Result<Option<Vec<Room>>, StoreError> {
+        if self.done {
+            return Ok(None);
+        }
+        let rows = db.execute(
+            SELECT_ROOMS_AFTER,
+            &[self.after.into(), HISTORY_PAGE_ROWS.into()],
+        )?;
+        let rooms = rows.iter().map(room_from).collect::<Result<Vec<_>, _>>()?;
+        self.done = (rooms.len() as i64) < HISTORY_PAGE_ROWS;
+        match rooms.last() {
+            Some(last) => {
+                self.after = last.id;
+                Ok(Some(rooms))
+            }
+            None => Ok(None),
+        }
+    }
+}
+
+/// Which end of the range a limited page is taken from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PageDirection {
+    /// The oldest messages of the range (paging forward with `after`).
+    Oldest,
+    /// The newest messages of the range (paging back with `before`, or the
+    /// latest N when only `limit` is given).
+    Newest,
+}
+
+/// Validated paging parameters for a room's messages: ids in
+/// `(after, before)`, at most `limit` of them, always returned oldest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MessagePage {
+    pub after: i64,
+    pub before: i64,
+    pub limit: Option<i64>,
+    pub direction: PageDirection,
+}
+
+impl MessagePage {
+    /// Everything newer than `after`, oldest first (the whole history for 0).
+    pub fn since(after: i64) -> Self {
+        MessagePage {
+            after,
+            before: i64::MAX,
+            limit: None,
+            direction: PageDirection::Oldest,
+        }
+    }
+
+    /// From the raw `after`, `before` and `limit` query parameters. With a
+    /// limit, `after` pages forward (the oldest N newer than it); otherwise
+    /// the page is the newest N (older than `before`, when given).
+    pub fn parse(
+        after: Option<&str>,
+        before: Option<&str>,
+        limit: Option<&str>,
+    ) -> Result<Self, ApiError> {
+        fn id(name: &str, raw: &str, min: i64) -> Result<i64, ApiError> {
+            match raw.parse::<i64>() {
+                Ok(v) if v >= min && raw.bytes().all(|b| b.is_ascii_digit()) => Ok(v),
+                _ => Err(ApiError::InvalidPaging(format!(
+                    "{name} must be an integer of at least {min}"
+                ))),
+            }
+        }
+        let mut page =
+            MessagePage::since(after.map(|a| id("after", a, 0)).transpose()?.unwrap_or(0));
+        if let Some(before) = before {
+            page.before = id("before", before, 1)?;
+        }
+        if let Some(limit) = limit {
+            let n = id("limit", limit, 1)
+                .ok()
+                .filter(|n| *n <= PAGE_LIMIT_MAX)
+                .ok_or_else(|| {
+                    ApiError::InvalidPaging(format!(
+                        "limit must be an integer from 1 to {PAGE_LIMIT_MAX}"
+                    ))
+                })?;
+            page.limit = Some(n);
+            if after.is_none() {
+                page.direction = PageDirection::Newest;
+            }
+        }
+        Ok(page)
+    }
+}
+
+/// A room's messages for a [`MessagePage`], read a bounded page at a time so
+/// that a history of any length streams in constant memory.
+#[derive(Debug, Clone)]
+pub struct HistoryPages {
+    room_id: i64,
+    page: MessagePage,
+    done: bool,
+}
+
+impl HistoryPages {
+    pub fn new(room_id: i64, page: MessagePage) -> Self {
+        HistoryPages {
+            room_id,
+            page,
+            done: false,
+        }
+    }
+
+    /// The next messages in id order, or `None` once the range is exhausted.
+    pub fn next_page(&mut self, db: &impl Database) -> Result<Option<Vec<Message>>, StoreError> {
+        if self.done {
+            return Ok(None);
+        }
+        let p = &mut self.page;
+        let want = p
+            .limit
+            .map_or(HISTORY_PAGE_ROWS, |l| l.min(HISTORY_PAGE_ROWS));
+        let sql = match p.direction {
+            PageDirection::Oldest => SELECT_MESSAGES_FORWARD,
+            PageDirection::Newest => SELECT_MESSAGES_BACKWARD,
+        };
+        let params: [Value; 4] = [
+            self.room_id.into(),
+            p.after.into(),
+            p.before.into(),
+            want.into(),
+        ];
+        let mut messages = db
+            .execute(sql, &params)?
+            .iter()
+            .map(message_from)
+            .collect::<Result<Vec<_>, _>>()?;
+        if p.direction == PageDirection::Newest {
+            messages.reverse();
+            // A limited newest page is one query (limit <= page size).
+            self.done = true;
+        }
+        let got = messages.len() as i64;
+        if let Some(limit) = p.limit.as_mut() {
+            *limit -= got;
+            self.done |= *limit <= 0;
+        }
+        self.done |= got < want;
+        match messages.last() {
+            Some(last) => {
+                p.after = last.id;
+                Ok(Some(messages))
+            }
+            None => Ok(None),
+        }
+    }
+}
+
+#[cfg(all(test, feature = "rusqlite"))]
+mod tests {
+    use super::*;
+    use crate::input::{MessageDraft, RoomDraft};
+
+    fn db() -> rusqlite::Connection {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        crate::migrate(&conn).unwrap();
+        conn
+    }
+
+    fn post(db: &rusqlite::Connection, room: i64, n: usize) -> Vec<i64> {
+        (0..n)
+            .map(|i| {
+                let d = MessageDraft::from_fields(Some("a"), Some(&format!("m{i}"))).unwrap();
+                insert_message(db, room, &d).unwrap().id
+            })
+            .collect()
+    }
+
+    fn ids(db: &rusqlite::Connection, room: i64, page: MessagePage) -> Vec<i64> {
+        let mut pages = HistoryPages::new(room, page);
+        let mut out = vec![];
+        while let Some(batch) = pages.next_page(db).unwrap() {
+            out.extend(batch.iter().map(|m| m.id));
+        }
+        out
+    }
+
+    #[test]
+    fn migrate_is_idempotent() {
+        let conn = db();
+        crate::migrate(&conn).unwrap();
+        crate::migrate(&conn).unwrap();
+    }
+
+    #[test]
+    fn room_names_are_unique_ignoring_case() {
+        let conn = db();
+        let general = RoomDraft::from_name(Some("Général")).unwrap().name;
+        let room = create_room(&conn, &general).unwrap();
+        assert_eq!((room.id, room.name.as_str()), (1, "Général"));
+        let shout = RoomDraft::from_name(Some("GÉNÉRAL")).unwrap().name;
+        assert_eq!(
+            create_room(&conn, &shout).unwrap_err(),
+            ApiError::RoomExists("GÉNÉRAL".into())
+        );
+        assert_eq!(find_room(&conn, 1).unwrap(), Some(room));
+        assert_eq!(find_room(&conn, 2).unwrap(), None);
+    }
+
+    #[test]
+    fn messages_need_a_room_and_get_server_timestamps() {
+        let conn = db();
+        let d = MessageDraft::from_fields(Some("Alice"), Some("Hello")).unwrap();
+        assert_eq!(
+            insert_message(&conn, 1, &d).unwrap_err(),
+            ApiError::RoomNotFound
+        );
+        create_room(&conn, &RoomName::parse("r").unwrap()).unwrap();
+        let m = insert_message(&conn, 1, &d).unwrap();
+        assert_eq!((m.id, m.room_id, m.sender.as_str()), (1, 1, "Alice"));
+        // 2026-11-24T14:20:42.123Z
+        assert_eq!(m.timestamp.len(), 24, "{}", m.timestamp);
+        assert!(m.timestamp.ends_with('Z') && m.timestamp.as_bytes()[19] == b'.');
+    }
+
+    #[test]
+    fn paging_after_before_and_limit() {
+        let conn = db();
+        create_room(&conn, &RoomName::parse("a").unwrap()).unwrap();
+        create_room(&conn, &RoomName::parse("b").unwrap()).unwrap();
+        let a = post(&conn, 1, 10);
+        post(&conn, 2, 3);
+        let page = |after, before, limit| MessagePage::parse(after, before, limit).unwrap();
+        assert_eq!(ids(&conn, 1, page(None, None, None)), a);
+        assert_eq!(ids(&conn, 1, page(Some("3"), None, None)), a[3..]);
+        assert_eq!(ids(&conn, 1, page(Some("3"), None, Some("2"))), [4, 5]);
+        assert_eq!(ids(&conn, 1, page(None, Some("6"), Some("2"))), [4, 5]);
+        assert_eq!(ids(&conn, 1, page(None, None, Some("3"))), [8, 9, 10]);
+        assert_eq!(ids(&conn, 1, page(Some("2"), Some("5"), None)), [3, 4]);
+        assert_eq!(ids(&conn, 2, page(None, None, None)), [11, 12, 13]);
+        for (after, before, limit) in [
+            (Some("x"), None, None),
+            (Some("-1"), None, None),
+            (None, Some("0"), None),
+            (None, None, Some("0")),
+            (None, None, Some("1001")),
+        ] {
+            assert_eq!(
+                MessagePage::parse(after, before, limit).unwrap_err().code(),
+                "invalid_paging"
+            );
+        }
+    }
+
+    #[test]
+    fn long_histories_come_back_whole_across_pages() {
+        let conn = db();
+        create_room(&conn, &RoomName::parse("a").unwrap()).unwrap();
+        let a = post(&conn, 1, 2500);
+        assert_eq!(ids(&conn, 1, MessagePage::since(0)), a);
+        let mut rooms = RoomPages::default();
+        assert_eq!(rooms.next_page(&conn).unwrap().unwrap().len(), 1);
+        assert_eq!(rooms.next_page(&conn).unwrap(), None);
+    }
+}

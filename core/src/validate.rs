@@ -1,0 +1,168 @@
+//! Validation rules for everything a client sends (SPEC §2 limits). A value of
+//! one of these types has passed its rule, so storage never sees raw input.
+
+use crate::error::ApiError;
+use crate::limits::{CONTENT_MAX_CHARS, ROOM_NAME_MAX_CHARS, SENDER_MAX_CHARS};
+
+/// Control characters are refused everywhere, except newline and tab.
+fn has_forbidden_control(s: &str) -> bool {
+    s.chars().any(|c| c.is_control() && c != '\n' && c != '\t')
+}
+
+/// Checks a trimmed, single-field text against its length and character rules.
+fn check_text(value: &str, what: &str, max: usize) -> Result<(), String> {
+    let chars = value.chars().count();
+    if chars == 0 {
+        return Err(format!("{what} must not be empty"));
+    }
+    if chars > max {
+        return Err(format!(
+            "{what} must be at most {max} characters (got {chars})"
+        ));
+    }
+    if has_forbidden_control(value) {
+        return Err(format!(
+            "{what} must not contain control characters other than newline and tab"
+        ));
+    }
+    Ok(())
+}
+
+/// A room name: trimmed, 1..=100 characters, unique ignoring case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomName {
+    name: String,
+    key: String,
+}
+
+impl RoomName {
+    pub fn parse(raw: &str) -> Result<Self, ApiError> {
+        let name = raw.trim();
+        check_text(name, "name", ROOM_NAME_MAX_CHARS).map_err(ApiError::InvalidName)?;
+        Ok(RoomName {
+            name: name.to_owned(),
+            key: name.to_lowercase(),
+        })
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.name
+    }
+
+    /// The case-insensitive uniqueness key (Unicode lowercase).
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+}
+
+/// A sender name: trimmed, 1..=64 characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sender(String);
+
+impl Sender {
+    pub fn parse(raw: &str) -> Result<Self, ApiError> {
+        let name = raw.trim();
+        check_text(name, "sender", SENDER_MAX_CHARS).map_err(ApiError::InvalidSender)?;
+        Ok(Sender(name.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Message text: 1..=4000 characters, not only whitespace, stored as sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Content(String);
+
+impl Content {
+    pub fn parse(raw: &str) -> Result<Self, ApiError> {
+        if raw.trim().is_empty() {
+            return Err(ApiError::InvalidMessage(
+                "message must not be empty".to_owned(),
+            ));
+        }
+        check_text(raw, "message", CONTENT_MAX_CHARS).map_err(ApiError::InvalidMessage)?;
+        Ok(Content(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A room id from a path segment or query: a positive decimal integer.
+pub fn parse_room_id(raw: &str) -> Result<i64, ApiError> {
+    if raw.is_empty() || !raw.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ApiError::InvalidRoomId);
+    }
+    match raw.parse::<i64>() {
+        Ok(id) if id > 0 => Ok(id),
+        _ => Err(ApiError::InvalidRoomId),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn room_names_are_trimmed_and_keyed_case_insensitively() {
+        let name = RoomName::parse("  Café Général \n").unwrap();
+        assert_eq!(name.as_str(), "Café Général");
+        assert_eq!(name.key(), RoomName::parse("CAFÉ GÉNÉRAL").unwrap().key());
+    }
+
+    #[test]
+    fn room_name_limits_count_characters_not_bytes() {
+        assert!(RoomName::parse(&"é".repeat(100)).is_ok());
+        assert_eq!(
+            RoomName::parse(&"é".repeat(101)).unwrap_err().code(),
+            "invalid_name"
+        );
+        assert!(RoomName::parse("   ").is_err());
+        assert!(RoomName::parse("").is_err());
+    }
+
+    #[test]
+    fn control_characters_are_refused_except_newline_and_tab() {
+        assert!(RoomName::parse("a\u{7}b").is_err());
+        assert!(Sender::parse("al\u{0}ice").is_err());
+        assert!(Content::parse("bell \u{7}").is_err());
+        assert!(Content::parse("del \u{7f}").is_err());
+        assert!(Content::parse("line\nnext\tcol").is_ok());
+    }
+
+    #[test]
+    fn sender_and_content_limits() {
+        assert!(Sender::parse(&"a".repeat(64)).is_ok());
+        assert_eq!(
+            Sender::parse(&"a".repeat(65)).unwrap_err().code(),
+            "invalid_sender"
+        );
+        assert!(Content::parse(&"😀".repeat(4000)).is_ok());
+        assert_eq!(
+            Content::parse(&"a".repeat(4001)).unwrap_err().code(),
+            "invalid_message"
+        );
+        assert!(Content::parse(" \n\t ").is_err());
+        assert_eq!(Content::parse("  hi  ").unwrap().as_str(), "  hi  ");
+    }
+
+    #[test]
+    fn room_ids_are_positive_decimal_integers() {
+        assert_eq!(parse_room_id("42"), Ok(42));
+        for bad in [
+            "",
+            "0",
+            "-1",
+            "+1",
+            "1.5",
+            "abc",
+            "99999999999999999999",
+            " 1",
+        ] {
+            assert_eq!(parse_room_id(bad), Err(ApiError::InvalidRoomId), "{bad:?}");
+        }
+    }
+}
