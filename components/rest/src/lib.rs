@@ -1,1 +1,144 @@
+//! The chatroom REST API (SPEC §2) as a Spin HTTP component.
+//!
+//! Each request gets a fresh instance (Spin's model): it resolves the route,
+//! opens Spin's `default` SQLite store, makes sure the schema exists, and
+//! answers. Every rule and statement comes from `chatroom-core`, which the
+//! Socket.IO sidecar shares. Lists are streamed a page at a time.
 
+mod http_io;
+mod routes;
+mod spin_db;
+
+use std::borrow::Cow;
+
+use chatroom_core::{
+    ApiError, HistoryPages, Message, MessageDraft, MessagePage, Room, RoomDraft, RoomPages,
+    RoomUsers, create_room, find_room, insert_message, room_users,
+};
+use spin_sdk::http::{IncomingRequest, ResponseOutparam};
+use spin_sdk::http_component;
+
+use crate::http_io::{read_body, send_error, send_json, send_method_not_allowed, start_array};
+use crate::routes::{NoRoute, Route, resolve};
+use crate::spin_db::SpinDb;
+
+#[http_component]
+async fn handle(req: IncomingRequest, out: ResponseOutparam) {
+    let method = req.method().to_string();
+    let path_with_query = req.path_with_query().unwrap_or_default();
+    let (path, query) = path_with_query
+        .split_once('?')
+        .unwrap_or((&path_with_query, ""));
+    let route = match resolve(&method, path) {
+        Ok(route) => route,
+        Err(NoRoute::Method(allow)) => return send_method_not_allowed(out, allow).await,
+        Err(NoRoute::Error(e)) => return send_error(out, &e).await,
+    };
+    let query = Query(query);
+    let reply = match prepare(route, req, &query).await {
+        Ok(reply) => reply,
+        Err(e) => return send_error(out, &e).await,
+    };
+    if let Err(e) = reply.send(out).await {
+        eprintln!("chatroom-rest: streaming a response failed: {e:#}");
+    }
+}
+
+/// A query string, read the way a form is (`+` and `%xx` decoded); the first
+/// occurrence of a key wins.
+struct Query<'a>(&'a str);
+
+impl Query<'_> {
+    fn get(&self, key: &str) -> Option<Cow<'_, str>> {
+        form_urlencoded::parse(self.0.as_bytes())
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v)
+    }
+}
+
+/// What a route answers, decided before the status line is written.
+enum Reply {
+    Health,
+    Room(Room),
+    CreatedRoom(Room),
+    CreatedMessage(Message),
+    Users(RoomUsers),
+    Rooms(SpinDb, RoomPages),
+    Messages(SpinDb, HistoryPages),
+}
+
+/// Validates input and does the work that can fail with a client error.
+async fn prepare(route: Route, req: IncomingRequest, query: &Query<'_>) -> Result<Reply, ApiError> {
+    match route {
+        Route::Health => Ok(Reply::Health),
+        Route::ListRooms => Ok(Reply::Rooms(SpinDb::open()?, RoomPages::default())),
+        Route::CreateRoom => {
+            let body = read_body(req).await?;
+            let draft = if body.trim_ascii().is_empty() {
+                RoomDraft::from_name(query.get("name").as_deref())?
+            } else {
+                RoomDraft::from_json(&body)?
+            };
+            Ok(Reply::CreatedRoom(create_room(
+                &SpinDb::open()?,
+                &draft.name,
+            )?))
+        }
+        Route::GetRoom(id) => {
+            let room = find_room(&SpinDb::open()?, id)?.ok_or(ApiError::RoomNotFound)?;
+            Ok(Reply::Room(room))
+        }
+        Route::ListMessages(id) => {
+            let page = MessagePage::parse(
+                query.get("after").as_deref(),
+                query.get("before").as_deref(),
+                query.get("limit").as_deref(),
+            )?;
+            let db = SpinDb::open()?;
+            find_room(&db, id)?.ok_or(ApiError::RoomNotFound)?;
+            Ok(Reply::Messages(db, HistoryPages::new(id, page)))
+        }
+        Route::PostMessage(id) => {
+            let body = read_body(req).await?;
+            let draft = if body.trim_ascii().is_empty() {
+                let text = query.get("content").or_else(|| query.get("message"));
+                MessageDraft::from_fields(query.get("sender").as_deref(), text.as_deref())?
+            } else {
+                MessageDraft::from_json(&body)?
+            };
+            let message = insert_message(&SpinDb::open()?, id, &draft)?;
+            Ok(Reply::CreatedMessage(message))
+        }
+        Route::RoomUsers(id) => Ok(Reply::Users(room_users(&SpinDb::open()?, id)?)),
+    }
+}
+
+impl Reply {
+    async fn send(self, out: ResponseOutparam) -> anyhow::Result<()> {
+        match self {
+            Reply::Health => send_json(out, 200, &serde_json::json!({"status": "ok"}), &[]).await,
+            Reply::Room(room) => send_json(out, 200, &room, &[]).await,
+            Reply::CreatedRoom(room) => {
+                let location = format!("/chatrooms/{}", room.id);
+                send_json(out, 201, &room, &[("location", location)]).await
+            }
+            Reply::CreatedMessage(message) => send_json(out, 201, &message, &[]).await,
+            Reply::Users(users) => send_json(out, 200, &users, &[]).await,
+            Reply::Rooms(db, mut pages) => {
+                let mut array = start_array(out);
+                while let Some(rooms) = pages.next_page(&db)? {
+                    array.extend(&rooms).await?;
+                }
+                array.finish().await?;
+            }
+            Reply::Messages(db, mut pages) => {
+                let mut array = start_array(out);
+                while let Some(messages) = pages.next_page(&db)? {
+                    array.extend(&messages).await?;
+                }
+                array.finish().await?;
+            }
+        }
+        Ok(())
+    }
+}

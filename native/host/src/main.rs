@@ -1,1 +1,60 @@
-fn main() {}
+//! `chatroom-host`: serve a Spin application's HTTP components like
+//! `spin up`, without Spin.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+use chatroom_host::{HostOptions, SpinHost, serve};
+
+/// Runs the HTTP components of a Spin manifest with Spin's SQLite store.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// The Spin manifest.
+    #[arg(
+        long,
+        short = 'f',
+        default_value = "spin.toml",
+        env = "CHATROOM_MANIFEST"
+    )]
+    manifest: PathBuf,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:3000", env = "CHATROOM_LISTEN")]
+    listen: SocketAddr,
+    /// Directory for `sqlite_db.db` (Spin's `--state-dir`); default `.spin`
+    /// beside the manifest.
+    #[arg(long, env = "CHATROOM_STATE_DIR")]
+    state_dir: Option<PathBuf>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .init();
+    let args = Args::parse();
+    let host = SpinHost::load(
+        &args.manifest,
+        HostOptions {
+            state_dir: args.state_dir,
+        },
+    )?;
+    let listener = tokio::net::TcpListener::bind(args.listen).await?;
+    tracing::info!(
+        url = %format!("http://{}", listener.local_addr()?),
+        database = %host.state_dir().join("sqlite_db.db").display(),
+        "serving"
+    );
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutting down");
+    };
+    serve(Arc::new(host), listener, shutdown).await?;
+    Ok(())
+}

@@ -1,0 +1,158 @@
+//! Reading request bodies within the size limit and writing JSON responses,
+//! either whole or streamed as an array a page at a time (so a history of any
+//! length never sits in the component's memory).
+
+use chatroom_core::{ApiError, limits::MAX_BODY_BYTES};
+use futures::{Sink, SinkExt, StreamExt};
+use serde::Serialize;
+use spin_sdk::http::{Fields, IncomingRequest, OutgoingResponse, ResponseOutparam};
+
+/// How much of an oversized body is read (and thrown away) before answering
+/// `413`, so ordinary clients that send the whole body see the answer
+/// instead of a reset connection. Bodies declared larger are not read.
+const DRAIN_LIMIT: usize = 16 * 1024 * 1024;
+
+/// Flush a streamed response to the host once this much is buffered.
+const STREAM_CHUNK: usize = 64 * 1024;
+
+const JSON: &str = "application/json; charset=utf-8";
+
+/// Reads the whole body if it is at most [`MAX_BODY_BYTES`].
+pub async fn read_body(req: IncomingRequest) -> Result<Vec<u8>, ApiError> {
+    let declared = req
+        .headers()
+        .get("content-length")
+        .first()
+        .and_then(|v| std::str::from_utf8(v).ok()?.trim().parse::<usize>().ok());
+    if declared.is_some_and(|n| n > DRAIN_LIMIT) {
+        return Err(ApiError::PayloadTooLarge);
+    }
+    let mut body = Vec::new();
+    let mut seen = 0usize;
+    let mut stream = req.into_body_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|_| ApiError::InvalidJson("request body ended early".into()))?;
+        seen += chunk.len();
+        if seen <= MAX_BODY_BYTES {
+            body.extend_from_slice(&chunk);
+        } else if seen > DRAIN_LIMIT {
+            break;
+        }
+    }
+    if seen > MAX_BODY_BYTES {
+        return Err(ApiError::PayloadTooLarge);
+    }
+    Ok(body)
+}
+
+fn response(status: u16, extra: &[(&str, String)]) -> OutgoingResponse {
+    let mut headers = vec![("content-type".to_owned(), JSON.as_bytes().to_vec())];
+    headers.extend(
+        extra
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.as_bytes().to_vec())),
+    );
+    // Names and values are our own constants and digits: always valid.
+    let fields = Fields::from_list(&headers).unwrap_or_else(|_| Fields::new());
+    let response = OutgoingResponse::new(fields);
+    // Every status we use is a valid HTTP status.
+    let _ = response.set_status_code(status);
+    response
+}
+
+/// Answers with one JSON value.
+pub async fn send_json<T: Serialize>(
+    out: ResponseOutparam,
+    status: u16,
+    value: &T,
+    extra: &[(&str, String)],
+) {
+    let (status, body) = match serde_json::to_vec(value) {
+        Ok(body) => (status, body),
+        // Our wire types always serialise; this is only a last resort.
+        Err(e) => {
+            eprintln!("chatroom-rest: serialising a response failed: {e}");
+            let body = br#"{"detail":"Response could not be written","code":"internal_error"}"#;
+            (500, body.to_vec())
+        }
+    };
+    let mut headers = extra.to_vec();
+    headers.push(("content-length", body.len().to_string()));
+    if let Err(e) = out.set_with_body(response(status, &headers), body).await {
+        eprintln!("chatroom-rest: writing a response failed: {e:?}");
+    }
+}
+
+/// Answers with an error body `{"detail", "code"}` and its status.
+pub async fn send_error(out: ResponseOutparam, err: &ApiError) {
+    if err.status() >= 500 {
+        eprintln!("chatroom-rest: {err}");
+    }
+    send_json(out, err.status(), &err.body(), &[]).await
+}
+
+/// Answers `405` with the methods the path does take.
+pub async fn send_method_not_allowed(out: ResponseOutparam, allow: &'static str) {
+    let err = ApiError::MethodNotAllowed;
+    send_json(
+        out,
+        err.status(),
+        &err.body(),
+        &[("allow", allow.to_owned())],
+    )
+    .await
+}
+
+/// A `200` JSON array written as its items arrive.
+pub struct JsonArray<S> {
+    sink: std::pin::Pin<Box<S>>,
+    buf: Vec<u8>,
+    first: bool,
+}
+
+/// Starts a `200` array response.
+pub fn start_array(out: ResponseOutparam) -> JsonArray<impl Sink<Vec<u8>, Error: std::fmt::Debug>> {
+    let response = response(200, &[]);
+    let sink = Box::pin(response.take_body());
+    out.set(response);
+    JsonArray {
+        sink,
+        buf: b"[".to_vec(),
+        first: true,
+    }
+}
+
+impl<S: Sink<Vec<u8>, Error: std::fmt::Debug>> JsonArray<S> {
+    /// Appends items, flushing to the host when enough is buffered.
+    pub async fn extend<T: Serialize>(&mut self, items: &[T]) -> anyhow::Result<()> {
+        for item in items {
+            if !self.first {
+                self.buf.push(b',');
+            }
+            self.first = false;
+            serde_json::to_writer(&mut self.buf, item)?;
+        }
+        if self.buf.len() >= STREAM_CHUNK {
+            let chunk = std::mem::take(&mut self.buf);
+            self.sink
+                .send(chunk)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        }
+        Ok(())
+    }
+
+    /// Closes the array and the body.
+    pub async fn finish(mut self) -> anyhow::Result<()> {
+        self.buf.push(b']');
+        let chunk = std::mem::take(&mut self.buf);
+        self.sink
+            .send(chunk)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        self.sink
+            .close()
+            .await
+            .map_err(|e| anyhow::anyhow!("{e:?}"))
+    }
+}

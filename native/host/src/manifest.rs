@@ -1,0 +1,182 @@
+//! The parts of a Spin manifest (`spin.toml`, `spin_manifest_version = 2`)
+//! the host needs: HTTP routes, each component's Wasm file, the SQLite
+//! databases it may open and the hosts it may call.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is not a valid Spin manifest: {source}")]
+    Parse {
+        path: PathBuf,
+        source: Box<toml::de::Error>,
+    },
+    #[error("unsupported spin_manifest_version {0} (only 2 is supported)")]
+    Version(i64),
+    #[error("trigger route {route:?} names component {component:?}, which is not defined")]
+    UnknownComponent { route: String, component: String },
+    #[error("component {0:?}: only a local file `source` is supported")]
+    RemoteSource(String),
+}
+
+#[derive(Debug, Deserialize)]
+struct RawManifest {
+    spin_manifest_version: i64,
+    #[serde(default)]
+    trigger: RawTriggers,
+    #[serde(default)]
+    component: BTreeMap<String, RawComponent>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct RawTriggers {
+    #[serde(default)]
+    http: Vec<RawHttpTrigger>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawHttpTrigger {
+    route: toml::Value,
+    component: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawComponent {
+    source: toml::Value,
+    #[serde(default)]
+    sqlite_databases: Vec<String>,
+    #[serde(default)]
+    allowed_outbound_hosts: Vec<String>,
+}
+
+/// One component as the host runs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ComponentSpec {
+    pub id: String,
+    /// The Wasm file, resolved against the manifest's directory.
+    pub source: PathBuf,
+    pub sqlite_databases: Vec<String>,
+    pub allowed_outbound_hosts: Vec<String>,
+}
+
+/// An HTTP route and the component that serves it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpRoute {
+    pub route: String,
+    pub component: String,
+}
+
+/// A parsed, checked manifest.
+#[derive(Debug, Clone)]
+pub struct Manifest {
+    /// The directory holding `spin.toml`; relative paths are resolved here.
+    pub dir: PathBuf,
+    pub routes: Vec<HttpRoute>,
+    pub components: BTreeMap<String, ComponentSpec>,
+}
+
+impl Manifest {
+    pub fn load(path: &Path) -> Result<Self, ManifestError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .to_owned();
+        Self::parse(&text, dir).map_err(|e| match e {
+            ManifestError::Parse { source, .. } => ManifestError::Parse {
+                path: path.to_owned(),
+                source,
+            },
+            other => other,
+        })
+    }
+
+    pub fn parse(text: &str, dir: PathBuf) -> Result<Self, ManifestError> {
+        let raw: RawManifest = toml::from_str(text).map_err(|e| ManifestError::Parse {
+            path: PathBuf::from("spin.toml"),
+            source: Box::new(e),
+        })?;
+        if raw.spin_manifest_version != 2 {
+            return Err(ManifestError::Version(raw.spin_manifest_version));
+        }
+        let mut components = BTreeMap::new();
+        for (id, c) in raw.component {
+            let source = match c.source {
+                toml::Value::String(s) => dir.join(s),
+                _ => return Err(ManifestError::RemoteSource(id)),
+            };
+            components.insert(
+                id.clone(),
+                ComponentSpec {
+                    id,
+                    source,
+                    sqlite_databases: c.sqlite_databases,
+                    allowed_outbound_hosts: c.allowed_outbound_hosts,
+                },
+            );
+        }
+        let mut routes = Vec::new();
+        for t in raw.trigger.http {
+            // `route = { private = true }` is reachable only by other
+            // components, which this host does not run: skip it.
+            let toml::Value::String(route) = t.route else {
+                continue;
+            };
+            if !components.contains_key(&t.component) {
+                return Err(ManifestError::UnknownComponent {
+                    route,
+                    component: t.component,
+                });
+            }
+            routes.push(HttpRoute {
+                route,
+                component: t.component,
+            });
+        }
+        Ok(Manifest {
+            dir,
+            routes,
+            components,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_repository_manifest() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../spin.toml");
+        let m = Manifest::load(&path).unwrap();
+        assert_eq!(m.routes[0].route, "/...");
+        let rest = &m.components[&m.routes[0].component];
+        assert_eq!(rest.sqlite_databases, ["default"]);
+        assert!(rest.source.ends_with("chatroom_rest.wasm"));
+    }
+
+    #[test]
+    fn refuses_unknown_components_and_versions() {
+        let bad = "spin_manifest_version = 2\n[[trigger.http]]\nroute = \"/\"\ncomponent = \"x\"\n";
+        assert!(matches!(
+            Manifest::parse(bad, ".".into()),
+            Err(ManifestError::UnknownComponent { .. })
+        ));
+        assert!(matches!(
+            Manifest::parse("spin_manifest_version = 1", ".".into()),
+            Err(ManifestError::Version(1))
+        ));
+    }
+}

@@ -1,0 +1,281 @@
+//! Serving HTTP the way Spin's HTTP trigger does: each request is matched to
+//! a route, gets a fresh instance of the component (from a pre-instantiated
+//! template, so that is cheap), Spin's `spin-*` request headers, WASI with
+//! inherited stdout/stderr, and the SQLite interface for the databases the
+//! component lists.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Body;
+use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::{Config, Engine, Store};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+use crate::manifest::Manifest;
+use crate::outbound::OutboundPolicy;
+use crate::routes::{self, Route, RouteMatch};
+use crate::sqlite::{self, SqliteConfig, SqliteCtx, SqliteView};
+
+/// Where a host keeps its state and how it is reached.
+#[derive(Debug, Clone, Default)]
+pub struct HostOptions {
+    /// Spin's `--state-dir`; `.spin` beside `spin.toml` when `None`.
+    pub state_dir: Option<PathBuf>,
+}
+
+/// The store data of one request's instance.
+struct RequestState {
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    table: ResourceTable,
+    sqlite: SqliteCtx,
+    outbound: OutboundPolicy,
+}
+
+impl WasiView for RequestState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for RequestState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.outbound,
+        }
+    }
+}
+
+fn sqlite_view(state: &mut RequestState) -> SqliteView<'_> {
+    SqliteView {
+        ctx: &mut state.sqlite,
+        table: &mut state.table,
+    }
+}
+
+/// One component, compiled and linked once.
+struct LoadedComponent {
+    pre: ProxyPre<RequestState>,
+    sqlite: SqliteConfig,
+    outbound: OutboundPolicy,
+}
+
+/// A Spin application ready to serve: every component pre-instantiated.
+pub struct SpinHost {
+    routes: Vec<Route>,
+    components: Vec<LoadedComponent>,
+    state_dir: PathBuf,
+}
+
+/// The body type of every response the host gives.
+pub type ResponseBody = HyperOutgoingBody;
+
+fn text_response(status: u16, text: &'static str) -> hyper::Response<ResponseBody> {
+    let body = Full::new(Bytes::from_static(text.as_bytes()))
+        .map_err(|never| match never {})
+        .boxed_unsync();
+    let mut response = hyper::Response::new(body);
+    *response.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or_default();
+    response
+}
+
+impl SpinHost {
+    /// Reads `spin.toml`, compiles its components and links them.
+    pub fn load(manifest_path: &Path, options: HostOptions) -> anyhow::Result<Self> {
+        let manifest = Manifest::load(manifest_path)?;
+        let state_dir = options
+            .state_dir
+            .unwrap_or_else(|| manifest.dir.join(".spin"));
+        let default_path = Arc::new(state_dir.join("sqlite_db.db"));
+
+        let engine = Engine::new(&Config::new()).map_err(anyhow::Error::from)?;
+        let mut linker: Linker<RequestState> = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(anyhow::Error::from)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
+            .map_err(anyhow::Error::from)?;
+        sqlite::add_to_linker(&mut linker, sqlite_view).map_err(anyhow::Error::from)?;
+
+        let mut components = Vec::new();
+        let mut routes = Vec::new();
+        for route in &manifest.routes {
+            let index = match manifest
+                .components
+                .keys()
+                .position(|id| *id == route.component)
+            {
+                Some(i) => i,
+                None => continue,
+            };
+            routes.push(Route::new(&route.route, index));
+        }
+        for spec in manifest.components.values() {
+            let component = Component::from_file(&engine, &spec.source)
+                .map_err(anyhow::Error::from)
+                .with_context(|| {
+                    format!(
+                        "cannot load component {:?} from {} (build it first: `spin build`, or \
+                         `cargo build -p chatroom-rest --target wasm32-wasip2 --release \
+                         --target-dir target/wasm`)",
+                        spec.id,
+                        spec.source.display()
+                    )
+                })?;
+            let pre = linker
+                .instantiate_pre(&component)
+                .and_then(ProxyPre::new)
+                .map_err(anyhow::Error::from)
+                .with_context(|| format!("cannot link component {:?}", spec.id))?;
+            components.push(LoadedComponent {
+                pre,
+                sqlite: SqliteConfig {
+                    allowed: Arc::new(spec.sqlite_databases.iter().cloned().collect()),
+                    default_path: default_path.clone(),
+                },
+                outbound: OutboundPolicy::new(&spec.allowed_outbound_hosts),
+            });
+        }
+        Ok(SpinHost {
+            routes,
+            components,
+            state_dir,
+        })
+    }
+
+    /// The directory holding `sqlite_db.db`.
+    pub fn state_dir(&self) -> &Path {
+        &self.state_dir
+    }
+
+    /// Answers one request as Spin would. `local` is the address the request
+    /// came in on, `client` the peer's.
+    pub async fn handle<B>(
+        &self,
+        mut req: hyper::Request<B>,
+        local: SocketAddr,
+        client: SocketAddr,
+    ) -> hyper::Response<ResponseBody>
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<wasmtime_wasi_http::Error>,
+    {
+        let path = req.uri().path().to_owned();
+        let Some(matched) = routes::resolve(&self.routes, &path) else {
+            return text_response(404, "Not Found");
+        };
+        add_spin_headers(&mut req, &matched, local, client);
+        match self.run(req, &matched).await {
+            Ok(response) => response,
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), %path, "component failed");
+                text_response(500, "Internal Server Error")
+            }
+        }
+    }
+
+    async fn run<B>(
+        &self,
+        req: hyper::Request<B>,
+        matched: &RouteMatch,
+    ) -> anyhow::Result<hyper::Response<ResponseBody>>
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<wasmtime_wasi_http::Error>,
+    {
+        let component = &self.components[matched.component];
+        let state = RequestState {
+            wasi: WasiCtx::builder().inherit_stdout().inherit_stderr().build(),
+            http: WasiHttpCtx::new(),
+            table: ResourceTable::new(),
+            sqlite: SqliteCtx::new(component.sqlite.clone()),
+            outbound: component.outbound.clone(),
+        };
+        let mut store = Store::new(component.pre.engine(), state);
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        let req = store
+            .data_mut()
+            .http()
+            .new_incoming_request(Scheme::Http, req)
+            .map_err(anyhow::Error::from)?;
+        let out = store
+            .data_mut()
+            .http()
+            .new_response_outparam(sender)
+            .map_err(anyhow::Error::from)?;
+        let pre = component.pre.clone();
+        // The instance runs in its own task so it can keep streaming the
+        // body after the response head has been handed back.
+        let task = tokio::task::spawn(async move {
+            let proxy = pre.instantiate_async(&mut store).await?;
+            proxy
+                .wasi_http_incoming_handler()
+                .call_handle(&mut store, req, out)
+                .await
+        });
+        match receiver.await {
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(code)) => Err(anyhow::anyhow!("component answered with error {code:?}")),
+            Err(_) => {
+                let outcome = task.await?;
+                match outcome {
+                    Ok(()) => Err(anyhow::anyhow!("component returned no response")),
+                    Err(e) => Err(anyhow::Error::from(e).context("component trapped")),
+                }
+            }
+        }
+    }
+}
+
+/// Spin's request headers for HTTP components.
+fn add_spin_headers<B>(
+    req: &mut hyper::Request<B>,
+    matched: &RouteMatch,
+    local: SocketAddr,
+    client: SocketAddr,
+) {
+    let host = req
+        .headers()
+        .get(hyper::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_owned)
+        .unwrap_or_else(|| local.to_string());
+    let path_and_query = req
+        .uri()
+        .path_and_query()
+        .map_or("/", |pq| pq.as_str())
+        .to_owned();
+    let full_url = format!("http://{host}{path_and_query}");
+    let values = [
+        ("spin-full-url", full_url),
+        ("spin-path-info", matched.path_info.clone()),
+        ("spin-matched-route", matched.raw_route.clone()),
+        ("spin-raw-component-route", matched.raw_route.clone()),
+        ("spin-component-route", matched.component_route.clone()),
+        ("spin-base-path", "/".to_owned()),
+        ("spin-client-addr", client.to_string()),
+    ];
+    let headers = req.headers_mut();
+    if !headers.contains_key(hyper::header::HOST) {
+        if let Ok(v) = host.parse() {
+            headers.insert(hyper::header::HOST, v);
+        }
+    }
+    for (name, value) in values {
+        if let Ok(v) = hyper::header::HeaderValue::from_str(&value) {
+            headers.insert(name, v);
+        }
+    }
+}

@@ -1,0 +1,207 @@
+//! Spin's SQLite interface (`fermyon:spin/sqlite@2.0.0`) on rusqlite, as
+//! local Spin provides it: every `open` is a fresh connection to
+//! `<state dir>/sqlite_db.db` for the `default` label (no pooling, rusqlite's
+//! 5 s busy timeout), labels the component does not list in
+//! `sqlite_databases` are refused with `access-denied`, `ATTACH` is refused,
+//! one result is capped at 128 MiB and an instance holds at most 256
+//! connections.
+//!
+//! Statements run on tokio's blocking pool so that a busy wait on the
+//! database never stalls the async workers serving other requests.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use rusqlite::types::{Value as SqlValue, ValueRef};
+use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
+
+mod bindings {
+    wasmtime::component::bindgen!({
+        path: "wit",
+        world: "host",
+        imports: { default: async | trappable },
+        with: { "fermyon:spin/sqlite.connection": super::Connection },
+    });
+}
+
+use bindings::fermyon::spin::sqlite::{self, Error, QueryResult, RowResult, Value};
+
+/// Most bytes one `execute` may return (Spin's cap).
+const MAX_RESULT_BYTES: usize = 128 * 1024 * 1024;
+/// Most connections one instance may hold open (Spin's cap).
+const MAX_CONNECTIONS: usize = 256;
+/// The label of Spin's default store.
+const DEFAULT_LABEL: &str = "default";
+
+/// What the databases of one component are: shared by all its requests.
+#[derive(Debug, Clone)]
+pub struct SqliteConfig {
+    /// Labels from the component's `sqlite_databases`.
+    pub allowed: Arc<HashSet<String>>,
+    /// `<state dir>/sqlite_db.db`.
+    pub default_path: Arc<PathBuf>,
+}
+
+/// Per-instance state: the config and how many connections are open.
+#[derive(Debug)]
+pub struct SqliteCtx {
+    config: SqliteConfig,
+    open: usize,
+}
+
+impl SqliteCtx {
+    pub fn new(config: SqliteConfig) -> Self {
+        SqliteCtx { config, open: 0 }
+    }
+}
+
+/// An open connection, as held in the instance's resource table.
+pub struct Connection(Arc<Mutex<rusqlite::Connection>>);
+
+/// What the generated host traits are implemented on.
+pub struct SqliteView<'a> {
+    pub ctx: &'a mut SqliteCtx,
+    pub table: &'a mut ResourceTable,
+}
+
+struct Sqlite;
+
+impl HasData for Sqlite {
+    type Data<'a> = SqliteView<'a>;
+}
+
+/// Adds the SQLite interface to a linker whose store data gives a view.
+pub fn add_to_linker<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    view: fn(&mut T) -> SqliteView<'_>,
+) -> wasmtime::Result<()> {
+    sqlite::add_to_linker::<T, Sqlite>(linker, view)
+}
+
+fn io_error(e: impl std::fmt::Display) -> Error {
+    Error::Io(e.to_string())
+}
+
+fn open_file(path: PathBuf) -> Result<rusqlite::Connection, Error> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(io_error)?;
+    }
+    let conn = rusqlite::Connection::open(&path).map_err(io_error)?;
+    // No attached databases: a component must not reach other files.
+    conn.set_limit(rusqlite::limits::Limit::SQLITE_LIMIT_ATTACHED, 0)
+        .map_err(io_error)?;
+    Ok(conn)
+}
+
+fn to_sql(v: Value) -> SqlValue {
+    match v {
+        Value::Integer(i) => SqlValue::Integer(i),
+        Value::Real(f) => SqlValue::Real(f),
+        Value::Text(s) => SqlValue::Text(s),
+        Value::Blob(b) => SqlValue::Blob(b),
+        Value::Null => SqlValue::Null,
+    }
+}
+
+/// Converts one column value, adding its size to `bytes`.
+fn from_sql(v: ValueRef<'_>, bytes: &mut usize) -> Value {
+    match v {
+        ValueRef::Null => Value::Null,
+        ValueRef::Integer(i) => {
+            *bytes += 8;
+            Value::Integer(i)
+        }
+        ValueRef::Real(f) => {
+            *bytes += 8;
+            Value::Real(f)
+        }
+        ValueRef::Text(t) => {
+            *bytes += t.len();
+            Value::Text(String::from_utf8_lossy(t).into_owned())
+        }
+        ValueRef::Blob(b) => {
+            *bytes += b.len();
+            Value::Blob(b.to_vec())
+        }
+    }
+}
+
+fn run(
+    conn: &rusqlite::Connection,
+    statement: &str,
+    parameters: Vec<Value>,
+) -> Result<QueryResult, Error> {
+    let mut stmt = conn.prepare_cached(statement).map_err(io_error)?;
+    let columns: Vec<String> = stmt.column_names().into_iter().map(String::from).collect();
+    let params = rusqlite::params_from_iter(parameters.into_iter().map(to_sql));
+    let mut rows = stmt.query(params).map_err(io_error)?;
+    let mut out = Vec::new();
+    let mut bytes = 0usize;
+    while let Some(row) = rows.next().map_err(io_error)? {
+        let mut values = Vec::with_capacity(columns.len());
+        for i in 0..columns.len() {
+            values.push(from_sql(row.get_ref(i).map_err(io_error)?, &mut bytes));
+        }
+        if bytes > MAX_RESULT_BYTES {
+            return Err(Error::Io(format!(
+                "query result exceeds the maximum size of {MAX_RESULT_BYTES} bytes"
+            )));
+        }
+        out.push(RowResult { values });
+    }
+    Ok(QueryResult { columns, rows: out })
+}
+
+impl sqlite::Host for SqliteView<'_> {}
+
+impl sqlite::HostConnection for SqliteView<'_> {
+    async fn open(
+        &mut self,
+        database: String,
+    ) -> wasmtime::Result<Result<Resource<Connection>, Error>> {
+        if !self.ctx.config.allowed.contains(&database) {
+            return Ok(Err(Error::AccessDenied));
+        }
+        if database != DEFAULT_LABEL {
+            return Ok(Err(Error::NoSuchDatabase));
+        }
+        if self.ctx.open >= MAX_CONNECTIONS {
+            return Ok(Err(Error::Io(format!(
+                "too many open connections (at most {MAX_CONNECTIONS})"
+            ))));
+        }
+        let path = self.ctx.config.default_path.as_ref().clone();
+        let conn = match tokio::task::spawn_blocking(move || open_file(path)).await? {
+            Ok(conn) => conn,
+            Err(e) => return Ok(Err(e)),
+        };
+        let handle = self.table.push(Connection(Arc::new(Mutex::new(conn))))?;
+        self.ctx.open += 1;
+        Ok(Ok(handle))
+    }
+
+    async fn execute(
+        &mut self,
+        conn: Resource<Connection>,
+        statement: String,
+        parameters: Vec<Value>,
+    ) -> wasmtime::Result<Result<QueryResult, Error>> {
+        let conn = match self.table.get(&conn) {
+            Ok(c) => c.0.clone(),
+            Err(_) => return Ok(Err(Error::InvalidConnection)),
+        };
+        let result = tokio::task::spawn_blocking(move || {
+            let conn = conn.lock().map_err(|_| Error::InvalidConnection)?;
+            run(&conn, &statement, parameters)
+        })
+        .await?;
+        Ok(result)
+    }
+
+    async fn drop(&mut self, conn: Resource<Connection>) -> wasmtime::Result<()> {
+        self.table.delete(conn)?;
+        self.ctx.open = self.ctx.open.saturating_sub(1);
+        Ok(())
+    }
+}
