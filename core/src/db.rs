@@ -38,7 +38,7 @@ pub enum StoreError {
 /// Something that runs one SQL statement with positional parameters and
 /// returns every row it produced.
 pub trait Database {
-    fn execute(&self, sql: &str, params: &[Value]) -> Result<Vec<Row>, StoreError>;
+    fn query(&self, sql: &str, params: &[Value]) -> Result<Vec<Row>, StoreError>;
 }
 
 /// One result row.

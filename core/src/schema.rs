@@ -39,7 +39,7 @@ const MIGRATION: &[&str] = &[
 ];
 
 fn schema_version(db: &impl Database) -> Result<i64, StoreError> {
-    let rows = db.execute("PRAGMA user_version", &[])?;
+    let rows = db.query("PRAGMA user_version", &[])?;
     rows.first()
         .ok_or(StoreError::Shape("PRAGMA user_version returned no row"))?
         .int(0)
@@ -52,19 +52,19 @@ pub fn migrate(db: &impl Database) -> Result<(), StoreError> {
     }
     // WAL lets the component read while the sidecar writes (and back); the
     // mode is stored in the file, so setting it once is enough.
-    db.execute("PRAGMA journal_mode = WAL", &[])?;
-    db.execute("BEGIN IMMEDIATE", &[])?;
+    db.query("PRAGMA journal_mode = WAL", &[])?;
+    db.query("BEGIN IMMEDIATE", &[])?;
     let applied = MIGRATION
         .iter()
-        .try_for_each(|sql| db.execute(sql, &[]).map(drop))
+        .try_for_each(|sql| db.query(sql, &[]).map(drop))
         .and_then(|()| {
             // PRAGMA takes no bound parameters; the value is our constant.
-            db.execute(&format!("PRAGMA user_version = {SCHEMA_VERSION}"), &[])
+            db.query(&format!("PRAGMA user_version = {SCHEMA_VERSION}"), &[])
         });
     match applied {
-        Ok(_) => db.execute("COMMIT", &[]).map(drop),
+        Ok(_) => db.query("COMMIT", &[]).map(drop),
         Err(e) => {
-            let _ = db.execute("ROLLBACK", &[]);
+            let _ = db.query("ROLLBACK", &[]);
             Err(e)
         }
     }

@@ -42,7 +42,7 @@ fn from_sql(v: ValueRef<'_>) -> Value {
 }
 
 impl Database for rusqlite::Connection {
-    fn execute(&self, sql: &str, params: &[Value]) -> Result<Vec<Row>, StoreError> {
+    fn query(&self, sql: &str, params: &[Value]) -> Result<Vec<Row>, StoreError> {
         let mut stmt = self.prepare_cached(sql).map_err(db_err)?;
         let columns = stmt.column_count();
         let params = rusqlite::params_from_iter(params.iter().map(to_sql));

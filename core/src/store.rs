@@ -58,7 +58,7 @@ fn message_from(row: &Row) -> Result<Message, StoreError> {
 
 /// Creates a room; `RoomExists` if the name is taken, ignoring case.
 pub fn create_room(db: &impl Database, name: &RoomName) -> Result<Room, ApiError> {
-    let rows = db.execute(INSERT_ROOM, &[name.as_str().into(), name.key().into()])?;
+    let rows = db.query(INSERT_ROOM, &[name.as_str().into(), name.key().into()])?;
     match rows.first() {
         Some(row) => Ok(room_from(row)?),
         None => Err(ApiError::RoomExists(name.as_str().to_owned())),
@@ -67,7 +67,7 @@ pub fn create_room(db: &impl Database, name: &RoomName) -> Result<Room, ApiError
 
 /// The room with this id, if any.
 pub fn find_room(db: &impl Database, id: i64) -> Result<Option<Room>, StoreError> {
-    db.execute(SELECT_ROOM, &[id.into()])?
+    db.query(SELECT_ROOM, &[id.into()])?
         .first()
         .map(room_from)
         .transpose()
@@ -84,7 +84,7 @@ pub fn insert_message(
         draft.sender.as_str().into(),
         draft.content.as_str().into(),
     ];
-    match db.execute(INSERT_MESSAGE, &params)?.first() {
+    match db.query(INSERT_MESSAGE, &params)?.first() {
         Some(row) => Ok(message_from(row)?),
         None => Err(ApiError::RoomNotFound),
     }
@@ -96,7 +96,7 @@ pub fn room_users(db: &impl Database, room_id: i64) -> Result<RoomUsers, ApiErro
         return Err(ApiError::RoomNotFound);
     }
     let users = db
-        .execute(SELECT_ROOM_USERS, &[room_id.into()])?
+        .query(SELECT_ROOM_USERS, &[room_id.into()])?
         .iter()
         .map(|row| row.text(0))
         .collect::<Result<Vec<_>, _>>()?;
@@ -129,7 +129,7 @@ impl RoomPages {
         if self.done {
             return Ok(None);
         }
-        let rows = db.execute(
+        let rows = db.query(
             SELECT_ROOMS_AFTER,
             &[self.after.into(), HISTORY_PAGE_ROWS.into()],
         )?;
@@ -253,7 +253,7 @@ impl HistoryPages {
             want.into(),
         ];
         let mut messages = db
-            .execute(sql, &params)?
+            .query(sql, &params)?
             .iter()
             .map(message_from)
             .collect::<Result<Vec<_>, _>>()?;

@@ -1,1 +1,149 @@
+//! Test support: builds the real REST component for wasm32 once per test
+//! binary, serves it through the Spin-compatible host on an ephemeral port
+//! with a fresh SQLite file per test, and finds a real Spin when one exists.
 
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, OnceLock};
+
+use chatroom_host::{HostOptions, SpinHost};
+use tokio::sync::oneshot;
+
+/// The workspace root (where `spin.toml` is).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_owned()
+}
+
+/// Builds the component exactly as `spin.toml`'s build command does, into
+/// `target/wasm` (a target dir of its own: the outer `cargo test` holds the
+/// lock on `target/`). Runs once per test binary.
+pub fn build_component() -> &'static Path {
+    static WASM: OnceLock<PathBuf> = OnceLock::new();
+    WASM.get_or_init(|| {
+        let root = workspace_root();
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .current_dir(&root)
+            .args([
+                "build",
+                "-p",
+                "chatroom-rest",
+                "--target",
+                "wasm32-wasip2",
+                "--release",
+                "--target-dir",
+                "target/wasm",
+            ])
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "building the component failed");
+        root.join("target/wasm/wasm32-wasip2/release/chatroom_rest.wasm")
+    })
+}
+
+/// The repository's `spin.toml`, compiled once per test binary.
+fn shared_host() -> &'static SpinHost {
+    static HOST: OnceLock<SpinHost> = OnceLock::new();
+    HOST.get_or_init(|| {
+        build_component();
+        let scratch = std::env::temp_dir().join("chatroom-tests-unused-state");
+        SpinHost::load(
+            &workspace_root().join("spin.toml"),
+            HostOptions {
+                state_dir: Some(scratch),
+            },
+        )
+        .expect("the host loads spin.toml")
+    })
+}
+
+/// A host serving the real component on `127.0.0.1:<ephemeral>`, with its
+/// own state directory; stops when dropped.
+pub struct TestServer {
+    pub url: String,
+    pub addr: SocketAddr,
+    pub db_path: PathBuf,
+    _dir: tempfile::TempDir,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl TestServer {
+    /// Serves the repository's `spin.toml`.
+    pub async fn start() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let host = shared_host().with_state_dir(dir.path().to_owned());
+        Self::serve(host, dir).await
+    }
+
+    /// Serves another manifest (e.g. one denying a capability).
+    pub async fn start_with_manifest(manifest: &Path) -> Self {
+        build_component();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let host = SpinHost::load(
+            manifest,
+            HostOptions {
+                state_dir: Some(dir.path().to_owned()),
+            },
+        )
+        .expect("the host loads the manifest");
+        Self::serve(host, dir).await
+    }
+
+    async fn serve(host: SpinHost, dir: tempfile::TempDir) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("local addr");
+        let (stop, stopped) = oneshot::channel::<()>();
+        tokio::spawn(chatroom_host::serve(Arc::new(host), listener, async {
+            let _ = stopped.await;
+        }));
+        TestServer {
+            url: format!("http://{addr}"),
+            addr,
+            db_path: dir.path().join("sqlite_db.db"),
+            _dir: dir,
+            stop: Some(stop),
+        }
+    }
+
+    /// A direct rusqlite connection to the server's database file, with the
+    /// schema in place: what the sidecar (or any other process) would use.
+    pub fn open_db(&self) -> rusqlite::Connection {
+        chatroom_core::open_file(&self.db_path).expect("open the database file")
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// A real Spin CLI to compare against: `SPIN_BIN`, or `spin` on PATH, if it
+/// runs. `None` (and a plain note on stderr) otherwise.
+pub fn real_spin() -> Option<PathBuf> {
+    let candidate = std::env::var_os("SPIN_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("spin"));
+    let works = Command::new(&candidate)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if works {
+        Some(candidate)
+    } else {
+        eprintln!(
+            "SKIPPED: no working Spin CLI (SPIN_BIN={:?}, or `spin` on PATH); \
+             the comparison with real Spin did not run",
+            std::env::var_os("SPIN_BIN")
+        );
+        None
+    }
+}

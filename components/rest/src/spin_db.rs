@@ -38,7 +38,7 @@ fn from_spin(v: sqlite::Value) -> Value {
 }
 
 impl Database for SpinDb {
-    fn execute(&self, sql: &str, params: &[Value]) -> Result<Vec<Row>, StoreError> {
+    fn query(&self, sql: &str, params: &[Value]) -> Result<Vec<Row>, StoreError> {
         let params: Vec<sqlite::Value> = params.iter().map(to_spin).collect();
         let result = self
             .0

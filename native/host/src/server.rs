@@ -68,6 +68,7 @@ fn sqlite_view(state: &mut RequestState) -> SqliteView<'_> {
 }
 
 /// One component, compiled and linked once.
+#[derive(Clone)]
 struct LoadedComponent {
     pre: ProxyPre<RequestState>,
     sqlite: SqliteConfig,
@@ -153,6 +154,28 @@ impl SpinHost {
             components,
             state_dir,
         })
+    }
+
+    /// The same compiled application with its state in another directory
+    /// (cheap: nothing is compiled again).
+    pub fn with_state_dir(&self, state_dir: PathBuf) -> SpinHost {
+        let default_path = Arc::new(state_dir.join("sqlite_db.db"));
+        let components = self
+            .components
+            .iter()
+            .map(|c| LoadedComponent {
+                sqlite: SqliteConfig {
+                    allowed: c.sqlite.allowed.clone(),
+                    default_path: default_path.clone(),
+                },
+                ..c.clone()
+            })
+            .collect();
+        SpinHost {
+            routes: self.routes.clone(),
+            components,
+            state_dir,
+        }
     }
 
     /// The directory holding `sqlite_db.db`.
