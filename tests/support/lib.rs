@@ -2,6 +2,7 @@
 //! binary, serves it through the Spin-compatible host on an ephemeral port
 //! with a fresh SQLite file per test, and finds a real Spin when one exists.
 
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -139,7 +140,9 @@ pub fn real_spin() -> Option<PathBuf> {
     if works {
         Some(candidate)
     } else {
-        eprintln!(
+        // Written past the test harness's capture, so it shows in every run.
+        let _ = writeln!(
+            std::io::stderr(),
             "SKIPPED: no working Spin CLI (SPIN_BIN={:?}, or `spin` on PATH); \
              the comparison with real Spin did not run",
             std::env::var_os("SPIN_BIN")

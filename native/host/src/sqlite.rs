@@ -205,3 +205,149 @@ impl sqlite::HostConnection for SqliteView<'_> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::sqlite::HostConnection;
+    use super::*;
+
+    struct Instance {
+        ctx: SqliteCtx,
+        table: ResourceTable,
+        _dir: tempfile::TempDir,
+    }
+
+    impl Instance {
+        fn new(allowed: &[&str]) -> Self {
+            let dir = tempfile::tempdir().unwrap();
+            let config = SqliteConfig {
+                allowed: Arc::new(allowed.iter().map(|s| s.to_string()).collect()),
+                default_path: Arc::new(dir.path().join("sqlite_db.db")),
+            };
+            Instance {
+                ctx: SqliteCtx::new(config),
+                table: ResourceTable::new(),
+                _dir: dir,
+            }
+        }
+
+        fn view(&mut self) -> SqliteView<'_> {
+            SqliteView {
+                ctx: &mut self.ctx,
+                table: &mut self.table,
+            }
+        }
+
+        async fn open(&mut self, label: &str) -> Result<Resource<Connection>, Error> {
+            self.view().open(label.to_owned()).await.unwrap()
+        }
+
+        async fn execute(
+            &mut self,
+            conn: &Resource<Connection>,
+            sql: &str,
+            params: Vec<Value>,
+        ) -> Result<QueryResult, Error> {
+            let conn = Resource::new_borrow(conn.rep());
+            self.view()
+                .execute(conn, sql.to_owned(), params)
+                .await
+                .unwrap()
+        }
+    }
+
+    #[tokio::test]
+    async fn labels_not_granted_are_denied_and_unknown_ones_do_not_exist() {
+        let mut inst = Instance::new(&["default", "other"]);
+        assert!(matches!(inst.open("nope").await, Err(Error::AccessDenied)));
+        assert!(matches!(
+            inst.open("other").await,
+            Err(Error::NoSuchDatabase)
+        ));
+        let mut none = Instance::new(&[]);
+        assert!(matches!(
+            none.open("default").await,
+            Err(Error::AccessDenied)
+        ));
+    }
+
+    #[tokio::test]
+    async fn statements_run_with_parameters_and_typed_values() {
+        let mut inst = Instance::new(&["default"]);
+        let conn = inst.open("default").await.unwrap();
+        inst.execute(
+            &conn,
+            "CREATE TABLE t (i INTEGER, r REAL, s TEXT, b BLOB, n)",
+            vec![],
+        )
+        .await
+        .unwrap();
+        let row = vec![
+            Value::Integer(-7),
+            Value::Real(1.5),
+            Value::Text("é".into()),
+            Value::Blob(vec![0, 1]),
+            Value::Null,
+        ];
+        inst.execute(&conn, "INSERT INTO t VALUES (?, ?, ?, ?, ?)", row.clone())
+            .await
+            .unwrap();
+        let result = inst
+            .execute(&conn, "SELECT * FROM t", vec![])
+            .await
+            .unwrap();
+        assert_eq!(result.columns, ["i", "r", "s", "b", "n"]);
+        assert_eq!(result.rows.len(), 1);
+        assert_eq!(format!("{:?}", result.rows[0].values), format!("{row:?}"));
+        let err = inst.execute(&conn, "SELECT * FROM missing", vec![]).await;
+        assert!(matches!(err, Err(Error::Io(m)) if m.contains("no such table")));
+    }
+
+    #[tokio::test]
+    async fn attach_is_refused() {
+        let mut inst = Instance::new(&["default"]);
+        let conn = inst.open("default").await.unwrap();
+        let other = inst._dir.path().join("other.db");
+        let sql = format!("ATTACH DATABASE '{}' AS other", other.display());
+        assert!(matches!(
+            inst.execute(&conn, &sql, vec![]).await,
+            Err(Error::Io(_))
+        ));
+        assert!(!other.exists());
+    }
+
+    #[tokio::test]
+    async fn one_result_is_capped_at_128_mib() {
+        let mut inst = Instance::new(&["default"]);
+        let conn = inst.open("default").await.unwrap();
+        let ok = inst
+            .execute(
+                &conn,
+                "SELECT zeroblob(60000000), zeroblob(60000000)",
+                vec![],
+            )
+            .await;
+        assert!(ok.is_ok());
+        let err = inst
+            .execute(
+                &conn,
+                "SELECT zeroblob(70000000), zeroblob(70000000)",
+                vec![],
+            )
+            .await;
+        assert!(matches!(err, Err(Error::Io(m)) if m.contains("maximum size")));
+    }
+
+    #[tokio::test]
+    async fn an_instance_holds_at_most_256_connections() {
+        let mut inst = Instance::new(&["default"]);
+        let mut open = Vec::new();
+        for _ in 0..MAX_CONNECTIONS {
+            open.push(inst.open("default").await.unwrap());
+        }
+        assert!(matches!(inst.open("default").await, Err(Error::Io(_))));
+        let first = open.remove(0);
+        inst.view().drop(first).await.unwrap();
+        assert!(inst.open("default").await.is_ok());
+    }
+}
