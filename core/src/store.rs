@@ -108,19 +108,10 @@ pub fn room_users(db: &impl Database, room_id: i64) -> Result<RoomUsers, ApiErro
 }
 
 /// All rooms by id, read a page at a time.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct RoomPages {
     after: i64,
     done: bool,
-}
-
-impl Default for RoomPages {
-    fn default() -> Self {
-        RoomPages {
-            after: 0,
-            done: false,
-        }
-    }
 }
 
 impl RoomPages {

@@ -291,10 +291,10 @@ fn add_spin_headers<B>(
         ("spin-client-addr", client.to_string()),
     ];
     let headers = req.headers_mut();
-    if !headers.contains_key(hyper::header::HOST) {
-        if let Ok(v) = host.parse() {
-            headers.insert(hyper::header::HOST, v);
-        }
+    if !headers.contains_key(hyper::header::HOST)
+        && let Ok(v) = host.parse()
+    {
+        headers.insert(hyper::header::HOST, v);
     }
     for (name, value) in values {
         if let Ok(v) = hyper::header::HeaderValue::from_str(&value) {
