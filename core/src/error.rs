@@ -14,8 +14,14 @@ pub enum ApiError {
     InvalidSender(String),
     #[error("{0}")]
     InvalidMessage(String),
+    #[error("{0}")]
+    InvalidUsername(String),
     #[error("room_id must be a positive integer")]
     InvalidRoomId,
+    #[error("{0}")]
+    InvalidPayload(String),
+    #[error("Not a member of chatroom {0}")]
+    NotInRoom(i64),
     #[error("{0}")]
     InvalidPaging(String),
     #[error("Chatroom not found")]
@@ -40,7 +46,10 @@ impl ApiError {
             | ApiError::InvalidName(_)
             | ApiError::InvalidSender(_)
             | ApiError::InvalidMessage(_)
+            | ApiError::InvalidUsername(_)
             | ApiError::InvalidRoomId
+            | ApiError::InvalidPayload(_)
+            | ApiError::NotInRoom(_)
             | ApiError::InvalidPaging(_) => 400,
             ApiError::RoomNotFound | ApiError::NotFound => 404,
             ApiError::MethodNotAllowed => 405,
@@ -57,7 +66,10 @@ impl ApiError {
             ApiError::InvalidName(_) => "invalid_name",
             ApiError::InvalidSender(_) => "invalid_sender",
             ApiError::InvalidMessage(_) => "invalid_message",
+            ApiError::InvalidUsername(_) => "invalid_username",
             ApiError::InvalidRoomId => "invalid_room_id",
+            ApiError::InvalidPayload(_) => "invalid_payload",
+            ApiError::NotInRoom(_) => "not_in_room",
             ApiError::InvalidPaging(_) => "invalid_paging",
             ApiError::RoomNotFound => "room_not_found",
             ApiError::RoomExists(_) => "room_exists",

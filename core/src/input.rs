@@ -6,7 +6,8 @@
 use serde_json::{Map, Value};
 
 use crate::error::ApiError;
-use crate::validate::{Content, RoomName, Sender};
+use crate::limits::MAX_BODY_BYTES;
+use crate::validate::{Content, RoomName, Sender, parse_room_id};
 
 /// Parses a request body that must be one JSON object.
 pub fn json_object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
@@ -92,6 +93,81 @@ impl MessageDraft {
     }
 }
 
+/// A Socket.IO event payload: one JSON object of at most 64 KiB (the REST
+/// body limit) when serialised.
+pub fn event_object(payload: &Value) -> Result<&Map<String, Value>, ApiError> {
+    struct Counter(usize);
+    impl std::io::Write for Counter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            if self.0 > MAX_BODY_BYTES {
+                return Err(std::io::ErrorKind::FileTooLarge.into());
+            }
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    if serde_json::to_writer(Counter(0), payload).is_err() {
+        return Err(ApiError::PayloadTooLarge);
+    }
+    match payload {
+        Value::Object(obj) => Ok(obj),
+        _ => Err(ApiError::InvalidPayload(
+            "the event payload must be a JSON object".to_owned(),
+        )),
+    }
+}
+
+/// `room_id`: a positive integer, as a JSON number or a decimal string.
+pub fn room_id_field(obj: &Map<String, Value>) -> Result<i64, ApiError> {
+    match obj.get("room_id") {
+        Some(Value::Number(n)) => n
+            .as_i64()
+            .filter(|id| *id > 0)
+            .ok_or(ApiError::InvalidRoomId),
+        Some(Value::String(s)) => parse_room_id(s),
+        _ => Err(ApiError::InvalidRoomId),
+    }
+}
+
+/// A `join_room` payload: `{"room_id", "username"?, "since"?}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JoinRequest {
+    pub room_id: i64,
+    pub username: Option<Sender>,
+    /// Replay every message with a greater id before live ones.
+    pub since: Option<i64>,
+}
+
+impl JoinRequest {
+    pub fn from_object(obj: &Map<String, Value>) -> Result<Self, ApiError> {
+        let room_id = room_id_field(obj)?;
+        let username = string_field(obj, "username", ApiError::InvalidUsername)?
+            .map(|name| {
+                Sender::parse(name).map_err(|_| {
+                    ApiError::InvalidUsername(format!(
+                        "username must be 1 to {} characters without control characters",
+                        crate::limits::SENDER_MAX_CHARS
+                    ))
+                })
+            })
+            .transpose()?;
+        let since = match obj.get("since") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(v.as_i64().filter(|n| *n >= 0).ok_or_else(|| {
+                ApiError::InvalidPaging("since must be an integer of at least 0".to_owned())
+            })?),
+        };
+        Ok(JoinRequest {
+            room_id,
+            username,
+            since,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -153,5 +229,58 @@ mod tests {
                 .code(),
             "invalid_message"
         );
+    }
+
+    #[test]
+    fn event_payloads_are_bounded_objects() {
+        assert_eq!(
+            event_object(&Value::from(5)).unwrap_err().code(),
+            "invalid_payload"
+        );
+        assert_eq!(
+            event_object(&Value::Null).unwrap_err().code(),
+            "invalid_payload"
+        );
+        let huge = serde_json::json!({"message": "x".repeat(1 << 20)});
+        assert_eq!(event_object(&huge).unwrap_err().code(), "payload_too_large");
+        assert!(event_object(&serde_json::json!({"room_id": 1})).is_ok());
+    }
+
+    #[test]
+    fn join_requests() {
+        let parse = |v: Value| JoinRequest::from_object(event_object(&v).unwrap());
+        let j = parse(serde_json::json!({"room_id": 3, "username": " al ", "since": 41})).unwrap();
+        assert_eq!(
+            (j.room_id, j.username.unwrap().as_str(), j.since),
+            (3, "al", Some(41))
+        );
+        assert_eq!(
+            parse(serde_json::json!({"room_id": "7"})).unwrap().room_id,
+            7
+        );
+        for (bad, code) in [
+            (serde_json::json!({}), "invalid_room_id"),
+            (serde_json::json!({"room_id": 0}), "invalid_room_id"),
+            (serde_json::json!({"room_id": 1.5}), "invalid_room_id"),
+            (serde_json::json!({"room_id": [1]}), "invalid_room_id"),
+            (
+                serde_json::json!({"room_id": 1, "username": 5}),
+                "invalid_username",
+            ),
+            (
+                serde_json::json!({"room_id": 1, "username": ""}),
+                "invalid_username",
+            ),
+            (
+                serde_json::json!({"room_id": 1, "since": -1}),
+                "invalid_paging",
+            ),
+            (
+                serde_json::json!({"room_id": 1, "since": "x"}),
+                "invalid_paging",
+            ),
+        ] {
+            assert_eq!(parse(bad.clone()).unwrap_err().code(), code, "{bad}");
+        }
     }
 }

@@ -20,11 +20,11 @@ mod sqlite_file;
 
 pub use db::{Database, Row, StoreError, Value};
 pub use error::ApiError;
-pub use input::{MessageDraft, RoomDraft, json_object};
+pub use input::{JoinRequest, MessageDraft, RoomDraft, event_object, json_object, room_id_field};
 pub use schema::{SCHEMA_VERSION, migrate};
 pub use store::{
     HistoryPages, MessagePage, PageDirection, RoomPages, create_room, find_room, insert_message,
-    room_users,
+    latest_message_id, messages_after, presence, room_users,
 };
 pub use validate::{Content, RoomName, Sender, parse_room_id};
 pub use wire::{ErrorBody, Message, Room, RoomUsers};

@@ -35,6 +35,17 @@ const SELECT_MESSAGES_FORWARD: &str = "SELECT id, room_id, sender, content, time
      FROM messages WHERE room_id = ?1 AND id > ?2 AND id < ?3 ORDER BY id LIMIT ?4";
 const SELECT_MESSAGES_BACKWARD: &str = "SELECT id, room_id, sender, content, timestamp \
      FROM messages WHERE room_id = ?1 AND id > ?2 AND id < ?3 ORDER BY id DESC LIMIT ?4";
+/// Every room's new messages in id order: the sidecar's broadcast tail.
+const SELECT_ALL_MESSAGES_AFTER: &str = "SELECT id, room_id, sender, content, timestamp \
+     FROM messages WHERE id > ?1 ORDER BY id LIMIT ?2";
+const SELECT_LATEST_MESSAGE_ID: &str = "SELECT COALESCE(MAX(id), 0) FROM messages";
+const UPSERT_PRESENCE: &str = "INSERT INTO presence (sid, room_id, username) VALUES (?1, ?2, ?3) \
+     ON CONFLICT (sid, room_id) DO UPDATE SET username = excluded.username";
+const DELETE_PRESENCE: &str =
+    "DELETE FROM presence WHERE sid = ?1 AND room_id = ?2 RETURNING username";
+const DELETE_SOCKET_PRESENCE: &str =
+    "DELETE FROM presence WHERE sid = ?1 RETURNING room_id, username";
+const CLEAR_PRESENCE: &str = "DELETE FROM presence";
 const SELECT_ROOM_USERS: &str = "SELECT username FROM presence WHERE room_id = ?1 \
      GROUP BY username ORDER BY MIN(id)";
 
@@ -105,6 +116,72 @@ pub fn room_users(db: &impl Database, room_id: i64) -> Result<RoomUsers, ApiErro
         user_count: users.len(),
         users,
     })
+}
+
+/// Up to `limit` messages of any room with an id above `after`, in id order.
+pub fn messages_after(
+    db: &impl Database,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<Message>, StoreError> {
+    db.query(SELECT_ALL_MESSAGES_AFTER, &[after.into(), limit.into()])?
+        .iter()
+        .map(message_from)
+        .collect()
+}
+
+/// The highest message id stored (0 when there is none).
+pub fn latest_message_id(db: &impl Database) -> Result<i64, StoreError> {
+    db.query(SELECT_LATEST_MESSAGE_ID, &[])?
+        .first()
+        .ok_or(StoreError::Shape("MAX(id) returned no row"))?
+        .int(0)
+}
+
+/// Presence: who is connected to which room, as the sidecar records it and
+/// `GET /chatrooms/{id}/users` reads it. One row per (connection, room).
+pub mod presence {
+    use super::*;
+
+    /// Records that connection `sid` joined `room_id` as `username`
+    /// (a rejoin keeps its place in the join order and takes the new name).
+    pub fn join(
+        db: &impl Database,
+        sid: &str,
+        room_id: i64,
+        username: &str,
+    ) -> Result<(), StoreError> {
+        db.query(
+            UPSERT_PRESENCE,
+            &[sid.into(), room_id.into(), username.into()],
+        )
+        .map(drop)
+    }
+
+    /// Forgets `sid` in `room_id`; the username it had there, if any.
+    pub fn leave(
+        db: &impl Database,
+        sid: &str,
+        room_id: i64,
+    ) -> Result<Option<String>, StoreError> {
+        db.query(DELETE_PRESENCE, &[sid.into(), room_id.into()])?
+            .first()
+            .map(|row| row.text(0))
+            .transpose()
+    }
+
+    /// Forgets `sid` everywhere; the (room, username) pairs it had.
+    pub fn disconnect(db: &impl Database, sid: &str) -> Result<Vec<(i64, String)>, StoreError> {
+        db.query(DELETE_SOCKET_PRESENCE, &[sid.into()])?
+            .iter()
+            .map(|row| Ok((row.int(0)?, row.text(1)?)))
+            .collect()
+    }
+
+    /// Forgets everyone: a (re)started sidecar has no connections yet.
+    pub fn clear(db: &impl Database) -> Result<(), StoreError> {
+        db.query(CLEAR_PRESENCE, &[]).map(drop)
+    }
 }
 
 /// All rooms by id, read a page at a time.
@@ -363,6 +440,43 @@ mod tests {
                 "invalid_paging"
             );
         }
+    }
+
+    #[test]
+    fn the_tail_reads_every_room_in_id_order() {
+        let conn = db();
+        create_room(&conn, &RoomName::parse("a").unwrap()).unwrap();
+        create_room(&conn, &RoomName::parse("b").unwrap()).unwrap();
+        assert_eq!(latest_message_id(&conn).unwrap(), 0);
+        post(&conn, 1, 2);
+        post(&conn, 2, 2);
+        let got: Vec<_> = messages_after(&conn, 1, 2)
+            .unwrap()
+            .iter()
+            .map(|m| (m.id, m.room_id))
+            .collect();
+        assert_eq!(got, [(2, 1), (3, 2)]);
+        assert_eq!(latest_message_id(&conn).unwrap(), 4);
+    }
+
+    #[test]
+    fn presence_rows_follow_joins_leaves_and_disconnects() {
+        let conn = db();
+        create_room(&conn, &RoomName::parse("a").unwrap()).unwrap();
+        create_room(&conn, &RoomName::parse("b").unwrap()).unwrap();
+        presence::join(&conn, "s1", 1, "alice").unwrap();
+        presence::join(&conn, "s2", 1, "bob").unwrap();
+        presence::join(&conn, "s1", 2, "alice").unwrap();
+        presence::join(&conn, "s3", 1, "alice").unwrap();
+        assert_eq!(room_users(&conn, 1).unwrap().users, ["alice", "bob"]);
+        assert_eq!(presence::leave(&conn, "s2", 1).unwrap(), Some("bob".into()));
+        assert_eq!(presence::leave(&conn, "s2", 1).unwrap(), None);
+        let mut gone = presence::disconnect(&conn, "s1").unwrap();
+        gone.sort();
+        assert_eq!(gone, [(1, "alice".into()), (2, "alice".into())]);
+        assert_eq!(room_users(&conn, 1).unwrap().user_count, 1);
+        presence::clear(&conn).unwrap();
+        assert_eq!(room_users(&conn, 1).unwrap().user_count, 0);
     }
 
     #[test]
