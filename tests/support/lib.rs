@@ -9,7 +9,10 @@ use std::process::Command;
 use std::sync::{Arc, OnceLock};
 
 use chatroom_host::{HostOptions, SpinHost};
+use chatroom_sidecar::{Sidecar, SidecarConfig, upstream};
 use tokio::sync::oneshot;
+
+pub mod socket;
 
 /// The workspace root (where `spin.toml` is).
 pub fn workspace_root() -> PathBuf {
@@ -148,5 +151,56 @@ pub fn real_spin() -> Option<PathBuf> {
             std::env::var_os("SPIN_BIN")
         );
         None
+    }
+}
+
+/// The whole backend in-process: REST through the host, and the sidecar on
+/// the same file in front of it (forwarding REST), so `url` serves both.
+pub struct Stack {
+    pub rest: TestServer,
+    /// The sidecar's base URL: Socket.IO, and REST forwarded to the host.
+    pub url: String,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl Stack {
+    pub async fn start() -> Self {
+        let rest = TestServer::start().await;
+        let sidecar = Sidecar::start(SidecarConfig::new(&rest.db_path))
+            .await
+            .expect("the sidecar starts");
+        let upstream = upstream::forward_to(rest.url.parse().expect("url"));
+        let router = sidecar.router(upstream);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let (stop, stopped) = oneshot::channel::<()>();
+        tokio::spawn(async move {
+            // The sidecar lives as long as the server.
+            let _sidecar = sidecar;
+            let _ = axum::serve(listener, router)
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await;
+        });
+        Stack {
+            rest,
+            url,
+            stop: Some(stop),
+        }
+    }
+
+    pub async fn client(&self) -> socket::SocketClient {
+        socket::SocketClient::connect(&self.url).await
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
     }
 }

@@ -61,17 +61,24 @@ pub fn register(io: &SocketIo, chat: Arc<Chat>) {
     io.ns("/", move |s: SocketRef| {
         tracing::debug!(sid = %s.id, "connected");
         let c = chat.clone();
-        s.on("join_room", move |s: SocketRef, d: Data, a: AckSender, io: SocketIo| {
-            join_room(s, d, a, c.clone(), io)
-        });
+        s.on(
+            "join_room",
+            move |s: SocketRef, d: Data, a: AckSender, io: SocketIo| {
+                join_room(s, d, a, c.clone(), io)
+            },
+        );
         let c = chat.clone();
-        s.on("leave_room", move |s: SocketRef, d: Data, a: AckSender, io: SocketIo| {
-            leave_room(s, d, a, c.clone(), io)
-        });
+        s.on(
+            "leave_room",
+            move |s: SocketRef, d: Data, a: AckSender, io: SocketIo| {
+                leave_room(s, d, a, c.clone(), io)
+            },
+        );
         let c = chat.clone();
-        s.on("send_message", move |s: SocketRef, d: Data, a: AckSender| {
-            send_message(s, d, a, c.clone())
-        });
+        s.on(
+            "send_message",
+            move |s: SocketRef, d: Data, a: AckSender| send_message(s, d, a, c.clone()),
+        );
         let c = chat.clone();
         s.on_disconnect(move |s: SocketRef, io: SocketIo| disconnect(s, c.clone(), io));
         std::future::ready(())
@@ -170,12 +177,7 @@ async fn leave_room(
     answer(&s, ack, "leave_room", result);
 }
 
-async fn send_message(
-    s: SocketRef,
-    TryData(data): TryData<Value>,
-    ack: AckSender,
-    chat: Shared,
-) {
+async fn send_message(s: SocketRef, TryData(data): TryData<Value>, ack: AckSender, chat: Shared) {
     let result = async {
         let data = payload(data)?;
         let obj = event_object(&data)?;

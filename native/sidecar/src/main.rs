@@ -26,7 +26,12 @@ struct Args {
     #[arg(long, env = "CHATROOM_REST_UPSTREAM")]
     rest_upstream: Option<Uri>,
     /// Origins allowed by CORS (repeat, or comma-separated); `*` for any.
-    #[arg(long, value_delimiter = ',', default_value = "*", env = "CHATROOM_CORS_ORIGINS")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "*",
+        env = "CHATROOM_CORS_ORIGINS"
+    )]
     cors_origin: Vec<String>,
     /// Safety poll of the database, in milliseconds.
     #[arg(long, default_value_t = 500, env = "CHATROOM_POLL_MS")]

@@ -19,7 +19,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chatroom_core::{HistoryPages, Message, MessagePage, StoreError, latest_message_id, messages_after};
+use chatroom_core::{
+    HistoryPages, Message, MessagePage, StoreError, latest_message_id, messages_after,
+};
 use socketioxide::SocketIo;
 use socketioxide::extract::SocketRef;
 use tokio::sync::{Notify, mpsc, oneshot};

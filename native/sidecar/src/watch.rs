@@ -24,19 +24,20 @@ impl DatabaseWatch {
             .filter(|d| !d.as_os_str().is_empty())
             .unwrap_or(Path::new("."))
             .to_owned();
-        let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-            let Ok(event) = event else { return };
-            if !matches!(event.kind, EventKind::Modify(_) | EventKind::Create(_)) {
-                return;
-            }
-            let ours = event.paths.iter().any(|p| {
-                p.file_name()
-                    .is_some_and(|f| f.to_string_lossy().starts_with(name.as_str()))
-            });
-            if ours {
-                tail.file_changed();
-            }
-        })?;
+        let mut watcher =
+            notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+                let Ok(event) = event else { return };
+                if !matches!(event.kind, EventKind::Modify(_) | EventKind::Create(_)) {
+                    return;
+                }
+                let ours = event.paths.iter().any(|p| {
+                    p.file_name()
+                        .is_some_and(|f| f.to_string_lossy().starts_with(name.as_str()))
+                });
+                if ours {
+                    tail.file_changed();
+                }
+            })?;
         watcher.watch(&dir, RecursiveMode::NonRecursive)?;
         Ok(DatabaseWatch { _watcher: watcher })
     }

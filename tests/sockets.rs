@@ -1,0 +1,411 @@
+//! SPEC §3 and §4 end to end: real Socket.IO clients against the sidecar,
+//! with the REST component running through the wasmtime host on the same
+//! SQLite file (REST reached through the sidecar's forwarding, one origin).
+
+use std::time::Duration;
+
+use chatroom_tests::Stack;
+use chatroom_tests::socket::SocketClient;
+use reqwest::{Client, StatusCode};
+use serde_json::{Value, json};
+
+async fn create_room(stack: &Stack, name: &str) -> i64 {
+    let res = Client::new()
+        .post(format!("{}/chatrooms", stack.url))
+        .json(&json!({ "name": name }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    res.json::<Value>().await.unwrap()["id"].as_i64().unwrap()
+}
+
+async fn rest_post(stack: &Stack, room: i64, sender: &str, text: &str) -> Value {
+    let res = Client::new()
+        .post(format!("{}/chatrooms/{room}/messages", stack.url))
+        .json(&json!({ "sender": sender, "message": text }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    res.json().await.unwrap()
+}
+
+async fn users(stack: &Stack, room: i64) -> Value {
+    Client::new()
+        .get(format!("{}/chatrooms/{room}/users", stack.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+async fn history_ids(stack: &Stack, room: i64) -> Vec<i64> {
+    let all: Vec<Value> = Client::new()
+        .get(format!("{}/chatrooms/{room}/messages", stack.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    all.iter().map(|m| m["id"].as_i64().unwrap()).collect()
+}
+
+fn ids(messages: &[Value]) -> Vec<i64> {
+    messages.iter().map(|m| m["id"].as_i64().unwrap()).collect()
+}
+
+async fn join(c: &SocketClient, room: i64, username: &str) -> Value {
+    let ack = c
+        .call("join_room", json!({"room_id": room, "username": username}))
+        .await;
+    assert_eq!(ack["ok"], true, "{ack}");
+    ack
+}
+
+const SETTLE: Duration = Duration::from_millis(300);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_get_joins_messages_from_both_halves_and_leaves() {
+    let stack = Stack::start().await;
+    let room = create_room(&stack, "General").await;
+    let alice = stack.client().await;
+    let bob = stack.client().await;
+
+    join(&alice, room, "alice").await;
+    let joined = alice.expect("user_joined").await;
+    assert_eq!(
+        (&joined["username"], &joined["room_id"]),
+        (&json!("alice"), &json!(room))
+    );
+    assert!(joined["sid"].as_str().is_some_and(|s| !s.is_empty()));
+    join(&bob, room, "bob").await;
+    assert_eq!(alice.expect("user_joined").await["username"], "bob");
+    assert_eq!(bob.expect("user_joined").await["username"], "bob");
+    assert_eq!(
+        users(&stack, room).await,
+        json!({"room_id": room, "user_count": 2, "users": ["alice", "bob"]})
+    );
+
+    // Over a socket: stored first, acked with the stored message.
+    let ack = alice
+        .call(
+            "send_message",
+            json!({"room_id": room, "sender": "alice", "message": "Hi"}),
+        )
+        .await;
+    assert_eq!(ack["ok"], true, "{ack}");
+    assert_eq!(ack["message"]["content"], "Hi");
+    assert_eq!(ack["message"]["sender"], "alice");
+    let stored = ack["message"].clone();
+    for c in [&alice, &bob] {
+        assert_eq!(c.expect("new_message").await, stored);
+    }
+    // Over REST: the same event reaches every member.
+    let posted = rest_post(&stack, room, "carol", "from REST").await;
+    for c in [&alice, &bob] {
+        assert_eq!(c.expect("new_message").await, posted);
+        assert!(
+            c.drain("new_message", SETTLE).await.is_empty(),
+            "exactly once"
+        );
+    }
+
+    bob.disconnect().await;
+    let left = alice.expect("user_left").await;
+    assert_eq!(
+        (&left["username"], &left["room_id"]),
+        (&json!("bob"), &json!(room))
+    );
+    assert_eq!(users(&stack, room).await["users"], json!(["alice"]));
+    assert_eq!(users(&stack, room).await["user_count"], 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sender_defaults_to_the_joined_username_and_content_is_accepted() {
+    let stack = Stack::start().await;
+    let room = create_room(&stack, "General").await;
+    let c = stack.client().await;
+    join(&c, room, "dora").await;
+    let ack = c
+        .call("send_message", json!({"room_id": room, "content": "hello"}))
+        .await;
+    assert_eq!(
+        (&ack["ok"], &ack["message"]["sender"]),
+        (&json!(true), &json!("dora"))
+    );
+    assert_eq!(ack["message"]["content"], "hello");
+    assert_eq!(c.expect("new_message").await["sender"], "dora");
+    // Not joined to that room and no sender: refused.
+    let other = create_room(&stack, "Other").await;
+    let ack = c
+        .call("send_message", json!({"room_id": other, "message": "x"}))
+        .await;
+    assert_eq!(
+        (&ack["ok"], &ack["code"]),
+        (&json!(false), &json!("invalid_sender"))
+    );
+    assert_eq!(c.expect("error").await["code"], "invalid_sender");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_room_is_an_error_and_no_join() {
+    let stack = Stack::start().await;
+    let c = stack.client().await;
+    let ack = c
+        .call("join_room", json!({"room_id": 42, "username": "x"}))
+        .await;
+    assert_eq!(ack["ok"], false);
+    assert_eq!(ack["code"], "room_not_found");
+    let err = c.expect("error").await;
+    assert_eq!(
+        err,
+        json!({"error": "Chatroom not found", "code": "room_not_found"})
+    );
+    assert!(c.drain("user_joined", SETTLE).await.is_empty());
+    // Sending there fails the same way, and nothing is stored.
+    let ack = c
+        .call(
+            "send_message",
+            json!({"room_id": 42, "sender": "x", "message": "y"}),
+        )
+        .await;
+    assert_eq!(ack["code"], "room_not_found");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leaving_stops_delivery_and_several_rooms_work() {
+    let stack = Stack::start().await;
+    let a = create_room(&stack, "A").await;
+    let b = create_room(&stack, "B").await;
+    let multi = stack.client().await;
+    let watcher = stack.client().await;
+    join(&multi, a, "multi").await;
+    join(&multi, b, "multi").await;
+    join(&watcher, a, "watcher").await;
+    rest_post(&stack, a, "x", "to a").await;
+    rest_post(&stack, b, "x", "to b").await;
+    let got = multi.expect_n("new_message", 2).await;
+    assert_eq!(got[0]["room_id"], a);
+    assert_eq!(got[1]["room_id"], b);
+
+    let ack = multi.call("leave_room", json!({"room_id": a})).await;
+    assert_eq!(ack["ok"], true, "{ack}");
+    let left = watcher.expect("user_left").await;
+    assert_eq!(
+        (&left["username"], &left["room_id"]),
+        (&json!("multi"), &json!(a))
+    );
+    assert_eq!(users(&stack, a).await["users"], json!(["watcher"]));
+    assert_eq!(users(&stack, b).await["users"], json!(["multi"]));
+
+    rest_post(&stack, a, "x", "after leave").await;
+    assert_eq!(
+        watcher.expect_n("new_message", 2).await[1]["content"],
+        "after leave"
+    );
+    let late: Vec<Value> = multi.drain("new_message", SETTLE).await;
+    assert!(late.is_empty(), "a left room sends nothing: {late:?}");
+
+    let ack = multi.call("leave_room", json!({"room_id": a})).await;
+    assert_eq!(ack["code"], "not_in_room");
+
+    // Disconnecting leaves every room the socket was in.
+    let other = stack.client().await;
+    join(&other, b, "other").await;
+    multi.disconnect().await;
+    let left = other.expect("user_left").await;
+    assert_eq!(
+        (&left["username"], &left["room_id"]),
+        (&json!("multi"), &json!(b))
+    );
+    assert_eq!(users(&stack, b).await["users"], json!(["other"]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_events_get_errors_and_disturb_no_one() {
+    let stack = Stack::start().await;
+    let room = create_room(&stack, "General").await;
+    let bystander = stack.client().await;
+    join(&bystander, room, "bystander").await;
+    let c = stack.client().await;
+    let big = "x".repeat(1 << 20);
+    let cases = [
+        ("join_room", json!(5), "invalid_payload"),
+        ("join_room", json!("room"), "invalid_payload"),
+        ("join_room", json!(null), "invalid_payload"),
+        ("join_room", json!([1, 2]), "invalid_payload"),
+        ("join_room", json!({}), "invalid_room_id"),
+        ("join_room", json!({"room_id": "abc"}), "invalid_room_id"),
+        (
+            "join_room",
+            json!({"room_id": room, "username": 7}),
+            "invalid_username",
+        ),
+        (
+            "join_room",
+            json!({"room_id": room, "since": "x"}),
+            "invalid_paging",
+        ),
+        ("leave_room", json!({"room_id": -3}), "invalid_room_id"),
+        ("send_message", json!({"room_id": room}), "invalid_sender"),
+        (
+            "send_message",
+            json!({"room_id": room, "sender": "a"}),
+            "invalid_message",
+        ),
+        (
+            "send_message",
+            json!({"room_id": room, "sender": "a", "message": 5}),
+            "invalid_message",
+        ),
+        (
+            "send_message",
+            json!({"room_id": room, "sender": "a", "message": "x".repeat(4001)}),
+            "invalid_message",
+        ),
+        (
+            "send_message",
+            json!({"room_id": room, "sender": "a", "message": big}),
+            "payload_too_large",
+        ),
+    ];
+    for (event, data, code) in cases {
+        let ack = c.call(event, data.clone()).await;
+        assert_eq!(
+            (&ack["ok"], &ack["code"]),
+            (&json!(false), &json!(code)),
+            "{event} {data:.80}"
+        );
+        assert_eq!(c.expect("error").await["code"], code);
+        // Without an ack the error event still comes.
+        c.emit(event, data).await;
+        assert_eq!(c.expect("error").await["code"], code);
+    }
+    // An unknown event is ignored; the connection still works.
+    c.emit("no_such_event", json!({"x": 1})).await;
+    join(&c, room, "survivor").await;
+    let ack = c
+        .call(
+            "send_message",
+            json!({"room_id": room, "message": "still here"}),
+        )
+        .await;
+    assert_eq!(ack["ok"], true);
+    assert_eq!(
+        bystander.expect("new_message").await["content"],
+        "still here"
+    );
+    assert_eq!(
+        history_ids(&stack, room).await.len(),
+        1,
+        "nothing invalid stored"
+    );
+}
+
+/// Two writers at once (a socket and REST): every member gets every message
+/// exactly once, in id order, and that order is the stored one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_concurrent_writers_reach_members_exactly_once_in_order() {
+    const EACH: usize = 60;
+    let stack = Stack::start().await;
+    let room = create_room(&stack, "Busy").await;
+    let listeners = [stack.client().await, stack.client().await];
+    for (i, l) in listeners.iter().enumerate() {
+        join(l, room, &format!("listener{i}")).await;
+    }
+    let writer = stack.client().await;
+    join(&writer, room, "writer").await;
+    let by_socket = async {
+        for i in 0..EACH {
+            let ack = writer
+                .call(
+                    "send_message",
+                    json!({"room_id": room, "message": format!("s{i}")}),
+                )
+                .await;
+            assert_eq!(ack["ok"], true);
+        }
+    };
+    let by_rest = async {
+        for i in 0..EACH {
+            rest_post(&stack, room, "rest", &format!("r{i}")).await;
+        }
+    };
+    tokio::join!(by_socket, by_rest);
+    let stored = history_ids(&stack, room).await;
+    assert_eq!(stored.len(), 2 * EACH);
+    for l in listeners.iter().chain([&writer]) {
+        let got = l.expect_n("new_message", 2 * EACH).await;
+        assert_eq!(ids(&got), stored, "every message once, in id order");
+        assert!(l.drain("new_message", SETTLE).await.is_empty());
+    }
+}
+
+/// A reconnecting client loses nothing: `since` replays what it missed,
+/// then live messages follow with no gap and no duplicate, even while
+/// messages keep arriving during the replay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn catch_up_with_since_has_no_gap_and_no_duplicate_under_traffic() {
+    let stack = Stack::start().await;
+    let room = create_room(&stack, "Catch-up").await;
+    for i in 0..300 {
+        rest_post(&stack, room, "old", &format!("old{i}")).await;
+    }
+    let since = history_ids(&stack, room).await[99];
+
+    let url = stack.url.clone();
+    let traffic = tokio::spawn(async move {
+        let client = Client::new();
+        for i in 0..150 {
+            let res = client
+                .post(format!("{url}/chatrooms/{room}/messages"))
+                .json(&json!({"sender": "live", "message": format!("live{i}")}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), StatusCode::CREATED);
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let c = stack.client().await;
+    let ack = c
+        .call(
+            "join_room",
+            json!({"room_id": room, "username": "late", "since": since}),
+        )
+        .await;
+    assert_eq!(ack["ok"], true, "{ack}");
+    assert!(ack["replayed"].as_u64().unwrap() >= 200, "{ack}");
+    traffic.await.unwrap();
+
+    let expected: Vec<i64> = history_ids(&stack, room)
+        .await
+        .into_iter()
+        .filter(|id| *id > since)
+        .collect();
+    let got = c.expect_n("new_message", expected.len()).await;
+    assert_eq!(ids(&got), expected);
+    assert!(
+        c.drain("new_message", SETTLE).await.is_empty(),
+        "no duplicate"
+    );
+}
+
+/// Presence is not history: a restarted sidecar lists nobody.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_sidecar_lists_nobody_until_they_rejoin() {
+    let stack = Stack::start().await;
+    let room = create_room(&stack, "General").await;
+    let c = stack.client().await;
+    join(&c, room, "ghost").await;
+    assert_eq!(users(&stack, room).await["user_count"], 1);
+    let _restarted =
+        chatroom_sidecar::Sidecar::start(chatroom_sidecar::SidecarConfig::new(&stack.rest.db_path))
+            .await
+            .unwrap();
+    assert_eq!(users(&stack, room).await["users"], json!([]));
+}

@@ -1,0 +1,172 @@
+//! A Socket.IO test client (the `rust_socketio` crate, protocol v5) that
+//! records every event it receives, in order, and awaits acks.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::FutureExt;
+use rust_socketio::Payload;
+use rust_socketio::asynchronous::{Client, ClientBuilder};
+use serde_json::Value;
+use tokio::sync::{Notify, oneshot};
+
+/// How long any expected event or ack may take before a test fails.
+pub const PATIENCE: Duration = Duration::from_secs(10);
+
+#[derive(Default)]
+struct Inbox {
+    events: Mutex<Vec<(String, Value)>>,
+    arrived: Notify,
+}
+
+fn first_value(payload: Payload) -> Value {
+    match payload {
+        Payload::Text(mut values) if !values.is_empty() => values.swap_remove(0),
+        Payload::Text(_) => Value::Null,
+        #[allow(deprecated)]
+        Payload::String(s) => serde_json::from_str(&s).unwrap_or(Value::String(s)),
+        Payload::Binary(b) => Value::String(format!("<{} bytes>", b.len())),
+    }
+}
+
+/// A connected client.
+pub struct SocketClient {
+    client: Client,
+    inbox: Arc<Inbox>,
+}
+
+impl SocketClient {
+    /// Connects to `url` (the server's base URL) over websocket.
+    pub async fn connect(url: &str) -> Self {
+        let inbox = Arc::new(Inbox::default());
+        let any = inbox.clone();
+        let err = inbox.clone();
+        let (opened, is_open) = oneshot::channel();
+        let opened = Arc::new(Mutex::new(Some(opened)));
+        let client = ClientBuilder::new(url)
+            .namespace("/")
+            .reconnect(false)
+            .on_any(move |event, payload, _| {
+                let inbox = any.clone();
+                async move {
+                    let name = String::from(event);
+                    inbox
+                        .events
+                        .lock()
+                        .unwrap()
+                        .push((name, first_value(payload)));
+                    inbox.arrived.notify_waiters();
+                }
+                .boxed()
+            })
+            .on("error", move |payload, _| {
+                let inbox = err.clone();
+                async move {
+                    inbox
+                        .events
+                        .lock()
+                        .unwrap()
+                        .push(("error".into(), first_value(payload)));
+                    inbox.arrived.notify_waiters();
+                }
+                .boxed()
+            })
+            // The namespace is joined when the server's CONNECT arrives;
+            // events sent before that would be dropped.
+            .on("open", move |_, _| {
+                let opened = opened.clone();
+                async move {
+                    if let Some(tx) = opened.lock().unwrap().take() {
+                        let _ = tx.send(());
+                    }
+                }
+                .boxed()
+            })
+            .connect()
+            .await
+            .expect("socket.io connects");
+        tokio::time::timeout(PATIENCE, is_open)
+            .await
+            .expect("namespace connected in time")
+            .expect("connect event");
+        SocketClient { client, inbox }
+    }
+
+    /// Emits without an ack.
+    pub async fn emit(&self, event: &str, data: Value) {
+        self.client.emit(event, data).await.expect("emit");
+    }
+
+    /// Emits and waits for the ack's first value.
+    pub async fn call(&self, event: &str, data: Value) -> Value {
+        let (tx, rx) = oneshot::channel();
+        let tx = Arc::new(Mutex::new(Some(tx)));
+        self.client
+            .emit_with_ack(event, data, PATIENCE, move |payload, _| {
+                let tx = tx.clone();
+                async move {
+                    // An ack's arguments arrive as one array.
+                    let value = match first_value(payload) {
+                        Value::Array(mut args) if args.len() == 1 => args.swap_remove(0),
+                        other => other,
+                    };
+                    if let Some(tx) = tx.lock().unwrap().take() {
+                        let _ = tx.send(value);
+                    }
+                }
+                .boxed()
+            })
+            .await
+            .expect("emit with ack");
+        tokio::time::timeout(PATIENCE, rx)
+            .await
+            .unwrap_or_else(|_| panic!("no ack for {event}"))
+            .expect("ack")
+    }
+
+    /// Removes and returns the first received `event`, waiting for it.
+    pub async fn expect(&self, event: &str) -> Value {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            let arrived = self.inbox.arrived.notified();
+            if let Some(value) = self.take(event) {
+                return value;
+            }
+            if tokio::time::timeout_at(deadline, arrived).await.is_err() {
+                panic!(
+                    "no {event:?} event within {PATIENCE:?}; got {:?}",
+                    self.inbox.events.lock().unwrap()
+                );
+            }
+        }
+    }
+
+    /// Waits for `n` events named `event` and returns them in arrival order.
+    pub async fn expect_n(&self, event: &str, n: usize) -> Vec<Value> {
+        let mut out = Vec::with_capacity(n);
+        for _ in 0..n {
+            out.push(self.expect(event).await);
+        }
+        out
+    }
+
+    fn take(&self, event: &str) -> Option<Value> {
+        let mut events = self.inbox.events.lock().unwrap();
+        let i = events.iter().position(|(name, _)| name == event)?;
+        Some(events.remove(i).1)
+    }
+
+    /// Every received `event` not yet taken, after waiting `settle` for
+    /// stragglers (to prove something did *not* arrive).
+    pub async fn drain(&self, event: &str, settle: Duration) -> Vec<Value> {
+        tokio::time::sleep(settle).await;
+        let mut events = self.inbox.events.lock().unwrap();
+        let (taken, kept) = events.drain(..).partition(|(name, _)| name == event);
+        *events = kept;
+        taken.into_iter().map(|(_, v): (String, Value)| v).collect()
+    }
+
+    pub async fn disconnect(self) {
+        let _ = self.client.disconnect().await;
+    }
+}
