@@ -409,3 +409,147 @@ async fn a_restarted_sidecar_lists_nobody_until_they_rejoin() {
             .unwrap();
     assert_eq!(users(&stack, room).await["users"], json!([]));
 }
+
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn_sidecar(db: &std::path::Path, port: u16, rest: &str) -> KillOnDrop {
+    KillOnDrop(
+        std::process::Command::new(env!("CARGO_BIN_EXE_sidecar-process"))
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--db")
+            .arg(db)
+            .arg("--rest-upstream")
+            .arg(rest)
+            .env("RUST_LOG", "warn")
+            .spawn()
+            .expect("the sidecar starts"),
+    )
+}
+
+async fn wait_until_up(url: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while Client::new()
+        .get(format!("{url}/healthz"))
+        .send()
+        .await
+        .is_err()
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "sidecar did not come up"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// `kill -9` of the sidecar mid-stream loses no acknowledged message, and a
+/// restarted sidecar lets the client catch up on what it missed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_of_the_sidecar_loses_no_acknowledged_message() {
+    let rest = chatroom_tests::TestServer::start().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}");
+    let mut sidecar = spawn_sidecar(&rest.db_path, port, &rest.url);
+    wait_until_up(&url).await;
+    let room = Client::new()
+        .post(format!("{url}/chatrooms"))
+        .json(&json!({"name": "Durable"}))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+
+    let c = SocketClient::connect(&url).await;
+    join(&c, room, "durable").await;
+    let mut acked = Vec::new();
+    for i in 0..40 {
+        let ack = c
+            .call(
+                "send_message",
+                json!({"room_id": room, "message": format!("m{i}")}),
+            )
+            .await;
+        assert_eq!(ack["ok"], true);
+        acked.push(ack["message"]["id"].as_i64().unwrap());
+    }
+    // Keep sending, unacknowledged, while the process is killed.
+    for i in 0..20 {
+        c.emit(
+            "send_message",
+            json!({"room_id": room, "message": format!("late{i}")}),
+        )
+        .await;
+    }
+    sidecar.0.kill().expect("kill -9");
+    let _ = sidecar.0.wait();
+
+    let stored: Vec<i64> = Client::new()
+        .get(format!("{}/chatrooms/{room}/messages", rest.url))
+        .send()
+        .await
+        .unwrap()
+        .json::<Vec<Value>>()
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_i64().unwrap())
+        .collect();
+    for id in &acked {
+        assert!(stored.contains(id), "acknowledged message {id} lost");
+    }
+
+    // Written while the sidecar was down; the rejoining client catches up.
+    let posted = Client::new()
+        .post(format!("{}/chatrooms/{room}/messages", rest.url))
+        .json(&json!({"sender": "rest", "message": "while down"}))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    let _sidecar = spawn_sidecar(&rest.db_path, port, &rest.url);
+    wait_until_up(&url).await;
+    let users: Value = Client::new()
+        .get(format!("{url}/chatrooms/{room}/users"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(users["user_count"], 0, "presence is not history");
+    let again = SocketClient::connect(&url).await;
+    let last_seen = *acked.last().unwrap();
+    let ack = again
+        .call(
+            "join_room",
+            json!({"room_id": room, "username": "durable", "since": last_seen}),
+        )
+        .await;
+    assert_eq!(ack["ok"], true);
+    let missed: Vec<i64> = stored
+        .iter()
+        .copied()
+        .filter(|id| *id > last_seen)
+        .chain([posted["id"].as_i64().unwrap()])
+        .collect();
+    let got = again.expect_n("new_message", missed.len()).await;
+    assert_eq!(ids(&got), missed);
+}

@@ -8,6 +8,7 @@
 //! (a forwarder to `spin up`, or the embedded Spin host) with Socket.IO on
 //! `/socket.io/` and CORS, so one origin serves both.
 
+pub mod cli;
 mod db;
 mod events;
 mod tail;
