@@ -69,7 +69,7 @@ pub struct Sidecar {
 impl Sidecar {
     pub async fn start(config: SidecarConfig) -> anyhow::Result<Self> {
         let db = Db::open(&config.db_path)?;
-        db.run(|c| presence::clear(c)).await?;
+        db.run(presence::clear).await?;
         let (layer, io) = SocketIo::builder()
             .max_buffer_size(MAX_BUFFERED_PACKETS)
             .max_payload(MAX_TRANSPORT_PAYLOAD)

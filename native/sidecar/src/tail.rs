@@ -64,7 +64,7 @@ pub struct MessageTail {
 impl MessageTail {
     /// Starts the task, positioned after the newest stored message.
     pub async fn start(db: Db, io: SocketIo, poll: Duration) -> Result<Self, StoreError> {
-        let cursor = db.run(|c| latest_message_id(c)).await?;
+        let cursor = db.run(latest_message_id).await?;
         let own_write = Arc::new(Notify::new());
         let file_change = Arc::new(Notify::new());
         let (joins, join_rx) = mpsc::unbounded_channel();
