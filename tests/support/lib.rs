@@ -130,6 +130,57 @@ impl Drop for TestServer {
     }
 }
 
+/// The default run (`chatroom::app`: REST and Socket.IO on one port), on a
+/// fresh state directory; stops when dropped.
+pub struct DefaultRun {
+    pub url: String,
+    pub db_path: PathBuf,
+    _dir: tempfile::TempDir,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl DefaultRun {
+    pub async fn start() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let host = shared_host().with_state_dir(dir.path().to_owned());
+        let db_path = dir.path().join("sqlite_db.db");
+        let sidecar = Sidecar::start(SidecarConfig::new(&db_path))
+            .await
+            .expect("the sidecar starts");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let local = listener.local_addr().expect("addr");
+        let app = chatroom::app(Arc::new(host), &sidecar, local);
+        let (stop, stopped) = oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let _sidecar = sidecar;
+            let _ = axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(async {
+                let _ = stopped.await;
+            })
+            .await;
+        });
+        DefaultRun {
+            url: format!("http://{local}"),
+            db_path,
+            _dir: dir,
+            stop: Some(stop),
+        }
+    }
+}
+
+impl Drop for DefaultRun {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
 /// A real Spin CLI to compare against: `SPIN_BIN`, or `spin` on PATH, if it
 /// runs. `None` (and a plain note on stderr) otherwise.
 pub fn real_spin() -> Option<PathBuf> {

@@ -2,7 +2,7 @@
 //! records every event it receives, in order, and awaits acks.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
 use rust_socketio::Payload;
@@ -15,7 +15,7 @@ pub const PATIENCE: Duration = Duration::from_secs(10);
 
 #[derive(Default)]
 struct Inbox {
-    events: Mutex<Vec<(String, Value)>>,
+    events: Mutex<Vec<(String, Value, Instant)>>,
     arrived: Notify,
 }
 
@@ -50,11 +50,8 @@ impl SocketClient {
                 let inbox = any.clone();
                 async move {
                     let name = String::from(event);
-                    inbox
-                        .events
-                        .lock()
-                        .unwrap()
-                        .push((name, first_value(payload)));
+                    let event = (name, first_value(payload), Instant::now());
+                    inbox.events.lock().unwrap().push(event);
                     inbox.arrived.notify_waiters();
                 }
                 .boxed()
@@ -62,11 +59,8 @@ impl SocketClient {
             .on("error", move |payload, _| {
                 let inbox = err.clone();
                 async move {
-                    inbox
-                        .events
-                        .lock()
-                        .unwrap()
-                        .push(("error".into(), first_value(payload)));
+                    let event = ("error".into(), first_value(payload), Instant::now());
+                    inbox.events.lock().unwrap().push(event);
                     inbox.arrived.notify_waiters();
                 }
                 .boxed()
@@ -126,6 +120,11 @@ impl SocketClient {
 
     /// Removes and returns the first received `event`, waiting for it.
     pub async fn expect(&self, event: &str) -> Value {
+        self.expect_timed(event).await.0
+    }
+
+    /// Like [`Self::expect`], with the instant the event arrived.
+    pub async fn expect_timed(&self, event: &str) -> (Value, Instant) {
         let deadline = tokio::time::Instant::now() + PATIENCE;
         loop {
             let arrived = self.inbox.arrived.notified();
@@ -150,10 +149,11 @@ impl SocketClient {
         out
     }
 
-    fn take(&self, event: &str) -> Option<Value> {
+    fn take(&self, event: &str) -> Option<(Value, Instant)> {
         let mut events = self.inbox.events.lock().unwrap();
-        let i = events.iter().position(|(name, _)| name == event)?;
-        Some(events.remove(i).1)
+        let i = events.iter().position(|(name, _, _)| name == event)?;
+        let (_, value, at) = events.remove(i);
+        Some((value, at))
     }
 
     /// Every received `event` not yet taken, after waiting `settle` for
@@ -161,9 +161,10 @@ impl SocketClient {
     pub async fn drain(&self, event: &str, settle: Duration) -> Vec<Value> {
         tokio::time::sleep(settle).await;
         let mut events = self.inbox.events.lock().unwrap();
-        let (taken, kept) = events.drain(..).partition(|(name, _)| name == event);
+        let (taken, kept): (Vec<_>, Vec<_>) =
+            events.drain(..).partition(|(name, _, _)| name == event);
         *events = kept;
-        taken.into_iter().map(|(_, v): (String, Value)| v).collect()
+        taken.into_iter().map(|(_, v, _)| v).collect()
     }
 
     pub async fn disconnect(self) {

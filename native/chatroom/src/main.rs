@@ -1,0 +1,79 @@
+//! `chatroom`: the whole backend on one port. `cargo run --release` builds
+//! the Spin component and starts this.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+use chatroom_host::{HostOptions, SpinHost};
+use chatroom_sidecar::{Sidecar, SidecarConfig, shutdown_signal};
+
+/// chatroom: REST (the Spin component) and Socket.IO on one port.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// Address to listen on, for REST and Socket.IO alike.
+    #[arg(long, default_value = "127.0.0.1:3000", env = "CHATROOM_LISTEN")]
+    listen: SocketAddr,
+    /// The Spin manifest naming the REST component.
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../../spin.toml"), env = "CHATROOM_MANIFEST")]
+    manifest: PathBuf,
+    /// Directory of the SQLite file `sqlite_db.db` (Spin's `--state-dir`);
+    /// default `.spin` beside the manifest, where `spin up` keeps it.
+    #[arg(long, env = "CHATROOM_STATE_DIR")]
+    state_dir: Option<PathBuf>,
+    /// Origins allowed by CORS (repeat, or comma-separated); `*` for any.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "*",
+        env = "CHATROOM_CORS_ORIGINS"
+    )]
+    cors_origin: Vec<String>,
+    /// Safety poll of the database by the broadcast tail, in milliseconds.
+    #[arg(long, default_value_t = 500, env = "CHATROOM_POLL_MS")]
+    poll_ms: u64,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .init();
+    let args = Args::parse();
+    let manifest = std::path::absolute(&args.manifest)?;
+    let host = SpinHost::load(
+        &manifest,
+        HostOptions {
+            state_dir: args.state_dir,
+        },
+    )?;
+    let db_path = host.state_dir().join("sqlite_db.db");
+    let sidecar = Sidecar::start(SidecarConfig {
+        db_path: db_path.clone(),
+        cors_origins: args.cors_origin,
+        poll_interval: Duration::from_millis(args.poll_ms),
+    })
+    .await?;
+    let listener = tokio::net::TcpListener::bind(args.listen).await?;
+    let local = listener.local_addr()?;
+    let app = chatroom::app(Arc::new(host), &sidecar, local);
+    println!("chatroom is up");
+    println!("  REST       http://{local}/chatrooms");
+    println!("  Socket.IO  http://{local}/socket.io/ (same origin)");
+    println!("  data       {}", db_path.display());
+    println!("Ctrl-C stops it.");
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await?;
+    Ok(())
+}

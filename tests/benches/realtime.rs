@@ -1,0 +1,227 @@
+//! The sidecar's real-time figures (issue 3), printed, not asserted:
+//! REST-to-socket and socket-to-socket latency, fan-out throughput for 100
+//! and 1000 clients in one room, and the sidecar's CPU and memory with 1000
+//! idle connections. The sidecar runs as its own process (the one `kill -9`
+//! tests use), REST through the wasmtime host, on one SQLite file.
+//!
+//! Run: `cargo bench -p chatroom-tests --bench realtime`.
+
+use std::time::{Duration, Instant};
+
+use chatroom_tests::TestServer;
+use chatroom_tests::socket::SocketClient;
+use reqwest::Client;
+use serde_json::{Value, json};
+
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn percentile(samples: &mut [Duration], p: f64) -> Duration {
+    samples.sort();
+    let i = ((samples.len() as f64 - 1.0) * p).round() as usize;
+    samples[i]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.3} ms", d.as_secs_f64() * 1e3)
+}
+
+fn report(name: &str, samples: &mut [Duration]) {
+    println!(
+        "{name:<48} p50 {:>11}  p99 {:>11}  (n={})",
+        ms(percentile(samples, 0.50)),
+        ms(percentile(samples, 0.99)),
+        samples.len()
+    );
+}
+
+/// (user+system CPU seconds, resident MiB) of a process, from /proc.
+fn cpu_and_rss(pid: u32) -> (f64, f64) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks: f64 = [11, 12]
+        .iter()
+        .filter_map(|&i| fields.get(i)?.parse::<f64>().ok())
+        .sum();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let rss_kib: f64 = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0.0);
+    (ticks / 100.0, rss_kib / 1024.0)
+}
+
+async fn joined_clients(url: &str, room: i64, n: usize) -> Vec<SocketClient> {
+    let mut clients = Vec::with_capacity(n);
+    for i in 0..n {
+        let c = SocketClient::connect(url).await;
+        let ack = c
+            .call(
+                "join_room",
+                json!({"room_id": room, "username": format!("u{i}")}),
+            )
+            .await;
+        assert_eq!(ack["ok"], true);
+        clients.push(c);
+    }
+    // Let the user_joined storm settle, then forget it.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for c in &clients {
+        c.drain("user_joined", Duration::ZERO).await;
+    }
+    clients
+}
+
+async fn create_room(url: &str, name: &str) -> i64 {
+    Client::new()
+        .post(format!("{url}/chatrooms"))
+        .json(&json!({ "name": name }))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap()
+}
+
+/// One sender, `clients.len()` receivers, `messages` sent back to back.
+async fn fan_out(url: &str, room: i64, clients: &[SocketClient], messages: usize) {
+    let sender = SocketClient::connect(url).await;
+    let start = Instant::now();
+    for i in 0..messages {
+        sender
+            .emit(
+                "send_message",
+                json!({"room_id": room, "sender": "fan", "message": format!("f{i}")}),
+            )
+            .await;
+    }
+    let mut last = start;
+    for c in clients {
+        for _ in 0..messages {
+            let (_, at) = c.expect_timed("new_message").await;
+            last = last.max(at);
+        }
+    }
+    let deliveries = clients.len() * messages;
+    let secs = (last - start).as_secs_f64();
+    println!(
+        "fan-out, {:>4} clients x {:>3} messages              {:>9.0} deliveries/s ({deliveries} in {:.3} s)",
+        clients.len(),
+        messages,
+        deliveries as f64 / secs,
+        secs
+    );
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let rest = TestServer::start().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}");
+    let sidecar = KillOnDrop(
+        std::process::Command::new(env!("CARGO_BIN_EXE_sidecar-process"))
+            .args([
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--rest-upstream",
+                &rest.url,
+            ])
+            .arg("--db")
+            .arg(&rest.db_path)
+            .env("RUST_LOG", "error")
+            .spawn()
+            .expect("sidecar starts"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Client::new()
+        .get(format!("{url}/healthz"))
+        .send()
+        .await
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "sidecar did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    println!(
+        "chatroom real-time benchmark (sidecar pid {})",
+        sidecar.0.id()
+    );
+
+    // REST -> socket.
+    let room = create_room(&url, "latency").await;
+    let listener = &joined_clients(&url, room, 1).await[0];
+    let http = Client::new();
+    let (mut end_to_end, mut after_201) = (Vec::new(), Vec::new());
+    for i in 0..300 {
+        let sent = Instant::now();
+        let res = http
+            .post(format!("{}/chatrooms/{room}/messages", rest.url))
+            .json(&json!({"sender": "bench", "message": format!("r{i}")}))
+            .send()
+            .await
+            .unwrap();
+        let created = Instant::now();
+        assert_eq!(res.status(), 201);
+        let (_, at) = listener.expect_timed("new_message").await;
+        end_to_end.push(at - sent);
+        after_201.push(at.saturating_duration_since(created));
+    }
+    report("REST POST sent -> socket new_message", &mut end_to_end);
+    report("REST 201 received -> socket new_message", &mut after_201);
+
+    // Socket -> 100 sockets.
+    let room = create_room(&url, "hundred").await;
+    let clients = joined_clients(&url, room, 100).await;
+    let sender = SocketClient::connect(&url).await;
+    let mut samples = Vec::new();
+    for i in 0..100 {
+        let sent = Instant::now();
+        let ack = sender
+            .call(
+                "send_message",
+                json!({"room_id": room, "sender": "s", "message": format!("s{i}")}),
+            )
+            .await;
+        assert_eq!(ack["ok"], true);
+        for c in &clients {
+            let (_, at) = c.expect_timed("new_message").await;
+            samples.push(at - sent);
+        }
+    }
+    report("socket send -> each of 100 sockets", &mut samples);
+    fan_out(&url, room, &clients, 200).await;
+    drop(clients);
+
+    // 1000 clients: fan-out, then idle.
+    let room = create_room(&url, "thousand").await;
+    let clients = joined_clients(&url, room, 1000).await;
+    fan_out(&url, room, &clients, 20).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let pid = sidecar.0.id();
+    let (cpu0, _) = cpu_and_rss(pid);
+    let idle = Duration::from_secs(10);
+    tokio::time::sleep(idle).await;
+    let (cpu1, rss) = cpu_and_rss(pid);
+    println!(
+        "sidecar idle with 1000 connections                {:.2} % of one core over {:?}; RSS {rss:.1} MiB",
+        (cpu1 - cpu0) / idle.as_secs_f64() * 100.0,
+        idle
+    );
+}
