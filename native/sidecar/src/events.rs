@@ -140,7 +140,7 @@ async fn join_room(
         }
         let joined = json!({"sid": s.id.to_string(), "username": username, "room_id": room_id});
         if let Err(e) = io.to(room_name(room_id)).emit("user_joined", &joined).await {
-            tracing::warn!(error = %e, room_id, "user_joined not delivered to all");
+            tracing::debug!(error = %e, room_id, "user_joined not delivered to every member");
         }
         Ok(json!({"room_id": room_id, "username": username, "replayed": replayed}))
     }
@@ -164,7 +164,7 @@ async fn leave_room(
             .ok_or(ApiError::NotInRoom(room_id))?;
         let left = json!({"sid": s.id.to_string(), "username": username, "room_id": room_id});
         if let Err(e) = io.to(room_name(room_id)).emit("user_left", &left).await {
-            tracing::warn!(error = %e, room_id, "user_left not delivered to all");
+            tracing::debug!(error = %e, room_id, "user_left not delivered to every member");
         }
         s.leave(room_name(room_id));
         let sid = s.id.to_string();
@@ -213,7 +213,7 @@ async fn disconnect(s: SocketRef, chat: Shared, io: SocketIo) {
     for (room_id, username) in forget(&chat, s.id).await {
         let left = json!({"sid": s.id.to_string(), "username": username, "room_id": room_id});
         if let Err(e) = io.to(room_name(room_id)).emit("user_left", &left).await {
-            tracing::warn!(error = %e, room_id, "user_left not delivered to all");
+            tracing::debug!(error = %e, room_id, "user_left not delivered to every member");
         }
     }
 }

@@ -1,0 +1,110 @@
+// SPEC §3 with the official JavaScript client (socket.io-client 4.x) and
+// fetch for REST, against a running chatroom at CHATROOM_URL (default
+// http://127.0.0.1:3000). Exits non-zero on the first failed check.
+import { io } from "socket.io-client";
+
+const URL = process.env.CHATROOM_URL ?? "http://127.0.0.1:3000";
+const PATIENCE = 10_000;
+let checks = 0;
+
+function check(cond, what) {
+  if (!cond) {
+    console.error(`FAILED: ${what}`);
+    process.exit(1);
+  }
+  checks += 1;
+}
+
+function client() {
+  const socket = io(URL, { transports: ["websocket"], reconnection: false });
+  const queues = new Map();
+  const waiters = new Map();
+  for (const event of ["user_joined", "user_left", "new_message", "error"]) {
+    socket.on(event, (data) => {
+      const w = waiters.get(event);
+      if (w && w.length) w.shift()(data);
+      else (queues.get(event) ?? queues.set(event, []).get(event)).push(data);
+    });
+  }
+  return {
+    socket,
+    connected: new Promise((ok, fail) => {
+      socket.on("connect", ok);
+      socket.on("connect_error", fail);
+    }),
+    next(event) {
+      const q = queues.get(event);
+      if (q && q.length) return Promise.resolve(q.shift());
+      return new Promise((ok, fail) => {
+        (waiters.get(event) ?? waiters.set(event, []).get(event)).push(ok);
+        setTimeout(() => fail(new Error(`no ${event} in time`)), PATIENCE);
+      });
+    },
+    call(event, data) {
+      return socket.timeout(PATIENCE).emitWithAck(event, data);
+    },
+  };
+}
+
+async function json(res) {
+  return [res.status, await res.json()];
+}
+
+const post = (path, body) =>
+  fetch(`${URL}${path}`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(body),
+  }).then(json);
+const get = (path) => fetch(`${URL}${path}`).then(json);
+
+const [status, roomObj] = await post("/chatrooms", { name: `js-${Date.now()}` });
+check(status === 201, `create room: ${status}`);
+const room = roomObj.id;
+
+const alice = client();
+const bob = client();
+await alice.connected;
+await bob.connected;
+let ack = await alice.call("join_room", { room_id: room, username: "alice" });
+check(ack.ok === true, `join ack ${JSON.stringify(ack)}`);
+check((await alice.next("user_joined")).username === "alice", "alice joined");
+await bob.call("join_room", { room_id: room, username: "bob" });
+check((await alice.next("user_joined")).username === "bob", "alice sees bob");
+check((await bob.next("user_joined")).username === "bob", "bob sees himself");
+check((await get(`/chatrooms/${room}/users`))[1].user_count === 2, "two users");
+
+ack = await alice.call("send_message", { room_id: room, message: "Hi" });
+check(ack.ok === true && ack.message.sender === "alice", `send ack ${JSON.stringify(ack)}`);
+for (const c of [alice, bob]) {
+  const m = await c.next("new_message");
+  check(m.content === "Hi" && m.id === ack.message.id, "socket message reaches both");
+}
+const [s2, posted] = await post(`/chatrooms/${room}/messages`, { sender: "carol", message: "via REST" });
+check(s2 === 201, "REST post");
+for (const c of [alice, bob]) {
+  const m = await c.next("new_message");
+  check(JSON.stringify(m) === JSON.stringify(posted), "REST message reaches both");
+}
+
+bob.socket.disconnect();
+const left = await alice.next("user_left");
+check(left.username === "bob" && left.room_id === room, "user_left on disconnect");
+const [, users] = await get(`/chatrooms/${room}/users`);
+check(users.user_count === 1 && users.users[0] === "alice", "count drops");
+
+ack = await alice.call("join_room", { room_id: 999999 });
+check(ack.ok === false && ack.code === "room_not_found", "missing room ack");
+const err = await alice.next("error");
+check(err.code === "room_not_found" && err.error === "Chatroom not found", "error event");
+
+const late = client();
+await late.connected;
+await late.call("join_room", { room_id: room, username: "late", since: posted.id - 1 });
+const replayed = await late.next("new_message");
+check(replayed.id === posted.id, "catch-up with since");
+
+alice.socket.disconnect();
+late.socket.disconnect();
+console.log(`socket.io-client interop: ${checks} passed, 0 failed`);
+process.exit(0);

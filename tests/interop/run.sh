@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Runs the official Socket.IO clients (socket.io-client 4.x on Node, and
+# python-socketio 5.x) against the default run (`chatroom`: REST and
+# Socket.IO on one port), then against the sidecar alone forwarding REST to
+# the host (the `spin up` layout). Builds the binaries (debug, or uses
+# CHATROOM_BIN_DIR when set) and expects the client packages installed
+# (`npm ci` here, `pip install -r requirements.txt`; .ci/run does both).
+# Set PYTHON to choose the interpreter.
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(cd "$here/../.." && pwd)
+if [ -z "${CHATROOM_BIN_DIR:-}" ]; then
+  (cd "$root" && cargo build --workspace --bins)
+fi
+bin=${CHATROOM_BIN_DIR:-$root/target/debug}
+python=${PYTHON:-python3}
+state=$(mktemp -d)
+rest_port=${REST_PORT:-38100}
+port=${PORT:-38101}
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$state"
+}
+trap cleanup EXIT
+
+wait_up() {
+  for _ in $(seq 1 300); do
+    curl -fsS "$1/healthz" >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  echo "no answer from $1" >&2
+  return 1
+}
+
+clients() {
+  export CHATROOM_URL=$1
+  wait_up "$CHATROOM_URL"
+  node "$here/js_client.mjs"
+  "$python" "$here/python_client.py"
+}
+
+echo "== the default run (one process, one port)"
+"$bin/chatroom" --manifest "$root/spin.toml" --state-dir "$state/one" \
+  --listen "127.0.0.1:$port" &
+pids+=($!)
+clients "http://127.0.0.1:$port"
+kill "${pids[0]}"; wait "${pids[0]}" 2>/dev/null || true; pids=()
+
+echo "== the sidecar alone in front of the REST host (the spin up layout)"
+"$bin/chatroom-host" --manifest "$root/spin.toml" --state-dir "$state/two" \
+  --listen "127.0.0.1:$rest_port" &
+pids+=($!)
+wait_up "http://127.0.0.1:$rest_port"
+"$bin/chatroom-sidecar" --db "$state/two/sqlite_db.db" --listen "127.0.0.1:$port" \
+  --rest-upstream "http://127.0.0.1:$rest_port" &
+pids+=($!)
+clients "http://127.0.0.1:$port"
