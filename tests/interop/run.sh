@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the official Socket.IO clients (socket.io-client 4.x on Node, and
-# python-socketio 5.x) against the default run (`chatroom`: REST and
-# Socket.IO on one port), then against the sidecar alone forwarding REST to
+# python-socketio 5.x) and the Bruno collection (@usebruno/cli) against the
+# default run (`chatroom`: REST and Socket.IO on one port), then against the sidecar alone forwarding REST to
 # the host (the `spin up` layout). Builds the binaries (debug, or uses
 # CHATROOM_BIN_DIR when set) and expects the client packages installed
 # (`npm ci` here, `pip install -r requirements.txt`; .ci/run does both).
@@ -39,6 +39,10 @@ clients() {
   wait_up "$CHATROOM_URL"
   node "$here/js_client.mjs"
   "$python" "$here/python_client.py"
+  # The Bruno collection: every REST endpoint, with its error cases.
+  (cd "$root/chatroom_rest_api_collection" &&
+    "$here/node_modules/.bin/bru" run -r --env local \
+      --env-var "baseUrl=$CHATROOM_URL" --reporter-skip-all-headers)
 }
 
 echo "== the default run (one process, one port)"
