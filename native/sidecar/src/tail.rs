@@ -11,10 +11,9 @@
 //! socket sees each message once, in order, with no gap.
 //!
 //! The task sleeps until woken: directly after the sidecar's own writes, by
-//! file-change events on the database (another process wrote), followed by
-//! a few quick re-checks because SQLite publishes a commit in its shared
-//! memory index after the write that triggered the event, and by a slow
-//! safety poll.
+//! the commit probe of `watch` when another process's commit becomes
+//! visible, by a few quick re-checks when a file event showed no new row,
+//! and by a slow safety poll.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -85,12 +84,14 @@ impl MessageTail {
         })
     }
 
-    /// The sidecar committed a message: broadcast it now.
+    /// A new commit is visible (the sidecar's own, or one the commit probe
+    /// saw): broadcast it now.
     pub fn wake(&self) {
         self.own_write.notify_one();
     }
 
-    /// The database files changed on disk.
+    /// The database files changed on disk, but no new row is visible yet:
+    /// look again shortly, a few times.
     pub fn file_changed(&self) {
         self.file_change.notify_one();
     }
