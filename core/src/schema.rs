@@ -51,8 +51,10 @@ pub fn migrate(db: &impl Database) -> Result<(), StoreError> {
         return Ok(());
     }
     // WAL lets the component read while the sidecar writes (and back); the
-    // mode is stored in the file, so setting it once is enough.
-    db.query("PRAGMA journal_mode = WAL", &[])?;
+    // mode is stored in the file, so setting it once is enough. A remote
+    // libSQL database (a Spin runtime config) manages its own journal and
+    // may refuse the pragma, which is no reason to refuse to start.
+    let _ = db.query("PRAGMA journal_mode = WAL", &[]);
     db.query("BEGIN IMMEDIATE", &[])?;
     let applied = MIGRATION
         .iter()

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use tracing_subscriber::EnvFilter;
 
 use chatroom_host::{HostOptions, SpinHost};
 use chatroom_sidecar::{Sidecar, SidecarConfig, shutdown_signal};
@@ -37,16 +36,16 @@ struct Args {
     /// Safety poll of the database by the broadcast tail, in milliseconds.
     #[arg(long, default_value_t = 500, env = "CHATROOM_POLL_MS")]
     poll_ms: u64,
+    /// Log filter: a level (`debug`) or `tracing` directives
+    /// (`info,chatroom_host=debug`).
+    #[arg(long, default_value = "info", env = "RUST_LOG")]
+    log: String,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .init();
     let args = Args::parse();
+    chatroom_sidecar::cli::init_logging(&args.log)?;
     let manifest = std::path::absolute(&args.manifest)?;
     let host = SpinHost::load(
         &manifest,

@@ -36,17 +36,25 @@ struct Args {
     /// Safety poll of the database, in milliseconds.
     #[arg(long, default_value_t = 500, env = "CHATROOM_POLL_MS")]
     poll_ms: u64,
+    /// Log filter: a level (`debug`) or `tracing` directives
+    /// (`info,chatroom_sidecar=debug`).
+    #[arg(long, default_value = "info", env = "RUST_LOG")]
+    log: String,
+}
+
+/// Starts `tracing` output to stderr with `filter` (see `--log`).
+pub fn init_logging(filter: &str) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_new(filter)?)
+        .init();
+    Ok(())
 }
 
 /// Parses the command line and serves.
 #[tokio::main]
 pub async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .init();
     let args = Args::parse();
+    init_logging(&args.log)?;
     let sidecar = Sidecar::start(SidecarConfig {
         db_path: args.db.clone(),
         cors_origins: args.cors_origin,
