@@ -9,7 +9,7 @@ use std::time::Duration;
 use clap::Parser;
 
 use chatroom_host::{HostOptions, SpinHost};
-use chatroom_sidecar::{Sidecar, SidecarConfig, shutdown_signal};
+use chatroom_sidecar::{Sidecar, SidecarConfig};
 
 /// chatroom: REST (the Spin component) and Socket.IO on one port.
 #[derive(Debug, Parser)]
@@ -72,7 +72,7 @@ async fn main() -> anyhow::Result<()> {
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(shutdown_signal())
+    .with_graceful_shutdown(sidecar.shutdown())
     .await?;
     Ok(())
 }

@@ -9,7 +9,7 @@ use axum::http::Uri;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-use crate::{Sidecar, SidecarConfig, shutdown_signal, upstream};
+use crate::{Sidecar, SidecarConfig, upstream};
 
 /// Socket.IO rooms, presence and broadcasts on chatroom's SQLite file.
 #[derive(Debug, Parser)]
@@ -73,7 +73,7 @@ pub async fn main() -> anyhow::Result<()> {
         "serving"
     );
     axum::serve(listener, sidecar.router(rest))
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(sidecar.shutdown())
         .await?;
     Ok(())
 }

@@ -105,6 +105,17 @@ impl Sidecar {
     pub fn tail(&self) -> &MessageTail {
         &self.tail
     }
+
+    /// Resolves on Ctrl-C or SIGTERM once every Socket.IO connection is
+    /// closed (clients see a disconnect and reconnect elsewhere), so that a
+    /// graceful HTTP shutdown does not wait forever on open sockets.
+    pub fn shutdown(&self) -> impl Future<Output = ()> + Send + 'static {
+        let io = self.io.clone();
+        async move {
+            shutdown_signal().await;
+            io.close().await;
+        }
+    }
 }
 
 fn cors(origins: &[String]) -> CorsLayer {
