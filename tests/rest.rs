@@ -578,3 +578,62 @@ async fn the_schema_is_shared_with_native_code_both_ways() {
         .unwrap();
     assert_eq!(rooms, 2);
 }
+
+/// `/openapi.json` describes exactly the routes the component serves: every
+/// documented path and method is routed (no `404 not_found`, no `405`) and
+/// answers with a documented status; every undocumented method is `405`.
+#[tokio::test]
+async fn the_openapi_document_matches_the_routes() {
+    let s = TestServer::start().await;
+    let doc = get(&s, "/openapi.json").await;
+    assert_eq!(doc.status, 200);
+    assert_eq!(doc.body["openapi"], "3.1.0");
+    let room = post_json(&s, "/chatrooms", json!({"name": "Documented"})).await;
+    let id = room.body["id"].as_i64().expect("room id");
+    let paths = doc.body["paths"].as_object().expect("paths");
+    for expected in [
+        "/healthz",
+        "/chatrooms",
+        "/chatrooms/{room_id}",
+        "/chatrooms/{room_id}/messages",
+        "/chatrooms/{room_id}/users",
+        "/openapi.json",
+    ] {
+        assert!(paths.contains_key(expected), "{expected} is documented");
+    }
+    let http = Client::new();
+    for (path, item) in paths {
+        let url = format!("{}{}", s.url, path.replace("{room_id}", &id.to_string()));
+        for method in ["get", "post", "put", "delete"] {
+            let documented = item.get(method).is_some();
+            let verb = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let res =
+                send(http.request(verb, &url).json(
+                    &json!({"name": format!("Doc {method}"), "sender": "doc", "message": "hi"}),
+                ))
+                .await;
+            if documented {
+                assert!(
+                    res.status != 405 && res.body["code"] != "not_found",
+                    "{method} {path} is documented but not routed: {:?}",
+                    res.body
+                );
+                let statuses: Vec<&String> = item[method]["responses"]
+                    .as_object()
+                    .expect("responses")
+                    .keys()
+                    .collect();
+                assert!(
+                    statuses.contains(&&res.status.as_u16().to_string()),
+                    "{method} {path} answered {} which is not documented ({statuses:?})",
+                    res.status
+                );
+            } else {
+                assert_eq!(
+                    res.status, 405,
+                    "{method} {path} is routed but not documented"
+                );
+            }
+        }
+    }
+}

@@ -10,6 +10,7 @@ fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     for input in [
         "components/rest/src",
+        "components/rest/openapi.json",
         "components/rest/Cargo.toml",
         "core/src",
         "core/Cargo.toml",

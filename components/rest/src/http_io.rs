@@ -83,6 +83,17 @@ pub async fn send_json<T: Serialize>(
     }
 }
 
+/// Answers `200` with a JSON document compiled into the component.
+pub async fn send_static_json(out: ResponseOutparam, body: &'static str) {
+    let headers = [("content-length", body.len().to_string())];
+    if let Err(e) = out
+        .set_with_body(response(200, &headers), body.as_bytes().to_vec())
+        .await
+    {
+        eprintln!("chatroom-rest: writing a response failed: {e:?}");
+    }
+}
+
 /// Answers with an error body `{"detail", "code"}` and its status.
 pub async fn send_error(out: ResponseOutparam, err: &ApiError) {
     if err.status() >= 500 {

@@ -9,6 +9,9 @@ mod http_io;
 mod routes;
 mod spin_db;
 
+/// The OpenAPI 3.1 description of this API, served at `/openapi.json`.
+const OPENAPI: &str = include_str!("../openapi.json");
+
 use std::borrow::Cow;
 
 use chatroom_core::{
@@ -18,7 +21,9 @@ use chatroom_core::{
 use spin_sdk::http::{IncomingRequest, ResponseOutparam};
 use spin_sdk::http_component;
 
-use crate::http_io::{read_body, send_error, send_json, send_method_not_allowed, start_array};
+use crate::http_io::{
+    read_body, send_error, send_json, send_method_not_allowed, send_static_json, start_array,
+};
 use crate::routes::{NoRoute, Route, resolve};
 use crate::spin_db::SpinDb;
 
@@ -59,6 +64,7 @@ impl Query<'_> {
 /// What a route answers, decided before the status line is written.
 enum Reply {
     Health,
+    OpenApi,
     Room(Room),
     CreatedRoom(Room),
     CreatedMessage(Message),
@@ -71,6 +77,7 @@ enum Reply {
 async fn prepare(route: Route, req: IncomingRequest, query: &Query<'_>) -> Result<Reply, ApiError> {
     match route {
         Route::Health => Ok(Reply::Health),
+        Route::OpenApi => Ok(Reply::OpenApi),
         Route::ListRooms => Ok(Reply::Rooms(SpinDb::open()?, RoomPages::default())),
         Route::CreateRoom => {
             let body = read_body(req).await?;
@@ -117,6 +124,7 @@ impl Reply {
     async fn send(self, out: ResponseOutparam) -> anyhow::Result<()> {
         match self {
             Reply::Health => send_json(out, 200, &serde_json::json!({"status": "ok"}), &[]).await,
+            Reply::OpenApi => send_static_json(out, OPENAPI).await,
             Reply::Room(room) => send_json(out, 200, &room, &[]).await,
             Reply::CreatedRoom(room) => {
                 let location = format!("/chatrooms/{}", room.id);

@@ -13,6 +13,7 @@ pub enum Route {
     ListMessages(i64),
     PostMessage(i64),
     RoomUsers(i64),
+    OpenApi,
 }
 
 /// Why a request matched no route.
@@ -38,6 +39,7 @@ pub fn resolve(method: &str, path: &str) -> Result<Route, NoRoute> {
     let segments: Vec<&str> = path.split('/').skip(1).collect();
     let (allow, route) = match segments.as_slice() {
         ["healthz"] => ("GET", (method == "GET").then_some(Route::Health)),
+        ["openapi.json"] => ("GET", (method == "GET").then_some(Route::OpenApi)),
         ["chatrooms"] => (
             "GET, POST",
             match method {
