@@ -23,6 +23,7 @@ fn main() {
     if std::env::var_os("CHATROOM_SKIP_COMPONENT_BUILD").is_some() {
         return;
     }
+    ensure_wasm_target();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let output = Command::new(cargo)
         .current_dir(&root)
@@ -49,5 +50,26 @@ fn main() {
              `rustup target add wasm32-wasip2`):\n{}",
             String::from_utf8_lossy(&output.stderr)
         );
+    }
+}
+
+/// rustup installs `rust-toolchain.toml`'s targets with the toolchain, but
+/// not when the toolchain was already there (or auto-install is off): add
+/// the wasm target if this toolchain lacks it. A failure here is reported by
+/// the build that follows.
+fn ensure_wasm_target() {
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let sysroot = Command::new(rustc)
+        .args(["--print", "sysroot"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
+    let installed =
+        sysroot.is_some_and(|root| Path::new(&root).join("lib/rustlib/wasm32-wasip2").is_dir());
+    if !installed {
+        let _ = Command::new("rustup")
+            .args(["target", "add", "wasm32-wasip2"])
+            .status();
     }
 }
