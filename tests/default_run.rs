@@ -4,21 +4,15 @@
 //! unchanged.
 
 use chatroom_tests::DefaultRun;
+use chatroom_tests::http::{get_json, room_users};
 use chatroom_tests::socket::SocketClient;
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
 
 async fn user_count(url: &str, room: i64) -> i64 {
-    Client::new()
-        .get(format!("{url}/chatrooms/{room}/users"))
-        .send()
-        .await
-        .unwrap()
-        .json::<Value>()
-        .await
-        .unwrap()["user_count"]
+    room_users(url, room).await["user_count"]
         .as_i64()
-        .unwrap()
+        .expect("user_count")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -26,15 +20,7 @@ async fn the_original_clients_work_against_one_base_url() {
     let run = DefaultRun::start().await;
     let url = run.url.as_str();
     let http = Client::new();
-    let health: Value = http
-        .get(format!("{url}/healthz"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(health, json!({"status": "ok"}));
+    assert_eq!(get_json(url, "/healthz").await, json!({"status": "ok"}));
 
     // The original's Bruno form of room creation.
     let res = http
@@ -85,14 +71,7 @@ async fn the_original_clients_work_against_one_base_url() {
         .unwrap();
     assert_eq!(res.status(), StatusCode::CREATED);
     assert_eq!(one.expect("new_message").await["sender"], "bruno");
-    let history: Vec<Value> = http
-        .get(format!("{url}/chatrooms/{room}/messages"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(history.len(), 2);
+    let history = get_json(url, &format!("/chatrooms/{room}/messages")).await;
+    assert_eq!(history.as_array().map(Vec::len), Some(2));
     assert!(run.db_path.exists(), "data lives in the state directory");
 }

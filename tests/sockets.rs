@@ -5,88 +5,32 @@
 use std::time::Duration;
 
 use chatroom_tests::Stack;
+use chatroom_tests::http::{create_room, history_ids, ids, post_message, room_users};
+use chatroom_tests::process::SidecarProcess;
 use chatroom_tests::socket::SocketClient;
-use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
-
-async fn create_room(stack: &Stack, name: &str) -> i64 {
-    let res = Client::new()
-        .post(format!("{}/chatrooms", stack.url))
-        .json(&json!({ "name": name }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::CREATED);
-    res.json::<Value>().await.unwrap()["id"].as_i64().unwrap()
-}
-
-async fn rest_post(stack: &Stack, room: i64, sender: &str, text: &str) -> Value {
-    let res = Client::new()
-        .post(format!("{}/chatrooms/{room}/messages", stack.url))
-        .json(&json!({ "sender": sender, "message": text }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::CREATED);
-    res.json().await.unwrap()
-}
-
-async fn users(stack: &Stack, room: i64) -> Value {
-    Client::new()
-        .get(format!("{}/chatrooms/{room}/users", stack.url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
-async fn history_ids(stack: &Stack, room: i64) -> Vec<i64> {
-    let all: Vec<Value> = Client::new()
-        .get(format!("{}/chatrooms/{room}/messages", stack.url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    all.iter().map(|m| m["id"].as_i64().unwrap()).collect()
-}
-
-fn ids(messages: &[Value]) -> Vec<i64> {
-    messages.iter().map(|m| m["id"].as_i64().unwrap()).collect()
-}
-
-async fn join(c: &SocketClient, room: i64, username: &str) -> Value {
-    let ack = c
-        .call("join_room", json!({"room_id": room, "username": username}))
-        .await;
-    assert_eq!(ack["ok"], true, "{ack}");
-    ack
-}
 
 const SETTLE: Duration = Duration::from_millis(300);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn members_get_joins_messages_from_both_halves_and_leaves() {
     let stack = Stack::start().await;
-    let room = create_room(&stack, "General").await;
+    let room = create_room(&stack.url, "General").await;
     let alice = stack.client().await;
     let bob = stack.client().await;
 
-    join(&alice, room, "alice").await;
+    alice.join(room, "alice").await;
     let joined = alice.expect("user_joined").await;
     assert_eq!(
         (&joined["username"], &joined["room_id"]),
         (&json!("alice"), &json!(room))
     );
     assert!(joined["sid"].as_str().is_some_and(|s| !s.is_empty()));
-    join(&bob, room, "bob").await;
+    bob.join(room, "bob").await;
     assert_eq!(alice.expect("user_joined").await["username"], "bob");
     assert_eq!(bob.expect("user_joined").await["username"], "bob");
     assert_eq!(
-        users(&stack, room).await,
+        room_users(&stack.url, room).await,
         json!({"room_id": room, "user_count": 2, "users": ["alice", "bob"]})
     );
 
@@ -105,7 +49,7 @@ async fn members_get_joins_messages_from_both_halves_and_leaves() {
         assert_eq!(c.expect("new_message").await, stored);
     }
     // Over REST: the same event reaches every member.
-    let posted = rest_post(&stack, room, "carol", "from REST").await;
+    let posted = post_message(&stack.url, room, "carol", "from REST").await;
     for c in [&alice, &bob] {
         assert_eq!(c.expect("new_message").await, posted);
         assert!(
@@ -120,16 +64,19 @@ async fn members_get_joins_messages_from_both_halves_and_leaves() {
         (&left["username"], &left["room_id"]),
         (&json!("bob"), &json!(room))
     );
-    assert_eq!(users(&stack, room).await["users"], json!(["alice"]));
-    assert_eq!(users(&stack, room).await["user_count"], 1);
+    assert_eq!(
+        room_users(&stack.url, room).await["users"],
+        json!(["alice"])
+    );
+    assert_eq!(room_users(&stack.url, room).await["user_count"], 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sender_defaults_to_the_joined_username_and_content_is_accepted() {
     let stack = Stack::start().await;
-    let room = create_room(&stack, "General").await;
+    let room = create_room(&stack.url, "General").await;
     let c = stack.client().await;
-    join(&c, room, "dora").await;
+    c.join(room, "dora").await;
     let ack = c
         .call("send_message", json!({"room_id": room, "content": "hello"}))
         .await;
@@ -140,7 +87,7 @@ async fn sender_defaults_to_the_joined_username_and_content_is_accepted() {
     assert_eq!(ack["message"]["content"], "hello");
     assert_eq!(c.expect("new_message").await["sender"], "dora");
     // Not joined to that room and no sender: refused.
-    let other = create_room(&stack, "Other").await;
+    let other = create_room(&stack.url, "Other").await;
     let ack = c
         .call("send_message", json!({"room_id": other, "message": "x"}))
         .await;
@@ -179,15 +126,15 @@ async fn a_missing_room_is_an_error_and_no_join() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leaving_stops_delivery_and_several_rooms_work() {
     let stack = Stack::start().await;
-    let a = create_room(&stack, "A").await;
-    let b = create_room(&stack, "B").await;
+    let a = create_room(&stack.url, "A").await;
+    let b = create_room(&stack.url, "B").await;
     let multi = stack.client().await;
     let watcher = stack.client().await;
-    join(&multi, a, "multi").await;
-    join(&multi, b, "multi").await;
-    join(&watcher, a, "watcher").await;
-    rest_post(&stack, a, "x", "to a").await;
-    rest_post(&stack, b, "x", "to b").await;
+    multi.join(a, "multi").await;
+    multi.join(b, "multi").await;
+    watcher.join(a, "watcher").await;
+    post_message(&stack.url, a, "x", "to a").await;
+    post_message(&stack.url, b, "x", "to b").await;
     let got = multi.expect_n("new_message", 2).await;
     assert_eq!(got[0]["room_id"], a);
     assert_eq!(got[1]["room_id"], b);
@@ -199,10 +146,10 @@ async fn leaving_stops_delivery_and_several_rooms_work() {
         (&left["username"], &left["room_id"]),
         (&json!("multi"), &json!(a))
     );
-    assert_eq!(users(&stack, a).await["users"], json!(["watcher"]));
-    assert_eq!(users(&stack, b).await["users"], json!(["multi"]));
+    assert_eq!(room_users(&stack.url, a).await["users"], json!(["watcher"]));
+    assert_eq!(room_users(&stack.url, b).await["users"], json!(["multi"]));
 
-    rest_post(&stack, a, "x", "after leave").await;
+    post_message(&stack.url, a, "x", "after leave").await;
     assert_eq!(
         watcher.expect_n("new_message", 2).await[1]["content"],
         "after leave"
@@ -215,22 +162,22 @@ async fn leaving_stops_delivery_and_several_rooms_work() {
 
     // Disconnecting leaves every room the socket was in.
     let other = stack.client().await;
-    join(&other, b, "other").await;
+    other.join(b, "other").await;
     multi.disconnect().await;
     let left = other.expect("user_left").await;
     assert_eq!(
         (&left["username"], &left["room_id"]),
         (&json!("multi"), &json!(b))
     );
-    assert_eq!(users(&stack, b).await["users"], json!(["other"]));
+    assert_eq!(room_users(&stack.url, b).await["users"], json!(["other"]));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_events_get_errors_and_disturb_no_one() {
     let stack = Stack::start().await;
-    let room = create_room(&stack, "General").await;
+    let room = create_room(&stack.url, "General").await;
     let bystander = stack.client().await;
-    join(&bystander, room, "bystander").await;
+    bystander.join(room, "bystander").await;
     let c = stack.client().await;
     let big = "x".repeat(1 << 20);
     let cases = [
@@ -287,7 +234,7 @@ async fn garbage_events_get_errors_and_disturb_no_one() {
     }
     // An unknown event is ignored; the connection still works.
     c.emit("no_such_event", json!({"x": 1})).await;
-    join(&c, room, "survivor").await;
+    c.join(room, "survivor").await;
     let ack = c
         .call(
             "send_message",
@@ -300,7 +247,7 @@ async fn garbage_events_get_errors_and_disturb_no_one() {
         "still here"
     );
     assert_eq!(
-        history_ids(&stack, room).await.len(),
+        history_ids(&stack.url, room).await.len(),
         1,
         "nothing invalid stored"
     );
@@ -312,13 +259,13 @@ async fn garbage_events_get_errors_and_disturb_no_one() {
 async fn two_concurrent_writers_reach_members_exactly_once_in_order() {
     const EACH: usize = 60;
     let stack = Stack::start().await;
-    let room = create_room(&stack, "Busy").await;
+    let room = create_room(&stack.url, "Busy").await;
     let listeners = [stack.client().await, stack.client().await];
     for (i, l) in listeners.iter().enumerate() {
-        join(l, room, &format!("listener{i}")).await;
+        l.join(room, &format!("listener{i}")).await;
     }
     let writer = stack.client().await;
-    join(&writer, room, "writer").await;
+    writer.join(room, "writer").await;
     let by_socket = async {
         for i in 0..EACH {
             let ack = writer
@@ -332,11 +279,11 @@ async fn two_concurrent_writers_reach_members_exactly_once_in_order() {
     };
     let by_rest = async {
         for i in 0..EACH {
-            rest_post(&stack, room, "rest", &format!("r{i}")).await;
+            post_message(&stack.url, room, "rest", &format!("r{i}")).await;
         }
     };
     tokio::join!(by_socket, by_rest);
-    let stored = history_ids(&stack, room).await;
+    let stored = history_ids(&stack.url, room).await;
     assert_eq!(stored.len(), 2 * EACH);
     for l in listeners.iter().chain([&writer]) {
         let got = l.expect_n("new_message", 2 * EACH).await;
@@ -351,23 +298,16 @@ async fn two_concurrent_writers_reach_members_exactly_once_in_order() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn catch_up_with_since_has_no_gap_and_no_duplicate_under_traffic() {
     let stack = Stack::start().await;
-    let room = create_room(&stack, "Catch-up").await;
+    let room = create_room(&stack.url, "Catch-up").await;
     for i in 0..300 {
-        rest_post(&stack, room, "old", &format!("old{i}")).await;
+        post_message(&stack.url, room, "old", &format!("old{i}")).await;
     }
-    let since = history_ids(&stack, room).await[99];
+    let since = history_ids(&stack.url, room).await[99];
 
     let url = stack.url.clone();
     let traffic = tokio::spawn(async move {
-        let client = Client::new();
         for i in 0..150 {
-            let res = client
-                .post(format!("{url}/chatrooms/{room}/messages"))
-                .json(&json!({"sender": "live", "message": format!("live{i}")}))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(res.status(), StatusCode::CREATED);
+            post_message(&url, room, "live", &format!("live{i}")).await;
         }
     });
     tokio::time::sleep(Duration::from_millis(20)).await;
@@ -382,7 +322,7 @@ async fn catch_up_with_since_has_no_gap_and_no_duplicate_under_traffic() {
     assert!(ack["replayed"].as_u64().unwrap() >= 200, "{ack}");
     traffic.await.unwrap();
 
-    let expected: Vec<i64> = history_ids(&stack, room)
+    let expected: Vec<i64> = history_ids(&stack.url, room)
         .await
         .into_iter()
         .filter(|id| *id > since)
@@ -399,55 +339,15 @@ async fn catch_up_with_since_has_no_gap_and_no_duplicate_under_traffic() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_sidecar_lists_nobody_until_they_rejoin() {
     let stack = Stack::start().await;
-    let room = create_room(&stack, "General").await;
+    let room = create_room(&stack.url, "General").await;
     let c = stack.client().await;
-    join(&c, room, "ghost").await;
-    assert_eq!(users(&stack, room).await["user_count"], 1);
+    c.join(room, "ghost").await;
+    assert_eq!(room_users(&stack.url, room).await["user_count"], 1);
     let _restarted =
         chatroom_sidecar::Sidecar::start(chatroom_sidecar::SidecarConfig::new(&stack.rest.db_path))
             .await
             .unwrap();
-    assert_eq!(users(&stack, room).await["users"], json!([]));
-}
-
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn spawn_sidecar(db: &std::path::Path, port: u16, rest: &str) -> KillOnDrop {
-    KillOnDrop(
-        std::process::Command::new(env!("CARGO_BIN_EXE_sidecar-process"))
-            .arg("--listen")
-            .arg(format!("127.0.0.1:{port}"))
-            .arg("--db")
-            .arg(db)
-            .arg("--rest-upstream")
-            .arg(rest)
-            .env("RUST_LOG", "warn")
-            .spawn()
-            .expect("the sidecar starts"),
-    )
-}
-
-async fn wait_until_up(url: &str) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while Client::new()
-        .get(format!("{url}/healthz"))
-        .send()
-        .await
-        .is_err()
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "sidecar did not come up"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    assert_eq!(room_users(&stack.url, room).await["users"], json!([]));
 }
 
 /// `kill -9` of the sidecar mid-stream loses no acknowledged message, and a
@@ -455,28 +355,14 @@ async fn wait_until_up(url: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_of_the_sidecar_loses_no_acknowledged_message() {
     let rest = chatroom_tests::TestServer::start().await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let url = format!("http://127.0.0.1:{port}");
-    let mut sidecar = spawn_sidecar(&rest.db_path, port, &rest.url);
-    wait_until_up(&url).await;
-    let room = Client::new()
-        .post(format!("{url}/chatrooms"))
-        .json(&json!({"name": "Durable"}))
-        .send()
-        .await
-        .unwrap()
-        .json::<Value>()
-        .await
-        .unwrap()["id"]
-        .as_i64()
-        .unwrap();
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_sidecar-process"));
+    let port = SidecarProcess::free_port();
+    let mut sidecar = SidecarProcess::start(bin, &rest.db_path, &rest.url, port).await;
+    let url = sidecar.url.clone();
+    let room = create_room(&url, "Durable").await;
 
     let c = SocketClient::connect(&url).await;
-    join(&c, room, "durable").await;
+    c.join(room, "durable").await;
     let mut acked = Vec::new();
     for i in 0..40 {
         let ack = c
@@ -496,45 +382,21 @@ async fn kill_9_of_the_sidecar_loses_no_acknowledged_message() {
         )
         .await;
     }
-    sidecar.0.kill().expect("kill -9");
-    let _ = sidecar.0.wait();
+    sidecar.kill_9();
 
-    let stored: Vec<i64> = Client::new()
-        .get(format!("{}/chatrooms/{room}/messages", rest.url))
-        .send()
-        .await
-        .unwrap()
-        .json::<Vec<Value>>()
-        .await
-        .unwrap()
-        .iter()
-        .map(|m| m["id"].as_i64().unwrap())
-        .collect();
+    let stored = history_ids(&rest.url, room).await;
     for id in &acked {
         assert!(stored.contains(id), "acknowledged message {id} lost");
     }
 
     // Written while the sidecar was down; the rejoining client catches up.
-    let posted = Client::new()
-        .post(format!("{}/chatrooms/{room}/messages", rest.url))
-        .json(&json!({"sender": "rest", "message": "while down"}))
-        .send()
-        .await
-        .unwrap()
-        .json::<Value>()
-        .await
-        .unwrap();
-    let _sidecar = spawn_sidecar(&rest.db_path, port, &rest.url);
-    wait_until_up(&url).await;
-    let users: Value = Client::new()
-        .get(format!("{url}/chatrooms/{room}/users"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(users["user_count"], 0, "presence is not history");
+    let posted = post_message(&rest.url, room, "rest", "while down").await;
+    let _restarted = SidecarProcess::start(bin, &rest.db_path, &rest.url, port).await;
+    assert_eq!(
+        room_users(&url, room).await["user_count"],
+        0,
+        "presence is not history"
+    );
     let again = SocketClient::connect(&url).await;
     let last_seen = *acked.last().unwrap();
     let ack = again

@@ -7,7 +7,7 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use chatroom_tests::{TestServer, build_component, real_spin, workspace_root};
+use chatroom_tests::{TestServer, real_spin, workspace_root};
 use reqwest::{Client, Method};
 use serde_json::Value;
 
@@ -96,7 +96,6 @@ async fn the_host_answers_like_spin_up() {
     let Some(spin) = real_spin() else {
         return;
     };
-    build_component();
     let root = workspace_root();
     let state = tempfile::tempdir().unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0")

@@ -1,7 +1,9 @@
-//! Builds the REST component for wasm32-wasip2 exactly as `spin.toml`'s build
-//! command does (into `target/wasm`, a target directory of its own, so it
-//! never waits on the outer build's lock). This is what lets `cargo run
-//! --release` alone bring up the whole backend on a fresh clone.
+//! Builds the REST component for wasm32-wasip2 by running `spin.toml`'s own
+//! build command (`component.rest.build.command`, which builds into
+//! `target/wasm`, a target directory of its own, so it never waits on the
+//! outer build's lock). This is what lets `cargo run --release` alone bring
+//! up the whole backend on a fresh clone, and what builds the component the
+//! tests run (they depend on this crate).
 
 use std::path::Path;
 use std::process::Command;
@@ -19,31 +21,26 @@ fn main() {
     ] {
         println!("cargo:rerun-if-changed={}", root.join(input).display());
     }
-    println!("cargo:rerun-if-env-changed=CHATROOM_SKIP_COMPONENT_BUILD");
-    if std::env::var_os("CHATROOM_SKIP_COMPONENT_BUILD").is_some() {
-        return;
-    }
+    let words = spin_build_command(&root.join("spin.toml"));
+    let Some((program, args)) = words.split_first() else {
+        panic!("spin.toml's component.rest.build.command is empty");
+    };
+    // The cargo running this build, not whichever is first on PATH.
+    let program = match program.as_str() {
+        "cargo" => std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()),
+        other => other.to_owned(),
+    };
     ensure_wasm_target();
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let output = Command::new(cargo)
+    let output = Command::new(&program)
         .current_dir(&root)
-        .args([
-            "build",
-            "-p",
-            "chatroom-rest",
-            "--target",
-            "wasm32-wasip2",
-            "--release",
-            "--target-dir",
-            "target/wasm",
-        ])
+        .args(args)
         // Flags meant for the native build must not reach the wasm one.
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .env_remove("RUSTFLAGS")
         .env_remove("CARGO_TARGET_DIR")
         .env_remove("CARGO_BUILD_TARGET")
         .output()
-        .expect("cargo runs");
+        .unwrap_or_else(|e| panic!("running {program}: {e}"));
     if !output.status.success() {
         panic!(
             "building the Spin component failed (is the wasm32-wasip2 target installed? \
@@ -51,6 +48,25 @@ fn main() {
             String::from_utf8_lossy(&output.stderr)
         );
     }
+}
+
+/// `component.rest.build.command` of the manifest, split into words (it is
+/// a plain command line with no quoting, as Spin runs it through a shell).
+fn spin_build_command(manifest: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(manifest)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", manifest.display()));
+    let doc: toml::Table = text
+        .parse()
+        .unwrap_or_else(|e| panic!("parsing {}: {e}", manifest.display()));
+    doc.get("component")
+        .and_then(|c| c.get("rest"))
+        .and_then(|c| c.get("build"))
+        .and_then(|b| b.get("command"))
+        .and_then(|c| c.as_str())
+        .unwrap_or_else(|| panic!("{} has no component.rest.build.command", manifest.display()))
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect()
 }
 
 /// rustup installs `rust-toolchain.toml`'s targets with the toolchain, but

@@ -9,18 +9,11 @@
 use std::time::{Duration, Instant};
 
 use chatroom_tests::TestServer;
+use chatroom_tests::http::create_room;
+use chatroom_tests::process::SidecarProcess;
 use chatroom_tests::socket::SocketClient;
 use reqwest::Client;
-use serde_json::{Value, json};
-
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use serde_json::json;
 
 fn percentile(samples: &mut [Duration], p: f64) -> Duration {
     samples.sort();
@@ -65,13 +58,7 @@ async fn joined_clients(url: &str, room: i64, n: usize) -> Vec<SocketClient> {
     let mut clients = Vec::with_capacity(n);
     for i in 0..n {
         let c = SocketClient::connect(url).await;
-        let ack = c
-            .call(
-                "join_room",
-                json!({"room_id": room, "username": format!("u{i}")}),
-            )
-            .await;
-        assert_eq!(ack["ok"], true);
+        c.join(room, &format!("u{i}")).await;
         clients.push(c);
     }
     // Let the user_joined storm settle, then forget it.
@@ -80,20 +67,6 @@ async fn joined_clients(url: &str, room: i64, n: usize) -> Vec<SocketClient> {
         c.drain("user_joined", Duration::ZERO).await;
     }
     clients
-}
-
-async fn create_room(url: &str, name: &str) -> i64 {
-    Client::new()
-        .post(format!("{url}/chatrooms"))
-        .json(&json!({ "name": name }))
-        .send()
-        .await
-        .unwrap()
-        .json::<Value>()
-        .await
-        .unwrap()["id"]
-        .as_i64()
-        .unwrap()
 }
 
 /// One sender, `clients.len()` receivers, `messages` sent back to back.
@@ -129,39 +102,17 @@ async fn fan_out(url: &str, room: i64, clients: &[SocketClient], messages: usize
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let rest = TestServer::start().await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let url = format!("http://127.0.0.1:{port}");
-    let sidecar = KillOnDrop(
-        std::process::Command::new(env!("CARGO_BIN_EXE_sidecar-process"))
-            .args([
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--rest-upstream",
-                &rest.url,
-            ])
-            .arg("--db")
-            .arg(&rest.db_path)
-            .env("RUST_LOG", "error")
-            .spawn()
-            .expect("sidecar starts"),
-    );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Client::new()
-        .get(format!("{url}/healthz"))
-        .send()
-        .await
-        .is_err()
-    {
-        assert!(Instant::now() < deadline, "sidecar did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let sidecar = SidecarProcess::start(
+        std::path::Path::new(env!("CARGO_BIN_EXE_sidecar-process")),
+        &rest.db_path,
+        &rest.url,
+        SidecarProcess::free_port(),
+    )
+    .await;
+    let url = sidecar.url.clone();
     println!(
         "chatroom real-time benchmark (sidecar pid {})",
-        sidecar.0.id()
+        sidecar.pid()
     );
 
     // REST -> socket.
@@ -214,7 +165,7 @@ async fn main() {
     let clients = joined_clients(&url, room, 1000).await;
     fan_out(&url, room, &clients, 20).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let pid = sidecar.0.id();
+    let pid = sidecar.pid();
     let (cpu0, _) = cpu_and_rss(pid);
     let idle = Duration::from_secs(10);
     tokio::time::sleep(idle).await;

@@ -1,6 +1,8 @@
-//! Test support: builds the real REST component for wasm32 once per test
-//! binary, serves it through the Spin-compatible host on an ephemeral port
-//! with a fresh SQLite file per test, and finds a real Spin when one exists.
+//! Test support: serves the real REST component through the Spin-compatible
+//! host on an ephemeral port with a fresh SQLite file per test, runs the
+//! sidecar and the default run beside it, and finds a real Spin when one
+//! exists. The component itself is built by the build script of the
+//! `chatroom` crate (a dependency), with `spin.toml`'s own build command.
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -12,6 +14,8 @@ use chatroom_host::{HostOptions, SpinHost};
 use chatroom_sidecar::{Sidecar, SidecarConfig, upstream};
 use tokio::sync::oneshot;
 
+pub mod http;
+pub mod process;
 pub mod socket;
 
 /// The workspace root (where `spin.toml` is).
@@ -22,38 +26,10 @@ pub fn workspace_root() -> PathBuf {
         .to_owned()
 }
 
-/// Builds the component exactly as `spin.toml`'s build command does, into
-/// `target/wasm` (a target dir of its own: the outer `cargo test` holds the
-/// lock on `target/`). Runs once per test binary.
-pub fn build_component() -> &'static Path {
-    static WASM: OnceLock<PathBuf> = OnceLock::new();
-    WASM.get_or_init(|| {
-        let root = workspace_root();
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .current_dir(&root)
-            .args([
-                "build",
-                "-p",
-                "chatroom-rest",
-                "--target",
-                "wasm32-wasip2",
-                "--release",
-                "--target-dir",
-                "target/wasm",
-            ])
-            .status()
-            .expect("cargo runs");
-        assert!(status.success(), "building the component failed");
-        root.join("target/wasm/wasm32-wasip2/release/chatroom_rest.wasm")
-    })
-}
-
 /// The repository's `spin.toml`, compiled once per test binary.
 fn shared_host() -> &'static SpinHost {
     static HOST: OnceLock<SpinHost> = OnceLock::new();
     HOST.get_or_init(|| {
-        build_component();
         let scratch = std::env::temp_dir().join("chatroom-tests-unused-state");
         SpinHost::load(
             &workspace_root().join("spin.toml"),
@@ -85,7 +61,6 @@ impl TestServer {
 
     /// Serves another manifest (e.g. one denying a capability).
     pub async fn start_with_manifest(manifest: &Path) -> Self {
-        build_component();
         let dir = tempfile::tempdir().expect("temp dir");
         let host = SpinHost::load(
             manifest,

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use futures_util::FutureExt;
 use rust_socketio::Payload;
 use rust_socketio::asynchronous::{Client, ClientBuilder};
-use serde_json::Value;
+use serde_json::{Value, json};
 use tokio::sync::{Notify, oneshot};
 
 /// How long any expected event or ack may take before a test fails.
@@ -116,6 +116,15 @@ impl SocketClient {
             .await
             .unwrap_or_else(|_| panic!("no ack for {event}"))
             .expect("ack")
+    }
+
+    /// Joins `room` as `username`; the ack, which must be `ok`.
+    pub async fn join(&self, room: i64, username: &str) -> Value {
+        let ack = self
+            .call("join_room", json!({"room_id": room, "username": username}))
+            .await;
+        assert_eq!(ack["ok"], true, "{ack}");
+        ack
     }
 
     /// Removes and returns the first received `event`, waiting for it.

@@ -4,12 +4,12 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use clap::Parser;
 
 use chatroom_host::{HostOptions, SpinHost};
-use chatroom_sidecar::{Sidecar, SidecarConfig};
+use chatroom_sidecar::Sidecar;
+use chatroom_sidecar::cli::SidecarFlags;
 
 /// chatroom: REST (the Spin component) and Socket.IO on one port.
 #[derive(Debug, Parser)]
@@ -25,27 +25,14 @@ struct Args {
     /// default `.spin` beside the manifest, where `spin up` keeps it.
     #[arg(long, env = "CHATROOM_STATE_DIR")]
     state_dir: Option<PathBuf>,
-    /// Origins allowed by CORS (repeat, or comma-separated); `*` for any.
-    #[arg(
-        long,
-        value_delimiter = ',',
-        default_value = "*",
-        env = "CHATROOM_CORS_ORIGINS"
-    )]
-    cors_origin: Vec<String>,
-    /// Safety poll of the database by the broadcast tail, in milliseconds.
-    #[arg(long, default_value_t = 500, env = "CHATROOM_POLL_MS")]
-    poll_ms: u64,
-    /// Log filter: a level (`debug`) or `tracing` directives
-    /// (`info,chatroom_host=debug`).
-    #[arg(long, default_value = "info", env = "RUST_LOG")]
-    log: String,
+    #[command(flatten)]
+    sidecar: SidecarFlags,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    chatroom_sidecar::cli::init_logging(&args.log)?;
+    args.sidecar.start_logging()?;
     let manifest = std::path::absolute(&args.manifest)?;
     let host = SpinHost::load(
         &manifest,
@@ -54,12 +41,7 @@ async fn main() -> anyhow::Result<()> {
         },
     )?;
     let db_path = host.state_dir().join("sqlite_db.db");
-    let sidecar = Sidecar::start(SidecarConfig {
-        db_path: db_path.clone(),
-        cors_origins: args.cors_origin,
-        poll_interval: Duration::from_millis(args.poll_ms),
-    })
-    .await?;
+    let sidecar = Sidecar::start(args.sidecar.config(db_path.clone())).await?;
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     let local = listener.local_addr()?;
     let app = chatroom::app(Arc::new(host), &sidecar, local);

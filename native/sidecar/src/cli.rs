@@ -25,6 +25,13 @@ struct Args {
     /// for `spin up`), so one origin serves REST and Socket.IO.
     #[arg(long, env = "CHATROOM_REST_UPSTREAM")]
     rest_upstream: Option<Uri>,
+    #[command(flatten)]
+    flags: SidecarFlags,
+}
+
+/// The flags the sidecar shares with the default run (`chatroom`).
+#[derive(Debug, clap::Args)]
+pub struct SidecarFlags {
     /// Origins allowed by CORS (repeat, or comma-separated); `*` for any.
     #[arg(
         long,
@@ -33,7 +40,7 @@ struct Args {
         env = "CHATROOM_CORS_ORIGINS"
     )]
     cors_origin: Vec<String>,
-    /// Safety poll of the database, in milliseconds.
+    /// Safety poll of the database by the broadcast tail, in milliseconds.
     #[arg(long, default_value_t = 500, env = "CHATROOM_POLL_MS")]
     poll_ms: u64,
     /// Log filter: a level (`debug`) or `tracing` directives
@@ -42,25 +49,31 @@ struct Args {
     log: String,
 }
 
-/// Starts `tracing` output to stderr with `filter` (see `--log`).
-pub fn init_logging(filter: &str) -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_new(filter)?)
-        .init();
-    Ok(())
+impl SidecarFlags {
+    /// Starts `tracing` output to stderr as `--log` says.
+    pub fn start_logging(&self) -> anyhow::Result<()> {
+        tracing_subscriber::fmt()
+            .with_env_filter(EnvFilter::try_new(&self.log)?)
+            .init();
+        Ok(())
+    }
+
+    /// The sidecar's configuration on `db_path`.
+    pub fn config(self, db_path: PathBuf) -> SidecarConfig {
+        SidecarConfig {
+            db_path,
+            cors_origins: self.cors_origin,
+            poll_interval: Duration::from_millis(self.poll_ms),
+        }
+    }
 }
 
 /// Parses the command line and serves.
 #[tokio::main]
 pub async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    init_logging(&args.log)?;
-    let sidecar = Sidecar::start(SidecarConfig {
-        db_path: args.db.clone(),
-        cors_origins: args.cors_origin,
-        poll_interval: Duration::from_millis(args.poll_ms),
-    })
-    .await?;
+    args.flags.start_logging()?;
+    let sidecar = Sidecar::start(args.flags.config(args.db.clone())).await?;
     let rest = match args.rest_upstream.clone() {
         Some(base) => upstream::forward_to(base),
         None => upstream::not_found(),
