@@ -415,3 +415,58 @@ async fn kill_9_of_the_sidecar_loses_no_acknowledged_message() {
     let got = again.expect_n("new_message", missed.len()).await;
     assert_eq!(ids(&got), missed);
 }
+
+/// `--cors-origin` restricts which browser origins may call the sidecar
+/// (Socket.IO and forwarded REST alike); the default allows any.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cors_allows_only_the_configured_origins() {
+    let rest = chatroom_tests::TestServer::start().await;
+    let mut config = chatroom_sidecar::SidecarConfig::new(&rest.db_path);
+    config.cors_origins = vec!["https://chat.example".to_owned()];
+    let sidecar = chatroom_sidecar::Sidecar::start(config).await.unwrap();
+    let router = sidecar.router(chatroom_sidecar::upstream::forward_to(
+        rest.url.parse().unwrap(),
+    ));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+
+    let allowed_origin = |origin: &'static str, path: &'static str| {
+        let url = url.clone();
+        async move {
+            let res = reqwest::Client::new()
+                .get(format!("{url}{path}"))
+                .header("origin", origin)
+                .send()
+                .await
+                .unwrap();
+            res.headers()
+                .get("access-control-allow-origin")
+                .map(|v| v.to_str().unwrap().to_owned())
+        }
+    };
+    for path in ["/chatrooms", "/socket.io/?EIO=4&transport=polling"] {
+        assert_eq!(
+            allowed_origin("https://chat.example", path)
+                .await
+                .as_deref(),
+            Some("https://chat.example"),
+            "{path}"
+        );
+        assert_eq!(
+            allowed_origin("https://evil.example", path).await,
+            None,
+            "{path}"
+        );
+    }
+
+    // The default (`*`) allows any origin.
+    let stack = Stack::start().await;
+    let res = reqwest::Client::new()
+        .get(format!("{}/chatrooms", stack.url))
+        .header("origin", "https://anywhere.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["access-control-allow-origin"], "*");
+}

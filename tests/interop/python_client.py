@@ -44,7 +44,8 @@ class Client:
         return self.queues.setdefault(event, asyncio.Queue())
 
     async def connect(self):
-        await self.sio.connect(URL, transports=["websocket"])
+        # HTTP long-polling here, websocket in the JS client: both transports.
+        await self.sio.connect(URL, transports=["polling"])
 
     async def next(self, event):
         return await asyncio.wait_for(self._queue(event).get(), PATIENCE)
