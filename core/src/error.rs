@@ -8,6 +8,8 @@ use crate::wire::ErrorBody;
 pub enum ApiError {
     #[error("Request body is not valid JSON: {0}")]
     InvalidJson(String),
+    #[error("The request could not be read: {0}")]
+    BadRequest(String),
     #[error("{0}")]
     InvalidName(String),
     #[error("{0}")]
@@ -30,6 +32,8 @@ pub enum ApiError {
     RoomExists(String),
     #[error("Request body is larger than {} bytes", crate::limits::MAX_BODY_BYTES)]
     PayloadTooLarge,
+    #[error("Too many events: slow down and retry")]
+    RateLimited,
     #[error("No such endpoint")]
     NotFound,
     #[error("Method not allowed")]
@@ -43,6 +47,7 @@ impl ApiError {
     pub fn status(&self) -> u16 {
         match self {
             ApiError::InvalidJson(_)
+            | ApiError::BadRequest(_)
             | ApiError::InvalidName(_)
             | ApiError::InvalidSender(_)
             | ApiError::InvalidMessage(_)
@@ -55,6 +60,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => 405,
             ApiError::RoomExists(_) => 409,
             ApiError::PayloadTooLarge => 413,
+            ApiError::RateLimited => 429,
             ApiError::Storage(_) => 500,
         }
     }
@@ -63,6 +69,7 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         match self {
             ApiError::InvalidJson(_) => "invalid_json",
+            ApiError::BadRequest(_) => "bad_request",
             ApiError::InvalidName(_) => "invalid_name",
             ApiError::InvalidSender(_) => "invalid_sender",
             ApiError::InvalidMessage(_) => "invalid_message",
@@ -74,6 +81,7 @@ impl ApiError {
             ApiError::RoomNotFound => "room_not_found",
             ApiError::RoomExists(_) => "room_exists",
             ApiError::PayloadTooLarge => "payload_too_large",
+            ApiError::RateLimited => "rate_limited",
             ApiError::NotFound => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::Storage(_) => "storage_error",

@@ -10,6 +10,7 @@ mod db;
 mod error;
 mod input;
 pub mod limits;
+mod request;
 mod schema;
 mod store;
 mod validate;
@@ -21,6 +22,7 @@ mod sqlite_file;
 pub use db::{Database, Row, StoreError, Value};
 pub use error::ApiError;
 pub use input::{JoinRequest, MessageDraft, RoomDraft, event_object, json_object, room_id_field};
+pub use request::{Query, check_path};
 pub use schema::{SCHEMA_VERSION, migrate};
 pub use store::{
     HistoryPages, MessagePage, PageDirection, RoomPages, create_room, find_room, insert_message,

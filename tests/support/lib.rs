@@ -35,6 +35,7 @@ fn shared_host() -> &'static SpinHost {
             &workspace_root().join("spin.toml"),
             HostOptions {
                 state_dir: Some(scratch),
+                ..HostOptions::default()
             },
         )
         .expect("the host loads spin.toml")
@@ -66,6 +67,7 @@ impl TestServer {
             manifest,
             HostOptions {
                 state_dir: Some(dir.path().to_owned()),
+                ..HostOptions::default()
             },
         )
         .expect("the host loads the manifest");

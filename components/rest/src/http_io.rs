@@ -31,7 +31,8 @@ pub async fn read_body(req: IncomingRequest) -> Result<Vec<u8>, ApiError> {
     let mut seen = 0usize;
     let mut stream = req.into_body_stream();
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|_| ApiError::InvalidJson("request body ended early".into()))?;
+        let chunk =
+            chunk.map_err(|_| ApiError::BadRequest("the request body ended early".into()))?;
         seen += chunk.len();
         if seen <= MAX_BODY_BYTES {
             body.extend_from_slice(&chunk);

@@ -12,11 +12,9 @@ mod spin_db;
 /// The OpenAPI 3.1 description of this API, served at `/openapi.json`.
 const OPENAPI: &str = include_str!("../openapi.json");
 
-use std::borrow::Cow;
-
 use chatroom_core::{
-    ApiError, HistoryPages, Message, MessageDraft, MessagePage, Room, RoomDraft, RoomPages,
-    RoomUsers, create_room, find_room, insert_message, room_users,
+    ApiError, HistoryPages, Message, MessageDraft, MessagePage, Query, Room, RoomDraft, RoomPages,
+    RoomUsers, check_path, create_room, find_room, insert_message, room_users,
 };
 use spin_sdk::http::{IncomingRequest, ResponseOutparam};
 use spin_sdk::http_component;
@@ -34,30 +32,22 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
     let (path, query) = path_with_query
         .split_once('?')
         .unwrap_or((&path_with_query, ""));
+    // Bytes that are not UTF-8 are refused, never read as U+FFFD.
+    let query = match check_path(path).and_then(|()| Query::parse(query)) {
+        Ok(query) => query,
+        Err(e) => return send_error(out, &e).await,
+    };
     let route = match resolve(&method, path) {
         Ok(route) => route,
         Err(NoRoute::Method(allow)) => return send_method_not_allowed(out, allow).await,
         Err(NoRoute::Error(e)) => return send_error(out, &e).await,
     };
-    let query = Query(query);
     let reply = match prepare(route, req, &query).await {
         Ok(reply) => reply,
         Err(e) => return send_error(out, &e).await,
     };
     if let Err(e) = reply.send(out).await {
         eprintln!("chatroom-rest: streaming a response failed: {e:#}");
-    }
-}
-
-/// A query string, read the way a form is (`+` and `%xx` decoded); the first
-/// occurrence of a key wins.
-struct Query<'a>(&'a str);
-
-impl Query<'_> {
-    fn get(&self, key: &str) -> Option<Cow<'_, str>> {
-        form_urlencoded::parse(self.0.as_bytes())
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v)
     }
 }
 
@@ -74,7 +64,7 @@ enum Reply {
 }
 
 /// Validates input and does the work that can fail with a client error.
-async fn prepare(route: Route, req: IncomingRequest, query: &Query<'_>) -> Result<Reply, ApiError> {
+async fn prepare(route: Route, req: IncomingRequest, query: &Query) -> Result<Reply, ApiError> {
     match route {
         Route::Health => Ok(Reply::Health),
         Route::OpenApi => Ok(Reply::OpenApi),
@@ -82,7 +72,7 @@ async fn prepare(route: Route, req: IncomingRequest, query: &Query<'_>) -> Resul
         Route::CreateRoom => {
             let body = read_body(req).await?;
             let draft = if body.trim_ascii().is_empty() {
-                RoomDraft::from_name(query.get("name").as_deref())?
+                RoomDraft::from_name(query.get("name"))?
             } else {
                 RoomDraft::from_json(&body)?
             };
@@ -96,11 +86,8 @@ async fn prepare(route: Route, req: IncomingRequest, query: &Query<'_>) -> Resul
             Ok(Reply::Room(room))
         }
         Route::ListMessages(id) => {
-            let page = MessagePage::parse(
-                query.get("after").as_deref(),
-                query.get("before").as_deref(),
-                query.get("limit").as_deref(),
-            )?;
+            let page =
+                MessagePage::parse(query.get("after"), query.get("before"), query.get("limit"))?;
             let db = SpinDb::open()?;
             find_room(&db, id)?.ok_or(ApiError::RoomNotFound)?;
             Ok(Reply::Messages(db, HistoryPages::new(id, page)))
@@ -109,7 +96,7 @@ async fn prepare(route: Route, req: IncomingRequest, query: &Query<'_>) -> Resul
             let body = read_body(req).await?;
             let draft = if body.trim_ascii().is_empty() {
                 let text = query.get("content").or_else(|| query.get("message"));
-                MessageDraft::from_fields(query.get("sender").as_deref(), text.as_deref())?
+                MessageDraft::from_fields(query.get("sender"), text)?
             } else {
                 MessageDraft::from_json(&body)?
             };

@@ -38,6 +38,7 @@ async fn main() -> anyhow::Result<()> {
         &manifest,
         HostOptions {
             state_dir: args.state_dir,
+            ..HostOptions::default()
         },
     )?;
     let db_path = host.state_dir().join("sqlite_db.db");

@@ -15,13 +15,24 @@ mod sqlite;
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use hyper::server::conn::http1;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 
 pub use manifest::{ComponentSpec, HttpRoute, Manifest, ManifestError};
-pub use server::{HostOptions, ResponseBody, SpinHost};
+pub use server::{HostLimits, HostOptions, ResponseBody, SpinHost, error_response};
+
+/// Open connections served at once; further ones wait in the kernel's
+/// backlog until one closes.
+pub const MAX_CONNECTIONS: usize = 4096;
+/// How long a client may take to send a request's head.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Pause after a failed accept (e.g. out of file descriptors), so the loop
+/// does not spin.
+pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 /// Serves HTTP/1.1 on `listener` until `shutdown` completes.
 pub async fn serve(
@@ -30,13 +41,18 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let local = listener.local_addr()?;
+    let connections = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     tokio::pin!(shutdown);
     loop {
+        let Ok(permit) = connections.clone().acquire_owned().await else {
+            return Ok(());
+        };
         let (stream, client) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(pair) => pair,
                 Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
+                    tracing::warn!(error = %e, "accept failed; pausing");
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
                     continue;
                 }
             },
@@ -44,11 +60,14 @@ pub async fn serve(
         };
         let host = host.clone();
         tokio::spawn(async move {
+            let _permit = permit;
             let service = hyper::service::service_fn(move |req| {
                 let host = host.clone();
                 async move { Ok::<_, std::convert::Infallible>(host.handle(req, local, client).await) }
             });
             if let Err(e) = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
                 .keep_alive(true)
                 .serve_connection(TokioIo::new(stream), service)
                 .await

@@ -43,6 +43,7 @@ async fn main() -> anyhow::Result<()> {
         &args.manifest,
         HostOptions {
             state_dir: args.state_dir,
+            ..HostOptions::default()
         },
     )?;
     let listener = tokio::net::TcpListener::bind(args.listen).await?;

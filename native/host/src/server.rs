@@ -7,13 +7,15 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Body;
 use wasmtime::component::{Component, Linker, ResourceTable};
-use wasmtime::{Config, Engine, Store};
+use tokio::sync::Semaphore;
+use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
@@ -30,6 +32,50 @@ use crate::sqlite::{self, SqliteConfig, SqliteCtx, SqliteView};
 pub struct HostOptions {
     /// Spin's `--state-dir`; `.spin` beside `spin.toml` when `None`.
     pub state_dir: Option<PathBuf>,
+    /// What one request, and all of them together, may use.
+    pub limits: HostLimits,
+}
+
+/// Resource limits of the host (per request, and across requests).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostLimits {
+    /// Longest a request's instance may run, streaming included.
+    pub request_timeout: Duration,
+    /// Linear memory one instance may grow to.
+    pub max_instance_memory: usize,
+    /// Instances running at once.
+    pub max_concurrent_requests: usize,
+    /// How long a request waits for a free instance slot before `503`.
+    pub queue_timeout: Duration,
+}
+
+impl Default for HostLimits {
+    fn default() -> Self {
+        HostLimits {
+            request_timeout: Duration::from_secs(30),
+            max_instance_memory: 256 << 20,
+            max_concurrent_requests: 128,
+            queue_timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+/// How often the engine's epoch advances; deadlines are counted in these.
+const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Advances `engine`'s epoch every [`EPOCH_TICK`] until the engine is gone.
+fn start_epoch_ticker(engine: &Engine) -> anyhow::Result<()> {
+    let weak = engine.weak();
+    std::thread::Builder::new()
+        .name("wasm-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
+            }
+        })?;
+    Ok(())
 }
 
 /// The store data of one request's instance.
@@ -39,6 +85,7 @@ struct RequestState {
     table: ResourceTable,
     sqlite: SqliteCtx,
     outbound: OutboundPolicy,
+    limits: StoreLimits,
 }
 
 impl WasiView for RequestState {
@@ -80,6 +127,8 @@ pub struct SpinHost {
     routes: Vec<Route>,
     components: Vec<LoadedComponent>,
     state_dir: PathBuf,
+    limits: HostLimits,
+    slots: Arc<Semaphore>,
 }
 
 /// The body type of every response the host gives.
@@ -94,6 +143,42 @@ fn text_response(status: u16, text: &'static str) -> hyper::Response<ResponseBod
     response
 }
 
+/// An answer of the host itself, in the REST error shape
+/// `{"detail", "code"}`; `detail` is a fixed sentence, never internal text.
+pub fn error_response(
+    status: u16,
+    code: &'static str,
+    detail: &'static str,
+) -> hyper::Response<ResponseBody> {
+    let body = format!(r#"{{"detail":"{detail}","code":"{code}"}}"#);
+    let mut response = hyper::Response::new(
+        Full::new(Bytes::from(body))
+            .map_err(|never| match never {})
+            .boxed_unsync(),
+    );
+    *response.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or_default();
+    response.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    if status == 503 {
+        response.headers_mut().insert(
+            hyper::header::RETRY_AFTER,
+            hyper::header::HeaderValue::from_static("1"),
+        );
+    }
+    response
+}
+
+/// Why a request's instance gave no response.
+#[derive(Debug, thiserror::Error)]
+enum RunError {
+    #[error("the request ran past its deadline")]
+    Deadline,
+    #[error(transparent)]
+    Failed(#[from] anyhow::Error),
+}
+
 impl SpinHost {
     /// Reads `spin.toml`, compiles its components and links them.
     pub fn load(manifest_path: &Path, options: HostOptions) -> anyhow::Result<Self> {
@@ -103,7 +188,10 @@ impl SpinHost {
             .unwrap_or_else(|| manifest.dir.join(".spin"));
         let default_path = Arc::new(state_dir.join("sqlite_db.db"));
 
-        let engine = Engine::new(&Config::new()).map_err(anyhow::Error::from)?;
+        let mut config = Config::new();
+        config.epoch_interruption(true);
+        let engine = Engine::new(&config).map_err(anyhow::Error::from)?;
+        start_epoch_ticker(&engine)?;
         let mut linker: Linker<RequestState> = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(anyhow::Error::from)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
@@ -153,6 +241,8 @@ impl SpinHost {
             routes,
             components,
             state_dir,
+            limits: options.limits,
+            slots: Arc::new(Semaphore::new(options.limits.max_concurrent_requests.max(1))),
         })
     }
 
@@ -175,6 +265,8 @@ impl SpinHost {
             routes: self.routes.clone(),
             components,
             state_dir,
+            limits: self.limits,
+            slots: Arc::new(Semaphore::new(self.limits.max_concurrent_requests.max(1))),
         }
     }
 
@@ -200,11 +292,24 @@ impl SpinHost {
             return text_response(404, "Not Found");
         };
         add_spin_headers(&mut req, &matched, local, client);
-        match self.run(req, &matched).await {
+        let slot = tokio::time::timeout(
+            self.limits.queue_timeout,
+            self.slots.clone().acquire_owned(),
+        )
+        .await;
+        let Ok(Ok(slot)) = slot else {
+            tracing::warn!(%path, "every instance slot is busy: answering 503");
+            return error_response(503, "overloaded", "The server is busy; retry shortly");
+        };
+        match self.run(req, &matched, slot).await {
             Ok(response) => response,
-            Err(e) => {
+            Err(RunError::Deadline) => {
+                tracing::warn!(%path, "request ran past its deadline");
+                error_response(504, "timeout", "The request took too long")
+            }
+            Err(RunError::Failed(e)) => {
                 tracing::error!(error = %format!("{e:#}"), %path, "component failed");
-                text_response(500, "Internal Server Error")
+                error_response(500, "internal_error", "Internal server error")
             }
         }
     }
@@ -213,7 +318,8 @@ impl SpinHost {
         &self,
         req: hyper::Request<B>,
         matched: &RouteMatch,
-    ) -> anyhow::Result<hyper::Response<ResponseBody>>
+        slot: tokio::sync::OwnedSemaphorePermit,
+    ) -> Result<hyper::Response<ResponseBody>, RunError>
     where
         B: Body<Data = Bytes> + Send + 'static,
         B::Error: Into<wasmtime_wasi_http::Error>,
@@ -225,8 +331,15 @@ impl SpinHost {
             table: ResourceTable::new(),
             sqlite: SqliteCtx::new(component.sqlite.clone()),
             outbound: component.outbound.clone(),
+            limits: StoreLimitsBuilder::new()
+                .memory_size(self.limits.max_instance_memory)
+                .build(),
         };
         let mut store = Store::new(component.pre.engine(), state);
+        store.limiter(|state| &mut state.limits);
+        let ticks = self.limits.request_timeout.as_millis() / EPOCH_TICK.as_millis();
+        store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX).max(1));
+        store.epoch_deadline_trap();
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let req = store
             .data_mut()
@@ -241,21 +354,28 @@ impl SpinHost {
         let pre = component.pre.clone();
         // The instance runs in its own task so it can keep streaming the
         // body after the response head has been handed back.
+        // It holds its instance slot until it is done.
         let task = tokio::task::spawn(async move {
+            let _slot = slot;
             let proxy = pre.instantiate_async(&mut store).await?;
             proxy
                 .wasi_http_incoming_handler()
                 .call_handle(&mut store, req, out)
                 .await
         });
-        match receiver.await {
-            Ok(Ok(response)) => Ok(response),
-            Ok(Err(code)) => Err(anyhow::anyhow!("component answered with error {code:?}")),
-            Err(_) => {
-                let outcome = task.await?;
+        let head = tokio::time::timeout(self.limits.request_timeout, receiver).await;
+        match head {
+            Err(_) => Err(RunError::Deadline),
+            Ok(Ok(Ok(response))) => Ok(response),
+            Ok(Ok(Err(code))) => Err(anyhow::anyhow!("component answered with error {code:?}").into()),
+            Ok(Err(_)) => {
+                let outcome = task.await.map_err(anyhow::Error::from)?;
                 match outcome {
-                    Ok(()) => Err(anyhow::anyhow!("component returned no response")),
-                    Err(e) => Err(anyhow::Error::from(e).context("component trapped")),
+                    Ok(()) => Err(anyhow::anyhow!("component returned no response").into()),
+                    Err(e) if e.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::Interrupt) => {
+                        Err(RunError::Deadline)
+                    }
+                    Err(e) => Err(anyhow::Error::from(e).context("component trapped").into()),
                 }
             }
         }

@@ -9,7 +9,7 @@ use axum::http::Uri;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-use crate::{Sidecar, SidecarConfig, upstream};
+use crate::{EventLimits, Sidecar, SidecarConfig, SocketLimits, upstream};
 
 /// Socket.IO rooms, presence and broadcasts on chatroom's SQLite file.
 #[derive(Debug, Parser)]
@@ -43,6 +43,17 @@ pub struct SidecarFlags {
     /// Safety poll of the database by the broadcast tail, in milliseconds.
     #[arg(long, default_value_t = 500, env = "CHATROOM_POLL_MS")]
     poll_ms: u64,
+    /// Events one Socket.IO connection may send per second, sustained
+    /// (excess ones get a `rate_limited` error); 0 turns the limit off.
+    #[arg(long, default_value_t = 50.0, env = "CHATROOM_EVENT_RATE")]
+    event_rate: f64,
+    /// Events one connection may send in a burst above that rate.
+    #[arg(long, default_value_t = 100, env = "CHATROOM_EVENT_BURST")]
+    event_burst: u32,
+    /// Outgoing packets queued for one connection before it counts as
+    /// unable to keep up and is disconnected.
+    #[arg(long, default_value_t = 4096, env = "CHATROOM_MAX_BUFFERED_PACKETS")]
+    max_buffered_packets: usize,
     /// Log filter: a level (`debug`) or `tracing` directives
     /// (`info,chatroom_sidecar=debug`).
     #[arg(long, default_value = "info", env = "RUST_LOG")]
@@ -64,6 +75,15 @@ impl SidecarFlags {
             db_path,
             cors_origins: self.cors_origin,
             poll_interval: Duration::from_millis(self.poll_ms),
+            limits: SocketLimits {
+                events: EventLimits {
+                    rate: self.event_rate.max(0.0),
+                    burst: self.event_burst,
+                    ..EventLimits::default()
+                },
+                max_buffered_packets: self.max_buffered_packets,
+                ..SocketLimits::default()
+            },
         }
     }
 }

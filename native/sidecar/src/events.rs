@@ -1,219 +1,351 @@
 //! The Socket.IO events of SPEC §3 on the default namespace: `join_room`,
-//! `leave_room`, `send_message`, and what a disconnect does. Every failure
-//! is an `error` event to the sender (and `{"ok": false}` on its ack); the
-//! connection and other clients are never disturbed.
+//! `leave_room`, `send_message`, and what a disconnect does.
+//!
+//! Each connection has one task that handles its events one after another,
+//! in the order they arrived (socketioxide runs every handler as its own
+//! task, which would let two sends from one socket be stored out of
+//! order). The handler socketioxide calls only checks the connection's
+//! rate limit and queues the event, synchronously, so the queue's order is
+//! the arrival order. Excess events, beyond the rate or the queue, get a
+//! `rate_limited` error and the connection stays.
+//!
+//! Every failure is an `error` event to the sender (and `{"ok": false}` on
+//! its ack); the connection and other clients are never disturbed.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use chatroom_core::{
-    ApiError, JoinRequest, MessageDraft, event_object, find_room, insert_message, presence,
-    room_id_field,
+    ApiError, HistoryPages, JoinRequest, MessageDraft, MessagePage, StoreError, event_object,
+    find_room, insert_message, room_id_field,
 };
 use serde_json::{Value, json};
 use socketioxide::SocketIo;
-use socketioxide::extract::{AckSender, SocketRef, TryData};
-use socketioxide::socket::Sid;
+use socketioxide::extract::{AckSender, Event, SocketRef, TryData};
+use tokio::sync::mpsc;
 
 use crate::db::Db;
-use crate::tail::{MessageTail, room_name};
+use crate::peer::{Peer, Sent};
+use crate::presence::PresenceStore;
+use crate::rooms::{Admission, RoomRegistry, encode};
+use crate::tail::MessageTail;
 
-/// Which rooms each connection is in, and as whom (the `username` it joined
-/// with, the default `sender` of its messages there).
-#[derive(Default)]
-pub struct Memberships(Mutex<HashMap<Sid, HashMap<i64, Option<String>>>>);
+/// How long a `since` replay waits for a socket whose buffer is full before
+/// it counts as unable to keep up.
+const REPLAY_PATIENCE: Duration = Duration::from_secs(10);
 
-impl Memberships {
-    fn with<T>(&self, f: impl FnOnce(&mut HashMap<Sid, HashMap<i64, Option<String>>>) -> T) -> T {
-        f(&mut self.0.lock().unwrap_or_else(|p| p.into_inner()))
-    }
+/// Per-connection event limits (SPEC §3, "Limits and fairness").
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EventLimits {
+    /// Sustained events per second; 0 turns the rate limit off.
+    pub rate: f64,
+    /// Events allowed in a burst above the sustained rate.
+    pub burst: u32,
+    /// Events waiting for the connection's task; more are refused.
+    pub queue: usize,
+}
 
-    fn join(&self, sid: Sid, room: i64, username: Option<String>) {
-        self.with(|m| m.entry(sid).or_default().insert(room, username));
-    }
-
-    /// `None` if the socket is not in the room; else its username there.
-    fn leave(&self, sid: Sid, room: i64) -> Option<Option<String>> {
-        self.with(|m| m.get_mut(&sid)?.remove(&room))
-    }
-
-    fn username(&self, sid: Sid, room: i64) -> Option<String> {
-        self.with(|m| m.get(&sid)?.get(&room).cloned().flatten())
-    }
-
-    fn disconnect(&self, sid: Sid) -> HashMap<i64, Option<String>> {
-        self.with(|m| m.remove(&sid).unwrap_or_default())
+impl Default for EventLimits {
+    fn default() -> Self {
+        EventLimits {
+            rate: 50.0,
+            burst: 100,
+            queue: 128,
+        }
     }
 }
 
-/// What the handlers share.
+/// A token bucket: `burst` tokens, refilled at `rate` a second.
+struct TokenBucket {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    at: Instant,
+}
+
+impl TokenBucket {
+    fn new(limits: &EventLimits) -> Self {
+        let burst = f64::from(limits.burst.max(1));
+        TokenBucket {
+            rate: limits.rate,
+            burst,
+            tokens: burst,
+            at: Instant::now(),
+        }
+    }
+
+    fn allow(&mut self) -> bool {
+        if self.rate <= 0.0 {
+            return true;
+        }
+        let now = Instant::now();
+        let refill = now.duration_since(self.at).as_secs_f64() * self.rate;
+        self.tokens = (self.tokens + refill).min(self.burst);
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// What the connection tasks share.
 pub struct Chat {
     pub db: Db,
     pub tail: MessageTail,
-    pub members: Memberships,
+    pub rooms: Arc<RoomRegistry>,
+    pub presence: PresenceStore,
+    pub limits: EventLimits,
 }
 
-type Shared = Arc<Chat>;
-type Data = TryData<Value>;
+/// One unit of work for a connection's task.
+enum Job {
+    Event {
+        name: String,
+        data: Result<Value, String>,
+        ack: AckSender,
+    },
+    Disconnect,
+}
 
-/// Registers the namespace `/` and its events.
+/// Why an event got no success answer.
+enum Refusal {
+    /// Tell the client.
+    Api(ApiError),
+    /// The connection closed or was evicted meanwhile: nobody to tell.
+    Gone,
+}
+
+impl From<ApiError> for Refusal {
+    fn from(e: ApiError) -> Self {
+        Refusal::Api(e)
+    }
+}
+
+impl From<StoreError> for Refusal {
+    fn from(e: StoreError) -> Self {
+        Refusal::Api(e.into())
+    }
+}
+
+/// Registers the namespace `/`: each connection gets its task and queue.
 pub fn register(io: &SocketIo, chat: Arc<Chat>) {
     io.ns("/", move |s: SocketRef| {
-        tracing::debug!(sid = %s.id, "connected");
-        let c = chat.clone();
-        s.on(
-            "join_room",
-            move |s: SocketRef, d: Data, a: AckSender, io: SocketIo| {
-                join_room(s, d, a, c.clone(), io)
+        let peer = Peer::new(s.clone());
+        tracing::debug!(sid = %peer.public_id(), "connected");
+        let (jobs, queue) = mpsc::channel(chat.limits.queue.max(1));
+        let bucket = Arc::new(Mutex::new(TokenBucket::new(&chat.limits)));
+        let events = jobs.clone();
+        let refuser = peer.clone();
+        s.on_fallback(
+            move |Event(name): Event, TryData(data): TryData<Value>, ack: AckSender| {
+                // Runs inline, in arrival order: only check and queue here.
+                let allowed = bucket.lock().unwrap_or_else(|p| p.into_inner()).allow();
+                let data = data.map_err(|e| e.to_string());
+                let job = Job::Event { name, data, ack };
+                let refused = if allowed {
+                    events.try_send(job).err().and_then(|e| match e {
+                        mpsc::error::TrySendError::Full(job) => Some(job),
+                        mpsc::error::TrySendError::Closed(_) => None,
+                    })
+                } else {
+                    Some(job)
+                };
+                if let Some(Job::Event { name, ack, .. }) = refused {
+                    answer(
+                        &refuser,
+                        ack,
+                        &name,
+                        Err(Refusal::Api(ApiError::RateLimited)),
+                    );
+                }
+                std::future::ready(())
             },
         );
-        let c = chat.clone();
-        s.on(
-            "leave_room",
-            move |s: SocketRef, d: Data, a: AckSender, io: SocketIo| {
-                leave_room(s, d, a, c.clone(), io)
-            },
-        );
-        let c = chat.clone();
-        s.on(
-            "send_message",
-            move |s: SocketRef, d: Data, a: AckSender| send_message(s, d, a, c.clone()),
-        );
-        let c = chat.clone();
-        s.on_disconnect(move |s: SocketRef, io: SocketIo| disconnect(s, c.clone(), io));
+        s.on_disconnect(move || async move {
+            // Waits for room in the queue: the task must see it.
+            let _ = jobs.send(Job::Disconnect).await;
+        });
+        tokio::spawn(serve_connection(chat.clone(), peer, queue));
         std::future::ready(())
     });
 }
 
+/// The connection's task: its events, in order, then its departure.
+async fn serve_connection(chat: Arc<Chat>, peer: Arc<Peer>, mut queue: mpsc::Receiver<Job>) {
+    while let Some(job) = queue.recv().await {
+        let (name, data, ack) = match job {
+            Job::Disconnect => break,
+            Job::Event { name, data, ack } => (name, data, ack),
+        };
+        if !peer.is_live() {
+            continue;
+        }
+        let result = match name.as_str() {
+            "join_room" => join_room(&chat, &peer, data).await,
+            "leave_room" => leave_room(&chat, &peer, data).await,
+            "send_message" => send_message(&chat, &peer, data).await,
+            // Unknown events are ignored (they still count against the rate).
+            _ => continue,
+        };
+        answer(&peer, ack, &name, result);
+    }
+    tracing::debug!(sid = %peer.public_id(), "disconnected");
+    chat.rooms.depart(&peer);
+}
+
 /// Answers an event: the ack (if the client asked for one) and, on failure,
 /// an `error` event to the sender.
-fn answer(s: &SocketRef, ack: AckSender, event: &str, result: Result<Value, ApiError>) {
+fn answer(peer: &Peer, ack: AckSender, event: &str, result: Result<Value, Refusal>) {
     let reply = match result {
         Ok(mut value) => {
             value["ok"] = Value::Bool(true);
             value
         }
-        Err(e) => {
-            tracing::debug!(sid = %s.id, event, error = %e, "event refused");
+        Err(Refusal::Gone) => return,
+        Err(Refusal::Api(e)) => {
+            tracing::debug!(sid = %peer.public_id(), event, error = %e, "event refused");
             let body = json!({"error": e.to_string(), "code": e.code()});
-            if let Err(err) = s.emit("error", &body) {
-                tracing::warn!(sid = %s.id, error = %err, "could not send an error event");
-            }
+            peer.send("error", &body);
             json!({"ok": false, "error": e.to_string(), "code": e.code()})
         }
     };
     let _ = ack.send(&reply);
 }
 
-fn payload(data: Result<Value, impl std::fmt::Display>) -> Result<Value, ApiError> {
+fn payload(data: Result<Value, String>) -> Result<Value, ApiError> {
     data.map_err(|e| ApiError::InvalidPayload(format!("the event payload is not valid: {e}")))
 }
 
 async fn join_room(
-    s: SocketRef,
-    TryData(data): TryData<Value>,
-    ack: AckSender,
-    chat: Shared,
-    io: SocketIo,
-) {
-    let result = async {
-        let data = payload(data)?;
-        let req = JoinRequest::from_object(event_object(&data)?)?;
-        let room_id = req.room_id;
-        chat.db
-            .run(move |c| find_room(c, room_id))
-            .await?
-            .ok_or(ApiError::RoomNotFound)?;
-        let replayed = chat.tail.join(s.clone(), room_id, req.since).await?;
-        let username = req.username.map(|u| u.as_str().to_owned());
-        if let Some(name) = username.clone() {
-            let sid = s.id.to_string();
-            chat.db
-                .run(move |c| presence::join(c, &sid, room_id, &name))
-                .await?;
-        }
-        chat.members.join(s.id, room_id, username.clone());
-        if !s.connected() {
-            // It left while joining: the disconnect handler may have run
-            // before the presence row existed.
-            forget(&chat, s.id).await;
-        }
-        let joined = json!({"sid": s.id.to_string(), "username": username, "room_id": room_id});
-        if let Err(e) = io.to(room_name(room_id)).emit("user_joined", &joined).await {
-            tracing::debug!(error = %e, room_id, "user_joined not delivered to every member");
-        }
-        Ok(json!({"room_id": room_id, "username": username, "replayed": replayed}))
+    chat: &Chat,
+    peer: &Arc<Peer>,
+    data: Result<Value, String>,
+) -> Result<Value, Refusal> {
+    let data = payload(data)?;
+    let req = JoinRequest::from_object(event_object(&data)?)?;
+    let room_id = req.room_id;
+    chat.db
+        .run(move |c| find_room(c, room_id))
+        .await?
+        .ok_or(ApiError::RoomNotFound)?;
+    let username = req.username.map(|u| u.as_str().to_owned());
+    match &username {
+        Some(name) => chat.presence.join(peer.public_id(), room_id, name).await?,
+        // A rejoin without a name is not listed.
+        None => chat.presence.leave(peer.public_id(), room_id).await?,
     }
-    .await;
-    answer(&s, ack, "join_room", result);
+    let replayed = match chat.rooms.admit(peer, room_id, username.clone(), req.since) {
+        Admission::Live => 0,
+        Admission::Replay { since, through } => replay(chat, peer, room_id, since, through).await?,
+    };
+    if !peer.is_live() {
+        // Gone while joining: undo whatever the departure did not see.
+        chat.rooms.depart(peer);
+        return Err(Refusal::Gone);
+    }
+    let joined = json!({"sid": peer.public_id(), "username": username, "room_id": room_id});
+    chat.rooms.announce(room_id, "user_joined", &joined);
+    Ok(json!({"room_id": room_id, "username": username, "replayed": replayed}))
+}
+
+/// Sends `(since, through]` of the room from the database, then whatever
+/// arrived meanwhile, and makes the member live. How many were sent.
+async fn replay(
+    chat: &Chat,
+    peer: &Arc<Peer>,
+    room_id: i64,
+    since: i64,
+    through: i64,
+) -> Result<usize, Refusal> {
+    let mut range = MessagePage::since(since);
+    range.before = through.saturating_add(1);
+    let mut pages = HistoryPages::new(room_id, range);
+    let mut replayed = 0;
+    loop {
+        let (next, page) = chat
+            .db
+            .run(move |c| {
+                let page = pages.next_page(c)?;
+                Ok::<_, StoreError>((pages, page))
+            })
+            .await?;
+        pages = next;
+        let Some(page) = page else { break };
+        for message in &page {
+            send_replayed(chat, peer, &*encode(message)).await?;
+            replayed += 1;
+        }
+    }
+    while let Some(backlog) = chat
+        .rooms
+        .finish_catch_up(peer, room_id)
+        .map_err(|_| Refusal::Gone)?
+    {
+        for encoded in &backlog {
+            send_replayed(chat, peer, &**encoded).await?;
+            replayed += 1;
+        }
+    }
+    Ok(replayed)
+}
+
+async fn send_replayed(
+    chat: &Chat,
+    peer: &Arc<Peer>,
+    encoded: &serde_json::value::RawValue,
+) -> Result<(), Refusal> {
+    match peer
+        .send_patiently("new_message", encoded, REPLAY_PATIENCE)
+        .await
+    {
+        Sent::Queued => Ok(()),
+        Sent::Full => {
+            chat.rooms.evict(peer);
+            Err(Refusal::Gone)
+        }
+        Sent::Gone => Err(Refusal::Gone),
+    }
 }
 
 async fn leave_room(
-    s: SocketRef,
-    TryData(data): TryData<Value>,
-    ack: AckSender,
-    chat: Shared,
-    io: SocketIo,
-) {
-    let result = async {
-        let data = payload(data)?;
-        let room_id = room_id_field(event_object(&data)?)?;
-        let username = chat
-            .members
-            .leave(s.id, room_id)
-            .ok_or(ApiError::NotInRoom(room_id))?;
-        let left = json!({"sid": s.id.to_string(), "username": username, "room_id": room_id});
-        if let Err(e) = io.to(room_name(room_id)).emit("user_left", &left).await {
-            tracing::debug!(error = %e, room_id, "user_left not delivered to every member");
-        }
-        s.leave(room_name(room_id));
-        let sid = s.id.to_string();
-        chat.db
-            .run(move |c| presence::leave(c, &sid, room_id))
-            .await?;
-        Ok(json!({"room_id": room_id}))
-    }
-    .await;
-    answer(&s, ack, "leave_room", result);
+    chat: &Chat,
+    peer: &Arc<Peer>,
+    data: Result<Value, String>,
+) -> Result<Value, Refusal> {
+    let data = payload(data)?;
+    let room_id = room_id_field(event_object(&data)?)?;
+    let username = chat
+        .rooms
+        .remove(peer, room_id)
+        .map_err(|_| ApiError::NotInRoom(room_id))?;
+    let left = json!({"sid": peer.public_id(), "username": username, "room_id": room_id});
+    // The leaver is told too, then the room.
+    peer.send("user_left", &left);
+    chat.rooms.announce(room_id, "user_left", &left);
+    chat.presence.leave(peer.public_id(), room_id).await?;
+    Ok(json!({"room_id": room_id}))
 }
 
-async fn send_message(s: SocketRef, TryData(data): TryData<Value>, ack: AckSender, chat: Shared) {
-    let result = async {
-        let data = payload(data)?;
-        let obj = event_object(&data)?;
-        let room_id = room_id_field(obj)?;
-        let default_sender = chat.members.username(s.id, room_id);
-        let draft = MessageDraft::from_object(obj, default_sender.as_deref())?;
-        let message = chat
-            .db
-            .run(move |c| insert_message(c, room_id, &draft))
-            .await?;
-        // Stored: the tail broadcasts it to the room, this socket included.
-        chat.tail.wake();
-        let mut reply = serde_json::to_value(&message).unwrap_or_default();
-        reply["message"] = serde_json::to_value(&message).unwrap_or_default();
-        Ok(reply)
-    }
-    .await;
-    answer(&s, ack, "send_message", result);
-}
-
-/// Forgets a connection's presence; the rooms it was in, with usernames.
-async fn forget(chat: &Chat, sid: Sid) -> HashMap<i64, Option<String>> {
-    let rooms = chat.members.disconnect(sid);
-    let key = sid.to_string();
-    if let Err(e) = chat.db.run(move |c| presence::disconnect(c, &key)).await {
-        tracing::warn!(error = %e, %sid, "could not clear presence");
-    }
-    rooms
-}
-
-async fn disconnect(s: SocketRef, chat: Shared, io: SocketIo) {
-    tracing::debug!(sid = %s.id, "disconnected");
-    for (room_id, username) in forget(&chat, s.id).await {
-        let left = json!({"sid": s.id.to_string(), "username": username, "room_id": room_id});
-        if let Err(e) = io.to(room_name(room_id)).emit("user_left", &left).await {
-            tracing::debug!(error = %e, room_id, "user_left not delivered to every member");
-        }
-    }
+async fn send_message(
+    chat: &Chat,
+    peer: &Arc<Peer>,
+    data: Result<Value, String>,
+) -> Result<Value, Refusal> {
+    let data = payload(data)?;
+    let obj = event_object(&data)?;
+    let room_id = room_id_field(obj)?;
+    let default_sender = chat.rooms.username(peer, room_id).ok().flatten();
+    let draft = MessageDraft::from_object(obj, default_sender.as_deref())?;
+    let message = chat
+        .db
+        .run(move |c| insert_message(c, room_id, &draft))
+        .await?;
+    // Stored: the tail delivers it to the room, this socket included.
+    chat.tail.wake();
+    let mut reply = serde_json::to_value(&message).unwrap_or_default();
+    reply["message"] = serde_json::to_value(&message).unwrap_or_default();
+    Ok(reply)
 }

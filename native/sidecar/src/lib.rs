@@ -3,7 +3,9 @@
 //! SQLite file the Spin component uses (SPEC §3, §4).
 //!
 //! [`Sidecar::start`] opens the database, clears presence (a fresh process
-//! has no connections), and starts the [`MessageTail`] and the file watch.
+//! has no connections), and starts the [`MessageTail`] (which feeds the
+//! [`rooms::RoomRegistry`]) and the file watch. Each connection's events run
+//! in order on its own task (`events`), under the limits of [`SocketLimits`].
 //! [`Sidecar::router`] wraps any axum router carrying the non-Socket.IO HTTP
 //! (a forwarder to `spin up`, or the embedded Spin host) with Socket.IO on
 //! `/socket.io/` and CORS, so one origin serves both.
@@ -11,6 +13,9 @@
 pub mod cli;
 mod db;
 mod events;
+mod peer;
+mod presence;
+pub mod rooms;
 mod tail;
 pub mod upstream;
 mod watch;
@@ -20,12 +25,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use chatroom_core::presence;
 use socketioxide::SocketIo;
 use socketioxide::layer::SocketIoLayer;
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 
 pub use crate::db::Db;
+pub use crate::events::EventLimits;
+use crate::presence::PresenceStore;
+use crate::rooms::RoomRegistry;
 pub use crate::tail::MessageTail;
 use crate::watch::DatabaseWatch;
 
@@ -38,6 +45,32 @@ pub struct SidecarConfig {
     pub cors_origins: Vec<String>,
     /// The tail's safety poll, for changes the file watch missed.
     pub poll_interval: Duration,
+    /// What one connection may send and have queued.
+    pub limits: SocketLimits,
+}
+
+/// The limits on one Socket.IO connection (SPEC §3).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SocketLimits {
+    /// Incoming events: rate, burst and queue.
+    pub events: EventLimits,
+    /// Outgoing packets queued for one connection; a member whose buffer
+    /// is full cannot keep up and is disconnected.
+    pub max_buffered_packets: usize,
+    /// Largest incoming Engine.IO payload (a polling body, a websocket
+    /// message or frame); beyond it the connection is closed. Event
+    /// payloads above 64 KiB but within this get a `payload_too_large`.
+    pub max_payload: u64,
+}
+
+impl Default for SocketLimits {
+    fn default() -> Self {
+        SocketLimits {
+            events: EventLimits::default(),
+            max_buffered_packets: 4096,
+            max_payload: (1 << 20) + (16 << 10),
+        }
+    }
 }
 
 impl SidecarConfig {
@@ -46,16 +79,10 @@ impl SidecarConfig {
             db_path: db_path.into(),
             cors_origins: Vec::new(),
             poll_interval: Duration::from_millis(500),
+            limits: SocketLimits::default(),
         }
     }
 }
-
-/// Packets one connection may have queued; generous, so bursts and replays
-/// are not refused for an ordinary client.
-const MAX_BUFFERED_PACKETS: usize = 16 * 1024;
-/// Largest Socket.IO packet the transport accepts. Event payloads above
-/// 64 KiB are answered with `payload_too_large`; this only bounds memory.
-const MAX_TRANSPORT_PAYLOAD: u64 = 8 << 20;
 
 /// A running sidecar.
 pub struct Sidecar {
@@ -69,16 +96,25 @@ pub struct Sidecar {
 impl Sidecar {
     pub async fn start(config: SidecarConfig) -> anyhow::Result<Self> {
         let db = Db::open(&config.db_path)?;
-        db.run(presence::clear).await?;
+        let presence = PresenceStore::new(db.clone());
+        presence.clear().await?;
+        let limits = config.limits;
+        let frame = usize::try_from(limits.max_payload).unwrap_or(usize::MAX);
         let (layer, io) = SocketIo::builder()
-            .max_buffer_size(MAX_BUFFERED_PACKETS)
-            .max_payload(MAX_TRANSPORT_PAYLOAD)
+            .max_buffer_size(limits.max_buffered_packets.max(1))
+            .max_payload(limits.max_payload)
+            .ws_max_message_size(frame)
+            .ws_max_frame_size(frame)
             .build_layer();
-        let tail = MessageTail::start(db.clone(), io.clone(), config.poll_interval).await?;
+        let cursor = db.run(chatroom_core::latest_message_id).await?;
+        let rooms = RoomRegistry::new(cursor, presence.clone());
+        let tail = MessageTail::start(db.clone(), rooms.clone(), config.poll_interval);
         let chat = Arc::new(events::Chat {
             db,
             tail: tail.clone(),
-            members: events::Memberships::default(),
+            rooms,
+            presence,
+            limits: limits.events,
         });
         events::register(&io, chat);
         let watch = DatabaseWatch::start(&config.db_path, tail.clone())?;

@@ -1,0 +1,137 @@
+//! `Peer`: one Socket.IO connection as the rest of the sidecar sees it.
+//!
+//! It carries the connection's *public* id (the `sid` of `user_joined` and
+//! `user_left`), which is random and unrelated to the Engine.IO session id:
+//! socketioxide makes `socket.id` equal to the transport session id, and
+//! knowing that id is enough to read and write someone else's long-polling
+//! transport, so it is never sent to anyone (SPEC §3, "Public ids").
+//!
+//! Sending never waits. A connection whose outgoing buffer is full cannot
+//! keep up: it is *evicted* (it gets nothing more, and is disconnected as
+//! soon as the disconnect packet fits) rather than silently skipped, so a
+//! client never misses a message without seeing its connection drop; on
+//! reconnect it catches up with `since`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use serde::Serialize;
+use socketioxide::extract::SocketRef;
+use socketioxide::socket::Sid;
+use socketioxide::{SendError, SocketError};
+
+/// How often an evicted connection's disconnect is retried while its buffer
+/// is still full, and for how long (Engine.IO's heartbeat closes a
+/// connection that stays full anyway: its ping cannot be queued either).
+const EVICT_RETRY: Duration = Duration::from_millis(5);
+const EVICT_PATIENCE: Duration = Duration::from_secs(60);
+
+/// What became of one emit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sent {
+    /// Queued for the client.
+    Queued,
+    /// The outgoing buffer is full: the client is not keeping up.
+    Full,
+    /// The connection is closed (or was evicted).
+    Gone,
+}
+
+/// One connection.
+pub struct Peer {
+    socket: SocketRef,
+    public_id: Arc<str>,
+    evicted: AtomicBool,
+}
+
+impl Peer {
+    pub fn new(socket: SocketRef) -> Arc<Self> {
+        Arc::new(Peer {
+            socket,
+            public_id: Sid::new().to_string().into(),
+            evicted: AtomicBool::new(false),
+        })
+    }
+
+    /// The transport session id: a key for the sidecar's own maps only.
+    pub fn sid(&self) -> Sid {
+        self.socket.id
+    }
+
+    /// The id others may see.
+    pub fn public_id(&self) -> &str {
+        &self.public_id
+    }
+
+    pub fn socket(&self) -> &SocketRef {
+        &self.socket
+    }
+
+    /// Still connected and not evicted.
+    pub fn is_live(&self) -> bool {
+        !self.evicted.load(Ordering::Acquire) && self.socket.connected()
+    }
+
+    /// Queues one event without waiting.
+    pub fn send<T: ?Sized + Serialize>(&self, event: &str, data: &T) -> Sent {
+        if self.evicted.load(Ordering::Acquire) {
+            return Sent::Gone;
+        }
+        match self.socket.emit(event, data) {
+            Ok(()) => Sent::Queued,
+            Err(SendError::Socket(SocketError::InternalChannelFull)) => Sent::Full,
+            Err(SendError::Socket(SocketError::Closed)) => Sent::Gone,
+            Err(SendError::Serialize(e)) => {
+                // Our own types always serialise; nothing a client controls.
+                tracing::error!(error = %e, event, "could not encode an event");
+                Sent::Gone
+            }
+        }
+    }
+
+    /// Queues one event, waiting (up to `patience`) while the outgoing
+    /// buffer is full; for replays, which may be long. `Full` means it
+    /// stayed full that long: the caller evicts it.
+    pub async fn send_patiently<T: ?Sized + Serialize>(
+        &self,
+        event: &str,
+        data: &T,
+        patience: Duration,
+    ) -> Sent {
+        let deadline = tokio::time::Instant::now() + patience;
+        loop {
+            match self.send(event, data) {
+                Sent::Full if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+                sent => return sent,
+            }
+        }
+    }
+
+    /// Marks the connection as unable to keep up, and disconnects it: now
+    /// if the disconnect packet fits, else as soon as it does. Returns
+    /// `true` the first time (the caller then forgets its memberships).
+    pub fn evict(self: &Arc<Self>) -> bool {
+        if self.evicted.swap(true, Ordering::AcqRel) {
+            return false;
+        }
+        tracing::warn!(sid = %self.public_id, "member cannot keep up: disconnecting it");
+        let peer = self.clone();
+        tokio::spawn(async move {
+            let deadline = tokio::time::Instant::now() + EVICT_PATIENCE;
+            loop {
+                match peer.socket.clone().disconnect() {
+                    Err(SocketError::InternalChannelFull)
+                        if tokio::time::Instant::now() < deadline =>
+                    {
+                        tokio::time::sleep(EVICT_RETRY).await;
+                    }
+                    _ => return,
+                }
+            }
+        });
+        true
+    }
+}

@@ -1,0 +1,278 @@
+//! `RoomRegistry`: who is in which room, and how each member is being fed.
+//!
+//! The registry is the only place messages are handed to sockets. The tail
+//! calls [`RoomRegistry::deliver`] with each new batch of rows, in id order,
+//! and the registry's `cursor` moves with it under the same lock. A joining
+//! socket is registered at the current cursor, so from that instant every
+//! newer message reaches it through the registry; if it asked for `since`,
+//! newer messages are kept in its *backlog* while its own connection task
+//! replays `(since, cursor]` from the database, then the backlog is flushed
+//! and it turns live. So a replay never holds up anyone else, and the socket
+//! sees every message once, in order, with no gap.
+//!
+//! Nothing here waits on a socket: a member whose outgoing buffer is full,
+//! or whose backlog outgrows [`MAX_BACKLOG`], is evicted (see `peer`).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use chatroom_core::Message;
+use serde_json::json;
+use serde_json::value::RawValue;
+use socketioxide::socket::Sid;
+
+use crate::peer::{Peer, Sent};
+use crate::presence::PresenceStore;
+
+/// Messages a catching-up member may have waiting behind its replay before
+/// it is considered unable to keep up.
+pub const MAX_BACKLOG: usize = 10_000;
+
+/// A message encoded once, sent to every member as is.
+pub type Encoded = Arc<RawValue>;
+
+/// Encodes a message for [`RoomRegistry::deliver`] and replays.
+pub fn encode(message: &Message) -> Encoded {
+    // A `Message` is plain strings and integers: encoding cannot fail.
+    let json = serde_json::to_string(message).unwrap_or_else(|_| "null".to_owned());
+    Arc::from(RawValue::from_string(json).unwrap_or_else(|_| RawValue::NULL.to_owned()))
+}
+
+struct Member {
+    peer: Arc<Peer>,
+    /// Only messages with a greater id are delivered by the registry.
+    after: i64,
+    /// `Some` while a replay is running: live messages wait here.
+    backlog: Option<Vec<Encoded>>,
+}
+
+/// A connection's rooms, in order of joining, with the username of each.
+#[derive(Default)]
+struct Joined {
+    rooms: Vec<(i64, Option<String>)>,
+}
+
+#[derive(Default)]
+struct Inner {
+    /// Id of the last message delivered.
+    cursor: i64,
+    rooms: HashMap<i64, Vec<Member>>,
+    peers: HashMap<Sid, Joined>,
+}
+
+/// What a join needs to do before it is complete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// Nothing to replay: the socket is live in the room.
+    Live,
+    /// Replay `(since, through]`, then [`RoomRegistry::finish_catch_up`].
+    Replay { since: i64, through: i64 },
+}
+
+/// The socket left (or was evicted) while joining.
+#[derive(Debug)]
+pub struct Gone;
+
+pub struct RoomRegistry {
+    inner: Mutex<Inner>,
+    presence: PresenceStore,
+}
+
+impl RoomRegistry {
+    pub fn new(cursor: i64, presence: PresenceStore) -> Arc<Self> {
+        Arc::new(RoomRegistry {
+            inner: Mutex::new(Inner {
+                cursor,
+                ..Inner::default()
+            }),
+            presence,
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The id of the last message delivered.
+    pub fn cursor(&self) -> i64 {
+        self.lock().cursor
+    }
+
+    /// Hands a batch of new messages (in id order, all above the cursor) to
+    /// the members of their rooms.
+    pub fn deliver(&self, batch: &[(i64, i64, Encoded)]) {
+        let mut full = Vec::new();
+        {
+            let mut inner = self.lock();
+            for (id, room_id, encoded) in batch {
+                if *id <= inner.cursor {
+                    continue;
+                }
+                if let Some(members) = inner.rooms.get_mut(room_id) {
+                    for m in members.iter_mut().filter(|m| *id > m.after) {
+                        match &mut m.backlog {
+                            Some(backlog) if backlog.len() >= MAX_BACKLOG => {
+                                full.push(m.peer.clone())
+                            }
+                            Some(backlog) => backlog.push(encoded.clone()),
+                            None => {
+                                if m.peer.send("new_message", &**encoded) == Sent::Full {
+                                    full.push(m.peer.clone());
+                                }
+                            }
+                        }
+                    }
+                }
+                inner.cursor = *id;
+            }
+        }
+        self.evict_all(full);
+    }
+
+    /// Registers `peer` in `room_id` at the current cursor. A rejoin
+    /// replaces the earlier membership (new username, new `since`).
+    pub fn admit(
+        &self,
+        peer: &Arc<Peer>,
+        room_id: i64,
+        username: Option<String>,
+        since: Option<i64>,
+    ) -> Admission {
+        let mut inner = self.lock();
+        let cursor = inner.cursor;
+        let (after, admission) = match since {
+            Some(since) if since < cursor => (
+                cursor,
+                Admission::Replay {
+                    since,
+                    through: cursor,
+                },
+            ),
+            Some(since) => (since, Admission::Live),
+            None => (cursor, Admission::Live),
+        };
+        let backlog = matches!(admission, Admission::Replay { .. }).then(Vec::new);
+        let member = Member {
+            peer: peer.clone(),
+            after,
+            backlog,
+        };
+        let members = inner.rooms.entry(room_id).or_default();
+        match members.iter_mut().find(|m| m.peer.sid() == peer.sid()) {
+            Some(existing) => *existing = member,
+            None => members.push(member),
+        }
+        let joined = inner.peers.entry(peer.sid()).or_default();
+        match joined.rooms.iter_mut().find(|(r, _)| *r == room_id) {
+            Some(entry) => entry.1 = username,
+            None => joined.rooms.push((room_id, username)),
+        }
+        admission
+    }
+
+    /// After a replay: the messages that arrived meanwhile, to be sent next
+    /// (call again until it returns `Ok(None)`: the member is then live).
+    pub fn finish_catch_up(&self, peer: &Peer, room_id: i64) -> Result<Option<Vec<Encoded>>, Gone> {
+        let mut inner = self.lock();
+        let member = inner
+            .rooms
+            .get_mut(&room_id)
+            .and_then(|ms| ms.iter_mut().find(|m| m.peer.sid() == peer.sid()))
+            .ok_or(Gone)?;
+        match member.backlog.as_mut() {
+            Some(backlog) if !backlog.is_empty() => Ok(Some(std::mem::take(backlog))),
+            _ => {
+                member.backlog = None;
+                Ok(None)
+            }
+        }
+    }
+
+    /// The username `peer` joined `room_id` with; `Err` if not a member.
+    pub fn username(&self, peer: &Peer, room_id: i64) -> Result<Option<String>, Gone> {
+        let inner = self.lock();
+        let joined = inner.peers.get(&peer.sid()).ok_or(Gone)?;
+        joined
+            .rooms
+            .iter()
+            .find(|(r, _)| *r == room_id)
+            .map(|(_, u)| u.clone())
+            .ok_or(Gone)
+    }
+
+    /// Sends `event` to every member of `room_id` (and to `also`, a peer
+    /// that just left it).
+    pub fn announce(&self, room_id: i64, event: &str, payload: &serde_json::Value) {
+        let mut full = Vec::new();
+        {
+            let inner = self.lock();
+            for m in inner.rooms.get(&room_id).into_iter().flatten() {
+                if m.peer.send(event, payload) == Sent::Full {
+                    full.push(m.peer.clone());
+                }
+            }
+        }
+        self.evict_all(full);
+    }
+
+    /// Removes `peer` from `room_id`; the username it had there, or `Err`
+    /// if it was not in the room. Does not announce it.
+    pub fn remove(&self, peer: &Peer, room_id: i64) -> Result<Option<String>, Gone> {
+        let mut inner = self.lock();
+        let joined = inner.peers.get_mut(&peer.sid()).ok_or(Gone)?;
+        let at = joined
+            .rooms
+            .iter()
+            .position(|(r, _)| *r == room_id)
+            .ok_or(Gone)?;
+        let (_, username) = joined.rooms.remove(at);
+        if joined.rooms.is_empty() {
+            inner.peers.remove(&peer.sid());
+        }
+        if let Some(members) = inner.rooms.get_mut(&room_id) {
+            members.retain(|m| m.peer.sid() != peer.sid());
+            if members.is_empty() {
+                inner.rooms.remove(&room_id);
+            }
+        }
+        Ok(username)
+    }
+
+    /// Takes `peer` out of every room, tells the rooms (`user_left`) and
+    /// forgets its presence. For a disconnect or an eviction.
+    pub fn depart(&self, peer: &Arc<Peer>) {
+        let rooms = {
+            let mut inner = self.lock();
+            let Some(joined) = inner.peers.remove(&peer.sid()) else {
+                return;
+            };
+            for (room_id, _) in &joined.rooms {
+                if let Some(members) = inner.rooms.get_mut(room_id) {
+                    members.retain(|m| m.peer.sid() != peer.sid());
+                    if members.is_empty() {
+                        inner.rooms.remove(room_id);
+                    }
+                }
+            }
+            joined.rooms
+        };
+        for (room_id, username) in &rooms {
+            let left = json!({"sid": peer.public_id(), "username": username, "room_id": room_id});
+            self.announce(*room_id, "user_left", &left);
+        }
+        self.presence.forget(peer.public_id().to_owned());
+    }
+
+    fn evict_all(&self, peers: Vec<Arc<Peer>>) {
+        for peer in peers {
+            if peer.evict() {
+                self.depart(&peer);
+            }
+        }
+    }
+
+    /// Evicts one member that cannot keep up.
+    pub fn evict(&self, peer: &Arc<Peer>) {
+        self.evict_all(vec![peer.clone()]);
+    }
+}
