@@ -16,6 +16,7 @@ use tokio::sync::oneshot;
 
 pub mod http;
 pub mod process;
+pub mod raw;
 pub mod socket;
 
 /// The workspace root (where `spin.toml` is).
@@ -57,6 +58,20 @@ impl TestServer {
     pub async fn start() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let host = shared_host().with_state_dir(dir.path().to_owned());
+        Self::serve(host, dir).await
+    }
+
+    /// Serves the repository's `spin.toml` within other host limits.
+    pub async fn start_with_limits(limits: chatroom_host::HostLimits) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let host = SpinHost::load(
+            &workspace_root().join("spin.toml"),
+            HostOptions {
+                state_dir: Some(dir.path().to_owned()),
+                limits,
+            },
+        )
+        .expect("the host loads spin.toml");
         Self::serve(host, dir).await
     }
 
@@ -193,10 +208,15 @@ pub struct Stack {
 
 impl Stack {
     pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// With the sidecar's configuration changed by `configure` (limits).
+    pub async fn start_with(configure: impl FnOnce(&mut SidecarConfig)) -> Self {
         let rest = TestServer::start().await;
-        let sidecar = Sidecar::start(SidecarConfig::new(&rest.db_path))
-            .await
-            .expect("the sidecar starts");
+        let mut config = SidecarConfig::new(&rest.db_path);
+        configure(&mut config);
+        let sidecar = Sidecar::start(config).await.expect("the sidecar starts");
         let upstream = upstream::forward_to(rest.url.parse().expect("url"));
         let router = sidecar.router(upstream);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

@@ -13,8 +13,8 @@ use anyhow::Context as _;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Body;
-use wasmtime::component::{Component, Linker, ResourceTable};
 use tokio::sync::Semaphore;
+use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
@@ -242,7 +242,9 @@ impl SpinHost {
             components,
             state_dir,
             limits: options.limits,
-            slots: Arc::new(Semaphore::new(options.limits.max_concurrent_requests.max(1))),
+            slots: Arc::new(Semaphore::new(
+                options.limits.max_concurrent_requests.max(1),
+            )),
         })
     }
 
@@ -355,24 +357,38 @@ impl SpinHost {
         // The instance runs in its own task so it can keep streaming the
         // body after the response head has been handed back.
         // It holds its instance slot until it is done.
+        // Past the deadline the task is dropped with its instance, whatever
+        // it waits on (a stalled client body, say); wasm that never yields
+        // is stopped by the epoch deadline instead.
+        let deadline = self.limits.request_timeout;
         let task = tokio::task::spawn(async move {
             let _slot = slot;
-            let proxy = pre.instantiate_async(&mut store).await?;
-            proxy
-                .wasi_http_incoming_handler()
-                .call_handle(&mut store, req, out)
+            let run = async {
+                let proxy = pre.instantiate_async(&mut store).await?;
+                proxy
+                    .wasi_http_incoming_handler()
+                    .call_handle(&mut store, req, out)
+                    .await
+            };
+            tokio::time::timeout(deadline, run)
                 .await
+                .unwrap_or_else(|_| Err(wasmtime::Trap::Interrupt.into()))
         });
         let head = tokio::time::timeout(self.limits.request_timeout, receiver).await;
         match head {
             Err(_) => Err(RunError::Deadline),
             Ok(Ok(Ok(response))) => Ok(response),
-            Ok(Ok(Err(code))) => Err(anyhow::anyhow!("component answered with error {code:?}").into()),
+            Ok(Ok(Err(code))) => {
+                Err(anyhow::anyhow!("component answered with error {code:?}").into())
+            }
             Ok(Err(_)) => {
                 let outcome = task.await.map_err(anyhow::Error::from)?;
                 match outcome {
                     Ok(()) => Err(anyhow::anyhow!("component returned no response").into()),
-                    Err(e) if e.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::Interrupt) => {
+                    Err(e)
+                        if e.downcast_ref::<wasmtime::Trap>()
+                            == Some(&wasmtime::Trap::Interrupt) =>
+                    {
                         Err(RunError::Deadline)
                     }
                     Err(e) => Err(anyhow::Error::from(e).context("component trapped").into()),

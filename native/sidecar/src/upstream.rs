@@ -82,7 +82,9 @@ async fn forward(State(up): State<Upstream>, req: Request) -> Response {
     let mut parts = up.base.clone().into_parts();
     parts.path_and_query = path.parse().ok();
     let Ok(uri) = Uri::from_parts(parts) else {
-        return error_response(&ApiError::BadRequest("the request target is invalid".into()));
+        return error_response(&ApiError::BadRequest(
+            "the request target is invalid".into(),
+        ));
     };
     *req.uri_mut() = uri;
     req.headers_mut().remove(header::HOST);

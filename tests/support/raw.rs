@@ -1,0 +1,202 @@
+//! Socket.IO spoken by hand, for what a well-behaved client library will not
+//! do: stop reading (a slow member), send frames it would never build, or
+//! use Engine.IO long-polling with a session id it did not get.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
+use tokio::net::{TcpSocket, TcpStream};
+use tokio_tungstenite::tungstenite::Message as Frame;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::{WebSocketStream, client_async};
+
+use crate::socket::PATIENCE;
+
+/// A Socket.IO connection over a raw websocket, joined to the default
+/// namespace.
+pub struct RawSocket {
+    ws: WebSocketStream<TcpStream>,
+}
+
+impl RawSocket {
+    /// Connects to `base` (`http://host:port`); with `receive_buffer`, the
+    /// TCP receive buffer is made that small, so a client that stops
+    /// reading backs up quickly.
+    pub async fn connect(base: &str, receive_buffer: Option<u32>) -> Self {
+        let addr = base
+            .trim_start_matches("http://")
+            .parse()
+            .expect("base is http://ip:port");
+        let socket = TcpSocket::new_v4().expect("socket");
+        if let Some(size) = receive_buffer {
+            socket.set_recv_buffer_size(size).expect("SO_RCVBUF");
+        }
+        let stream = socket.connect(addr).await.expect("tcp connect");
+        let url = format!(
+            "{}/socket.io/?EIO=4&transport=websocket",
+            base.replacen("http://", "ws://", 1)
+        );
+        let request = url.into_client_request().expect("request");
+        let (ws, _) = client_async(request, stream).await.expect("ws handshake");
+        let mut raw = RawSocket { ws };
+        let open = raw.next_text().await.expect("engine.io open");
+        assert!(open.starts_with('0'), "{open}");
+        raw.send_text("40").await;
+        let connected = raw.next_text().await.expect("namespace connect");
+        assert!(connected.starts_with("40"), "{connected}");
+        raw
+    }
+
+    pub async fn send_text(&mut self, text: &str) {
+        self.ws
+            .send(Frame::text(text.to_owned()))
+            .await
+            .expect("frame sent");
+    }
+
+    /// Emits `event` with `data` (no ack).
+    pub async fn emit(&mut self, event: &str, data: &Value) {
+        let packet = format!("42{}", serde_json::json!([event, data]));
+        self.send_text(&packet).await;
+    }
+
+    /// The next text frame, answering Engine.IO pings; `None` once the
+    /// connection is closed (or nothing came within the patience).
+    pub async fn next_text(&mut self) -> Option<String> {
+        loop {
+            let frame = tokio::time::timeout(PATIENCE, self.ws.next())
+                .await
+                .ok()??;
+            match frame {
+                Ok(Frame::Text(text)) if text.as_str() == "2" => self.send_text("3").await,
+                Ok(Frame::Text(text)) => return Some(text.as_str().to_owned()),
+                Ok(Frame::Close(_)) | Err(_) => return None,
+                Ok(_) => {}
+            }
+        }
+    }
+
+    /// The next Socket.IO event `[name, data]`, skipping other packets;
+    /// `None` when the server disconnected this socket or closed it.
+    pub async fn next_event(&mut self) -> Option<(String, Value)> {
+        loop {
+            let text = self.next_text().await?;
+            if text.starts_with("41") || text == "1" {
+                return None;
+            }
+            if let Some(json) = text.strip_prefix("42") {
+                let mut parts: Vec<Value> = serde_json::from_str(json).ok()?;
+                if parts.len() >= 2 {
+                    let data = parts.swap_remove(1);
+                    let name = parts[0].as_str().unwrap_or_default().to_owned();
+                    return Some((name, data));
+                }
+            }
+        }
+    }
+
+    /// Whether the connection is still open a little later (reads and
+    /// discards whatever comes meanwhile).
+    pub async fn still_open_after(&mut self, wait: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            match tokio::time::timeout_at(deadline, self.ws.next()).await {
+                Err(_) => return true,
+                Ok(None | Some(Err(_)) | Some(Ok(Frame::Close(_)))) => return false,
+                Ok(Some(Ok(_))) => {}
+            }
+        }
+    }
+}
+
+/// Engine.IO long-polling by hand: a session id and the two requests.
+pub struct Polling {
+    pub base: String,
+    pub sid: String,
+    http: reqwest::Client,
+}
+
+impl Polling {
+    /// Opens a polling session and connects it to the default namespace.
+    pub async fn connect(base: &str) -> Self {
+        let http = reqwest::Client::new();
+        let open = http
+            .get(format!("{base}/socket.io/?EIO=4&transport=polling"))
+            .send()
+            .await
+            .expect("handshake")
+            .text()
+            .await
+            .expect("open packet");
+        let open: Value = serde_json::from_str(open.trim_start_matches('0')).expect("open json");
+        let sid = open["sid"].as_str().expect("sid").to_owned();
+        let polling = Polling {
+            base: base.to_owned(),
+            sid,
+            http,
+        };
+        assert_eq!(polling.post("40").await, 200);
+        let connected = polling.poll().await;
+        assert!(connected.starts_with("40"), "{connected}");
+        polling
+    }
+
+    /// POSTs `body` as session `sid`; the status.
+    pub async fn post_as(&self, sid: &str, body: &str) -> u16 {
+        self.http
+            .post(format!(
+                "{}/socket.io/?EIO=4&transport=polling&sid={sid}",
+                self.base
+            ))
+            .body(body.to_owned())
+            .send()
+            .await
+            .expect("post")
+            .status()
+            .as_u16()
+    }
+
+    pub async fn post(&self, body: &str) -> u16 {
+        self.post_as(&self.sid, body).await
+    }
+
+    /// One long-poll GET as session `sid`: (status, body).
+    pub async fn poll_as(&self, sid: &str) -> (u16, String) {
+        let res = tokio::time::timeout(
+            PATIENCE,
+            self.http
+                .get(format!(
+                    "{}/socket.io/?EIO=4&transport=polling&sid={sid}",
+                    self.base
+                ))
+                .send(),
+        )
+        .await
+        .expect("poll answered in time")
+        .expect("poll");
+        let status = res.status().as_u16();
+        (status, res.text().await.unwrap_or_default())
+    }
+
+    pub async fn poll(&self) -> String {
+        let (status, body) = self.poll_as(&self.sid).await;
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
+    /// Polls until a packet containing `needle` arrives; every packet seen.
+    pub async fn poll_until(&self, needle: &str) -> Vec<String> {
+        let mut seen = Vec::new();
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        while tokio::time::Instant::now() < deadline {
+            let body = self.poll().await;
+            let found = body.contains(needle);
+            seen.extend(body.split('\u{1e}').map(str::to_owned));
+            if found {
+                return seen;
+            }
+        }
+        panic!("no packet with {needle} within the patience: {seen:?}");
+    }
+}
