@@ -17,6 +17,7 @@ use crate::socket::PATIENCE;
 /// namespace.
 pub struct RawSocket {
     ws: WebSocketStream<TcpStream>,
+    closed: bool,
 }
 
 impl RawSocket {
@@ -39,7 +40,7 @@ impl RawSocket {
         );
         let request = url.into_client_request().expect("request");
         let (ws, _) = client_async(request, stream).await.expect("ws handshake");
-        let mut raw = RawSocket { ws };
+        let mut raw = RawSocket { ws, closed: false };
         let open = raw.next_text().await.expect("engine.io open");
         assert!(open.starts_with('0'), "{open}");
         raw.send_text("40").await;
@@ -71,10 +72,19 @@ impl RawSocket {
             match frame {
                 Ok(Frame::Text(text)) if text.as_str() == "2" => self.send_text("3").await,
                 Ok(Frame::Text(text)) => return Some(text.as_str().to_owned()),
-                Ok(Frame::Close(_)) | Err(_) => return None,
+                Ok(Frame::Close(_)) | Err(_) => {
+                    self.closed = true;
+                    return None;
+                }
                 Ok(_) => {}
             }
         }
+    }
+
+    /// Whether the server ended the connection (as opposed to a read that
+    /// only ran out of patience).
+    pub fn was_closed(&self) -> bool {
+        self.closed
     }
 
     /// The next Socket.IO event `[name, data]`, skipping other packets;
@@ -83,6 +93,7 @@ impl RawSocket {
         loop {
             let text = self.next_text().await?;
             if text.starts_with("41") || text == "1" {
+                self.closed = true;
                 return None;
             }
             if let Some(json) = text.strip_prefix("42") {
