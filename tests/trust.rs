@@ -169,7 +169,10 @@ async fn a_member_that_cannot_keep_up_is_disconnected_not_skipped() {
         }
     }
     assert!(slow.was_closed(), "the slow member was disconnected");
-    assert!(received.len() < N, "it could not have kept up (got all {N})");
+    assert!(
+        received.len() < N,
+        "it could not have kept up (got all {N})"
+    );
     assert_eq!(received, all[..received.len()], "no gap before the end");
 
     let deadline = Instant::now() + Duration::from_secs(5);

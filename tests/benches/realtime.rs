@@ -1,8 +1,11 @@
-//! The sidecar's real-time figures (issue 3), printed, not asserted:
-//! REST-to-socket and socket-to-socket latency, fan-out throughput for 100
-//! and 1000 clients in one room, and the sidecar's CPU and memory with 1000
-//! idle connections. The sidecar runs as its own process (the one `kill -9`
-//! tests use), REST through the wasmtime host, on one SQLite file.
+//! The sidecar's real-time figures (issues 3 and 8), printed, not asserted:
+//! REST-to-socket and socket-to-socket latency, an innocent pair's latency
+//! while another connection floods (default limits), fan-out throughput for
+//! 100 and 1000 clients in one room with a count of deliveries out of the
+//! sender's order, and the sidecar's CPU and memory with 1000 idle
+//! connections. The sidecar runs as its own process (the one `kill -9`
+//! tests use), REST through the wasmtime host, on one SQLite file; the
+//! fan-out runs on a second sidecar with the event rate limit off.
 //!
 //! Run: `cargo bench -p chatroom-tests --bench realtime`.
 
@@ -77,25 +80,96 @@ async fn fan_out(url: &str, room: i64, clients: &[SocketClient], messages: usize
         sender
             .emit(
                 "send_message",
-                json!({"room_id": room, "sender": "fan", "message": format!("f{i}")}),
+                json!({"room_id": room, "sender": "fan", "message": format!("{i}")}),
             )
             .await;
     }
     let mut last = start;
+    let mut out_of_order = 0;
     for c in clients {
+        let mut previous = -1i64;
         for _ in 0..messages {
-            let (_, at) = c.expect_timed("new_message").await;
+            let (message, at) = c.expect_timed("new_message").await;
             last = last.max(at);
+            let n: i64 = message["content"]
+                .as_str()
+                .unwrap_or("")
+                .parse()
+                .unwrap_or(-1);
+            if n != previous + 1 {
+                out_of_order += 1;
+            }
+            previous = n;
         }
     }
     let deliveries = clients.len() * messages;
     let secs = (last - start).as_secs_f64();
     println!(
-        "fan-out, {:>4} clients x {:>3} messages              {:>9.0} deliveries/s ({deliveries} in {:.3} s)",
+        "fan-out, {:>4} clients x {:>3} messages              {:>9.0} deliveries/s ({deliveries} in {:.3} s, {out_of_order} out of the sender's order)",
         clients.len(),
         messages,
         deliveries as f64 / secs,
         secs
+    );
+}
+
+/// An innocent pair's delivery latency while another connection keeps
+/// `in_flight` acknowledged sends outstanding for the whole measurement.
+async fn under_flood(url: &str, in_flight: usize) {
+    let room = create_room(url, "flood").await;
+    let pair = joined_clients(url, room, 2).await;
+    let flooder = std::sync::Arc::new(SocketClient::connect(url).await);
+    flooder.join(room, "flooder").await;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let refused = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for t in 0..in_flight {
+        let (flooder, stop, refused) = (flooder.clone(), stop.clone(), refused.clone());
+        tasks.push(tokio::spawn(async move {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let ack = flooder
+                    .call(
+                        "send_message",
+                        json!({"room_id": room, "message": format!("flood{t}")}),
+                    )
+                    .await;
+                if ack["code"] == "rate_limited" {
+                    refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut samples = Vec::new();
+    for i in 0..200 {
+        let sent = Instant::now();
+        let ack = pair[0]
+            .call(
+                "send_message",
+                json!({"room_id": room, "message": format!("innocent{i}")}),
+            )
+            .await;
+        assert_eq!(ack["ok"], true, "{ack}");
+        loop {
+            let (message, at) = pair[1].expect_timed("new_message").await;
+            if message["content"] == format!("innocent{i}") {
+                samples.push(at - sent);
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for t in tasks {
+        let _ = t.await;
+    }
+    report(
+        &format!("innocent pair while {in_flight} sends are in flight"),
+        &mut samples,
+    );
+    println!(
+        "  (the flooder's refused events: {} rate_limited)",
+        refused.load(std::sync::atomic::Ordering::Relaxed)
     );
 }
 
@@ -137,6 +211,20 @@ async fn main() {
     report("REST POST sent -> socket new_message", &mut end_to_end);
     report("REST 201 received -> socket new_message", &mut after_201);
 
+    // One connection floods, with the default limits.
+    under_flood(&url, 400).await;
+
+    // Throughput: a sidecar with the event rate limit off.
+    let sidecar_unlimited = SidecarProcess::start_with(
+        std::path::Path::new(env!("CARGO_BIN_EXE_sidecar-process")),
+        &rest.db_path,
+        &rest.url,
+        SidecarProcess::free_port(),
+        &["--event-rate", "0"],
+    )
+    .await;
+    let url = sidecar_unlimited.url.clone();
+
     // Socket -> 100 sockets.
     let room = create_room(&url, "hundred").await;
     let clients = joined_clients(&url, room, 100).await;
@@ -165,7 +253,7 @@ async fn main() {
     let clients = joined_clients(&url, room, 1000).await;
     fan_out(&url, room, &clients, 20).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let pid = sidecar.pid();
+    let pid = sidecar_unlimited.pid();
     let (cpu0, _) = cpu_and_rss(pid);
     let idle = Duration::from_secs(10);
     tokio::time::sleep(idle).await;

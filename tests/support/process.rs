@@ -19,7 +19,13 @@ impl SidecarProcess {
     /// `port` over `db`, forwarding REST to `rest`, and waits until it
     /// answers.
     pub async fn start(bin: &Path, db: &Path, rest: &str, port: u16) -> Self {
+        Self::start_with(bin, db, rest, port, &[]).await
+    }
+
+    /// As [`SidecarProcess::start`], with more flags (limits, say).
+    pub async fn start_with(bin: &Path, db: &Path, rest: &str, port: u16, extra: &[&str]) -> Self {
         let child = Command::new(bin)
+            .args(extra)
             .arg("--listen")
             .arg(format!("127.0.0.1:{port}"))
             .arg("--db")
