@@ -426,3 +426,46 @@ async fn a_socket_in_a_room_is_not_in_it_after_leaving_mid_join() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_file_deleted_or_replaced_underneath_is_refused_not_recreated() {
+    for replace in [false, true] {
+        let stack = Stack::start().await;
+        let db = stack.rest.db_path.clone();
+        let room = create_room(&stack.url, "Kept").await;
+        let c = stack.client().await;
+        c.join(room, "c").await;
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+        }
+        if replace {
+            // Another, empty database moved into its place.
+            let other = db.with_file_name("other.db");
+            drop(chatroom_core::open_file(&other).unwrap());
+            std::fs::rename(&other, &db).unwrap();
+        }
+        let res = reqwest::Client::new()
+            .post(format!("{}/chatrooms", stack.url))
+            .json(&json!({"name": "After"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 500, "replace={replace}");
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["code"], "storage_error");
+        let detail = body["detail"].as_str().unwrap();
+        assert!(
+            !detail.contains("sqlite") && !detail.contains('/'),
+            "internal text in a 5xx body: {detail}"
+        );
+        let ack = c
+            .call("send_message", json!({"room_id": room, "message": "lost?"}))
+            .await;
+        assert_eq!(
+            (&ack["ok"], &ack["code"]),
+            (&json!(false), &json!("storage_error"))
+        );
+        assert_eq!(c.expect("error").await["code"], "storage_error");
+        assert_eq!(db.exists(), replace, "no new empty database was created");
+    }
+}

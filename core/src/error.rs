@@ -88,10 +88,20 @@ impl ApiError {
         }
     }
 
+    /// The sentence a client is shown: the error itself for client errors;
+    /// for server errors a fixed sentence, never internal text (SQL, file
+    /// paths), which belongs in the log.
+    pub fn public_detail(&self) -> String {
+        match self {
+            ApiError::Storage(_) => "The server could not complete the request".to_owned(),
+            other => other.to_string(),
+        }
+    }
+
     /// The REST error body `{"detail", "code"}`.
     pub fn body(&self) -> ErrorBody {
         ErrorBody {
-            detail: self.to_string(),
+            detail: self.public_detail(),
             code: self.code(),
         }
     }

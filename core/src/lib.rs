@@ -32,4 +32,4 @@ pub use validate::{Content, RoomName, Sender, parse_room_id};
 pub use wire::{ErrorBody, Message, Room, RoomUsers};
 
 #[cfg(feature = "rusqlite")]
-pub use sqlite_file::open_file;
+pub use sqlite_file::{FileIdentity, assert_wal, open_file};

@@ -186,7 +186,9 @@ impl SpinHost {
         let state_dir = options
             .state_dir
             .unwrap_or_else(|| manifest.dir.join(".spin"));
-        let default_path = Arc::new(state_dir.join("sqlite_db.db"));
+        let default_file = Arc::new(chatroom_core::FileIdentity::new(
+            state_dir.join("sqlite_db.db"),
+        ));
 
         let mut config = Config::new();
         config.epoch_interruption(true);
@@ -232,7 +234,7 @@ impl SpinHost {
                 pre,
                 sqlite: SqliteConfig {
                     allowed: Arc::new(spec.sqlite_databases.iter().cloned().collect()),
-                    default_path: default_path.clone(),
+                    default_file: default_file.clone(),
                 },
                 outbound: OutboundPolicy::new(&spec.allowed_outbound_hosts),
             });
@@ -251,14 +253,16 @@ impl SpinHost {
     /// The same compiled application with its state in another directory
     /// (cheap: nothing is compiled again).
     pub fn with_state_dir(&self, state_dir: PathBuf) -> SpinHost {
-        let default_path = Arc::new(state_dir.join("sqlite_db.db"));
+        let default_file = Arc::new(chatroom_core::FileIdentity::new(
+            state_dir.join("sqlite_db.db"),
+        ));
         let components = self
             .components
             .iter()
             .map(|c| LoadedComponent {
                 sqlite: SqliteConfig {
                     allowed: c.sqlite.allowed.clone(),
-                    default_path: default_path.clone(),
+                    default_file: default_file.clone(),
                 },
                 ..c.clone()
             })

@@ -13,6 +13,7 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+use chatroom_core::FileIdentity;
 use rusqlite::types::{Value as SqlValue, ValueRef};
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 
@@ -39,8 +40,9 @@ const DEFAULT_LABEL: &str = "default";
 pub struct SqliteConfig {
     /// Labels from the component's `sqlite_databases`.
     pub allowed: Arc<HashSet<String>>,
-    /// `<state dir>/sqlite_db.db`.
-    pub default_path: Arc<PathBuf>,
+    /// `<state dir>/sqlite_db.db`, by identity: once deleted or replaced
+    /// under the running host, opens fail instead of creating a new file.
+    pub default_file: Arc<FileIdentity>,
 }
 
 /// Per-instance state: the config and how many connections are open.
@@ -81,6 +83,20 @@ pub fn add_to_linker<T: Send + 'static>(
 
 fn io_error(e: impl std::fmt::Display) -> Error {
     Error::Io(e.to_string())
+}
+
+/// Opens the file if it is still the one this host has been using, and
+/// keeps it in WAL mode.
+fn open_checked(file: &FileIdentity) -> Result<rusqlite::Connection, Error> {
+    let unavailable = |e: chatroom_core::StoreError| {
+        tracing::error!(error = %e, "refusing to open the database");
+        Error::Io("the database is unavailable".to_owned())
+    };
+    file.check().map_err(unavailable)?;
+    let conn = open_file(file.path().to_owned())?;
+    file.check().map_err(unavailable)?;
+    chatroom_core::assert_wal(&conn).map_err(unavailable)?;
+    Ok(conn)
 }
 
 fn open_file(path: PathBuf) -> Result<rusqlite::Connection, Error> {
@@ -171,8 +187,8 @@ impl sqlite::HostConnection for SqliteView<'_> {
                 "too many open connections (at most {MAX_CONNECTIONS})"
             ))));
         }
-        let path = self.ctx.config.default_path.as_ref().clone();
-        let conn = match tokio::task::spawn_blocking(move || open_file(path)).await? {
+        let file = self.ctx.config.default_file.clone();
+        let conn = match tokio::task::spawn_blocking(move || open_checked(&file)).await? {
             Ok(conn) => conn,
             Err(e) => return Ok(Err(e)),
         };
@@ -222,7 +238,7 @@ mod tests {
             let dir = tempfile::tempdir().unwrap();
             let config = SqliteConfig {
                 allowed: Arc::new(allowed.iter().map(|s| s.to_string()).collect()),
-                default_path: Arc::new(dir.path().join("sqlite_db.db")),
+                default_file: Arc::new(FileIdentity::new(dir.path().join("sqlite_db.db"))),
             };
             Instance {
                 ctx: SqliteCtx::new(config),

@@ -1,19 +1,33 @@
 //! The sidecar's connection to the shared SQLite file. rusqlite is blocking,
 //! so every use runs on tokio's blocking pool; the connection sits behind a
 //! mutex because SQLite serialises writers anyway.
+//!
+//! Before each use the file at the path must still be the one opened: if it
+//! was deleted or replaced, every use fails loudly (socket events get a
+//! storage error, the tail stops delivering) until the sidecar is restarted
+//! on the new file, rather than serving a history nobody else sees.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use chatroom_core::StoreError;
+use chatroom_core::{FileIdentity, StoreError};
 
 #[derive(Clone)]
-pub struct Db(Arc<Mutex<rusqlite::Connection>>);
+pub struct Db {
+    conn: Arc<Mutex<rusqlite::Connection>>,
+    file: Arc<FileIdentity>,
+}
 
 impl Db {
     /// Opens the file (creating it and the schema if needed).
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        Ok(Db(Arc::new(Mutex::new(chatroom_core::open_file(path)?))))
+        let conn = chatroom_core::open_file(path)?;
+        let file = FileIdentity::new(path);
+        file.check()?;
+        Ok(Db {
+            conn: Arc::new(Mutex::new(conn)),
+            file: Arc::new(file),
+        })
     }
 
     /// Runs `f` with the connection on the blocking pool.
@@ -25,7 +39,11 @@ impl Db {
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
-        let conn = self.0.clone();
+        if let Err(e) = self.file.check() {
+            tracing::error!(error = %e, "refusing to use the database");
+            return Err(e.into());
+        }
+        let conn = self.conn.clone();
         tokio::task::spawn_blocking(move || {
             // A panic while holding the lock leaves the connection usable.
             let conn = conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());

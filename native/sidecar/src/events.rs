@@ -206,10 +206,14 @@ fn answer(peer: &Peer, ack: AckSender, event: &str, result: Result<Value, Refusa
         }
         Err(Refusal::Gone) => return,
         Err(Refusal::Api(e)) => {
-            tracing::debug!(sid = %peer.public_id(), event, error = %e, "event refused");
-            let body = json!({"error": e.to_string(), "code": e.code()});
-            peer.send("error", &body);
-            json!({"ok": false, "error": e.to_string(), "code": e.code()})
+            if e.status() >= 500 {
+                tracing::error!(sid = %peer.public_id(), event, error = %e, "event failed");
+            } else {
+                tracing::debug!(sid = %peer.public_id(), event, error = %e, "event refused");
+            }
+            let detail = e.public_detail();
+            peer.send("error", &json!({"error": detail, "code": e.code()}));
+            json!({"ok": false, "error": detail, "code": e.code()})
         }
     };
     let _ = ack.send(&reply);
