@@ -148,8 +148,8 @@ impl Polling {
             http,
         };
         assert_eq!(polling.post("40").await, 200);
-        let connected = polling.poll().await;
-        assert!(connected.starts_with("40"), "{connected}");
+        let packets = polling.poll_until("40").await;
+        assert!(packets.iter().any(|p| p.starts_with("40")), "{packets:?}");
         polling
     }
 
@@ -203,6 +203,10 @@ impl Polling {
         while tokio::time::Instant::now() < deadline {
             let body = self.poll().await;
             let found = body.contains(needle);
+            if body.split('\u{1e}').any(|p| p == "2") {
+                // An Engine.IO ping: answer it, as any client does.
+                self.post("3").await;
+            }
             seen.extend(body.split('\u{1e}').map(str::to_owned));
             if found {
                 return seen;
