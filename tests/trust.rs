@@ -469,3 +469,47 @@ async fn a_database_file_deleted_or_replaced_underneath_is_refused_not_recreated
         assert_eq!(db.exists(), replace, "no new empty database was created");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_front_closes_idle_connections_and_caps_open_ones() {
+    use chatroom_sidecar::front::{FrontLimits, FrontListener};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let front = FrontListener::new(
+        listener,
+        FrontLimits {
+            max_connections: 2,
+            idle_timeout: Duration::from_millis(300),
+        },
+    );
+    let app = axum::Router::new().route("/", axum::routing::get(|| async { "ok" }));
+    tokio::spawn(async move { axum::serve(front, app).await });
+
+    // Two clients hold both slots with half-sent request heads.
+    let mut holders = Vec::new();
+    for _ in 0..2 {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+        holders.push(s);
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // A third is not served while they hold them...
+    let started = Instant::now();
+    let third = raw_http(
+        &format!("http://{addr}"),
+        b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        false,
+    )
+    .await;
+    assert!(third.starts_with("HTTP/1.1 200"), "{third}");
+    // ...only once the idle timeout closed one of them.
+    assert!(
+        started.elapsed() >= Duration::from_millis(200),
+        "served at once: the cap did not hold"
+    );
+    for mut s in holders {
+        let mut rest = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut rest)).await;
+        assert!(read.is_ok(), "an idle half-sent request was not closed");
+    }
+}

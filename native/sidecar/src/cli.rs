@@ -9,7 +9,9 @@ use axum::http::Uri;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
+use crate::front::{FrontLimits, FrontListener};
 use crate::{EventLimits, Sidecar, SidecarConfig, SocketLimits, upstream};
+use axum::serve::Listener as _;
 
 /// Socket.IO rooms, presence and broadcasts on chatroom's SQLite file.
 #[derive(Debug, Parser)]
@@ -98,7 +100,10 @@ pub async fn main() -> anyhow::Result<()> {
         Some(base) => upstream::forward_to(base),
         None => upstream::not_found(),
     };
-    let listener = tokio::net::TcpListener::bind(args.listen).await?;
+    let listener = FrontListener::new(
+        tokio::net::TcpListener::bind(args.listen).await?,
+        FrontLimits::default(),
+    );
     tracing::info!(
         socket_io = %format!("http://{}/socket.io/", listener.local_addr()?),
         database = %args.db.display(),

@@ -13,6 +13,7 @@
 pub mod cli;
 mod db;
 mod events;
+pub mod front;
 mod peer;
 mod presence;
 pub mod rooms;

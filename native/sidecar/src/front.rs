@@ -1,0 +1,169 @@
+//! `FrontListener`: the TCP front of the sidecar and of the default run,
+//! with the limits a public listener needs. At most
+//! [`FrontLimits::max_connections`] connections are open at once (further
+//! clients wait in the kernel's backlog until one closes); a connection on
+//! which nothing is read or written for [`FrontLimits::idle_timeout`] is
+//! closed (a half-sent request head, a stalled body; live Socket.IO
+//! connections exchange a ping every 25 s and never go idle that long); and
+//! accept errors back off (axum's own listener pauses after each one).
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::serve::Listener;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::{Instant, Sleep};
+
+/// The limits of the front listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrontLimits {
+    pub max_connections: usize,
+    pub idle_timeout: Duration,
+}
+
+impl Default for FrontLimits {
+    fn default() -> Self {
+        FrontLimits {
+            max_connections: 10_000,
+            idle_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// A TCP listener within [`FrontLimits`]; serve it with `axum::serve`.
+pub struct FrontListener {
+    inner: TcpListener,
+    slots: Arc<Semaphore>,
+    idle_timeout: Duration,
+}
+
+impl FrontListener {
+    pub fn new(inner: TcpListener, limits: FrontLimits) -> Self {
+        FrontListener {
+            inner,
+            slots: Arc::new(Semaphore::new(limits.max_connections.max(1))),
+            idle_timeout: limits.idle_timeout,
+        }
+    }
+}
+
+impl Listener for FrontListener {
+    type Io = FrontStream;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        // The semaphore is never closed.
+        let permit = loop {
+            if let Ok(permit) = self.slots.clone().acquire_owned().await {
+                break permit;
+            }
+        };
+        let (stream, addr) = Listener::accept(&mut self.inner).await;
+        let _ = stream.set_nodelay(true);
+        let idle = Box::pin(tokio::time::sleep(self.idle_timeout));
+        let io = FrontStream {
+            stream,
+            idle,
+            timeout: self.idle_timeout,
+            _permit: permit,
+        };
+        (io, addr)
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.inner.local_addr()
+    }
+}
+
+/// One accepted connection: it holds its slot until dropped, and fails
+/// with `TimedOut` once idle too long.
+pub struct FrontStream {
+    stream: TcpStream,
+    idle: Pin<Box<Sleep>>,
+    timeout: Duration,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl FrontStream {
+    fn active(&mut self) {
+        self.idle.as_mut().reset(Instant::now() + self.timeout);
+    }
+
+    fn check_idle(&mut self, cx: &mut Context<'_>) -> std::io::Result<()> {
+        match self.idle.as_mut().poll(cx) {
+            Poll::Ready(()) => Err(std::io::ErrorKind::TimedOut.into()),
+            Poll::Pending => Ok(()),
+        }
+    }
+}
+
+impl AsyncRead for FrontStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        match Pin::new(&mut self.stream).poll_read(cx, buf) {
+            Poll::Ready(result) => {
+                self.active();
+                Poll::Ready(result)
+            }
+            Poll::Pending => match self.check_idle(cx) {
+                Ok(()) => Poll::Pending,
+                Err(e) => Poll::Ready(Err(e)),
+            },
+        }
+    }
+}
+
+impl AsyncWrite for FrontStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match Pin::new(&mut self.stream).poll_write(cx, buf) {
+            Poll::Ready(result) => {
+                self.active();
+                Poll::Ready(result)
+            }
+            Poll::Pending => match self.check_idle(cx) {
+                Ok(()) => Poll::Pending,
+                Err(e) => Poll::Ready(Err(e)),
+            },
+        }
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        match Pin::new(&mut self.stream).poll_write_vectored(cx, bufs) {
+            Poll::Ready(result) => {
+                self.active();
+                Poll::Ready(result)
+            }
+            Poll::Pending => match self.check_idle(cx) {
+                Ok(()) => Poll::Pending,
+                Err(e) => Poll::Ready(Err(e)),
+            },
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+}
