@@ -122,19 +122,27 @@ async fn under_flood(url: &str, in_flight: usize) {
     flooder.join(room, "flooder").await;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let refused = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let unanswered = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut tasks = Vec::new();
     for t in 0..in_flight {
-        let (flooder, stop, refused) = (flooder.clone(), stop.clone(), refused.clone());
+        let (flooder, stop) = (flooder.clone(), stop.clone());
+        let (refused, unanswered) = (refused.clone(), unanswered.clone());
         tasks.push(tokio::spawn(async move {
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let ack = flooder
-                    .call(
-                        "send_message",
-                        json!({"room_id": room, "message": format!("flood{t}")}),
-                    )
-                    .await;
-                if ack["code"] == "rate_limited" {
-                    refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let data = json!({"room_id": room, "message": format!("flood{t}")});
+                match flooder
+                    .call_within("send_message", data, Duration::from_secs(2))
+                    .await
+                {
+                    Some(ack) if ack["code"] == "rate_limited" => {
+                        refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    Some(_) => {}
+                    None => {
+                        // Disconnected as too slow to read its own answers.
+                        unanswered.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
                 }
             }
         }));
@@ -168,8 +176,9 @@ async fn under_flood(url: &str, in_flight: usize) {
         &mut samples,
     );
     println!(
-        "  (the flooder's refused events: {} rate_limited)",
-        refused.load(std::sync::atomic::Ordering::Relaxed)
+        "  (the flooder: {} events refused as rate_limited, {} never answered)",
+        refused.load(std::sync::atomic::Ordering::Relaxed),
+        unanswered.load(std::sync::atomic::Ordering::Relaxed)
     );
 }
 
@@ -220,7 +229,7 @@ async fn main() {
         &rest.db_path,
         &rest.url,
         SidecarProcess::free_port(),
-        &["--event-rate", "0"],
+        &["--event-rate", "0", "--event-queue", "100000"],
     )
     .await;
     let url = sidecar_unlimited.url.clone();

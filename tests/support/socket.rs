@@ -93,10 +93,18 @@ impl SocketClient {
 
     /// Emits and waits for the ack's first value.
     pub async fn call(&self, event: &str, data: Value) -> Value {
+        self.call_within(event, data, PATIENCE)
+            .await
+            .unwrap_or_else(|| panic!("no ack for {event}"))
+    }
+
+    /// Emits and waits up to `patience` for the ack's first value; `None`
+    /// if none came.
+    pub async fn call_within(&self, event: &str, data: Value, patience: Duration) -> Option<Value> {
         let (tx, rx) = oneshot::channel();
         let tx = Arc::new(Mutex::new(Some(tx)));
         self.client
-            .emit_with_ack(event, data, PATIENCE, move |payload, _| {
+            .emit_with_ack(event, data, patience, move |payload, _| {
                 let tx = tx.clone();
                 async move {
                     // An ack's arguments arrive as one array.
@@ -104,7 +112,7 @@ impl SocketClient {
                         Value::Array(mut args) if args.len() == 1 => args.swap_remove(0),
                         other => other,
                     };
-                    if let Some(tx) = tx.lock().unwrap().take() {
+                    if let Some(tx) = tx.lock().unwrap_or_else(|p| p.into_inner()).take() {
                         let _ = tx.send(value);
                     }
                 }
@@ -112,10 +120,7 @@ impl SocketClient {
             })
             .await
             .expect("emit with ack");
-        tokio::time::timeout(PATIENCE, rx)
-            .await
-            .unwrap_or_else(|_| panic!("no ack for {event}"))
-            .expect("ack")
+        tokio::time::timeout(patience, rx).await.ok()?.ok()
     }
 
     /// Joins `room` as `username`; the ack, which must be `ok`.

@@ -52,6 +52,10 @@ pub struct SidecarFlags {
     /// Events one connection may send in a burst above that rate.
     #[arg(long, default_value_t = 100, env = "CHATROOM_EVENT_BURST")]
     event_burst: u32,
+    /// Events of one connection waiting to be handled; more are refused
+    /// as `rate_limited` (raise it with `--event-rate 0` for benchmarks).
+    #[arg(long, default_value_t = 128, env = "CHATROOM_EVENT_QUEUE")]
+    event_queue: usize,
     /// Outgoing packets queued for one connection before it counts as
     /// unable to keep up and is disconnected.
     #[arg(long, default_value_t = 4096, env = "CHATROOM_MAX_BUFFERED_PACKETS")]
@@ -81,7 +85,7 @@ impl SidecarFlags {
                 events: EventLimits {
                     rate: self.event_rate.max(0.0),
                     burst: self.event_burst,
-                    ..EventLimits::default()
+                    queue: self.event_queue,
                 },
                 max_buffered_packets: self.max_buffered_packets,
                 ..SocketLimits::default()

@@ -93,10 +93,22 @@ impl FrontStream {
         self.idle.as_mut().reset(Instant::now() + self.timeout);
     }
 
-    fn check_idle(&mut self, cx: &mut Context<'_>) -> std::io::Result<()> {
-        match self.idle.as_mut().poll(cx) {
-            Poll::Ready(()) => Err(std::io::ErrorKind::TimedOut.into()),
-            Poll::Pending => Ok(()),
+    /// After a read or write: progress resets the idle timer; waiting
+    /// fails once the connection has been idle too long.
+    fn watch<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        io: Poll<std::io::Result<T>>,
+    ) -> Poll<std::io::Result<T>> {
+        match io {
+            Poll::Ready(result) => {
+                self.active();
+                Poll::Ready(result)
+            }
+            Poll::Pending => match self.idle.as_mut().poll(cx) {
+                Poll::Ready(()) => Poll::Ready(Err(std::io::ErrorKind::TimedOut.into())),
+                Poll::Pending => Poll::Pending,
+            },
         }
     }
 }
@@ -107,16 +119,8 @@ impl AsyncRead for FrontStream {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
-        match Pin::new(&mut self.stream).poll_read(cx, buf) {
-            Poll::Ready(result) => {
-                self.active();
-                Poll::Ready(result)
-            }
-            Poll::Pending => match self.check_idle(cx) {
-                Ok(()) => Poll::Pending,
-                Err(e) => Poll::Ready(Err(e)),
-            },
-        }
+        let io = Pin::new(&mut self.stream).poll_read(cx, buf);
+        self.watch(cx, io)
     }
 }
 
@@ -126,16 +130,8 @@ impl AsyncWrite for FrontStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        match Pin::new(&mut self.stream).poll_write(cx, buf) {
-            Poll::Ready(result) => {
-                self.active();
-                Poll::Ready(result)
-            }
-            Poll::Pending => match self.check_idle(cx) {
-                Ok(()) => Poll::Pending,
-                Err(e) => Poll::Ready(Err(e)),
-            },
-        }
+        let io = Pin::new(&mut self.stream).poll_write(cx, buf);
+        self.watch(cx, io)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
@@ -151,16 +147,8 @@ impl AsyncWrite for FrontStream {
         cx: &mut Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
-        match Pin::new(&mut self.stream).poll_write_vectored(cx, bufs) {
-            Poll::Ready(result) => {
-                self.active();
-                Poll::Ready(result)
-            }
-            Poll::Pending => match self.check_idle(cx) {
-                Ok(()) => Poll::Pending,
-                Err(e) => Poll::Ready(Err(e)),
-            },
-        }
+        let io = Pin::new(&mut self.stream).poll_write_vectored(cx, bufs);
+        self.watch(cx, io)
     }
 
     fn is_write_vectored(&self) -> bool {
