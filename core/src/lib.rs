@@ -26,7 +26,7 @@ pub use request::{Query, check_path};
 pub use schema::{SCHEMA_VERSION, migrate};
 pub use store::{
     HistoryPages, MessagePage, PageDirection, RoomPages, create_room, find_room, insert_message,
-    latest_message_id, messages_after, presence, room_users,
+    insert_messages, latest_message_id, messages_after, presence, room_users,
 };
 pub use validate::{Content, RoomName, Sender, parse_room_id};
 pub use wire::{ErrorBody, Message, Room, RoomUsers};

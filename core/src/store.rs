@@ -101,6 +101,33 @@ pub fn insert_message(
     }
 }
 
+/// Stores several messages in one transaction (one commit, one sync), in
+/// order; each gets its own answer (a missing room fails only its message).
+/// `Err` if the transaction itself failed: then none was stored.
+pub fn insert_messages(
+    db: &impl Database,
+    drafts: &[(i64, MessageDraft)],
+) -> Result<Vec<Result<Message, ApiError>>, StoreError> {
+    db.query("BEGIN IMMEDIATE", &[])?;
+    let results: Vec<_> = drafts
+        .iter()
+        .map(|(room_id, draft)| insert_message(db, *room_id, draft))
+        .collect();
+    if let Some(Err(ApiError::Storage(e))) = results
+        .iter()
+        .find(|r| matches!(r, Err(ApiError::Storage(_))))
+    {
+        let e = e.clone();
+        let _ = db.query("ROLLBACK", &[]);
+        return Err(e);
+    }
+    if let Err(e) = db.query("COMMIT", &[]) {
+        let _ = db.query("ROLLBACK", &[]);
+        return Err(e);
+    }
+    Ok(results)
+}
+
 /// Distinct usernames present in a room, in order of joining.
 pub fn room_users(db: &impl Database, room_id: i64) -> Result<RoomUsers, ApiError> {
     if find_room(db, room_id)?.is_none() {
@@ -395,6 +422,28 @@ mod tests {
         );
         assert_eq!(find_room(&conn, 1).unwrap(), Some(room));
         assert_eq!(find_room(&conn, 2).unwrap(), None);
+    }
+
+    #[test]
+    fn a_batch_is_stored_in_order_each_with_its_own_answer() {
+        let conn = db();
+        let general = RoomDraft::from_name(Some("General")).unwrap().name;
+        let room = create_room(&conn, &general).unwrap().id;
+        let draft = |t: &str| MessageDraft::from_fields(Some("a"), Some(t)).unwrap();
+        let batch = vec![
+            (room, draft("one")),
+            (99, draft("lost")),
+            (room, draft("two")),
+        ];
+        let results = insert_messages(&conn, &batch).unwrap();
+        assert_eq!(results[1], Err(ApiError::RoomNotFound));
+        let stored: Vec<_> = [&results[0], &results[2]]
+            .iter()
+            .map(|r| r.as_ref().unwrap().content.clone())
+            .collect();
+        assert_eq!(stored, ["one", "two"]);
+        assert!(results[0].as_ref().unwrap().id < results[2].as_ref().unwrap().id);
+        assert!(conn.is_autocommit(), "the transaction is closed");
     }
 
     #[test]

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use chatroom_core::{
     ApiError, HistoryPages, JoinRequest, MessageDraft, MessagePage, StoreError, event_object,
-    find_room, insert_message, room_id_field,
+    find_room, insert_messages, room_id_field,
 };
 use serde_json::{Value, json};
 use socketioxide::SocketIo;
@@ -173,9 +173,22 @@ pub fn register(io: &SocketIo, chat: Arc<Chat>) {
     });
 }
 
+/// Consecutive `send_message` events stored in one transaction at most.
+const SEND_BATCH: usize = 64;
+
 /// The connection's task: its events, in order, then its departure.
+/// Consecutive `send_message` events already queued are stored together
+/// (one commit), still in order, each with its own answer.
 async fn serve_connection(chat: Arc<Chat>, peer: Arc<Peer>, mut queue: mpsc::Receiver<Job>) {
-    while let Some(job) = queue.recv().await {
+    let mut next = None;
+    loop {
+        let job = match next.take() {
+            Some(job) => job,
+            None => match queue.recv().await {
+                Some(job) => job,
+                None => break,
+            },
+        };
         let (name, data, ack) = match job {
             Job::Disconnect => break,
             Job::Event { name, data, ack } => (name, data, ack),
@@ -186,7 +199,23 @@ async fn serve_connection(chat: Arc<Chat>, peer: Arc<Peer>, mut queue: mpsc::Rec
         let result = match name.as_str() {
             "join_room" => join_room(&chat, &peer, data).await,
             "leave_room" => leave_room(&chat, &peer, data).await,
-            "send_message" => send_message(&chat, &peer, data).await,
+            "send_message" => {
+                let mut sends = vec![(data, ack)];
+                while sends.len() < SEND_BATCH {
+                    match queue.try_recv() {
+                        Ok(Job::Event { name, data, ack }) if name == "send_message" => {
+                            sends.push((data, ack));
+                        }
+                        Ok(other) => {
+                            next = Some(other);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                send_messages(&chat, &peer, sends).await;
+                continue;
+            }
             // Unknown events are ignored (they still count against the rate).
             _ => continue,
         };
@@ -219,8 +248,9 @@ fn answer(peer: &Peer, ack: AckSender, event: &str, result: Result<Value, Refusa
     let _ = ack.send(&reply);
 }
 
-fn payload(data: Result<Value, String>) -> Result<Value, ApiError> {
-    data.map_err(|e| ApiError::InvalidPayload(format!("the event payload is not valid: {e}")))
+fn payload(data: &Result<Value, String>) -> Result<&Value, ApiError> {
+    data.as_ref()
+        .map_err(|e| ApiError::InvalidPayload(format!("the event payload is not valid: {e}")))
 }
 
 async fn join_room(
@@ -228,8 +258,7 @@ async fn join_room(
     peer: &Arc<Peer>,
     data: Result<Value, String>,
 ) -> Result<Value, Refusal> {
-    let data = payload(data)?;
-    let req = JoinRequest::from_object(event_object(&data)?)?;
+    let req = JoinRequest::from_object(event_object(payload(&data)?)?)?;
     let room_id = req.room_id;
     chat.db
         .run(move |c| find_room(c, room_id))
@@ -319,8 +348,7 @@ async fn leave_room(
     peer: &Arc<Peer>,
     data: Result<Value, String>,
 ) -> Result<Value, Refusal> {
-    let data = payload(data)?;
-    let room_id = room_id_field(event_object(&data)?)?;
+    let room_id = room_id_field(event_object(payload(&data)?)?)?;
     let username = chat
         .rooms
         .remove(peer, room_id)
@@ -333,23 +361,60 @@ async fn leave_room(
     Ok(json!({"room_id": room_id}))
 }
 
-async fn send_message(
+/// Stores a run of `send_message` events in one transaction, in order, and
+/// answers each.
+async fn send_messages(
     chat: &Chat,
     peer: &Arc<Peer>,
-    data: Result<Value, String>,
-) -> Result<Value, Refusal> {
-    let data = payload(data)?;
-    let obj = event_object(&data)?;
+    sends: Vec<(Result<Value, String>, AckSender)>,
+) {
+    let mut drafts = Vec::with_capacity(sends.len());
+    let mut outcomes: Vec<Result<usize, ApiError>> = Vec::with_capacity(sends.len());
+    for (data, _) in &sends {
+        match message_draft(chat, peer, data) {
+            Ok(draft) => {
+                outcomes.push(Ok(drafts.len()));
+                drafts.push(draft);
+            }
+            Err(e) => outcomes.push(Err(e)),
+        }
+    }
+    let stored = if drafts.is_empty() {
+        Ok(Vec::new())
+    } else {
+        chat.db.run(move |c| insert_messages(c, &drafts)).await
+    };
+    if matches!(&stored, Ok(results) if results.iter().any(Result::is_ok)) {
+        // Stored: the tail delivers them to their rooms, this socket included.
+        chat.tail.wake();
+    }
+    for ((_, ack), outcome) in sends.into_iter().zip(outcomes) {
+        let result = match (outcome, &stored) {
+            (Err(e), _) => Err(e),
+            (Ok(i), Ok(results)) => match results.get(i) {
+                Some(Ok(message)) => {
+                    let mut reply = serde_json::to_value(message).unwrap_or_default();
+                    reply["message"] = serde_json::to_value(message).unwrap_or_default();
+                    Ok(reply)
+                }
+                Some(Err(e)) => Err(e.clone()),
+                None => Err(ApiError::Storage(StoreError::Shape("missing result"))),
+            },
+            (Ok(_), Err(e)) => Err(ApiError::Storage(e.clone())),
+        };
+        answer(peer, ack, "send_message", result.map_err(Refusal::Api));
+    }
+}
+
+/// A `send_message` payload as a draft: `(room_id, draft)`.
+fn message_draft(
+    chat: &Chat,
+    peer: &Peer,
+    data: &Result<Value, String>,
+) -> Result<(i64, MessageDraft), ApiError> {
+    let obj = event_object(payload(data)?)?;
     let room_id = room_id_field(obj)?;
     let default_sender = chat.rooms.username(peer, room_id).ok().flatten();
     let draft = MessageDraft::from_object(obj, default_sender.as_deref())?;
-    let message = chat
-        .db
-        .run(move |c| insert_message(c, room_id, &draft))
-        .await?;
-    // Stored: the tail delivers it to the room, this socket included.
-    chat.tail.wake();
-    let mut reply = serde_json::to_value(&message).unwrap_or_default();
-    reply["message"] = serde_json::to_value(&message).unwrap_or_default();
-    Ok(reply)
+    Ok((room_id, draft))
 }
