@@ -472,10 +472,10 @@ async fn a_database_file_deleted_or_replaced_underneath_is_refused_not_recreated
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_front_closes_idle_connections_and_caps_open_ones() {
-    use chatroom_sidecar::front::{FrontLimits, FrontListener};
+    use chatroom_sidecar::front::{FrontLimits, listen};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let front = FrontListener::new(
+    let front = listen(
         listener,
         FrontLimits {
             max_connections: 2,

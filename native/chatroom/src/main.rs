@@ -10,7 +10,7 @@ use clap::Parser;
 use chatroom_host::{HostOptions, SpinHost};
 use chatroom_sidecar::Sidecar;
 use chatroom_sidecar::cli::SidecarFlags;
-use chatroom_sidecar::front::{FrontLimits, FrontListener};
+use chatroom_sidecar::front::{self, FrontLimits};
 
 /// chatroom: REST (the Spin component) and Socket.IO on one port.
 #[derive(Debug, Parser)]
@@ -46,7 +46,7 @@ async fn main() -> anyhow::Result<()> {
     let sidecar = Sidecar::start(args.sidecar.config(db_path.clone())).await?;
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     let local = listener.local_addr()?;
-    let listener = FrontListener::new(listener, FrontLimits::default());
+    let listener = front::listen(listener, FrontLimits::default());
     let app = chatroom::app(Arc::new(host), &sidecar, local);
     println!("chatroom is up");
     println!("  REST       http://{local}/chatrooms");

@@ -9,7 +9,7 @@ use axum::http::Uri;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-use crate::front::{FrontLimits, FrontListener};
+use crate::front::{self, FrontLimits};
 use crate::{EventLimits, Sidecar, SidecarConfig, SocketLimits, upstream};
 use axum::serve::Listener as _;
 
@@ -104,7 +104,7 @@ pub async fn main() -> anyhow::Result<()> {
         Some(base) => upstream::forward_to(base),
         None => upstream::not_found(),
     };
-    let listener = FrontListener::new(
+    let listener = front::listen(
         tokio::net::TcpListener::bind(args.listen).await?,
         FrontLimits::default(),
     );

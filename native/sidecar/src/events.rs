@@ -308,7 +308,7 @@ async fn replay(
         pages = next;
         let Some(page) = page else { break };
         for message in &page {
-            send_replayed(chat, peer, &*encode(message)).await?;
+            send_replayed(chat, peer, &encode(message)).await?;
             replayed += 1;
         }
     }
@@ -318,7 +318,7 @@ async fn replay(
         .map_err(|_| Refusal::Gone)?
     {
         for encoded in &backlog {
-            send_replayed(chat, peer, &**encoded).await?;
+            send_replayed(chat, peer, encoded).await?;
             replayed += 1;
         }
     }

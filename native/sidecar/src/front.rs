@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::serve::Listener;
+use axum::serve::{Listener, ListenerExt, TapIo};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -41,14 +41,19 @@ pub struct FrontListener {
     idle_timeout: Duration,
 }
 
-impl FrontListener {
-    pub fn new(inner: TcpListener, limits: FrontLimits) -> Self {
-        FrontListener {
-            inner,
-            slots: Arc::new(Semaphore::new(limits.max_connections.max(1))),
-            idle_timeout: limits.idle_timeout,
-        }
+/// The listener to hand to `axum::serve`. Each connection is tapped to set
+/// `TCP_NODELAY`, which also lets routers read `ConnectInfo<SocketAddr>`
+/// (axum provides that for tapped listeners).
+pub fn listen(
+    inner: TcpListener,
+    limits: FrontLimits,
+) -> TapIo<FrontListener, fn(&mut FrontStream)> {
+    FrontListener {
+        inner,
+        slots: Arc::new(Semaphore::new(limits.max_connections.max(1))),
+        idle_timeout: limits.idle_timeout,
     }
+    .tap_io(FrontStream::set_nodelay)
 }
 
 impl Listener for FrontListener {
@@ -63,7 +68,6 @@ impl Listener for FrontListener {
             }
         };
         let (stream, addr) = Listener::accept(&mut self.inner).await;
-        let _ = stream.set_nodelay(true);
         let idle = Box::pin(tokio::time::sleep(self.idle_timeout));
         let io = FrontStream {
             stream,
@@ -89,6 +93,10 @@ pub struct FrontStream {
 }
 
 impl FrontStream {
+    fn set_nodelay(&mut self) {
+        let _ = self.stream.set_nodelay(true);
+    }
+
     fn active(&mut self) {
         self.idle.as_mut().reset(Instant::now() + self.timeout);
     }
