@@ -513,3 +513,45 @@ async fn the_front_closes_idle_connections_and_caps_open_ones() {
         assert!(read.is_ok(), "an idle half-sent request was not closed");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_event_names_get_errors_over_both_transports() {
+    let stack = Stack::start().await;
+    let room = create_room(&stack.url, "Names").await;
+    let names = [
+        r#""\u0001""#,
+        r#""\ud800""#,
+        r#""a\"b""#,
+        r#""tab\there""#,
+        "5",
+        "null",
+        "{}",
+    ];
+    let mut ws = RawSocket::connect(&stack.url, None).await;
+    for name in names {
+        ws.send_text(&format!(r#"421[{name},{{"room_id":{room}}}]"#))
+            .await;
+        let (event, data) = ws.next_event().await.expect("the connection stays");
+        assert_eq!(
+            (event.as_str(), &data["code"]),
+            ("error", &json!("invalid_payload")),
+            "{name}"
+        );
+    }
+    ws.emit("join_room", &json!({"room_id": room, "username": "ws"}))
+        .await;
+    let (event, data) = ws.next_event().await.expect("still connected");
+    assert_eq!((event.as_str(), &data["username"]), ("user_joined", &json!("ws")));
+
+    let polling = Polling::connect(&stack.url).await;
+    for name in names {
+        let status = polling
+            .post(&format!(r#"42[{name},{{"room_id":{room}}}]"#))
+            .await;
+        assert_eq!(status, 200, "{name}");
+        polling.poll_until("invalid_payload").await;
+    }
+    let join = json!(["join_room", {"room_id": room, "username": "polling"}]);
+    assert_eq!(polling.post(&format!("42{join}")).await, 200);
+    polling.poll_until("user_joined").await;
+}

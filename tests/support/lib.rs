@@ -147,8 +147,9 @@ impl DefaultRun {
         let (stop, stopped) = oneshot::channel::<()>();
         tokio::spawn(async move {
             let _sidecar = sidecar;
+            let front = chatroom_sidecar::front::listen(listener, Default::default());
             let _ = axum::serve(
-                listener,
+                front,
                 app.into_make_service_with_connect_info::<SocketAddr>(),
             )
             .with_graceful_shutdown(async {
@@ -227,7 +228,8 @@ impl Stack {
         tokio::spawn(async move {
             // The sidecar lives as long as the server.
             let _sidecar = sidecar;
-            let _ = axum::serve(listener, router)
+            let front = chatroom_sidecar::front::listen(listener, Default::default());
+            let _ = axum::serve(front, router)
                 .with_graceful_shutdown(async {
                     let _ = stopped.await;
                 })

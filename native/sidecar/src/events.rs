@@ -25,6 +25,7 @@ use socketioxide::extract::{AckSender, Event, SocketRef, TryData};
 use tokio::sync::mpsc;
 
 use crate::db::Db;
+use crate::event_guard::INVALID_EVENT;
 use crate::peer::{Peer, Sent};
 use crate::presence::PresenceStore;
 use crate::rooms::{Admission, RoomRegistry, encode};
@@ -216,6 +217,10 @@ async fn serve_connection(chat: Arc<Chat>, peer: Arc<Peer>, mut queue: mpsc::Rec
                 send_messages(&chat, &peer, sends).await;
                 continue;
             }
+            INVALID_EVENT => Err(Refusal::Api(ApiError::InvalidPayload(
+                "the event name must be a plain string, without control characters or escapes"
+                    .to_owned(),
+            ))),
             // Unknown events are ignored (they still count against the rate).
             _ => continue,
         };

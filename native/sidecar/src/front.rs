@@ -6,6 +6,8 @@
 //! closed (a half-sent request head, a stalled body; live Socket.IO
 //! connections exchange a ping every 25 s and never go idle that long); and
 //! accept errors back off (axum's own listener pauses after each one).
+//! Once a connection is upgraded to a websocket, the client's frames pass
+//! through the [`FrameGuard`] before socketioxide reads them.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -17,6 +19,8 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::{Instant, Sleep};
+
+use crate::event_guard::{FrameGuard, drain_into};
 
 /// The limits of the front listener.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,6 +77,8 @@ impl Listener for FrontListener {
             stream,
             idle,
             timeout: self.idle_timeout,
+            guard: None,
+            eof: false,
             _permit: permit,
         };
         (io, addr)
@@ -89,12 +95,55 @@ pub struct FrontStream {
     stream: TcpStream,
     idle: Pin<Box<Sleep>>,
     timeout: Duration,
+    /// Set once the server answered `101 Switching Protocols`.
+    guard: Option<Box<FrameGuard>>,
+    eof: bool,
     _permit: OwnedSemaphorePermit,
 }
 
 impl FrontStream {
     fn set_nodelay(&mut self) {
         let _ = self.stream.set_nodelay(true);
+    }
+
+    /// Notes a write of the server's `101` answer: from now on the client
+    /// speaks websocket frames.
+    fn saw_written(&mut self, head: &[u8]) {
+        if self.guard.is_none() && head.starts_with(b"HTTP/1.1 101") {
+            self.guard = Some(Box::default());
+        }
+    }
+
+    /// A read through the frame guard.
+    fn poll_read_guarded(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        loop {
+            let Some(guard) = self.guard.as_mut() else {
+                return Poll::Ready(Ok(()));
+            };
+            if !guard.ready().is_empty() || self.eof {
+                drain_into(guard.ready(), buf);
+                return Poll::Ready(Ok(()));
+            }
+            let mut chunk = [0u8; 16 * 1024];
+            let mut read = ReadBuf::new(&mut chunk);
+            let io = Pin::new(&mut self.stream).poll_read(cx, &mut read);
+            match self.watch(cx, io) {
+                Poll::Ready(Ok(())) => {
+                    let guard = self.guard.get_or_insert_default();
+                    if read.filled().is_empty() {
+                        guard.finish();
+                        self.eof = true;
+                    } else {
+                        guard.push(read.filled());
+                    }
+                }
+                other => return other,
+            }
+        }
     }
 
     fn active(&mut self) {
@@ -127,6 +176,9 @@ impl AsyncRead for FrontStream {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
+        if self.guard.is_some() {
+            return self.poll_read_guarded(cx, buf);
+        }
         let io = Pin::new(&mut self.stream).poll_read(cx, buf);
         self.watch(cx, io)
     }
@@ -139,6 +191,9 @@ impl AsyncWrite for FrontStream {
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
         let io = Pin::new(&mut self.stream).poll_write(cx, buf);
+        if matches!(io, Poll::Ready(Ok(_))) {
+            self.saw_written(buf);
+        }
         self.watch(cx, io)
     }
 
@@ -156,6 +211,11 @@ impl AsyncWrite for FrontStream {
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
         let io = Pin::new(&mut self.stream).poll_write_vectored(cx, bufs);
+        if matches!(io, Poll::Ready(Ok(_)))
+            && let Some(first) = bufs.iter().find(|b| !b.is_empty())
+        {
+            self.saw_written(first);
+        }
         self.watch(cx, io)
     }
 

@@ -12,6 +12,7 @@
 
 pub mod cli;
 mod db;
+mod event_guard;
 mod events;
 pub mod front;
 mod peer;
@@ -88,6 +89,7 @@ impl SidecarConfig {
 /// A running sidecar.
 pub struct Sidecar {
     io: SocketIo,
+    max_payload: u64,
     layer: SocketIoLayer,
     tail: MessageTail,
     cors: CorsLayer,
@@ -121,6 +123,7 @@ impl Sidecar {
         let watch = DatabaseWatch::start(&config.db_path, tail.clone())?;
         Ok(Sidecar {
             io,
+            max_payload: limits.max_payload,
             layer,
             tail,
             cors: cors(&config.cors_origins),
@@ -129,8 +132,15 @@ impl Sidecar {
     }
 
     /// `rest` with Socket.IO on `/socket.io/` and CORS around both.
+    /// Long-polling bodies pass the event-name guard first (websocket
+    /// frames pass it in the front listener).
     pub fn router(&self, rest: Router) -> Router {
-        rest.layer(self.layer.clone()).layer(self.cors.clone())
+        let max_payload = usize::try_from(self.max_payload).unwrap_or(usize::MAX);
+        rest.layer(self.layer.clone())
+            .layer(axum::middleware::from_fn(move |req, next| {
+                event_guard::guard_polling(max_payload, req, next)
+            }))
+            .layer(self.cors.clone())
     }
 
     /// The Socket.IO handle (for emitting from elsewhere).
