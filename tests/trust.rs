@@ -541,7 +541,10 @@ async fn garbage_event_names_get_errors_over_both_transports() {
     ws.emit("join_room", &json!({"room_id": room, "username": "ws"}))
         .await;
     let (event, data) = ws.next_event().await.expect("still connected");
-    assert_eq!((event.as_str(), &data["username"]), ("user_joined", &json!("ws")));
+    assert_eq!(
+        (event.as_str(), &data["username"]),
+        ("user_joined", &json!("ws"))
+    );
 
     let polling = Polling::connect(&stack.url).await;
     for name in names {

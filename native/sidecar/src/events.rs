@@ -227,7 +227,7 @@ async fn serve_connection(chat: Arc<Chat>, peer: Arc<Peer>, mut queue: mpsc::Rec
         answer(&peer, ack, &name, result);
     }
     tracing::debug!(sid = %peer.public_id(), "disconnected");
-    chat.rooms.depart(&peer);
+    chat.rooms.leave_all(&peer).await;
 }
 
 /// Answers an event: the ack (if the client asked for one) and, on failure,
@@ -281,7 +281,7 @@ async fn join_room(
     };
     if !peer.is_live() {
         // Gone while joining: undo whatever the departure did not see.
-        chat.rooms.depart(peer);
+        chat.rooms.leave_all(peer).await;
         return Err(Refusal::Gone);
     }
     let joined = json!({"sid": peer.public_id(), "username": username, "room_id": room_id});

@@ -37,18 +37,17 @@ impl PresenceStore {
             .await
     }
 
-    /// Unlists connection `public_id` everywhere, in the background (for
-    /// departures noticed where nothing may wait).
-    pub fn forget(&self, public_id: String) {
-        let db = self.db.clone();
-        tokio::spawn(async move {
-            if let Err(e) = db
-                .run(move |c| presence::disconnect(c, &public_id).map(drop))
-                .await
-            {
-                tracing::warn!(error = %e, "could not clear presence");
-            }
-        });
+    /// Unlists connection `public_id` everywhere (a failure is logged: the
+    /// departure itself cannot be refused).
+    pub async fn forget(&self, public_id: &str) {
+        let id = public_id.to_owned();
+        if let Err(e) = self
+            .db
+            .run(move |c| presence::disconnect(c, &id).map(drop))
+            .await
+        {
+            tracing::warn!(error = %e, "could not clear presence");
+        }
     }
 
     /// Unlists everyone: a (re)started sidecar has no connections yet.

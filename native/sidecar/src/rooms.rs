@@ -76,16 +76,19 @@ pub struct Gone;
 pub struct RoomRegistry {
     inner: Mutex<Inner>,
     presence: PresenceStore,
+    /// Itself, for the tasks that finish an eviction.
+    me: std::sync::Weak<RoomRegistry>,
 }
 
 impl RoomRegistry {
     pub fn new(cursor: i64, presence: PresenceStore) -> Arc<Self> {
-        Arc::new(RoomRegistry {
+        Arc::new_cyclic(|me| RoomRegistry {
             inner: Mutex::new(Inner {
                 cursor,
                 ..Inner::default()
             }),
             presence,
+            me: me.clone(),
         })
     }
 
@@ -238,36 +241,55 @@ impl RoomRegistry {
         Ok(username)
     }
 
-    /// Takes `peer` out of every room, tells the rooms (`user_left`) and
-    /// forgets its presence. For a disconnect or an eviction.
-    pub fn depart(&self, peer: &Arc<Peer>) {
-        let rooms = {
-            let mut inner = self.lock();
-            let Some(joined) = inner.peers.remove(&peer.sid()) else {
-                return;
-            };
-            for (room_id, _) in &joined.rooms {
-                if let Some(members) = inner.rooms.get_mut(room_id) {
-                    members.retain(|m| m.peer.sid() != peer.sid());
-                    if members.is_empty() {
-                        inner.rooms.remove(room_id);
-                    }
+    /// Takes `peer` out of every room, forgets its presence and then tells
+    /// the rooms (`user_left`), in that order, so a client that reacts to
+    /// `user_left` by asking for the users no longer finds it listed. For a
+    /// disconnect, or a join undone because the socket went meanwhile.
+    pub async fn leave_all(&self, peer: &Peer) {
+        let rooms = self.take_out(peer);
+        self.presence.forget(peer.public_id()).await;
+        self.say_goodbye(peer, &rooms);
+    }
+
+    /// Removes `peer` from the maps; the rooms it was in.
+    fn take_out(&self, peer: &Peer) -> Vec<(i64, Option<String>)> {
+        let mut inner = self.lock();
+        let Some(joined) = inner.peers.remove(&peer.sid()) else {
+            return Vec::new();
+        };
+        for (room_id, _) in &joined.rooms {
+            if let Some(members) = inner.rooms.get_mut(room_id) {
+                members.retain(|m| m.peer.sid() != peer.sid());
+                if members.is_empty() {
+                    inner.rooms.remove(room_id);
                 }
             }
-            joined.rooms
-        };
-        for (room_id, username) in &rooms {
+        }
+        joined.rooms
+    }
+
+    fn say_goodbye(&self, peer: &Peer, rooms: &[(i64, Option<String>)]) {
+        for (room_id, username) in rooms {
             let left = json!({"sid": peer.public_id(), "username": username, "room_id": room_id});
             self.announce(*room_id, "user_left", &left);
         }
-        self.presence.forget(peer.public_id().to_owned());
     }
 
+    /// Evicts members that cannot keep up: they get nothing more at once;
+    /// their presence and `user_left` follow on a task (nothing here waits).
     fn evict_all(&self, peers: Vec<Arc<Peer>>) {
         for peer in peers {
-            if peer.evict() {
-                self.depart(&peer);
+            if !peer.evict() {
+                continue;
             }
+            let rooms = self.take_out(&peer);
+            let Some(registry) = self.me.upgrade() else {
+                continue;
+            };
+            tokio::spawn(async move {
+                registry.presence.forget(peer.public_id()).await;
+                registry.say_goodbye(&peer, &rooms);
+            });
         }
     }
 
