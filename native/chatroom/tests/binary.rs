@@ -124,8 +124,16 @@ async fn prints_where_it_serves_stops_on_ctrl_c_and_keeps_data_across_restarts()
         .await
         .expect("connect");
     assert_eq!(connect.status(), 200);
-    let queued = http.get(&poll_url).send().await.expect("first poll");
-    let queued = queued.text().await.expect("queued packets");
+    // The Engine.IO ping may come first, alone: poll until the connect
+    // answer arrives.
+    let mut queued = String::new();
+    for _ in 0..5 {
+        let poll = http.get(&poll_url).send().await.expect("first poll");
+        queued.push_str(&poll.text().await.expect("queued packets"));
+        if queued.contains("40{") {
+            break;
+        }
+    }
     assert!(queued.contains("40{"), "namespace connected: {queued}");
     let mut held = None;
     for _ in 0..5 {
