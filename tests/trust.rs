@@ -558,3 +558,41 @@ async fn garbage_event_names_get_errors_over_both_transports() {
     assert_eq!(polling.post(&format!("42{join}")).await, 200);
     polling.poll_until("user_joined").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runaway_component_is_stopped_by_the_deadline() {
+    // A handler that spins forever without yielding: only the epoch
+    // deadline can stop it.
+    let dir = tempfile::tempdir().unwrap();
+    let wat = chatroom_tests::workspace_root().join("tests/fixtures/runaway.wat");
+    let manifest = format!(
+        "spin_manifest_version = 2\n[application]\nname = \"runaway\"\n\
+         [[trigger.http]]\nroute = \"/...\"\ncomponent = \"spin\"\n\
+         [component.spin]\nsource = \"{}\"\n",
+        wat.display()
+    );
+    let path = dir.path().join("spin.toml");
+    std::fs::write(&path, manifest).unwrap();
+    let server = TestServer::start_with_manifest_and_limits(
+        &path,
+        HostLimits {
+            request_timeout: Duration::from_millis(300),
+            max_concurrent_requests: 1,
+            queue_timeout: Duration::from_secs(5),
+            ..HostLimits::default()
+        },
+    )
+    .await;
+    for _ in 0..2 {
+        let started = Instant::now();
+        let res = reqwest::get(format!("{}/anything", server.url))
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 504);
+        assert!(started.elapsed() < Duration::from_secs(3));
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["code"], "timeout");
+    }
+    // The one instance slot came back each time: the spinning instance
+    // was stopped, not left running.
+}

@@ -77,12 +77,20 @@ impl TestServer {
 
     /// Serves another manifest (e.g. one denying a capability).
     pub async fn start_with_manifest(manifest: &Path) -> Self {
+        Self::start_with_manifest_and_limits(manifest, chatroom_host::HostLimits::default()).await
+    }
+
+    /// Serves another manifest within other host limits.
+    pub async fn start_with_manifest_and_limits(
+        manifest: &Path,
+        limits: chatroom_host::HostLimits,
+    ) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let host = SpinHost::load(
             manifest,
             HostOptions {
                 state_dir: Some(dir.path().to_owned()),
-                ..HostOptions::default()
+                limits,
             },
         )
         .expect("the host loads the manifest");
