@@ -356,8 +356,7 @@ async fn a_restarted_sidecar_lists_nobody_until_they_rejoin() {
 async fn kill_9_of_the_sidecar_loses_no_acknowledged_message() {
     let rest = chatroom_tests::TestServer::start().await;
     let bin = std::path::Path::new(env!("CARGO_BIN_EXE_sidecar-process"));
-    let port = SidecarProcess::free_port();
-    let mut sidecar = SidecarProcess::start(bin, &rest.db_path, &rest.url, port).await;
+    let mut sidecar = SidecarProcess::start(bin, &rest.db_path, &rest.url).await;
     let url = sidecar.url.clone();
     let room = create_room(&url, "Durable").await;
 
@@ -391,7 +390,7 @@ async fn kill_9_of_the_sidecar_loses_no_acknowledged_message() {
 
     // Written while the sidecar was down; the rejoining client catches up.
     let posted = post_message(&rest.url, room, "rest", "while down").await;
-    let _restarted = SidecarProcess::start(bin, &rest.db_path, &rest.url, port).await;
+    sidecar.restart().await;
     assert_eq!(
         room_users(&url, room).await["user_count"],
         0,

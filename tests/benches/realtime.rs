@@ -106,7 +106,6 @@ async fn main() {
         std::path::Path::new(env!("CARGO_BIN_EXE_sidecar-process")),
         &rest.db_path,
         &rest.url,
-        SidecarProcess::free_port(),
     )
     .await;
     let url = sidecar.url.clone();

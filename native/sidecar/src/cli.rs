@@ -15,7 +15,8 @@ use crate::{Sidecar, SidecarConfig, upstream};
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
-    /// Address to listen on.
+    /// Address to listen on; port 0 picks a free one. Once bound, the
+    /// sidecar prints one line on stdout, `listening on http://ADDR`.
     #[arg(long, default_value = "127.0.0.1:3001", env = "CHATROOM_LISTEN")]
     listen: SocketAddr,
     /// The shared SQLite file (Spin's default store).
@@ -53,6 +54,7 @@ impl SidecarFlags {
     /// Starts `tracing` output to stderr as `--log` says.
     pub fn start_logging(&self) -> anyhow::Result<()> {
         tracing_subscriber::fmt()
+            .with_writer(std::io::stderr)
             .with_env_filter(EnvFilter::try_new(&self.log)?)
             .init();
         Ok(())
@@ -79,8 +81,12 @@ pub async fn main() -> anyhow::Result<()> {
         None => upstream::not_found(),
     };
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
+    let local = listener.local_addr()?;
+    // The only line on stdout (logs go to stderr): what a script or test
+    // that asked for port 0 reads to find the sidecar.
+    println!("listening on http://{local}");
     tracing::info!(
-        socket_io = %format!("http://{}/socket.io/", listener.local_addr()?),
+        socket_io = %format!("http://{local}/socket.io/"),
         database = %args.db.display(),
         rest_upstream = ?args.rest_upstream.map(|u| u.to_string()),
         "serving"
