@@ -335,19 +335,42 @@ async fn catch_up_with_since_has_no_gap_and_no_duplicate_under_traffic() {
     );
 }
 
-/// Presence is not history: a restarted sidecar lists nobody.
+/// Presence is not history: a sidecar process stopped (SIGTERM) or killed
+/// (`kill -9`) and started again on the same file lists nobody until they
+/// rejoin, and then lists them again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_sidecar_lists_nobody_until_they_rejoin() {
-    let stack = Stack::start().await;
-    let room = create_room(&stack.url, "General").await;
-    let c = stack.client().await;
+    let rest = chatroom_tests::TestServer::start().await;
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_sidecar-process"));
+    let mut sidecar = SidecarProcess::start(bin, &rest.db_path, &rest.url).await;
+    let url = sidecar.url.clone();
+    let room = create_room(&url, "General").await;
+    let nobody = json!({"room_id": room, "user_count": 0, "users": []});
+    let ghost = json!({"room_id": room, "user_count": 1, "users": ["ghost"]});
+    let c = SocketClient::connect(&url).await;
     c.join(room, "ghost").await;
-    assert_eq!(room_users(&stack.url, room).await["user_count"], 1);
-    let _restarted =
-        chatroom_sidecar::Sidecar::start(chatroom_sidecar::SidecarConfig::new(&stack.rest.db_path))
-            .await
-            .unwrap();
-    assert_eq!(room_users(&stack.url, room).await["users"], json!([]));
+    assert_eq!(room_users(&url, room).await, ghost);
+
+    sidecar.stop();
+    assert!(
+        reqwest::get(format!("{url}/healthz")).await.is_err(),
+        "the sidecar is down"
+    );
+    sidecar.restart().await;
+    assert_eq!(room_users(&url, room).await, nobody, "after a stop");
+    let c = SocketClient::connect(&url).await;
+    c.join(room, "ghost").await;
+    assert_eq!(room_users(&url, room).await, ghost, "rejoined");
+
+    // A crash leaves the presence row behind (the host still lists it);
+    // the restart is what clears it.
+    sidecar.kill_9();
+    assert_eq!(room_users(&rest.url, room).await, ghost, "a stale row");
+    sidecar.restart().await;
+    assert_eq!(room_users(&url, room).await, nobody, "after kill -9");
+    let c = SocketClient::connect(&url).await;
+    c.join(room, "ghost").await;
+    assert_eq!(room_users(&url, room).await, ghost, "rejoined");
 }
 
 /// `kill -9` of the sidecar mid-stream loses no acknowledged message, and a
