@@ -438,21 +438,12 @@ async fn kill_9_of_the_sidecar_loses_no_acknowledged_message() {
     assert_eq!(ids(&got), missed);
 }
 
-/// `--cors-origin` restricts which browser origins may call the sidecar
-/// (Socket.IO and forwarded REST alike); the default allows any.
+/// `--cors-origin` decides which browser origins get CORS headers (on
+/// Socket.IO and forwarded REST alike); the default allows any.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cors_allows_only_the_configured_origins() {
-    let rest = chatroom_tests::TestServer::start().await;
-    let mut config = chatroom_sidecar::SidecarConfig::new(&rest.db_path);
-    config.cors_origins = vec!["https://chat.example".to_owned()];
-    let sidecar = chatroom_sidecar::Sidecar::start(config).await.unwrap();
-    let router = sidecar.router(chatroom_sidecar::upstream::forward_to(
-        rest.url.parse().unwrap(),
-    ));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, router).await });
-
+    let stack = Stack::start_with(|c| c.cors_origins = vec![ALLOWED.to_owned()]).await;
+    let url = stack.url.clone();
     let allowed_origin = |origin: &'static str, path: &'static str| {
         let url = url.clone();
         async move {
@@ -469,17 +460,11 @@ async fn cors_allows_only_the_configured_origins() {
     };
     for path in ["/chatrooms", "/socket.io/?EIO=4&transport=polling"] {
         assert_eq!(
-            allowed_origin("https://chat.example", path)
-                .await
-                .as_deref(),
-            Some("https://chat.example"),
+            allowed_origin(ALLOWED, path).await.as_deref(),
+            Some(ALLOWED),
             "{path}"
         );
-        assert_eq!(
-            allowed_origin("https://evil.example", path).await,
-            None,
-            "{path}"
-        );
+        assert_eq!(allowed_origin(FOREIGN, path).await, None, "{path}");
     }
 
     // The default (`*`) allows any origin.
@@ -491,4 +476,132 @@ async fn cors_allows_only_the_configured_origins() {
         .await
         .unwrap();
     assert_eq!(res.headers()["access-control-allow-origin"], "*");
+}
+
+const ALLOWED: &str = "https://chat.example";
+const FOREIGN: &str = "https://evil.example";
+
+/// An Engine.IO request to `url` with an optional `Origin`: its status and
+/// body.
+async fn engine_io(
+    method: reqwest::Method,
+    url: &str,
+    query: &str,
+    origin: Option<&str>,
+    body: &str,
+) -> (u16, String) {
+    let mut req = reqwest::Client::new()
+        .request(
+            method,
+            format!("{url}/socket.io/?EIO=4&transport=polling{query}"),
+        )
+        .body(body.to_owned());
+    if let Some(origin) = origin {
+        req = req.header("origin", origin);
+    }
+    let res = req.send().await.expect("Engine.IO request");
+    let status = res.status().as_u16();
+    (status, res.text().await.expect("body"))
+}
+
+/// A polling handshake: the `sid` of the Engine.IO open packet (`0{...}`).
+fn open_packet_sid(body: &str) -> String {
+    let open: Value = body
+        .strip_prefix('0')
+        .and_then(|json| serde_json::from_str(json).ok())
+        .unwrap_or_else(|| panic!("not an Engine.IO open packet: {body:?}"));
+    open["sid"].as_str().expect("sid").to_owned()
+}
+
+/// The status line of a raw websocket upgrade request to Socket.IO.
+async fn websocket_upgrade(url: &str, origin: Option<&str>) -> String {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let host = url.strip_prefix("http://").expect("an http URL");
+    let mut stream = tokio::net::TcpStream::connect(host).await.expect("connect");
+    let origin = origin.map_or(String::new(), |o| format!("Origin: {o}\r\n"));
+    let request = format!(
+        "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\n\
+         Host: {host}\r\n\
+         Connection: Upgrade\r\n\
+         Upgrade: websocket\r\n\
+         Sec-WebSocket-Version: 13\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+         {origin}\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.expect("send");
+    let mut status = String::new();
+    BufReader::new(stream)
+        .read_line(&mut status)
+        .await
+        .expect("status line");
+    status.trim_end().to_owned()
+}
+
+/// With allowed origins configured, Socket.IO from any other browser origin
+/// is refused with `403` `origin_not_allowed`: the polling handshake, later
+/// polls and posts of a session, and the websocket upgrade. The allowed
+/// origin, and clients sending no `Origin` (not browsers), connect; REST is
+/// left to CORS. The default (`*`) refuses no one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn socket_io_from_origins_not_allowed_is_refused() {
+    use reqwest::Method;
+    let stack = Stack::start_with(|c| c.cors_origins = vec![ALLOWED.to_owned()]).await;
+    let url = stack.url.as_str();
+    let refused = |(status, body): (u16, String)| {
+        assert_eq!(status, 403, "{body}");
+        let body: Value = serde_json::from_str(&body).expect("a JSON error body");
+        assert_eq!(body["code"], "origin_not_allowed", "{body}");
+        assert!(body["detail"].as_str().is_some_and(|d| !d.is_empty()));
+    };
+
+    refused(engine_io(Method::GET, url, "", Some(FOREIGN), "").await);
+    refused(engine_io(Method::GET, url, "", Some("null"), "").await);
+    let (status, body) = engine_io(Method::GET, url, "", Some(ALLOWED), "").await;
+    assert_eq!(status, 200, "{body}");
+    let sid = open_packet_sid(&body);
+    let (status, body) = engine_io(Method::GET, url, "", None, "").await;
+    assert_eq!(status, 200, "{body}");
+    open_packet_sid(&body);
+
+    // A session opened from the allowed origin cannot be driven from
+    // another: its posts and polls are refused too.
+    let session = format!("&sid={sid}");
+    refused(engine_io(Method::POST, url, &session, Some(FOREIGN), "40").await);
+    refused(engine_io(Method::GET, url, &session, Some(FOREIGN), "").await);
+    assert_eq!(
+        engine_io(Method::POST, url, &session, Some(ALLOWED), "40").await,
+        (200, "ok".to_owned())
+    );
+    let (status, body) = engine_io(Method::GET, url, &session, Some(ALLOWED), "").await;
+    assert_eq!(status, 200);
+    assert!(
+        body.split('\x1e').any(|packet| packet.starts_with("40")),
+        "the namespace connected: {body:?}"
+    );
+
+    // The websocket upgrade.
+    let status = websocket_upgrade(url, Some(FOREIGN)).await;
+    assert!(status.starts_with("HTTP/1.1 403"), "{status}");
+    let status = websocket_upgrade(url, Some(ALLOWED)).await;
+    assert!(status.starts_with("HTTP/1.1 101"), "{status}");
+    let status = websocket_upgrade(url, None).await;
+    assert!(status.starts_with("HTTP/1.1 101"), "{status}");
+
+    // REST is not Socket.IO: a foreign page's request is served (the
+    // browser withholds the answer, for want of CORS headers).
+    let res = reqwest::Client::new()
+        .get(format!("{url}/chatrooms"))
+        .header("origin", FOREIGN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+
+    // The default (`*`): any origin connects.
+    let open = Stack::start().await;
+    let (status, body) = engine_io(Method::GET, &open.url, "", Some(FOREIGN), "").await;
+    assert_eq!(status, 200, "{body}");
+    open_packet_sid(&body);
+    let status = websocket_upgrade(&open.url, Some(FOREIGN)).await;
+    assert!(status.starts_with("HTTP/1.1 101"), "{status}");
 }

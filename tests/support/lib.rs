@@ -174,10 +174,16 @@ pub struct Stack {
 
 impl Stack {
     pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// With the sidecar's configuration adjusted by `adjust` (e.g. its
+    /// wake-up paths or allowed origins).
+    pub async fn start_with(adjust: impl FnOnce(&mut SidecarConfig)) -> Self {
         let rest = TestServer::start().await;
-        let sidecar = Sidecar::start(SidecarConfig::new(&rest.db_path))
-            .await
-            .expect("the sidecar starts");
+        let mut config = SidecarConfig::new(&rest.db_path);
+        adjust(&mut config);
+        let sidecar = Sidecar::start(config).await.expect("the sidecar starts");
         let upstream = upstream::forward_to(rest.url.parse().expect("url"));
         let router = sidecar.router(upstream);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

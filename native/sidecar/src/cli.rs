@@ -33,7 +33,9 @@ struct Args {
 /// The flags the sidecar shares with the default run (`chatroom`).
 #[derive(Debug, clap::Args)]
 pub struct SidecarFlags {
-    /// Origins allowed by CORS (repeat, or comma-separated); `*` for any.
+    /// Origins allowed by CORS and to open Socket.IO connections (repeat,
+    /// or comma-separated); `*` for any. Socket.IO requests from another
+    /// browser origin get `403` `origin_not_allowed`.
     #[arg(
         long,
         value_delimiter = ',',

@@ -6,11 +6,13 @@
 //! has no connections), and starts the [`MessageTail`] and the file watch.
 //! [`Sidecar::router`] wraps any axum router carrying the non-Socket.IO HTTP
 //! (a forwarder to `spin up`, or the embedded Spin host) with Socket.IO on
-//! `/socket.io/` and CORS, so one origin serves both.
+//! `/socket.io/` and CORS, so one origin serves both; when allowed origins
+//! are configured, Socket.IO from other origins is refused (`origin`).
 
 pub mod cli;
 mod db;
 mod events;
+mod origin;
 mod tail;
 pub mod upstream;
 mod watch;
@@ -20,12 +22,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::middleware::from_fn_with_state;
 use chatroom_core::presence;
 use socketioxide::SocketIo;
 use socketioxide::layer::SocketIoLayer;
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 
 pub use crate::db::Db;
+use crate::origin::AllowedOrigins;
 pub use crate::tail::MessageTail;
 use crate::watch::DatabaseWatch;
 
@@ -34,7 +38,8 @@ use crate::watch::DatabaseWatch;
 pub struct SidecarConfig {
     /// The shared database file (`.spin/sqlite_db.db`).
     pub db_path: PathBuf,
-    /// Origins allowed by CORS; empty or `*` allows any.
+    /// Origins allowed by CORS and to open Socket.IO connections; empty or
+    /// `*` allows any.
     pub cors_origins: Vec<String>,
     /// The tail's safety poll, for changes the file watch missed.
     pub poll_interval: Duration,
@@ -63,6 +68,7 @@ pub struct Sidecar {
     layer: SocketIoLayer,
     tail: MessageTail,
     cors: CorsLayer,
+    origins: AllowedOrigins,
     _watch: DatabaseWatch,
 }
 
@@ -87,13 +93,17 @@ impl Sidecar {
             layer,
             tail,
             cors: cors(&config.cors_origins),
+            origins: AllowedOrigins::new(&config.cors_origins),
             _watch: watch,
         })
     }
 
-    /// `rest` with Socket.IO on `/socket.io/` and CORS around both.
+    /// `rest` with Socket.IO on `/socket.io/` (refused to origins not
+    /// allowed) and CORS around both.
     pub fn router(&self, rest: Router) -> Router {
-        rest.layer(self.layer.clone()).layer(self.cors.clone())
+        rest.layer(self.layer.clone())
+            .layer(from_fn_with_state(self.origins.clone(), origin::check))
+            .layer(self.cors.clone())
     }
 
     /// The Socket.IO handle (for emitting from elsewhere).
