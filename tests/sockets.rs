@@ -2,7 +2,7 @@
 //! with the REST component running through the wasmtime host on the same
 //! SQLite file (REST reached through the sidecar's forwarding, one origin).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chatroom_tests::Stack;
 use chatroom_tests::http::{create_room, history_ids, ids, post_message, room_users};
@@ -289,6 +289,102 @@ async fn two_concurrent_writers_reach_members_exactly_once_in_order() {
         let got = l.expect_n("new_message", 2 * EACH).await;
         assert_eq!(ids(&got), stored, "every message once, in id order");
         assert!(l.drain("new_message", SETTLE).await.is_empty());
+    }
+}
+
+/// The broadcast tail wakes by three paths (native/sidecar/src/tail.rs):
+/// the sidecar's own writes, the file watch with its commit probe (for
+/// other processes' writes), and a slow safety poll. Each test below leaves
+/// one path alone: the others are turned off (`watch_file`) or pushed out of
+/// reach (a poll of an hour), and the message must arrive far sooner than
+/// the default poll (500 ms) or the 10 s patience of the client would allow.
+/// Latency is counted from the write's acknowledgement (the ack, the 201):
+/// by then the commit is visible, however slow the disk was to sync it.
+const QUICK: Duration = Duration::from_millis(150);
+const HOUR: Duration = Duration::from_secs(3600);
+
+/// Path 1: a socket's `send_message` wakes the tail itself, with no file
+/// watch and no poll to fall back on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_socket_write_wakes_the_tail_with_no_watch_and_no_poll() {
+    let stack = Stack::start_with(|c| {
+        c.watch_file = false;
+        c.poll_interval = HOUR;
+    })
+    .await;
+    let room = create_room(&stack.url, "Own writes").await;
+    let writer = stack.client().await;
+    let member = stack.client().await;
+    writer.join(room, "writer").await;
+    member.join(room, "member").await;
+    for i in 0..5 {
+        let ack = writer
+            .call(
+                "send_message",
+                json!({"room_id": room, "message": format!("m{i}")}),
+            )
+            .await;
+        let acked = Instant::now();
+        assert_eq!(ack["ok"], true, "{ack}");
+        let (got, at) = member.expect_timed("new_message").await;
+        assert_eq!(got, ack["message"]);
+        let late = at.saturating_duration_since(acked);
+        assert!(late < QUICK, "message {i} arrived {late:?} after its ack");
+    }
+}
+
+/// Path 2: a write by another connection (the REST host, not through the
+/// sidecar) reaches a socket through the file watch and its commit probe
+/// alone: the poll is an hour away.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rest_write_reaches_sockets_through_the_file_watch_with_no_poll() {
+    let stack = Stack::start_with(|c| c.poll_interval = HOUR).await;
+    let room = create_room(&stack.rest.url, "Watched").await;
+    let member = stack.client().await;
+    member.join(room, "member").await;
+    for i in 0..5 {
+        let posted = post_message(&stack.rest.url, room, "rest", &format!("r{i}")).await;
+        let created = Instant::now();
+        let (got, at) = member.expect_timed("new_message").await;
+        assert_eq!(got, posted);
+        let late = at.saturating_duration_since(created);
+        assert!(late < QUICK, "message {i} arrived {late:?} after its 201");
+    }
+}
+
+/// Path 3: with no file watch, the safety poll alone delivers a write by
+/// another connection, at its next tick and not before: each message after
+/// the first is posted just after a tick, so it waits most of a period.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_no_file_watch_the_safety_poll_alone_delivers_rest_writes() {
+    const POLL: Duration = Duration::from_millis(200);
+    let stack = Stack::start_with(|c| {
+        c.watch_file = false;
+        c.poll_interval = POLL;
+    })
+    .await;
+    let room = create_room(&stack.rest.url, "Polled").await;
+    let member = stack.client().await;
+    member.join(room, "member").await;
+    for i in 0..5 {
+        let sent = Instant::now();
+        let posted = post_message(&stack.rest.url, room, "rest", &format!("r{i}")).await;
+        let created = Instant::now();
+        let (got, at) = member.expect_timed("new_message").await;
+        assert_eq!(got, posted);
+        let late = at.saturating_duration_since(created);
+        assert!(
+            late < POLL + Duration::from_millis(300),
+            "message {i} arrived {late:?} after its 201, more than a poll period"
+        );
+        let latency = at - sent;
+        if i > 0 {
+            assert!(
+                latency > POLL / 2,
+                "message {i} arrived {latency:?} after it was sent, before the poll \
+                 could have run"
+            );
+        }
     }
 }
 

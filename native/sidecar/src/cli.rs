@@ -68,6 +68,7 @@ impl SidecarFlags {
             db_path,
             cors_origins: self.cors_origin,
             poll_interval: Duration::from_millis(self.poll_ms),
+            watch_file: true,
         }
     }
 }

@@ -43,6 +43,10 @@ pub struct SidecarConfig {
     pub cors_origins: Vec<String>,
     /// The tail's safety poll, for changes the file watch missed.
     pub poll_interval: Duration,
+    /// Watch the file for other processes' commits (the REST component's);
+    /// off, only the safety poll finds them. On by default; tests turn it
+    /// off to prove each wake-up path alone.
+    pub watch_file: bool,
 }
 
 impl SidecarConfig {
@@ -51,6 +55,7 @@ impl SidecarConfig {
             db_path: db_path.into(),
             cors_origins: Vec::new(),
             poll_interval: Duration::from_millis(500),
+            watch_file: true,
         }
     }
 }
@@ -69,7 +74,7 @@ pub struct Sidecar {
     tail: MessageTail,
     cors: CorsLayer,
     origins: AllowedOrigins,
-    _watch: DatabaseWatch,
+    _watch: Option<DatabaseWatch>,
 }
 
 impl Sidecar {
@@ -87,7 +92,10 @@ impl Sidecar {
             members: events::Memberships::default(),
         });
         events::register(&io, chat);
-        let watch = DatabaseWatch::start(&config.db_path, tail.clone())?;
+        let watch = config
+            .watch_file
+            .then(|| DatabaseWatch::start(&config.db_path, tail.clone()))
+            .transpose()?;
         Ok(Sidecar {
             io,
             layer,
