@@ -2,7 +2,11 @@
 //! with the REST component running through the wasmtime host on the same
 //! SQLite file (REST reached through the sidecar's forwarding, one origin).
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use chatroom_core::{MessageDraft, insert_message};
 
 use chatroom_tests::Stack;
 use chatroom_tests::http::{create_room, history_ids, ids, post_message, room_users};
@@ -389,35 +393,95 @@ async fn with_no_file_watch_the_safety_poll_alone_delivers_rest_writes() {
 }
 
 /// A reconnecting client loses nothing: `since` replays what it missed,
-/// then live messages follow with no gap and no duplicate, even while
-/// messages keep arriving during the replay.
+/// then live messages follow with no gap and no duplicate, while messages
+/// keep arriving during the replay. The test proves the overlap instead of
+/// hoping for it: live messages are stored before the join (so the replay
+/// must include some), while it is served (committed after the replay's
+/// range was fixed, yet acknowledged before the join's ack arrived), and
+/// after its ack. The replay is long (1 400 old messages) and one of the
+/// writers commits every 2 ms or so, so commits land inside the join every
+/// time.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn catch_up_with_since_has_no_gap_and_no_duplicate_under_traffic() {
+    const OLD: usize = 1_500;
+    const LIVE_BEFORE: usize = 10;
+    const LIVE_AFTER: usize = 10;
     let stack = Stack::start().await;
     let room = create_room(&stack.url, "Catch-up").await;
-    for i in 0..300 {
-        post_message(&stack.url, room, "old", &format!("old{i}")).await;
+    // The old history, written straight into the file in one transaction
+    // (fast; the sidecar's tail broadcasts it to nobody).
+    let conn = stack.rest.open_db();
+    conn.execute_batch("BEGIN").unwrap();
+    for i in 0..OLD {
+        let draft = MessageDraft::from_fields(Some("old"), Some(&format!("old{i}"))).unwrap();
+        insert_message(&conn, room, &draft).unwrap();
     }
+    conn.execute_batch("COMMIT").unwrap();
+    drop(conn);
     let since = history_ids(&stack.url, room).await[99];
 
-    let url = stack.url.clone();
-    let traffic = tokio::spawn(async move {
-        for i in 0..150 {
-            post_message(&url, room, "live", &format!("live{i}")).await;
+    // Live traffic until told to stop, from two writers: REST, and another
+    // connection writing the file directly (fast, so commits are dense).
+    // Each message's id, and when its write started and was acknowledged.
+    let stop = Arc::new(AtomicBool::new(false));
+    let log: Arc<Mutex<Vec<(i64, Instant, Instant)>>> = Arc::default();
+    let by_rest = tokio::spawn({
+        let (url, stop, log) = (stack.rest.url.clone(), stop.clone(), log.clone());
+        async move {
+            let mut i = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let started = Instant::now();
+                let posted = post_message(&url, room, "live", &format!("rest{i}")).await;
+                let id = posted["id"].as_i64().unwrap();
+                log.lock().unwrap().push((id, started, Instant::now()));
+                i += 1;
+            }
         }
     });
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    let by_file = tokio::task::spawn_blocking({
+        let (path, stop, log) = (stack.rest.db_path.clone(), stop.clone(), log.clone());
+        move || {
+            let conn = chatroom_core::open_file(&path).unwrap();
+            // No fsync per commit: this writer only has to commit often.
+            conn.pragma_update(None, "synchronous", "NORMAL").unwrap();
+            let mut i = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let started = Instant::now();
+                let text = format!("file{i}");
+                let draft = MessageDraft::from_fields(Some("live"), Some(&text)).unwrap();
+                let id = insert_message(&conn, room, &draft).unwrap().id;
+                log.lock().unwrap().push((id, started, Instant::now()));
+                i += 1;
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
+    });
+    let posted = || log.lock().unwrap().len();
+    let wait_for = |n: usize| async move {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while posted() < n {
+            assert!(Instant::now() < deadline, "live traffic stalled");
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    };
+    wait_for(LIVE_BEFORE).await;
+
     let c = stack.client().await;
+    let join_sent = Instant::now();
     let ack = c
         .call(
             "join_room",
             json!({"room_id": room, "username": "late", "since": since}),
         )
         .await;
+    let acked = Instant::now();
     assert_eq!(ack["ok"], true, "{ack}");
-    assert!(ack["replayed"].as_u64().unwrap() >= 200, "{ack}");
-    traffic.await.unwrap();
+    wait_for(posted() + LIVE_AFTER).await;
+    stop.store(true, Ordering::Relaxed);
+    by_rest.await.unwrap();
+    by_file.await.unwrap();
 
+    // No gap, no duplicate, in id order.
     let expected: Vec<i64> = history_ids(&stack.url, room)
         .await
         .into_iter()
@@ -428,6 +492,37 @@ async fn catch_up_with_since_has_no_gap_and_no_duplicate_under_traffic() {
     assert!(
         c.drain("new_message", SETTLE).await.is_empty(),
         "no duplicate"
+    );
+
+    // The traffic overlapped the join: before, during and after it.
+    let replayed = usize::try_from(ack["replayed"].as_u64().expect("replayed")).unwrap();
+    let (replay, after) = got.split_at(replayed);
+    let is_live = |m: &Value| m["sender"] == "live";
+    let live_replayed = replay.iter().filter(|m| is_live(m)).count();
+    assert!(
+        live_replayed >= LIVE_BEFORE,
+        "the replay included the {LIVE_BEFORE} live messages stored before the join \
+         (it had {live_replayed})"
+    );
+    assert_eq!(replay.len() - live_replayed, OLD - 100, "every old message");
+    let after_ids = ids(after);
+    let log = log.lock().unwrap();
+    let when = |id: i64| log.iter().find(|(i, _, _)| *i == id).expect("posted");
+    let during_join = after_ids.iter().filter(|id| when(**id).2 < acked).count();
+    let after_ack = after_ids.iter().filter(|id| when(**id).1 > acked).count();
+    eprintln!(
+        "join took {:?}: replayed {replayed} ({live_replayed} live); then {during_join} \
+         committed during the join, {after_ack} posted after its ack",
+        acked - join_sent,
+    );
+    assert!(
+        during_join >= 1,
+        "a live message was committed while the join was served: after the replay's \
+         range was fixed, acknowledged before the join was"
+    );
+    assert!(
+        after_ack >= LIVE_AFTER - 2,
+        "traffic kept running after the ack"
     );
 }
 
