@@ -33,7 +33,13 @@ impl SidecarProcess {
     /// `db`, forwarding REST to `rest`, on a port of its own choosing, and
     /// waits until it answers.
     pub async fn start(bin: &Path, db: &Path, rest: &str) -> Self {
-        let args: Vec<String> = vec![
+        Self::start_with(bin, db, rest, &[]).await
+    }
+
+    /// As [`SidecarProcess::start`], with more flags (`--poll-ms 50`, say);
+    /// a restart keeps them.
+    pub async fn start_with(bin: &Path, db: &Path, rest: &str, extra: &[&str]) -> Self {
+        let mut args: Vec<String> = vec![
             "--db".into(),
             db.to_str().expect("a UTF-8 database path").into(),
             "--rest-upstream".into(),
@@ -41,6 +47,7 @@ impl SidecarProcess {
             "--log".into(),
             "warn".into(),
         ];
+        args.extend(extra.iter().map(|flag| flag.to_string()));
         let (child, addr) = spawn(bin, &args, "127.0.0.1:0".parse().expect("addr")).await;
         let process = SidecarProcess {
             child: Some(child),
