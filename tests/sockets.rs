@@ -2,7 +2,11 @@
 //! with the REST component running through the wasmtime host on the same
 //! SQLite file (REST reached through the sidecar's forwarding, one origin).
 
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chatroom_core::{MessageDraft, insert_message};
 
 use chatroom_tests::Stack;
 use chatroom_tests::http::{create_room, history_ids, ids, post_message, room_users};
@@ -292,36 +296,192 @@ async fn two_concurrent_writers_reach_members_exactly_once_in_order() {
     }
 }
 
+/// The broadcast tail wakes by three paths (native/sidecar/src/tail.rs):
+/// the sidecar's own writes, the file watch with its commit probe (for
+/// other processes' writes), and a slow safety poll. Each test below leaves
+/// one path alone: the others are turned off (`watch_file`) or pushed out of
+/// reach (a poll of an hour), and the message must arrive far sooner than
+/// the default poll (500 ms) or the 10 s patience of the client would allow.
+/// Latency is counted from the write's acknowledgement (the ack, the 201):
+/// by then the commit is visible, however slow the disk was to sync it.
+const QUICK: Duration = Duration::from_millis(150);
+const HOUR: Duration = Duration::from_secs(3600);
+
+/// Path 1: a socket's `send_message` wakes the tail itself, with no file
+/// watch and no poll to fall back on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_socket_write_wakes_the_tail_with_no_watch_and_no_poll() {
+    let stack = Stack::start_with(|c| {
+        c.watch_file = false;
+        c.poll_interval = HOUR;
+    })
+    .await;
+    let room = create_room(&stack.url, "Own writes").await;
+    let writer = stack.client().await;
+    let member = stack.client().await;
+    writer.join(room, "writer").await;
+    member.join(room, "member").await;
+    for i in 0..5 {
+        let ack = writer
+            .call(
+                "send_message",
+                json!({"room_id": room, "message": format!("m{i}")}),
+            )
+            .await;
+        let acked = Instant::now();
+        assert_eq!(ack["ok"], true, "{ack}");
+        let (got, at) = member.expect_timed("new_message").await;
+        assert_eq!(got, ack["message"]);
+        let late = at.saturating_duration_since(acked);
+        assert!(late < QUICK, "message {i} arrived {late:?} after its ack");
+    }
+}
+
+/// Path 2: a write by another connection (the REST host, not through the
+/// sidecar) reaches a socket through the file watch and its commit probe
+/// alone: the poll is an hour away.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rest_write_reaches_sockets_through_the_file_watch_with_no_poll() {
+    let stack = Stack::start_with(|c| c.poll_interval = HOUR).await;
+    let room = create_room(&stack.rest.url, "Watched").await;
+    let member = stack.client().await;
+    member.join(room, "member").await;
+    for i in 0..5 {
+        let posted = post_message(&stack.rest.url, room, "rest", &format!("r{i}")).await;
+        let created = Instant::now();
+        let (got, at) = member.expect_timed("new_message").await;
+        assert_eq!(got, posted);
+        let late = at.saturating_duration_since(created);
+        assert!(late < QUICK, "message {i} arrived {late:?} after its 201");
+    }
+}
+
+/// Path 3: with no file watch, the safety poll alone delivers a write by
+/// another connection, at its next tick and not before: each message after
+/// the first is posted just after a tick, so it waits most of a period.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_no_file_watch_the_safety_poll_alone_delivers_rest_writes() {
+    const POLL: Duration = Duration::from_millis(200);
+    let stack = Stack::start_with(|c| {
+        c.watch_file = false;
+        c.poll_interval = POLL;
+    })
+    .await;
+    let room = create_room(&stack.rest.url, "Polled").await;
+    let member = stack.client().await;
+    member.join(room, "member").await;
+    for i in 0..5 {
+        let sent = Instant::now();
+        let posted = post_message(&stack.rest.url, room, "rest", &format!("r{i}")).await;
+        let created = Instant::now();
+        let (got, at) = member.expect_timed("new_message").await;
+        assert_eq!(got, posted);
+        let late = at.saturating_duration_since(created);
+        assert!(
+            late < POLL + Duration::from_millis(300),
+            "message {i} arrived {late:?} after its 201, more than a poll period"
+        );
+        let latency = at - sent;
+        if i > 0 {
+            assert!(
+                latency > POLL / 2,
+                "message {i} arrived {latency:?} after it was sent, before the poll \
+                 could have run"
+            );
+        }
+    }
+}
+
 /// A reconnecting client loses nothing: `since` replays what it missed,
-/// then live messages follow with no gap and no duplicate, even while
-/// messages keep arriving during the replay.
+/// then live messages follow with no gap and no duplicate, while messages
+/// keep arriving during the replay. The test proves the overlap instead of
+/// hoping for it: live messages are stored before the join (so the replay
+/// must include some), while it is served (committed after the replay's
+/// range was fixed, yet acknowledged before the join's ack arrived), and
+/// after its ack. The replay is long (1 400 old messages) and one of the
+/// writers commits every 2 ms or so, so commits land inside the join every
+/// time.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn catch_up_with_since_has_no_gap_and_no_duplicate_under_traffic() {
+    const OLD: usize = 1_500;
+    const LIVE_BEFORE: usize = 10;
+    const LIVE_AFTER: usize = 10;
     let stack = Stack::start().await;
     let room = create_room(&stack.url, "Catch-up").await;
-    for i in 0..300 {
-        post_message(&stack.url, room, "old", &format!("old{i}")).await;
+    // The old history, written straight into the file in one transaction
+    // (fast; the sidecar's tail broadcasts it to nobody).
+    let conn = stack.rest.open_db();
+    conn.execute_batch("BEGIN").unwrap();
+    for i in 0..OLD {
+        let draft = MessageDraft::from_fields(Some("old"), Some(&format!("old{i}"))).unwrap();
+        insert_message(&conn, room, &draft).unwrap();
     }
+    conn.execute_batch("COMMIT").unwrap();
+    drop(conn);
     let since = history_ids(&stack.url, room).await[99];
 
-    let url = stack.url.clone();
-    let traffic = tokio::spawn(async move {
-        for i in 0..150 {
-            post_message(&url, room, "live", &format!("live{i}")).await;
+    // Live traffic until told to stop, from two writers: REST, and another
+    // connection writing the file directly (fast, so commits are dense).
+    // Each message's id, and when its write started and was acknowledged.
+    let stop = Arc::new(AtomicBool::new(false));
+    let log: Arc<Mutex<Vec<(i64, Instant, Instant)>>> = Arc::default();
+    let by_rest = tokio::spawn({
+        let (url, stop, log) = (stack.rest.url.clone(), stop.clone(), log.clone());
+        async move {
+            let mut i = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let started = Instant::now();
+                let posted = post_message(&url, room, "live", &format!("rest{i}")).await;
+                let id = posted["id"].as_i64().unwrap();
+                log.lock().unwrap().push((id, started, Instant::now()));
+                i += 1;
+            }
         }
     });
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    let by_file = tokio::task::spawn_blocking({
+        let (path, stop, log) = (stack.rest.db_path.clone(), stop.clone(), log.clone());
+        move || {
+            let conn = chatroom_core::open_file(&path).unwrap();
+            // No fsync per commit: this writer only has to commit often.
+            conn.pragma_update(None, "synchronous", "NORMAL").unwrap();
+            let mut i = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let started = Instant::now();
+                let text = format!("file{i}");
+                let draft = MessageDraft::from_fields(Some("live"), Some(&text)).unwrap();
+                let id = insert_message(&conn, room, &draft).unwrap().id;
+                log.lock().unwrap().push((id, started, Instant::now()));
+                i += 1;
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
+    });
+    let posted = || log.lock().unwrap().len();
+    let wait_for = |n: usize| async move {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while posted() < n {
+            assert!(Instant::now() < deadline, "live traffic stalled");
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    };
+    wait_for(LIVE_BEFORE).await;
+
     let c = stack.client().await;
+    let join_sent = Instant::now();
     let ack = c
         .call(
             "join_room",
             json!({"room_id": room, "username": "late", "since": since}),
         )
         .await;
+    let acked = Instant::now();
     assert_eq!(ack["ok"], true, "{ack}");
-    assert!(ack["replayed"].as_u64().unwrap() >= 200, "{ack}");
-    traffic.await.unwrap();
+    wait_for(posted() + LIVE_AFTER).await;
+    stop.store(true, Ordering::Relaxed);
+    by_rest.await.unwrap();
+    by_file.await.unwrap();
 
+    // No gap, no duplicate, in id order.
     let expected: Vec<i64> = history_ids(&stack.url, room)
         .await
         .into_iter()
@@ -333,21 +493,75 @@ async fn catch_up_with_since_has_no_gap_and_no_duplicate_under_traffic() {
         c.drain("new_message", SETTLE).await.is_empty(),
         "no duplicate"
     );
+
+    // The traffic overlapped the join: before, during and after it.
+    let replayed = usize::try_from(ack["replayed"].as_u64().expect("replayed")).unwrap();
+    let (replay, after) = got.split_at(replayed);
+    let is_live = |m: &Value| m["sender"] == "live";
+    let live_replayed = replay.iter().filter(|m| is_live(m)).count();
+    assert!(
+        live_replayed >= LIVE_BEFORE,
+        "the replay included the {LIVE_BEFORE} live messages stored before the join \
+         (it had {live_replayed})"
+    );
+    assert_eq!(replay.len() - live_replayed, OLD - 100, "every old message");
+    let after_ids = ids(after);
+    let log = log.lock().unwrap();
+    let when = |id: i64| log.iter().find(|(i, _, _)| *i == id).expect("posted");
+    let during_join = after_ids.iter().filter(|id| when(**id).2 < acked).count();
+    let after_ack = after_ids.iter().filter(|id| when(**id).1 > acked).count();
+    eprintln!(
+        "join took {:?}: replayed {replayed} ({live_replayed} live); then {during_join} \
+         committed during the join, {after_ack} posted after its ack",
+        acked - join_sent,
+    );
+    assert!(
+        during_join >= 1,
+        "a live message was committed while the join was served: after the replay's \
+         range was fixed, acknowledged before the join was"
+    );
+    assert!(
+        after_ack >= LIVE_AFTER - 2,
+        "traffic kept running after the ack"
+    );
 }
 
-/// Presence is not history: a restarted sidecar lists nobody.
+/// Presence is not history: a sidecar process stopped (SIGTERM) or killed
+/// (`kill -9`) and started again on the same file lists nobody until they
+/// rejoin, and then lists them again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_sidecar_lists_nobody_until_they_rejoin() {
-    let stack = Stack::start().await;
-    let room = create_room(&stack.url, "General").await;
-    let c = stack.client().await;
+    let rest = chatroom_tests::TestServer::start().await;
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_sidecar-process"));
+    let mut sidecar = SidecarProcess::start(bin, &rest.db_path, &rest.url).await;
+    let url = sidecar.url.clone();
+    let room = create_room(&url, "General").await;
+    let nobody = json!({"room_id": room, "user_count": 0, "users": []});
+    let ghost = json!({"room_id": room, "user_count": 1, "users": ["ghost"]});
+    let c = SocketClient::connect(&url).await;
     c.join(room, "ghost").await;
-    assert_eq!(room_users(&stack.url, room).await["user_count"], 1);
-    let _restarted =
-        chatroom_sidecar::Sidecar::start(chatroom_sidecar::SidecarConfig::new(&stack.rest.db_path))
-            .await
-            .unwrap();
-    assert_eq!(room_users(&stack.url, room).await["users"], json!([]));
+    assert_eq!(room_users(&url, room).await, ghost);
+
+    sidecar.stop();
+    assert!(
+        reqwest::get(format!("{url}/healthz")).await.is_err(),
+        "the sidecar is down"
+    );
+    sidecar.restart().await;
+    assert_eq!(room_users(&url, room).await, nobody, "after a stop");
+    let c = SocketClient::connect(&url).await;
+    c.join(room, "ghost").await;
+    assert_eq!(room_users(&url, room).await, ghost, "rejoined");
+
+    // A crash leaves the presence row behind (the host still lists it);
+    // the restart is what clears it.
+    sidecar.kill_9();
+    assert_eq!(room_users(&rest.url, room).await, ghost, "a stale row");
+    sidecar.restart().await;
+    assert_eq!(room_users(&url, room).await, nobody, "after kill -9");
+    let c = SocketClient::connect(&url).await;
+    c.join(room, "ghost").await;
+    assert_eq!(room_users(&url, room).await, ghost, "rejoined");
 }
 
 /// `kill -9` of the sidecar mid-stream loses no acknowledged message, and a
@@ -356,8 +570,7 @@ async fn a_restarted_sidecar_lists_nobody_until_they_rejoin() {
 async fn kill_9_of_the_sidecar_loses_no_acknowledged_message() {
     let rest = chatroom_tests::TestServer::start().await;
     let bin = std::path::Path::new(env!("CARGO_BIN_EXE_sidecar-process"));
-    let port = SidecarProcess::free_port();
-    let mut sidecar = SidecarProcess::start(bin, &rest.db_path, &rest.url, port).await;
+    let mut sidecar = SidecarProcess::start(bin, &rest.db_path, &rest.url).await;
     let url = sidecar.url.clone();
     let room = create_room(&url, "Durable").await;
 
@@ -391,7 +604,7 @@ async fn kill_9_of_the_sidecar_loses_no_acknowledged_message() {
 
     // Written while the sidecar was down; the rejoining client catches up.
     let posted = post_message(&rest.url, room, "rest", "while down").await;
-    let _restarted = SidecarProcess::start(bin, &rest.db_path, &rest.url, port).await;
+    sidecar.restart().await;
     assert_eq!(
         room_users(&url, room).await["user_count"],
         0,
@@ -416,21 +629,12 @@ async fn kill_9_of_the_sidecar_loses_no_acknowledged_message() {
     assert_eq!(ids(&got), missed);
 }
 
-/// `--cors-origin` restricts which browser origins may call the sidecar
-/// (Socket.IO and forwarded REST alike); the default allows any.
+/// `--cors-origin` decides which browser origins get CORS headers (on
+/// Socket.IO and forwarded REST alike); the default allows any.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cors_allows_only_the_configured_origins() {
-    let rest = chatroom_tests::TestServer::start().await;
-    let mut config = chatroom_sidecar::SidecarConfig::new(&rest.db_path);
-    config.cors_origins = vec!["https://chat.example".to_owned()];
-    let sidecar = chatroom_sidecar::Sidecar::start(config).await.unwrap();
-    let router = sidecar.router(chatroom_sidecar::upstream::forward_to(
-        rest.url.parse().unwrap(),
-    ));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, router).await });
-
+    let stack = Stack::start_with(|c| c.cors_origins = vec![ALLOWED.to_owned()]).await;
+    let url = stack.url.clone();
     let allowed_origin = |origin: &'static str, path: &'static str| {
         let url = url.clone();
         async move {
@@ -447,17 +651,11 @@ async fn cors_allows_only_the_configured_origins() {
     };
     for path in ["/chatrooms", "/socket.io/?EIO=4&transport=polling"] {
         assert_eq!(
-            allowed_origin("https://chat.example", path)
-                .await
-                .as_deref(),
-            Some("https://chat.example"),
+            allowed_origin(ALLOWED, path).await.as_deref(),
+            Some(ALLOWED),
             "{path}"
         );
-        assert_eq!(
-            allowed_origin("https://evil.example", path).await,
-            None,
-            "{path}"
-        );
+        assert_eq!(allowed_origin(FOREIGN, path).await, None, "{path}");
     }
 
     // The default (`*`) allows any origin.
@@ -469,4 +667,132 @@ async fn cors_allows_only_the_configured_origins() {
         .await
         .unwrap();
     assert_eq!(res.headers()["access-control-allow-origin"], "*");
+}
+
+const ALLOWED: &str = "https://chat.example";
+const FOREIGN: &str = "https://evil.example";
+
+/// An Engine.IO request to `url` with an optional `Origin`: its status and
+/// body.
+async fn engine_io(
+    method: reqwest::Method,
+    url: &str,
+    query: &str,
+    origin: Option<&str>,
+    body: &str,
+) -> (u16, String) {
+    let mut req = reqwest::Client::new()
+        .request(
+            method,
+            format!("{url}/socket.io/?EIO=4&transport=polling{query}"),
+        )
+        .body(body.to_owned());
+    if let Some(origin) = origin {
+        req = req.header("origin", origin);
+    }
+    let res = req.send().await.expect("Engine.IO request");
+    let status = res.status().as_u16();
+    (status, res.text().await.expect("body"))
+}
+
+/// A polling handshake: the `sid` of the Engine.IO open packet (`0{...}`).
+fn open_packet_sid(body: &str) -> String {
+    let open: Value = body
+        .strip_prefix('0')
+        .and_then(|json| serde_json::from_str(json).ok())
+        .unwrap_or_else(|| panic!("not an Engine.IO open packet: {body:?}"));
+    open["sid"].as_str().expect("sid").to_owned()
+}
+
+/// The status line of a raw websocket upgrade request to Socket.IO.
+async fn websocket_upgrade(url: &str, origin: Option<&str>) -> String {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let host = url.strip_prefix("http://").expect("an http URL");
+    let mut stream = tokio::net::TcpStream::connect(host).await.expect("connect");
+    let origin = origin.map_or(String::new(), |o| format!("Origin: {o}\r\n"));
+    let request = format!(
+        "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\n\
+         Host: {host}\r\n\
+         Connection: Upgrade\r\n\
+         Upgrade: websocket\r\n\
+         Sec-WebSocket-Version: 13\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+         {origin}\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.expect("send");
+    let mut status = String::new();
+    BufReader::new(stream)
+        .read_line(&mut status)
+        .await
+        .expect("status line");
+    status.trim_end().to_owned()
+}
+
+/// With allowed origins configured, Socket.IO from any other browser origin
+/// is refused with `403` `origin_not_allowed`: the polling handshake, later
+/// polls and posts of a session, and the websocket upgrade. The allowed
+/// origin, and clients sending no `Origin` (not browsers), connect; REST is
+/// left to CORS. The default (`*`) refuses no one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn socket_io_from_origins_not_allowed_is_refused() {
+    use reqwest::Method;
+    let stack = Stack::start_with(|c| c.cors_origins = vec![ALLOWED.to_owned()]).await;
+    let url = stack.url.as_str();
+    let refused = |(status, body): (u16, String)| {
+        assert_eq!(status, 403, "{body}");
+        let body: Value = serde_json::from_str(&body).expect("a JSON error body");
+        assert_eq!(body["code"], "origin_not_allowed", "{body}");
+        assert!(body["detail"].as_str().is_some_and(|d| !d.is_empty()));
+    };
+
+    refused(engine_io(Method::GET, url, "", Some(FOREIGN), "").await);
+    refused(engine_io(Method::GET, url, "", Some("null"), "").await);
+    let (status, body) = engine_io(Method::GET, url, "", Some(ALLOWED), "").await;
+    assert_eq!(status, 200, "{body}");
+    let sid = open_packet_sid(&body);
+    let (status, body) = engine_io(Method::GET, url, "", None, "").await;
+    assert_eq!(status, 200, "{body}");
+    open_packet_sid(&body);
+
+    // A session opened from the allowed origin cannot be driven from
+    // another: its posts and polls are refused too.
+    let session = format!("&sid={sid}");
+    refused(engine_io(Method::POST, url, &session, Some(FOREIGN), "40").await);
+    refused(engine_io(Method::GET, url, &session, Some(FOREIGN), "").await);
+    assert_eq!(
+        engine_io(Method::POST, url, &session, Some(ALLOWED), "40").await,
+        (200, "ok".to_owned())
+    );
+    let (status, body) = engine_io(Method::GET, url, &session, Some(ALLOWED), "").await;
+    assert_eq!(status, 200);
+    assert!(
+        body.split('\x1e').any(|packet| packet.starts_with("40")),
+        "the namespace connected: {body:?}"
+    );
+
+    // The websocket upgrade.
+    let status = websocket_upgrade(url, Some(FOREIGN)).await;
+    assert!(status.starts_with("HTTP/1.1 403"), "{status}");
+    let status = websocket_upgrade(url, Some(ALLOWED)).await;
+    assert!(status.starts_with("HTTP/1.1 101"), "{status}");
+    let status = websocket_upgrade(url, None).await;
+    assert!(status.starts_with("HTTP/1.1 101"), "{status}");
+
+    // REST is not Socket.IO: a foreign page's request is served (the
+    // browser withholds the answer, for want of CORS headers).
+    let res = reqwest::Client::new()
+        .get(format!("{url}/chatrooms"))
+        .header("origin", FOREIGN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+
+    // The default (`*`): any origin connects.
+    let open = Stack::start().await;
+    let (status, body) = engine_io(Method::GET, &open.url, "", Some(FOREIGN), "").await;
+    assert_eq!(status, 200, "{body}");
+    open_packet_sid(&body);
+    let status = websocket_upgrade(&open.url, Some(FOREIGN)).await;
+    assert!(status.starts_with("HTTP/1.1 101"), "{status}");
 }

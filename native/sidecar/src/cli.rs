@@ -11,13 +11,13 @@ use tracing_subscriber::EnvFilter;
 
 use crate::front::{self, FrontLimits};
 use crate::{EventLimits, Sidecar, SidecarConfig, SocketLimits, upstream};
-use axum::serve::Listener as _;
 
 /// Socket.IO rooms, presence and broadcasts on chatroom's SQLite file.
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
-    /// Address to listen on.
+    /// Address to listen on; port 0 picks a free one. Once bound, the
+    /// sidecar prints one line on stdout, `listening on http://ADDR`.
     #[arg(long, default_value = "127.0.0.1:3001", env = "CHATROOM_LISTEN")]
     listen: SocketAddr,
     /// The shared SQLite file (Spin's default store).
@@ -34,7 +34,9 @@ struct Args {
 /// The flags the sidecar shares with the default run (`chatroom`).
 #[derive(Debug, clap::Args)]
 pub struct SidecarFlags {
-    /// Origins allowed by CORS (repeat, or comma-separated); `*` for any.
+    /// Origins allowed by CORS and to open Socket.IO connections (repeat,
+    /// or comma-separated); `*` for any. Socket.IO requests from another
+    /// browser origin get `403` `origin_not_allowed`.
     #[arg(
         long,
         value_delimiter = ',',
@@ -70,6 +72,7 @@ impl SidecarFlags {
     /// Starts `tracing` output to stderr as `--log` says.
     pub fn start_logging(&self) -> anyhow::Result<()> {
         tracing_subscriber::fmt()
+            .with_writer(std::io::stderr)
             .with_env_filter(EnvFilter::try_new(&self.log)?)
             .init();
         Ok(())
@@ -90,6 +93,7 @@ impl SidecarFlags {
                 max_buffered_packets: self.max_buffered_packets,
                 ..SocketLimits::default()
             },
+            watch_file: true,
         }
     }
 }
@@ -104,12 +108,14 @@ pub async fn main() -> anyhow::Result<()> {
         Some(base) => upstream::forward_to(base),
         None => upstream::not_found(),
     };
-    let listener = front::listen(
-        tokio::net::TcpListener::bind(args.listen).await?,
-        FrontLimits::default(),
-    );
+    let listener = tokio::net::TcpListener::bind(args.listen).await?;
+    let local = listener.local_addr()?;
+    let listener = front::listen(listener, FrontLimits::default());
+    // The only line on stdout (logs go to stderr): what a script or test
+    // that asked for port 0 reads to find the sidecar.
+    println!("listening on http://{local}");
     tracing::info!(
-        socket_io = %format!("http://{}/socket.io/", listener.local_addr()?),
+        socket_io = %format!("http://{local}/socket.io/"),
         database = %args.db.display(),
         rest_upstream = ?args.rest_upstream.map(|u| u.to_string()),
         "serving"

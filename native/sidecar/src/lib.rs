@@ -8,13 +8,15 @@
 //! in order on its own task (`events`), under the limits of [`SocketLimits`].
 //! [`Sidecar::router`] wraps any axum router carrying the non-Socket.IO HTTP
 //! (a forwarder to `spin up`, or the embedded Spin host) with Socket.IO on
-//! `/socket.io/` and CORS, so one origin serves both.
+//! `/socket.io/` and CORS, so one origin serves both; when allowed origins
+//! are configured, Socket.IO from other origins is refused (`origin`).
 
 pub mod cli;
 mod db;
 mod event_guard;
 mod events;
 pub mod front;
+mod origin;
 mod peer;
 mod presence;
 pub mod rooms;
@@ -27,12 +29,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::middleware::from_fn_with_state;
 use socketioxide::SocketIo;
 use socketioxide::layer::SocketIoLayer;
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 
 pub use crate::db::Db;
 pub use crate::events::EventLimits;
+use crate::origin::AllowedOrigins;
 use crate::presence::PresenceStore;
 use crate::rooms::RoomRegistry;
 pub use crate::tail::MessageTail;
@@ -43,12 +47,17 @@ use crate::watch::DatabaseWatch;
 pub struct SidecarConfig {
     /// The shared database file (`.spin/sqlite_db.db`).
     pub db_path: PathBuf,
-    /// Origins allowed by CORS; empty or `*` allows any.
+    /// Origins allowed by CORS and to open Socket.IO connections; empty or
+    /// `*` allows any.
     pub cors_origins: Vec<String>,
     /// The tail's safety poll, for changes the file watch missed.
     pub poll_interval: Duration,
     /// What one connection may send and have queued.
     pub limits: SocketLimits,
+    /// Watch the file for other processes' commits (the REST component's);
+    /// off, only the safety poll finds them. On by default; tests turn it
+    /// off to prove each wake-up path alone.
+    pub watch_file: bool,
 }
 
 /// The limits on one Socket.IO connection (SPEC §3).
@@ -82,6 +91,7 @@ impl SidecarConfig {
             cors_origins: Vec::new(),
             poll_interval: Duration::from_millis(500),
             limits: SocketLimits::default(),
+            watch_file: true,
         }
     }
 }
@@ -93,7 +103,8 @@ pub struct Sidecar {
     layer: SocketIoLayer,
     tail: MessageTail,
     cors: CorsLayer,
-    _watch: DatabaseWatch,
+    origins: AllowedOrigins,
+    _watch: Option<DatabaseWatch>,
 }
 
 impl Sidecar {
@@ -120,26 +131,32 @@ impl Sidecar {
             limits: limits.events,
         });
         events::register(&io, chat);
-        let watch = DatabaseWatch::start(&config.db_path, tail.clone())?;
+        let watch = config
+            .watch_file
+            .then(|| DatabaseWatch::start(&config.db_path, tail.clone()))
+            .transpose()?;
         Ok(Sidecar {
             io,
             max_payload: limits.max_payload,
             layer,
             tail,
             cors: cors(&config.cors_origins),
+            origins: AllowedOrigins::new(&config.cors_origins),
             _watch: watch,
         })
     }
 
-    /// `rest` with Socket.IO on `/socket.io/` and CORS around both.
-    /// Long-polling bodies pass the event-name guard first (websocket
-    /// frames pass it in the front listener).
+    /// `rest` with Socket.IO on `/socket.io/` (refused to origins not
+    /// allowed) and CORS around both. Long-polling bodies pass the
+    /// event-name guard first (websocket frames pass it in the front
+    /// listener).
     pub fn router(&self, rest: Router) -> Router {
         let max_payload = usize::try_from(self.max_payload).unwrap_or(usize::MAX);
         rest.layer(self.layer.clone())
             .layer(axum::middleware::from_fn(move |req, next| {
                 event_guard::guard_polling(max_payload, req, next)
             }))
+            .layer(from_fn_with_state(self.origins.clone(), origin::check))
             .layer(self.cors.clone())
     }
 

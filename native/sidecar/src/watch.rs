@@ -7,13 +7,18 @@
 //! index, which produces no file event. So each event starts a short
 //! `CommitProbe` window on its own thread: it reads the newest message id
 //! every [`PROBE_STEP`] until it has been quiet for [`PROBE_WINDOW`], and
-//! wakes the tail the moment a new row is visible. Idle, nothing runs.
+//! wakes the tail the moment a new row is visible; then the tail re-checks
+//! a few times, for a commit whose sync outlasted the window. Closing a file
+//! after writing it also counts as an event: Spin (and the project's host)
+//! closes its connection after each request, so that event follows the
+//! commit even when the sync was slow. Idle, nothing runs.
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, TryRecvError, sync_channel};
 use std::time::{Duration, Instant};
 
 use chatroom_core::latest_message_id;
+use notify::event::{AccessKind, AccessMode};
 use notify::{EventKind, RecursiveMode, Watcher};
 
 use crate::tail::MessageTail;
@@ -55,11 +60,15 @@ impl DatabaseWatch {
 
 fn is_database_change(event: &notify::Result<notify::Event>, name: &str) -> bool {
     let Ok(event) = event else { return false };
-    matches!(event.kind, EventKind::Modify(_) | EventKind::Create(_))
-        && event.paths.iter().any(|p| {
-            p.file_name()
-                .is_some_and(|f| f.to_string_lossy().starts_with(name))
-        })
+    matches!(
+        event.kind,
+        EventKind::Modify(_)
+            | EventKind::Create(_)
+            | EventKind::Access(AccessKind::Close(AccessMode::Write))
+    ) && event.paths.iter().any(|p| {
+        p.file_name()
+            .is_some_and(|f| f.to_string_lossy().starts_with(name))
+    })
 }
 
 /// Turns file events into tail wake-ups at the moment a commit is visible.
@@ -92,7 +101,6 @@ impl CommitProbe {
     /// Probes until quiet; false once the watcher is gone.
     fn watch_window(&mut self, pending: &Receiver<()>) -> bool {
         let mut quiet_at = Instant::now() + PROBE_WINDOW;
-        let mut found = false;
         loop {
             loop {
                 match pending.try_recv() {
@@ -104,7 +112,6 @@ impl CommitProbe {
             match latest_message_id(&self.conn) {
                 Ok(latest) if latest > self.seen => {
                     self.seen = latest;
-                    found = true;
                     self.tail.wake();
                     quiet_at = Instant::now() + PROBE_WINDOW;
                 }
@@ -119,11 +126,11 @@ impl CommitProbe {
             }
             std::thread::sleep(PROBE_STEP);
         }
-        if !found {
-            // A slow commit (or a read error): the tail's own re-checks and
-            // safety poll take it from here.
-            self.tail.file_changed();
-        }
+        // Even when a row showed up, the commit that caused the last event
+        // may still be syncing (under I/O load a sync can outlast the
+        // window): the tail's own re-checks, then its safety poll, take it
+        // from here.
+        self.tail.file_changed();
         true
     }
 }
