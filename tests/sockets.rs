@@ -547,6 +547,8 @@ async fn a_restarted_sidecar_lists_nobody_until_they_rejoin() {
         reqwest::get(format!("{url}/healthz")).await.is_err(),
         "the sidecar is down"
     );
+    // A sidecar stopped on purpose takes its users with it.
+    assert_eq!(room_users(&rest.url, room).await, nobody, "while stopped");
     sidecar.restart().await;
     assert_eq!(room_users(&url, room).await, nobody, "after a stop");
     let c = SocketClient::connect(&url).await;

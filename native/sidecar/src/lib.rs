@@ -99,6 +99,7 @@ impl SidecarConfig {
 /// A running sidecar.
 pub struct Sidecar {
     io: SocketIo,
+    presence: PresenceStore,
     max_payload: u64,
     layer: SocketIoLayer,
     tail: MessageTail,
@@ -112,6 +113,7 @@ impl Sidecar {
         let db = Db::open(&config.db_path)?;
         let presence = PresenceStore::new(db.clone());
         presence.clear().await?;
+        let presence_handle = presence.clone();
         let limits = config.limits;
         let frame = usize::try_from(limits.max_payload).unwrap_or(usize::MAX);
         let (layer, io) = SocketIo::builder()
@@ -137,6 +139,7 @@ impl Sidecar {
             .transpose()?;
         Ok(Sidecar {
             io,
+            presence: presence_handle,
             max_payload: limits.max_payload,
             layer,
             tail,
@@ -173,11 +176,17 @@ impl Sidecar {
     /// Resolves on Ctrl-C or SIGTERM once every Socket.IO connection is
     /// closed (clients see a disconnect and reconnect elsewhere), so that a
     /// graceful HTTP shutdown does not wait forever on open sockets.
+    /// Its users leave the presence table with it, so REST does not list
+    /// them while no sidecar is running.
     pub fn shutdown(&self) -> impl Future<Output = ()> + Send + 'static {
         let io = self.io.clone();
+        let presence = self.presence.clone();
         async move {
             shutdown_signal().await;
             io.close().await;
+            if let Err(e) = presence.clear().await {
+                tracing::warn!(error = %e, "could not clear presence on the way out");
+            }
         }
     }
 }
