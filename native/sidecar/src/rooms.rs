@@ -203,8 +203,8 @@ impl RoomRegistry {
             .ok_or(Gone)
     }
 
-    /// Sends `event` to every member of `room_id` (and to `also`, a peer
-    /// that just left it).
+    /// Sends `event` to every member of `room_id`; members whose buffer is
+    /// full are evicted.
     pub fn announce(&self, room_id: i64, event: &str, payload: &serde_json::Value) {
         let mut full = Vec::new();
         {
