@@ -596,3 +596,29 @@ async fn a_runaway_component_is_stopped_by_the_deadline() {
     // The one instance slot came back each time: the spinning instance
     // was stopped, not left running.
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_connection_leaves_no_state_behind() {
+    let stack = Stack::start_with(no_rate_limit).await;
+    let room = create_room(&stack.url, "Churn").await;
+    for i in 0..20 {
+        let c = stack.client().await;
+        c.join(room, &format!("churn{i}")).await;
+        let ack = c
+            .call("send_message", json!({"room_id": room, "message": "bye"}))
+            .await;
+        assert_eq!(ack["ok"], true);
+        // And one that gets refused on the fast path.
+        c.emit("join_room", json!(5)).await;
+        c.disconnect().await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while stack.connections.get() != 0 {
+        assert!(
+            Instant::now() < deadline,
+            "{} closed connections still hold state",
+            stack.connections.get()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

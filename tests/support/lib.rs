@@ -195,6 +195,8 @@ pub struct Stack {
     pub rest: TestServer,
     /// The sidecar's base URL: Socket.IO, and REST forwarded to the host.
     pub url: String,
+    /// How many connections the sidecar holds state for.
+    pub connections: chatroom_sidecar::ConnectionCount,
     stop: Option<oneshot::Sender<()>>,
 }
 
@@ -210,6 +212,7 @@ impl Stack {
         let mut config = SidecarConfig::new(&rest.db_path);
         adjust(&mut config);
         let sidecar = Sidecar::start(config).await.expect("the sidecar starts");
+        let connections = sidecar.connections();
         let upstream = upstream::forward_to(rest.url.parse().expect("url"));
         let router = sidecar.router(upstream);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -230,6 +233,7 @@ impl Stack {
         Stack {
             rest,
             url,
+            connections,
             stop: Some(stop),
         }
     }

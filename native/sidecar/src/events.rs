@@ -26,7 +26,7 @@ use tokio::sync::mpsc;
 
 use crate::db::Db;
 use crate::event_guard::INVALID_EVENT;
-use crate::peer::{Peer, Sent};
+use crate::peer::{ConnectionCount, Peer, Sent};
 use crate::presence::PresenceStore;
 use crate::rooms::{Admission, RoomRegistry, encode};
 use crate::tail::MessageTail;
@@ -99,6 +99,7 @@ pub struct Chat {
     pub rooms: Arc<RoomRegistry>,
     pub presence: PresenceStore,
     pub limits: EventLimits,
+    pub connections: ConnectionCount,
 }
 
 /// One unit of work for a connection's task.
@@ -134,14 +135,19 @@ impl From<StoreError> for Refusal {
 /// Registers the namespace `/`: each connection gets its task and queue.
 pub fn register(io: &SocketIo, chat: Arc<Chat>) {
     io.ns("/", move |s: SocketRef| {
-        let peer = Peer::new(s.clone());
+        let peer = Peer::new(s.clone(), &chat.connections);
         tracing::debug!(sid = %peer.public_id(), "connected");
         let (jobs, queue) = mpsc::channel(chat.limits.queue.max(1));
         let bucket = Arc::new(Mutex::new(TokenBucket::new(&chat.limits)));
         let events = jobs.clone();
-        let refuser = peer.clone();
+        // The handler lives inside the socket: it must not hold the `Peer`
+        // (which holds the socket), or neither would ever be freed.
+        let public_id = peer.public_id().to_owned();
         s.on_fallback(
-            move |Event(name): Event, TryData(data): TryData<Value>, ack: AckSender| {
+            move |s: SocketRef,
+                  Event(name): Event,
+                  TryData(data): TryData<Value>,
+                  ack: AckSender| {
                 // Runs inline, in arrival order: only check and queue here.
                 let allowed = bucket.lock().unwrap_or_else(|p| p.into_inner()).allow();
                 let data = data.map_err(|e| e.to_string());
@@ -155,12 +161,10 @@ pub fn register(io: &SocketIo, chat: Arc<Chat>) {
                     Some(job)
                 };
                 if let Some(Job::Event { name, ack, .. }) = refused {
-                    answer(
-                        &refuser,
-                        ack,
-                        &name,
-                        Err(Refusal::Api(ApiError::RateLimited)),
-                    );
+                    tracing::debug!(sid = %public_id, event = %name, "event refused: rate limited");
+                    let (event, reply) = error_replies(&ApiError::RateLimited);
+                    let _ = s.emit("error", &event);
+                    let _ = ack.send(&reply);
                 }
                 std::future::ready(())
             },
@@ -245,12 +249,21 @@ fn answer(peer: &Peer, ack: AckSender, event: &str, result: Result<Value, Refusa
             } else {
                 tracing::debug!(sid = %peer.public_id(), event, error = %e, "event refused");
             }
-            let detail = e.public_detail();
-            peer.send("error", &json!({"error": detail, "code": e.code()}));
-            json!({"ok": false, "error": detail, "code": e.code()})
+            let (event, reply) = error_replies(&e);
+            peer.send("error", &event);
+            reply
         }
     };
     let _ = ack.send(&reply);
+}
+
+/// The `error` event and the failed ack for `e`.
+fn error_replies(e: &ApiError) -> (Value, Value) {
+    let detail = e.public_detail();
+    (
+        json!({"error": detail, "code": e.code()}),
+        json!({"ok": false, "error": detail, "code": e.code()}),
+    )
 }
 
 fn payload(data: &Result<Value, String>) -> Result<&Value, ApiError> {

@@ -37,6 +37,7 @@ use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 pub use crate::db::Db;
 pub use crate::events::EventLimits;
 use crate::origin::AllowedOrigins;
+pub use crate::peer::ConnectionCount;
 use crate::presence::PresenceStore;
 use crate::rooms::RoomRegistry;
 pub use crate::tail::MessageTail;
@@ -99,6 +100,7 @@ impl SidecarConfig {
 /// A running sidecar.
 pub struct Sidecar {
     io: SocketIo,
+    connections: ConnectionCount,
     presence: PresenceStore,
     max_payload: u64,
     layer: SocketIoLayer,
@@ -125,12 +127,14 @@ impl Sidecar {
         let cursor = db.run(chatroom_core::latest_message_id).await?;
         let rooms = RoomRegistry::new(cursor, presence.clone());
         let tail = MessageTail::start(db.clone(), rooms.clone(), config.poll_interval);
+        let connections = ConnectionCount::default();
         let chat = Arc::new(events::Chat {
             db,
             tail: tail.clone(),
             rooms,
             presence,
             limits: limits.events,
+            connections: connections.clone(),
         });
         events::register(&io, chat);
         let watch = config
@@ -139,6 +143,7 @@ impl Sidecar {
             .transpose()?;
         Ok(Sidecar {
             io,
+            connections,
             presence: presence_handle,
             max_payload: limits.max_payload,
             layer,
@@ -161,6 +166,11 @@ impl Sidecar {
             }))
             .layer(from_fn_with_state(self.origins.clone(), origin::check))
             .layer(self.cors.clone())
+    }
+
+    /// How many connections it holds state for, live.
+    pub fn connections(&self) -> ConnectionCount {
+        self.connections.clone()
     }
 
     /// The Socket.IO handle (for emitting from elsewhere).

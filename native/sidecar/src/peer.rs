@@ -13,7 +13,7 @@
 //! reconnect it catches up with `since`.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -38,19 +38,43 @@ pub enum Sent {
     Gone,
 }
 
+/// How many connections the sidecar holds state for; a connection's state
+/// must go when it does (a reference cycle with the socket would keep both
+/// forever).
+#[derive(Clone, Debug, Default)]
+pub struct ConnectionCount(Arc<AtomicUsize>);
+
+impl ConnectionCount {
+    pub fn get(&self) -> usize {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
+/// Counts one connection while alive.
+struct Counted(ConnectionCount);
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        (self.0).0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// One connection.
 pub struct Peer {
     socket: SocketRef,
     public_id: Arc<str>,
     evicted: AtomicBool,
+    _counted: Counted,
 }
 
 impl Peer {
-    pub fn new(socket: SocketRef) -> Arc<Self> {
+    pub fn new(socket: SocketRef, count: &ConnectionCount) -> Arc<Self> {
+        count.0.fetch_add(1, Ordering::AcqRel);
         Arc::new(Peer {
             socket,
             public_id: Sid::new().to_string().into(),
             evicted: AtomicBool::new(false),
+            _counted: Counted(count.clone()),
         })
     }
 
