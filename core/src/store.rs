@@ -113,11 +113,11 @@ pub fn insert_messages(
         .iter()
         .map(|(room_id, draft)| insert_message(db, *room_id, draft))
         .collect();
-    if let Some(Err(ApiError::Storage(e))) = results
-        .iter()
-        .find(|r| matches!(r, Err(ApiError::Storage(_))))
-    {
-        let e = e.clone();
+    let failed = results.iter().find_map(|r| match r {
+        Err(ApiError::Storage(e)) => Some(e.clone()),
+        _ => None,
+    });
+    if let Some(e) = failed {
         let _ = db.query("ROLLBACK", &[]);
         return Err(e);
     }

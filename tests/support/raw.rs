@@ -2,8 +2,6 @@
 //! do: stop reading (a slow member), send frames it would never build, or
 //! use Engine.IO long-polling with a session id it did not get.
 
-use std::time::Duration;
-
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
 use tokio::net::{TcpSocket, TcpStream};
@@ -103,19 +101,6 @@ impl RawSocket {
                     let name = parts[0].as_str().unwrap_or_default().to_owned();
                     return Some((name, data));
                 }
-            }
-        }
-    }
-
-    /// Whether the connection is still open a little later (reads and
-    /// discards whatever comes meanwhile).
-    pub async fn still_open_after(&mut self, wait: Duration) -> bool {
-        let deadline = tokio::time::Instant::now() + wait;
-        loop {
-            match tokio::time::timeout_at(deadline, self.ws.next()).await {
-                Err(_) => return true,
-                Ok(None | Some(Err(_)) | Some(Ok(Frame::Close(_)))) => return false,
-                Ok(Some(Ok(_))) => {}
             }
         }
     }
