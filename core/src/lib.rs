@@ -18,6 +18,8 @@ mod wire;
 
 #[cfg(feature = "rusqlite")]
 mod sqlite_file;
+#[cfg(feature = "rusqlite")]
+mod write_gate;
 
 pub use db::{Database, Row, StoreError, Value};
 pub use error::ApiError;
@@ -32,4 +34,6 @@ pub use validate::{Content, RoomName, Sender, parse_room_id};
 pub use wire::{ErrorBody, Message, Room, RoomUsers};
 
 #[cfg(feature = "rusqlite")]
-pub use sqlite_file::{FileIdentity, assert_wal, open_file};
+pub use sqlite_file::{BUSY_TIMEOUT, FileIdentity, assert_wal, open_file, poll_when_busy};
+#[cfg(feature = "rusqlite")]
+pub use write_gate::{WriteGate, WritePermit};

@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use rusqlite::types::{Value as SqlValue, ValueRef};
 
@@ -12,15 +13,38 @@ use crate::db::{Database, Row, StoreError, Value};
 /// Opens (creating if needed) the database file and brings it to the current
 /// schema, in WAL mode (asserted on every open: a file swapped for one in
 /// another journal mode would make the two processes block each other).
-/// rusqlite's default 5 s busy timeout applies, as in Spin.
+/// A busy wait polls every millisecond for up to [`BUSY_TIMEOUT`].
 pub fn open_file(path: &Path) -> Result<rusqlite::Connection, StoreError> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| StoreError::Database(e.to_string()))?;
     }
     let conn = rusqlite::Connection::open(path).map_err(db_err)?;
+    poll_when_busy(&conn).map_err(db_err)?;
     assert_wal(&conn)?;
     crate::migrate(&conn)?;
     Ok(conn)
+}
+
+/// How long a statement waits for another connection's lock before
+/// failing with "database is locked" (Spin's busy timeout).
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// The step of that wait.
+const BUSY_POLL: Duration = Duration::from_millis(1);
+
+/// Makes `conn` wait for a lock held elsewhere by polling every
+/// millisecond, up to [`BUSY_TIMEOUT`]. SQLite's own busy timeout sleeps
+/// in steps growing to 100 ms, so a writer could sleep long after the
+/// lock was free.
+pub fn poll_when_busy(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
+    fn poll(attempts: i32) -> bool {
+        let waited = BUSY_POLL * u32::try_from(attempts).unwrap_or(u32::MAX);
+        if waited >= BUSY_TIMEOUT {
+            return false;
+        }
+        std::thread::sleep(BUSY_POLL);
+        true
+    }
+    conn.busy_handler(Some(poll))
 }
 
 /// Puts the file in WAL mode, or fails.

@@ -55,7 +55,7 @@ impl TestServer {
     /// Serves the repository's `spin.toml`.
     pub async fn start() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let host = shared_host().with_state_dir(dir.path().to_owned());
+        let host = shared_host().with_state_dir(dir.path().to_owned(), Default::default());
         Self::serve(host, dir).await
     }
 
@@ -67,6 +67,7 @@ impl TestServer {
             HostOptions {
                 state_dir: Some(dir.path().to_owned()),
                 limits,
+                ..HostOptions::default()
             },
         )
         .expect("the host loads spin.toml");
@@ -89,6 +90,7 @@ impl TestServer {
             HostOptions {
                 state_dir: Some(dir.path().to_owned()),
                 limits,
+                ..HostOptions::default()
             },
         )
         .expect("the host loads the manifest");
@@ -140,9 +142,10 @@ pub struct DefaultRun {
 impl DefaultRun {
     pub async fn start() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let host = shared_host().with_state_dir(dir.path().to_owned());
+        let commits = Arc::new(tokio::sync::Notify::new());
+        let host = shared_host().with_state_dir(dir.path().to_owned(), commits.clone());
         let db_path = dir.path().join("sqlite_db.db");
-        let sidecar = Sidecar::start(SidecarConfig::new(&db_path))
+        let sidecar = Sidecar::start(chatroom::beside_host(SidecarConfig::new(&db_path), commits))
             .await
             .expect("the sidecar starts");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

@@ -11,8 +11,9 @@ use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::response::Response;
 use chatroom_host::SpinHost;
-use chatroom_sidecar::Sidecar;
+use chatroom_sidecar::{Sidecar, SidecarConfig};
 use http_body_util::BodyExt;
+use tokio::sync::Notify;
 
 #[derive(Clone)]
 struct Rest {
@@ -29,6 +30,15 @@ pub fn app(host: Arc<SpinHost>, sidecar: &Sidecar, local: SocketAddr) -> Router 
         .fallback(to_component)
         .with_state(Rest { host, local });
     sidecar.router(rest)
+}
+
+/// The sidecar's set-up for sharing this process with a host whose
+/// `commits` ([`chatroom_host::HostOptions::commits`]) it is given: its
+/// broadcast tail wakes on every REST commit directly, so it watches no file.
+pub fn beside_host(mut config: SidecarConfig, commits: Arc<Notify>) -> SidecarConfig {
+    config.commits = Some(commits);
+    config.watch_file = false;
+    config
 }
 
 async fn to_component(

@@ -7,6 +7,7 @@
 //! same on the same files. [`SpinHost::handle`] answers one request, so other
 //! servers (the Socket.IO sidecar) can embed it; [`serve`] runs it alone.
 
+mod compile_cache;
 mod manifest;
 mod outbound;
 mod routes;
@@ -22,6 +23,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
+pub use compile_cache::CompileCache;
 pub use manifest::{ComponentSpec, HttpRoute, Manifest, ManifestError};
 pub use server::{HostLimits, HostOptions, ResponseBody, SpinHost, error_response};
 

@@ -13,27 +13,48 @@ use anyhow::Context as _;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Body;
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
 use wasmtime::component::{Component, Linker, ResourceTable};
-use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimits,
+    StoreLimitsBuilder,
+};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
+use crate::compile_cache::CompileCache;
 use crate::manifest::Manifest;
 use crate::outbound::OutboundPolicy;
 use crate::routes::{self, Route, RouteMatch};
-use crate::sqlite::{self, SqliteConfig, SqliteCtx, SqliteView};
+use crate::sqlite::{self, ConnectionPool, SqliteConfig, SqliteCtx, SqliteView};
 
 /// Where a host keeps its state and how it is reached.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct HostOptions {
     /// Spin's `--state-dir`; `.spin` beside `spin.toml` when `None`.
     pub state_dir: Option<PathBuf>,
     /// What one request, and all of them together, may use.
     pub limits: HostLimits,
+    /// Where compiled components are kept ([`CompileCache`]); `None`
+    /// compiles at every start. Default: [`CompileCache::default_dir`].
+    pub compile_cache: Option<PathBuf>,
+    /// Woken after every write to the database commits (the default run's
+    /// broadcast tail listens here).
+    pub commits: Arc<Notify>,
+}
+
+impl Default for HostOptions {
+    fn default() -> Self {
+        HostOptions {
+            state_dir: None,
+            limits: HostLimits::default(),
+            compile_cache: CompileCache::default_dir(),
+            commits: Arc::new(Notify::new()),
+        }
+    }
 }
 
 /// Resource limits of the host (per request, and across requests).
@@ -76,6 +97,41 @@ fn start_epoch_ticker(engine: &Engine) -> anyhow::Result<()> {
             }
         })?;
     Ok(())
+}
+
+/// The `default` database of a state directory.
+fn default_pool(state_dir: &Path, commits: &Arc<Notify>) -> Arc<ConnectionPool> {
+    let file = chatroom_core::FileIdentity::new(state_dir.join("sqlite_db.db"));
+    Arc::new(ConnectionPool::new(file, commits.clone()))
+}
+
+/// Instances come from wasmtime's pooling allocator, as in Spin: memories,
+/// tables and stacks are reserved once for every slot and reused, so an
+/// instance costs no `mmap`, and copy-on-write images make its memory
+/// start at the component's initial data.
+fn engine(limits: &HostLimits) -> anyhow::Result<Engine> {
+    let slots = u32::try_from(limits.max_concurrent_requests.max(1)).unwrap_or(u32::MAX);
+    let mut pooling = PoolingAllocationConfig::default();
+    pooling
+        .total_component_instances(slots)
+        .total_core_instances(slots.saturating_mul(4))
+        .total_memories(slots.saturating_mul(2))
+        .total_tables(slots.saturating_mul(4))
+        .total_stacks(slots)
+        .max_memory_size(limits.max_instance_memory)
+        // Keep a little of each memory mapped between uses: the common
+        // request never touches more, and it spares a page fault each time.
+        .linear_memory_keep_resident(64 << 10)
+        .table_keep_resident(16 << 10);
+    let mut config = Config::new();
+    config.epoch_interruption(true);
+    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
+    // For profiling the component's own code with `perf`:
+    // `/tmp/perf-<pid>.map` names the compiled functions.
+    if std::env::var_os("CHATROOM_PERFMAP").is_some_and(|v| v == "1") {
+        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
+    Engine::new(&config).map_err(anyhow::Error::from)
 }
 
 /// The store data of one request's instance.
@@ -186,13 +242,9 @@ impl SpinHost {
         let state_dir = options
             .state_dir
             .unwrap_or_else(|| manifest.dir.join(".spin"));
-        let default_file = Arc::new(chatroom_core::FileIdentity::new(
-            state_dir.join("sqlite_db.db"),
-        ));
-
-        let mut config = Config::new();
-        config.epoch_interruption(true);
-        let engine = Engine::new(&config).map_err(anyhow::Error::from)?;
+        let default_db = default_pool(&state_dir, &options.commits);
+        let engine = engine(&options.limits)?;
+        let cache = options.compile_cache.map(CompileCache::new);
         start_epoch_ticker(&engine)?;
         let mut linker: Linker<RequestState> = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(anyhow::Error::from)?;
@@ -214,17 +266,19 @@ impl SpinHost {
             routes.push(Route::new(&route.route, index));
         }
         for spec in manifest.components.values() {
-            let component = Component::from_file(&engine, &spec.source)
-                .map_err(anyhow::Error::from)
-                .with_context(|| {
-                    format!(
-                        "cannot load component {:?} from {} (build it first: `spin build`, or \
+            let component = match &cache {
+                Some(cache) => cache.load(&engine, &spec.source),
+                None => Component::from_file(&engine, &spec.source).map_err(anyhow::Error::from),
+            }
+            .with_context(|| {
+                format!(
+                    "cannot load component {:?} from {} (build it first: `spin build`, or \
                          `cargo build -p chatroom-rest --target wasm32-wasip2 --release \
                          --target-dir target/wasm`)",
-                        spec.id,
-                        spec.source.display()
-                    )
-                })?;
+                    spec.id,
+                    spec.source.display()
+                )
+            })?;
             let pre = linker
                 .instantiate_pre(&component)
                 .and_then(ProxyPre::new)
@@ -234,7 +288,7 @@ impl SpinHost {
                 pre,
                 sqlite: SqliteConfig {
                     allowed: Arc::new(spec.sqlite_databases.iter().cloned().collect()),
-                    default_file: default_file.clone(),
+                    default_db: default_db.clone(),
                 },
                 outbound: OutboundPolicy::new(&spec.allowed_outbound_hosts),
             });
@@ -251,18 +305,16 @@ impl SpinHost {
     }
 
     /// The same compiled application with its state in another directory
-    /// (cheap: nothing is compiled again).
-    pub fn with_state_dir(&self, state_dir: PathBuf) -> SpinHost {
-        let default_file = Arc::new(chatroom_core::FileIdentity::new(
-            state_dir.join("sqlite_db.db"),
-        ));
+    /// (cheap: nothing is compiled again); `commits` as in [`HostOptions`].
+    pub fn with_state_dir(&self, state_dir: PathBuf, commits: Arc<Notify>) -> SpinHost {
+        let default_db = default_pool(&state_dir, &commits);
         let components = self
             .components
             .iter()
             .map(|c| LoadedComponent {
                 sqlite: SqliteConfig {
                     allowed: c.sqlite.allowed.clone(),
-                    default_file: default_file.clone(),
+                    default_db: default_db.clone(),
                 },
                 ..c.clone()
             })

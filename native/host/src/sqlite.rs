@@ -1,20 +1,35 @@
 //! Spin's SQLite interface (`fermyon:spin/sqlite@2.0.0`) on rusqlite, as
-//! local Spin provides it: every `open` is a fresh connection to
-//! `<state dir>/sqlite_db.db` for the `default` label (no pooling, rusqlite's
-//! 5 s busy timeout), labels the component does not list in
+//! local Spin provides it: `open("default")` gives a connection to
+//! `<state dir>/sqlite_db.db`, labels the component does not list in
 //! `sqlite_databases` are refused with `access-denied`, `ATTACH` is refused,
 //! one result is capped at 128 MiB and an instance holds at most 256
 //! connections.
 //!
-//! Statements run on tokio's blocking pool so that a busy wait on the
-//! database never stalls the async workers serving other requests.
+//! Unlike local Spin, connections are not opened per `open`: a
+//! [`ConnectionPool`] keeps closed-by-the-component connections open and
+//! hands them out again, with their prepared statements. A component
+//! cannot tell: a connection goes back only in autocommit mode (an open
+//! transaction is rolled back, as closing would), with `last_insert_rowid()`
+//! reset, and only if every statement it ran was one that leaves no state
+//! on the connection (plain queries, DML, transaction control, pragmas that
+//! only read); after anything else (`CREATE TEMP`, a pragma that sets) it is
+//! closed.
+//!
+//! Writers of the file in this process take turns at a [`WriteGate`] before
+//! SQLite's lock, and a busy wait polls every millisecond (up to 5 s, as
+//! Spin's busy timeout) instead of SQLite's growing sleeps. After a write
+//! commits, the pool's `commit` [`Notify`] is woken (the default run's
+//! broadcast tail listens there).
+//!
+//! Statements run on tokio's blocking pool so that a wait on the database
+//! never stalls the async workers serving other requests.
 
 use std::collections::HashSet;
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use chatroom_core::FileIdentity;
+use chatroom_core::{BUSY_TIMEOUT, FileIdentity, WriteGate, WritePermit};
 use rusqlite::types::{Value as SqlValue, ValueRef};
+use tokio::sync::Notify;
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 
 mod bindings {
@@ -34,15 +49,91 @@ const MAX_RESULT_BYTES: usize = 128 * 1024 * 1024;
 const MAX_CONNECTIONS: usize = 256;
 /// The label of Spin's default store.
 const DEFAULT_LABEL: &str = "default";
+/// Idle connections kept for reuse; more are closed when given back.
+const MAX_IDLE: usize = 64;
+/// Prepared statements kept per connection.
+const STATEMENT_CACHE: usize = 64;
 
 /// What the databases of one component are: shared by all its requests.
 #[derive(Debug, Clone)]
 pub struct SqliteConfig {
     /// Labels from the component's `sqlite_databases`.
     pub allowed: Arc<HashSet<String>>,
-    /// `<state dir>/sqlite_db.db`, by identity: once deleted or replaced
-    /// under the running host, opens fail instead of creating a new file.
-    pub default_file: Arc<FileIdentity>,
+    /// `<state dir>/sqlite_db.db`.
+    pub default_db: Arc<ConnectionPool>,
+}
+
+/// The connections to one database file, shared by every instance.
+#[derive(Debug)]
+pub struct ConnectionPool {
+    /// The file, by identity: once deleted or replaced under the running
+    /// host, opens fail instead of creating a new file.
+    file: FileIdentity,
+    idle: Mutex<Vec<rusqlite::Connection>>,
+    gate: Arc<WriteGate>,
+    commit: Arc<Notify>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl ConnectionPool {
+    /// `commit` is woken after every write that commits.
+    pub fn new(file: FileIdentity, commit: Arc<Notify>) -> Self {
+        let gate = WriteGate::for_file(file.path());
+        ConnectionPool {
+            file,
+            idle: Mutex::new(Vec::new()),
+            gate,
+            commit,
+        }
+    }
+
+    fn unavailable(e: chatroom_core::StoreError) -> Error {
+        tracing::error!(error = %e, "refusing to open the database");
+        Error::Io("the database is unavailable".to_owned())
+    }
+
+    /// An idle connection, if the file is still the one in use.
+    fn take_idle(&self) -> Result<Option<rusqlite::Connection>, Error> {
+        self.file.check().map_err(Self::unavailable)?;
+        Ok(lock(&self.idle).pop())
+    }
+
+    /// A new connection, if the file is still the one in use, in WAL mode.
+    fn open_new(&self) -> Result<rusqlite::Connection, Error> {
+        let path = self.file.path();
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(io_error)?;
+        }
+        let conn = rusqlite::Connection::open(path).map_err(io_error)?;
+        self.file.check().map_err(Self::unavailable)?;
+        chatroom_core::assert_wal(&conn).map_err(Self::unavailable)?;
+        chatroom_core::poll_when_busy(&conn).map_err(io_error)?;
+        // No attached databases: a component must not reach other files.
+        conn.set_limit(rusqlite::limits::Limit::SQLITE_LIMIT_ATTACHED, 0)
+            .map_err(io_error)?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        Ok(conn)
+    }
+
+    /// Takes back a connection an instance is done with.
+    fn give_back(&self, conn: rusqlite::Connection, reusable: bool) {
+        if !conn.is_autocommit() && conn.execute_batch("ROLLBACK").is_err() {
+            return;
+        }
+        if !reusable {
+            return;
+        }
+        // SAFETY: the handle is this open connection's own, used on this
+        // thread only while `conn` is borrowed.
+        unsafe { rusqlite::ffi::sqlite3_set_last_insert_rowid(conn.handle(), 0) };
+        let mut idle = lock(&self.idle);
+        if idle.len() < MAX_IDLE {
+            idle.push(conn);
+        }
+    }
 }
 
 /// Per-instance state: the config and how many connections are open.
@@ -59,7 +150,76 @@ impl SqliteCtx {
 }
 
 /// An open connection, as held in the instance's resource table.
-pub struct Connection(Arc<Mutex<rusqlite::Connection>>);
+pub struct Connection(Arc<Mutex<Lease>>);
+
+/// A pooled connection lent to one instance.
+struct Lease {
+    conn: Option<rusqlite::Connection>,
+    pool: Arc<ConnectionPool>,
+    /// Held from a connection's first write until it is back in autocommit.
+    permit: Option<WritePermit>,
+    /// Whether the statements so far leave the connection as a fresh one.
+    reusable: bool,
+    /// Whether the current transaction wrote.
+    wrote: bool,
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            self.pool.give_back(conn, self.reusable);
+        }
+        if self.wrote {
+            self.pool.commit.notify_one();
+        }
+    }
+}
+
+/// Whether a statement leaves nothing on its connection that a fresh
+/// connection would not have (judged by its first keyword).
+fn leaves_no_state(statement: &str) -> bool {
+    let s = statement.trim_start();
+    let word: String = s
+        .chars()
+        .take_while(|c| c.is_ascii_alphabetic())
+        .map(|c| c.to_ascii_uppercase())
+        .collect();
+    match word.as_str() {
+        "SELECT" | "INSERT" | "UPDATE" | "DELETE" | "REPLACE" | "WITH" | "VALUES" | "BEGIN"
+        | "COMMIT" | "END" | "ROLLBACK" | "SAVEPOINT" | "RELEASE" => true,
+        "PRAGMA" => !s.contains(['=', '(']),
+        _ => false,
+    }
+}
+
+/// `BEGIN IMMEDIATE` / `BEGIN EXCLUSIVE`: takes the write lock though
+/// SQLite counts it as read-only.
+fn begins_writing(statement: &str) -> bool {
+    let upper = statement.trim_start().to_ascii_uppercase();
+    upper.starts_with("BEGIN") && (upper.contains("IMMEDIATE") || upper.contains("EXCLUSIVE"))
+}
+
+impl Lease {
+    fn execute(&mut self, statement: &str, parameters: Vec<Value>) -> Result<QueryResult, Error> {
+        let conn = self.conn.as_ref().ok_or(Error::InvalidConnection)?;
+        let mut stmt = conn.prepare_cached(statement).map_err(io_error)?;
+        self.reusable &= leaves_no_state(statement);
+        let writes = !stmt.readonly() || begins_writing(statement);
+        if writes && self.permit.is_none() {
+            self.permit = self.pool.gate.acquire(BUSY_TIMEOUT);
+        }
+        let result = run(&mut stmt, parameters);
+        drop(stmt);
+        self.wrote |= writes;
+        if conn.is_autocommit() {
+            self.permit = None;
+            if std::mem::take(&mut self.wrote) {
+                self.pool.commit.notify_one();
+            }
+        }
+        result
+    }
+}
 
 /// What the generated host traits are implemented on.
 pub struct SqliteView<'a> {
@@ -83,31 +243,6 @@ pub fn add_to_linker<T: Send + 'static>(
 
 fn io_error(e: impl std::fmt::Display) -> Error {
     Error::Io(e.to_string())
-}
-
-/// Opens the file if it is still the one this host has been using, and
-/// keeps it in WAL mode.
-fn open_checked(file: &FileIdentity) -> Result<rusqlite::Connection, Error> {
-    let unavailable = |e: chatroom_core::StoreError| {
-        tracing::error!(error = %e, "refusing to open the database");
-        Error::Io("the database is unavailable".to_owned())
-    };
-    file.check().map_err(unavailable)?;
-    let conn = open_file(file.path().to_owned())?;
-    file.check().map_err(unavailable)?;
-    chatroom_core::assert_wal(&conn).map_err(unavailable)?;
-    Ok(conn)
-}
-
-fn open_file(path: PathBuf) -> Result<rusqlite::Connection, Error> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(io_error)?;
-    }
-    let conn = rusqlite::Connection::open(&path).map_err(io_error)?;
-    // No attached databases: a component must not reach other files.
-    conn.set_limit(rusqlite::limits::Limit::SQLITE_LIMIT_ATTACHED, 0)
-        .map_err(io_error)?;
-    Ok(conn)
 }
 
 fn to_sql(v: Value) -> SqlValue {
@@ -144,11 +279,9 @@ fn from_sql(v: ValueRef<'_>, bytes: &mut usize) -> Value {
 }
 
 fn run(
-    conn: &rusqlite::Connection,
-    statement: &str,
+    stmt: &mut rusqlite::CachedStatement<'_>,
     parameters: Vec<Value>,
 ) -> Result<QueryResult, Error> {
-    let mut stmt = conn.prepare_cached(statement).map_err(io_error)?;
     let columns: Vec<String> = stmt.column_names().into_iter().map(String::from).collect();
     let params = rusqlite::params_from_iter(parameters.into_iter().map(to_sql));
     let mut rows = stmt.query(params).map_err(io_error)?;
@@ -187,12 +320,26 @@ impl sqlite::HostConnection for SqliteView<'_> {
                 "too many open connections (at most {MAX_CONNECTIONS})"
             ))));
         }
-        let file = self.ctx.config.default_file.clone();
-        let conn = match tokio::task::spawn_blocking(move || open_checked(&file)).await? {
-            Ok(conn) => conn,
+        let pool = self.ctx.config.default_db.clone();
+        let conn = match pool.take_idle() {
+            Ok(Some(conn)) => conn,
+            Ok(None) => {
+                let opening = pool.clone();
+                match tokio::task::spawn_blocking(move || opening.open_new()).await? {
+                    Ok(conn) => conn,
+                    Err(e) => return Ok(Err(e)),
+                }
+            }
             Err(e) => return Ok(Err(e)),
         };
-        let handle = self.table.push(Connection(Arc::new(Mutex::new(conn))))?;
+        let lease = Lease {
+            conn: Some(conn),
+            pool,
+            permit: None,
+            reusable: true,
+            wrote: false,
+        };
+        let handle = self.table.push(Connection(Arc::new(Mutex::new(lease))))?;
         self.ctx.open += 1;
         Ok(Ok(handle))
     }
@@ -203,15 +350,13 @@ impl sqlite::HostConnection for SqliteView<'_> {
         statement: String,
         parameters: Vec<Value>,
     ) -> wasmtime::Result<Result<QueryResult, Error>> {
-        let conn = match self.table.get(&conn) {
+        let lease = match self.table.get(&conn) {
             Ok(c) => c.0.clone(),
             Err(_) => return Ok(Err(Error::InvalidConnection)),
         };
-        let result = tokio::task::spawn_blocking(move || {
-            let conn = conn.lock().map_err(|_| Error::InvalidConnection)?;
-            run(&conn, &statement, parameters)
-        })
-        .await?;
+        let result =
+            tokio::task::spawn_blocking(move || lock(&lease).execute(&statement, parameters))
+                .await?;
         Ok(result)
     }
 
@@ -224,27 +369,47 @@ impl sqlite::HostConnection for SqliteView<'_> {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::sqlite::HostConnection;
     use super::*;
 
     struct Instance {
         ctx: SqliteCtx,
         table: ResourceTable,
-        _dir: tempfile::TempDir,
+        _dir: Arc<tempfile::TempDir>,
     }
 
     impl Instance {
         fn new(allowed: &[&str]) -> Self {
             let dir = tempfile::tempdir().unwrap();
+            let file = FileIdentity::new(dir.path().join("sqlite_db.db"));
             let config = SqliteConfig {
                 allowed: Arc::new(allowed.iter().map(|s| s.to_string()).collect()),
-                default_file: Arc::new(FileIdentity::new(dir.path().join("sqlite_db.db"))),
+                default_db: Arc::new(ConnectionPool::new(file, Arc::new(Notify::new()))),
             };
             Instance {
                 ctx: SqliteCtx::new(config),
                 table: ResourceTable::new(),
-                _dir: dir,
+                _dir: Arc::new(dir),
             }
+        }
+
+        /// The next request's instance: same pool, fresh table.
+        fn next(&self) -> Self {
+            Instance {
+                ctx: SqliteCtx::new(self.ctx.config.clone()),
+                table: ResourceTable::new(),
+                _dir: self._dir.clone(),
+            }
+        }
+
+        fn pool(&self) -> &ConnectionPool {
+            &self.ctx.config.default_db
+        }
+
+        fn idle(&self) -> usize {
+            lock(&self.pool().idle).len()
         }
 
         fn view(&mut self) -> SqliteView<'_> {
@@ -365,5 +530,85 @@ mod tests {
         let first = open.remove(0);
         inst.view().drop(first).await.unwrap();
         assert!(inst.open("default").await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_connection_is_reused_only_as_good_as_new() {
+        // A schema statement leaves no connection state but is not on the
+        // list: the connection was closed, not pooled.
+        let mut inst = Instance::new(&["default"]);
+        let conn = inst.open("default").await.unwrap();
+        inst.execute(&conn, "CREATE TABLE t (x)", vec![])
+            .await
+            .unwrap();
+        inst.view().drop(conn).await.unwrap();
+        assert_eq!(inst.idle(), 0);
+
+        // Plain DML and reads: back in the pool, then handed out again,
+        // with an unfinished transaction rolled back and no rowid left.
+        let mut a = inst.next();
+        let conn = a.open("default").await.unwrap();
+        a.execute(&conn, "INSERT INTO t VALUES (1)", vec![])
+            .await
+            .unwrap();
+        a.execute(&conn, "BEGIN", vec![]).await.unwrap();
+        a.execute(&conn, "INSERT INTO t VALUES (2)", vec![])
+            .await
+            .unwrap();
+        drop(a);
+        assert_eq!(inst.idle(), 1, "a clean connection is kept");
+        let mut b = inst.next();
+        let conn = b.open("default").await.unwrap();
+        assert_eq!(inst.idle(), 0, "and handed out again");
+        let rows = b.execute(&conn, "SELECT x FROM t", vec![]).await.unwrap();
+        assert_eq!(rows.rows.len(), 1, "the open transaction was rolled back");
+        let rowid = b
+            .execute(&conn, "SELECT last_insert_rowid()", vec![])
+            .await
+            .unwrap();
+        assert_eq!(format!("{:?}", rowid.rows[0].values), "[Value::Integer(0)]");
+
+        // A temporary table would follow the connection: it is closed.
+        b.execute(&conn, "CREATE TEMP TABLE mine (y)", vec![])
+            .await
+            .unwrap();
+        b.view().drop(conn).await.unwrap();
+        assert_eq!(inst.idle(), 0);
+        let mut c = inst.next();
+        let conn = c.open("default").await.unwrap();
+        assert!(
+            c.execute(&conn, "SELECT * FROM mine", vec![])
+                .await
+                .is_err()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_committed_write_wakes_the_listener_and_a_read_does_not() {
+        let mut inst = Instance::new(&["default"]);
+        let commit = inst.pool().commit.clone();
+        let conn = inst.open("default").await.unwrap();
+        let woken = |commit: Arc<Notify>| async move {
+            tokio::time::timeout(Duration::from_millis(50), commit.notified())
+                .await
+                .is_ok()
+        };
+        inst.execute(&conn, "CREATE TABLE t (x)", vec![])
+            .await
+            .unwrap();
+        assert!(woken(commit.clone()).await);
+        inst.execute(&conn, "SELECT * FROM t", vec![])
+            .await
+            .unwrap();
+        assert!(!woken(commit.clone()).await);
+        inst.execute(&conn, "BEGIN IMMEDIATE", vec![])
+            .await
+            .unwrap();
+        inst.execute(&conn, "INSERT INTO t VALUES (1)", vec![])
+            .await
+            .unwrap();
+        assert!(!woken(commit.clone()).await, "not before the commit");
+        inst.execute(&conn, "COMMIT", vec![]).await.unwrap();
+        assert!(woken(commit.clone()).await);
     }
 }

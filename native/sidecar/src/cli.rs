@@ -94,6 +94,7 @@ impl SidecarFlags {
                 ..SocketLimits::default()
             },
             watch_file: true,
+            commits: None,
         }
     }
 }

@@ -2,6 +2,10 @@
 //! so every use runs on tokio's blocking pool; the connection sits behind a
 //! mutex because SQLite serialises writers anyway.
 //!
+//! Writes take the file's [`WriteGate`] first, so in the default run they
+//! queue with the embedded Spin host's writes instead of meeting them in
+//! SQLite's lock.
+//!
 //! Before each use the file at the path must still be the one opened: if it
 //! was deleted or replaced, every use fails loudly (socket events get a
 //! storage error, the tail stops delivering) until the sidecar is restarted
@@ -10,12 +14,13 @@
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use chatroom_core::{FileIdentity, StoreError};
+use chatroom_core::{BUSY_TIMEOUT, FileIdentity, StoreError, WriteGate};
 
 #[derive(Clone)]
 pub struct Db {
     conn: Arc<Mutex<rusqlite::Connection>>,
     file: Arc<FileIdentity>,
+    gate: Arc<WriteGate>,
 }
 
 impl Db {
@@ -27,12 +32,37 @@ impl Db {
         Ok(Db {
             conn: Arc::new(Mutex::new(conn)),
             file: Arc::new(file),
+            gate: WriteGate::for_file(path),
         })
     }
 
-    /// Runs `f` with the connection on the blocking pool.
+    /// Runs `f`, which reads, with the connection on the blocking pool.
     pub async fn run<T, E>(
         &self,
+        f: impl FnOnce(&rusqlite::Connection) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        self.use_conn(false, f).await
+    }
+
+    /// Runs `f`, which writes, in its turn at the file's write gate.
+    pub async fn write<T, E>(
+        &self,
+        f: impl FnOnce(&rusqlite::Connection) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        self.use_conn(true, f).await
+    }
+
+    async fn use_conn<T, E>(
+        &self,
+        writes: bool,
         f: impl FnOnce(&rusqlite::Connection) -> Result<T, E> + Send + 'static,
     ) -> Result<T, E>
     where
@@ -44,7 +74,10 @@ impl Db {
             return Err(e.into());
         }
         let conn = self.conn.clone();
+        let gate = writes.then(|| self.gate.clone());
         tokio::task::spawn_blocking(move || {
+            // Past the wait, SQLite's own busy handling takes over.
+            let _turn = gate.and_then(|g| g.acquire(BUSY_TIMEOUT));
             // A panic while holding the lock leaves the connection usable.
             let conn = conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             f(&conn)

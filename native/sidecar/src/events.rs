@@ -400,7 +400,7 @@ async fn send_messages(
     let stored = if drafts.is_empty() {
         Ok(Vec::new())
     } else {
-        chat.db.run(move |c| insert_messages(c, &drafts)).await
+        chat.db.write(move |c| insert_messages(c, &drafts)).await
     };
     if matches!(&stored, Ok(results) if results.iter().any(Result::is_ok)) {
         // Stored: the tail delivers them to their rooms, this socket included.

@@ -32,6 +32,7 @@ use axum::Router;
 use axum::middleware::from_fn_with_state;
 use socketioxide::SocketIo;
 use socketioxide::layer::SocketIoLayer;
+use tokio::sync::Notify;
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 
 pub use crate::db::Db;
@@ -59,6 +60,10 @@ pub struct SidecarConfig {
     /// off, only the safety poll finds them. On by default; tests turn it
     /// off to prove each wake-up path alone.
     pub watch_file: bool,
+    /// Woken after every commit of other writers in this process (the
+    /// default run's Spin host): the tail delivers at once, with no file
+    /// watch needed.
+    pub commits: Option<Arc<Notify>>,
 }
 
 /// The limits on one Socket.IO connection (SPEC §3).
@@ -93,6 +98,7 @@ impl SidecarConfig {
             poll_interval: Duration::from_millis(500),
             limits: SocketLimits::default(),
             watch_file: true,
+            commits: None,
         }
     }
 }
@@ -126,7 +132,12 @@ impl Sidecar {
             .build_layer();
         let cursor = db.run(chatroom_core::latest_message_id).await?;
         let rooms = RoomRegistry::new(cursor, presence.clone());
-        let tail = MessageTail::start(db.clone(), rooms.clone(), config.poll_interval);
+        let tail = MessageTail::start(
+            db.clone(),
+            rooms.clone(),
+            config.poll_interval,
+            config.commits.clone().unwrap_or_default(),
+        );
         let connections = ConnectionCount::default();
         let chat = Arc::new(events::Chat {
             db,

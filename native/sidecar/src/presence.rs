@@ -25,7 +25,7 @@ impl PresenceStore {
     ) -> Result<(), StoreError> {
         let (id, name) = (public_id.to_owned(), username.to_owned());
         self.db
-            .run(move |c| presence::join(c, &id, room_id, &name))
+            .write(move |c| presence::join(c, &id, room_id, &name))
             .await
     }
 
@@ -33,7 +33,7 @@ impl PresenceStore {
     pub async fn leave(&self, public_id: &str, room_id: i64) -> Result<(), StoreError> {
         let id = public_id.to_owned();
         self.db
-            .run(move |c| presence::leave(c, &id, room_id).map(drop))
+            .write(move |c| presence::leave(c, &id, room_id).map(drop))
             .await
     }
 
@@ -43,7 +43,7 @@ impl PresenceStore {
         let id = public_id.to_owned();
         if let Err(e) = self
             .db
-            .run(move |c| presence::disconnect(c, &id).map(drop))
+            .write(move |c| presence::disconnect(c, &id).map(drop))
             .await
         {
             tracing::warn!(error = %e, "could not clear presence");
@@ -52,6 +52,6 @@ impl PresenceStore {
 
     /// Unlists everyone: a (re)started sidecar has no connections yet.
     pub async fn clear(&self) -> Result<(), StoreError> {
-        self.db.run(presence::clear).await
+        self.db.write(presence::clear).await
     }
 }

@@ -41,8 +41,10 @@ pub struct MessageTail {
 
 impl MessageTail {
     /// Starts the task; it delivers everything above the registry's cursor.
-    pub fn start(db: Db, rooms: Arc<RoomRegistry>, poll: Duration) -> Self {
-        let own_write = Arc::new(Notify::new());
+    /// `commits` wakes it: the sidecar's own writes notify it, and so may
+    /// other writers in this process (the embedded Spin host).
+    pub fn start(db: Db, rooms: Arc<RoomRegistry>, poll: Duration, commits: Arc<Notify>) -> Self {
+        let own_write = commits;
         let file_change = Arc::new(Notify::new());
         let task = TailTask {
             db,

@@ -1,0 +1,152 @@
+//! `WriteGate`: the writers of one SQLite file inside one process take turns
+//! here, in the order they arrive, instead of colliding on SQLite's file
+//! lock and sleeping in its busy handler (whose back-off grows to 100 ms
+//! steps, which is what made busy write loads slow at the tail).
+//!
+//! In the default run the Spin host's connections and the sidecar's share
+//! one gate per file, so a REST write and a socket write never meet in
+//! SQLite's lock. Writers in other processes (`spin up` beside a sidecar)
+//! still meet there, and SQLite's own locking keeps them correct; the gate
+//! is only about waiting well. A writer that cannot get the gate within its
+//! wait goes on without it, so a stuck holder degrades to SQLite's busy
+//! handling (and its timeout error), never to a deadlock.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, LazyLock, Mutex, MutexGuard, PoisonError, Weak};
+use std::time::{Duration, Instant};
+
+/// The gate of one database file.
+#[derive(Debug, Default)]
+pub struct WriteGate {
+    state: Mutex<Turns>,
+    turn: Condvar,
+}
+
+/// Tickets handed out in arrival order; `serving` is the one that may write.
+#[derive(Debug, Default)]
+struct Turns {
+    next: u64,
+    serving: u64,
+    /// Tickets whose holder gave up waiting before its turn came.
+    abandoned: Vec<u64>,
+}
+
+impl Turns {
+    fn advance(&mut self) {
+        self.serving += 1;
+        while let Some(i) = self.abandoned.iter().position(|t| *t == self.serving) {
+            self.abandoned.swap_remove(i);
+            self.serving += 1;
+        }
+    }
+}
+
+/// The right to write, until dropped.
+#[derive(Debug)]
+pub struct WritePermit {
+    gate: Arc<WriteGate>,
+}
+
+static GATES: LazyLock<Mutex<HashMap<PathBuf, Weak<WriteGate>>>> = LazyLock::new(Default::default);
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // The state is a few integers, consistent after every statement.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl WriteGate {
+    /// The gate every user of `path` in this process shares.
+    pub fn for_file(path: &Path) -> Arc<WriteGate> {
+        let key = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+        let mut gates = lock(&GATES);
+        gates.retain(|_, gate| gate.strong_count() > 0);
+        if let Some(gate) = gates.get(&key).and_then(Weak::upgrade) {
+            return gate;
+        }
+        let gate = Arc::new(WriteGate::default());
+        gates.insert(key, Arc::downgrade(&gate));
+        gate
+    }
+
+    /// Waits (blocking the thread) for this caller's turn, at most `wait`.
+    /// `None` when the turn did not come in time.
+    pub fn acquire(self: &Arc<Self>, wait: Duration) -> Option<WritePermit> {
+        let deadline = Instant::now() + wait;
+        let mut turns = lock(&self.state);
+        let ticket = turns.next;
+        turns.next += 1;
+        while turns.serving != ticket {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                turns.abandoned.push(ticket);
+                return None;
+            }
+            turns = self
+                .turn
+                .wait_timeout(turns, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        Some(WritePermit { gate: self.clone() })
+    }
+}
+
+impl Drop for WritePermit {
+    fn drop(&mut self) {
+        lock(&self.gate.state).advance();
+        self.gate.turn.notify_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writers_of_one_file_take_turns_in_arrival_order() {
+        let gate = WriteGate::for_file(Path::new("turns.db"));
+        let first = gate.acquire(Duration::from_secs(1)).unwrap();
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let mut waiters = Vec::new();
+        for i in 0..4 {
+            let (gate, order) = (gate.clone(), order.clone());
+            waiters.push(std::thread::spawn(move || {
+                let _permit = gate.acquire(Duration::from_secs(5)).unwrap();
+                lock(&order).push(i);
+            }));
+            // Each waiter takes its ticket before the next one starts.
+            std::thread::sleep(Duration::from_millis(30));
+        }
+        assert!(
+            lock(&order).is_empty(),
+            "nobody writes while the first holds the gate"
+        );
+        drop(first);
+        for w in waiters {
+            w.join().unwrap();
+        }
+        assert_eq!(*lock(&order), [0, 1, 2, 3]);
+    }
+
+    #[test]
+    fn a_waiter_gives_up_after_its_wait_and_does_not_block_the_next() {
+        let gate = WriteGate::for_file(Path::new("give-up.db"));
+        let held = gate.acquire(Duration::ZERO).unwrap();
+        assert!(gate.acquire(Duration::from_millis(20)).is_none());
+        drop(held);
+        assert!(
+            gate.acquire(Duration::ZERO).is_some(),
+            "the abandoned turn is skipped"
+        );
+    }
+
+    #[test]
+    fn different_files_have_different_gates() {
+        let a = WriteGate::for_file(Path::new("a.db"));
+        let b = WriteGate::for_file(Path::new("b.db"));
+        let _held = a.acquire(Duration::ZERO).unwrap();
+        assert!(b.acquire(Duration::ZERO).is_some());
+        assert!(Arc::ptr_eq(&a, &WriteGate::for_file(Path::new("a.db"))));
+    }
+}

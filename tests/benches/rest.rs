@@ -1,0 +1,362 @@
+//! REST throughput and latency (issue 9), printed, not asserted: for each
+//! endpoint, requests per second and p50/p99 latency with 32 keep-alive
+//! connections driven by one client thread (like `wrk -t1 -c32`), against
+//! the default run (`target/release/chatroom`) and, when a Spin CLI is found
+//! (`SPIN_BIN` or `spin` on PATH), against `spin up` on the same `.wasm`.
+//! Then the default run's start-up time with a warm compile cache and its
+//! REST-to-socket latency. Each server gets a fresh state directory seeded
+//! with 100 rooms and 100 messages in the first one. The machine's core
+//! count and load average are printed beside the figures: the load
+//! generator and the server share this machine.
+//!
+//! Run: `cargo bench -p chatroom-tests --bench rest`
+//! (`BENCH_SECONDS` sets each run's length, default 8).
+
+use std::net::SocketAddr;
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use chatroom_tests::http::{create_room, post_message, wait_until_up};
+use chatroom_tests::socket::SocketClient;
+use chatroom_tests::workspace_root;
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use reqwest::Client;
+
+/// Connections, as in the issue's `wrk -t1 -c32`.
+const CONNECTIONS: usize = 32;
+
+/// A server process in its own process group (`spin up` starts children).
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+    _state: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
+        std::thread::sleep(Duration::from_millis(200));
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_addr() -> SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr")
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"))
+}
+
+/// Builds the default run in release mode (and with it the component).
+fn default_run_binary() -> PathBuf {
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["build", "--release", "-p", "chatroom", "--bin", "chatroom"])
+        .current_dir(workspace_root())
+        .status()
+        .expect("cargo build");
+    assert!(status.success(), "building the default run failed");
+    target_dir().join("release/chatroom")
+}
+
+fn spawn(mut cmd: Command, addr: SocketAddr, state: tempfile::TempDir) -> Server {
+    cmd.stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0);
+    let child = cmd.spawn().expect("start the server");
+    Server {
+        child,
+        addr,
+        _state: state,
+    }
+}
+
+fn start_default_run(binary: &Path, cache: &Path) -> Server {
+    let addr = free_addr();
+    let state = tempfile::tempdir().expect("state dir");
+    let mut cmd = Command::new(binary);
+    cmd.arg("--listen")
+        .arg(addr.to_string())
+        .arg("--state-dir")
+        .arg(state.path())
+        .arg("--compile-cache")
+        .arg(cache)
+        .env("RUST_LOG", "warn");
+    spawn(cmd, addr, state)
+}
+
+fn start_spin(spin: &str) -> Server {
+    let addr = free_addr();
+    let state = tempfile::tempdir().expect("state dir");
+    let mut cmd = Command::new(spin);
+    cmd.arg("up")
+        .arg("--listen")
+        .arg(addr.to_string())
+        .arg("--state-dir")
+        .arg(state.path())
+        .arg("-f")
+        .arg(workspace_root().join("spin.toml"));
+    spawn(cmd, addr, state)
+}
+
+fn spin_cli() -> Option<String> {
+    if let Some(bin) = std::env::var_os("SPIN_BIN").filter(|v| !v.is_empty()) {
+        return Some(bin.to_string_lossy().into_owned());
+    }
+    let on_path = std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("spin").is_file()));
+    on_path.then(|| "spin".to_owned())
+}
+
+/// What one load run measured.
+struct Figures {
+    requests: usize,
+    errors: usize,
+    elapsed: Duration,
+    latencies: Vec<Duration>,
+}
+
+impl Figures {
+    fn print(&mut self, server: &str, endpoint: &str) {
+        self.latencies.sort();
+        let at = |p: f64| {
+            let i = ((self.latencies.len().max(1) - 1) as f64 * p).round() as usize;
+            self.latencies.get(i).copied().unwrap_or_default()
+        };
+        println!(
+            "{server:<12} {endpoint:<34} {:>8.0} req/s  p50 {:>7.2} ms  p99 {:>7.2} ms  errors {}",
+            self.requests as f64 / self.elapsed.as_secs_f64(),
+            at(0.50).as_secs_f64() * 1e3,
+            at(0.99).as_secs_f64() * 1e3,
+            self.errors,
+        );
+    }
+}
+
+/// The requests of one endpoint: method, path and body.
+#[derive(Clone, Copy)]
+enum Load {
+    Get(&'static str),
+    Post(&'static str),
+}
+
+fn request(load: Load, addr: SocketAddr, n: u64) -> hyper::Request<Full<Bytes>> {
+    let builder = hyper::Request::builder().header(hyper::header::HOST, addr.to_string());
+    match load {
+        Load::Get(path) => builder.uri(path).body(Full::new(Bytes::new())),
+        Load::Post(path) => builder
+            .method("POST")
+            .uri(path)
+            .header(hyper::header::CONTENT_TYPE, "application/json")
+            .body(Full::new(Bytes::from(format!(
+                r#"{{"sender":"bench","message":"message number {n}"}}"#
+            )))),
+    }
+    .expect("a valid request")
+}
+
+/// One keep-alive connection sending `load` back to back until `until`.
+async fn drive(addr: SocketAddr, load: Load, until: Instant) -> (Vec<Duration>, usize) {
+    let mut latencies = Vec::new();
+    let mut errors = 0;
+    let Ok(stream) = tokio::net::TcpStream::connect(addr).await else {
+        return (latencies, 1);
+    };
+    let _ = stream.set_nodelay(true);
+    let Ok((mut sender, conn)) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await
+    else {
+        return (latencies, 1);
+    };
+    tokio::spawn(conn);
+    let mut n = 0u64;
+    while Instant::now() < until {
+        n += 1;
+        if sender.ready().await.is_err() {
+            errors += 1;
+            break;
+        }
+        let started = Instant::now();
+        let ok = match sender.send_request(request(load, addr, n)).await {
+            Ok(res) => {
+                let success = res.status().is_success();
+                success && res.into_body().collect().await.is_ok()
+            }
+            Err(_) => false,
+        };
+        if ok {
+            latencies.push(started.elapsed());
+        } else {
+            errors += 1;
+        }
+    }
+    (latencies, errors)
+}
+
+/// Runs `load` on [`CONNECTIONS`] connections from this (one) thread.
+async fn measure(addr: SocketAddr, load: Load, length: Duration) -> Figures {
+    // A short warm-up, not counted.
+    let warm = Instant::now() + Duration::from_millis(500);
+    let tasks: Vec<_> = (0..CONNECTIONS)
+        .map(|_| tokio::spawn(drive(addr, load, warm)))
+        .collect();
+    for t in tasks {
+        let _ = t.await;
+    }
+    let started = Instant::now();
+    let until = started + length;
+    let tasks: Vec<_> = (0..CONNECTIONS)
+        .map(|_| tokio::spawn(drive(addr, load, until)))
+        .collect();
+    let mut figures = Figures {
+        requests: 0,
+        errors: 0,
+        elapsed: Duration::ZERO,
+        latencies: Vec::new(),
+    };
+    for t in tasks {
+        let (latencies, errors) = t.await.unwrap_or_default();
+        figures.requests += latencies.len();
+        figures.errors += errors;
+        figures.latencies.extend(latencies);
+    }
+    figures.elapsed = started.elapsed();
+    figures
+}
+
+/// 100 rooms, 100 messages in the first: the issue's data.
+async fn seed(base: &str) -> i64 {
+    let first = create_room(base, "bench-room-0").await;
+    for i in 1..100 {
+        create_room(base, &format!("bench-room-{i}")).await;
+    }
+    for i in 0..100 {
+        post_message(base, first, "seed", &format!("seed message {i}")).await;
+    }
+    first
+}
+
+fn machine() -> String {
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    format!(
+        "{cores} cores, load average {}",
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
+    )
+}
+
+async fn run_endpoints(server: &str, addr: SocketAddr, length: Duration) {
+    let base = format!("http://{addr}");
+    wait_until_up(&base).await;
+    let room = seed(&base).await;
+    assert_eq!(room, 1, "a fresh database numbers the first room 1");
+    println!("# {server}: {}", machine());
+    let loads = [
+        (
+            "GET /chatrooms/1/messages (100)",
+            Load::Get("/chatrooms/1/messages"),
+        ),
+        ("GET /chatrooms (100 rooms)", Load::Get("/chatrooms")),
+        (
+            "POST /chatrooms/1/messages",
+            Load::Post("/chatrooms/1/messages"),
+        ),
+    ];
+    for (name, load) in loads {
+        measure(addr, load, length).await.print(server, name);
+    }
+}
+
+/// Start-up of the built binary with a warm cache: spawn to first answer.
+async fn startup(binary: &Path, cache: &Path) -> Duration {
+    let started = Instant::now();
+    let server = start_default_run(binary, cache);
+    let url = format!("http://{}/healthz", server.addr);
+    let client = Client::new();
+    loop {
+        if client.get(&url).send().await.is_ok() {
+            return started.elapsed();
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// REST-to-socket latency in the default run: POST, then the socket event.
+async fn rest_to_socket(addr: SocketAddr) {
+    let base = format!("http://{addr}");
+    let room = create_room(&base, "latency").await;
+    let client = SocketClient::connect(&base).await;
+    client.join(room, "watcher").await;
+    let http = Client::new();
+    let mut samples = Vec::new();
+    for i in 0..300 {
+        let sent = Instant::now();
+        let res = http
+            .post(format!("{base}/chatrooms/{room}/messages"))
+            .json(&serde_json::json!({"sender": "poster", "message": format!("latency {i}")}))
+            .send()
+            .await
+            .expect("POST");
+        assert_eq!(res.status(), 201);
+        let (_, at) = client.expect_timed("new_message").await;
+        samples.push(at - sent);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    samples.sort();
+    let at = |p: f64| samples[((samples.len() - 1) as f64 * p).round() as usize];
+    println!(
+        "{:<12} {:<34} p50 {:>7.2} ms  p99 {:>7.2} ms  (n={})",
+        "default run",
+        "REST POST -> socket new_message",
+        at(0.5).as_secs_f64() * 1e3,
+        at(0.99).as_secs_f64() * 1e3,
+        samples.len()
+    );
+}
+
+fn main() {
+    let length = Duration::from_secs(
+        std::env::var("BENCH_SECONDS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(8),
+    );
+    let binary = default_run_binary();
+    let cache = tempfile::tempdir().expect("cache dir");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        {
+            let server = start_default_run(&binary, cache.path());
+            run_endpoints("default run", server.addr, length).await;
+            rest_to_socket(server.addr).await;
+        }
+        let warm = startup(&binary, cache.path()).await;
+        println!(
+            "{:<12} {:<34} {:>7.1} ms (spawn to first answer, warm compile cache)",
+            "default run",
+            "start-up",
+            warm.as_secs_f64() * 1e3
+        );
+        match spin_cli() {
+            Some(spin) => {
+                let server = start_spin(&spin);
+                run_endpoints("spin up", server.addr, length).await;
+            }
+            None => println!("spin up: no Spin CLI found (set SPIN_BIN); not measured"),
+        }
+    });
+}
