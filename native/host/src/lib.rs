@@ -7,11 +7,14 @@
 //! same on the same files. [`SpinHost::handle`] answers one request, so other
 //! servers (the Socket.IO sidecar) can embed it; [`serve`] runs it alone.
 
+mod headers;
 mod manifest;
 mod outbound;
 mod routes;
+mod runtime_config;
 mod server;
 mod sqlite;
+mod well_known;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -23,6 +26,8 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 pub use manifest::{ComponentSpec, HttpRoute, Manifest, ManifestError};
+pub use routes::RouteError;
+pub use runtime_config::{RuntimeConfig, RuntimeConfigError};
 pub use server::{HostLimits, HostOptions, ResponseBody, SpinHost, error_response};
 
 /// Open connections served at once; further ones wait in the kernel's
