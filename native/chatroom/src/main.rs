@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use clap::Parser;
 
-use chatroom_host::{HostOptions, SpinHost};
+use chatroom_host::{HostOptions, RuntimeConfig, SpinHost};
 use chatroom_sidecar::Sidecar;
 use chatroom_sidecar::cli::SidecarFlags;
 use chatroom_sidecar::front::{self, FrontLimits};
@@ -26,6 +26,12 @@ struct Args {
     /// default `.spin` beside the manifest, where `spin up` keeps it.
     #[arg(long, env = "CHATROOM_STATE_DIR")]
     state_dir: Option<PathBuf>,
+    /// Spin's runtime config file (`spin up --runtime-config-file`):
+    /// `[sqlite_database.default]` with `type = "spin"` and `path`
+    /// (relative to the current directory), and `state_dir`; anything else
+    /// it names is refused at start-up. The sidecar uses the same file.
+    #[arg(long, env = "CHATROOM_RUNTIME_CONFIG_FILE")]
+    runtime_config_file: Option<PathBuf>,
     #[command(flatten)]
     sidecar: SidecarFlags,
 }
@@ -35,14 +41,19 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     args.sidecar.start_logging()?;
     let manifest = std::path::absolute(&args.manifest)?;
+    let runtime_config = match &args.runtime_config_file {
+        Some(file) => RuntimeConfig::load(file)?,
+        None => RuntimeConfig::default(),
+    };
     let host = SpinHost::load(
         &manifest,
         HostOptions {
             state_dir: args.state_dir,
+            runtime_config,
             ..HostOptions::default()
         },
     )?;
-    let db_path = host.state_dir().join("sqlite_db.db");
+    let db_path = host.database_path();
     let sidecar = Sidecar::start(args.sidecar.config(db_path.clone())).await?;
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     let local = listener.local_addr()?;

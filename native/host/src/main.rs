@@ -8,7 +8,7 @@ use std::sync::Arc;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-use chatroom_host::{HostOptions, SpinHost, serve};
+use chatroom_host::{HostOptions, RuntimeConfig, SpinHost, serve};
 
 /// Runs the HTTP components of a Spin manifest with Spin's SQLite store.
 #[derive(Debug, Parser)]
@@ -29,6 +29,11 @@ struct Args {
     /// beside the manifest.
     #[arg(long, env = "CHATROOM_STATE_DIR")]
     state_dir: Option<PathBuf>,
+    /// Spin's runtime config file: `[sqlite_database.default]` with
+    /// `type = "spin"` and `path` (relative to the current directory), and
+    /// `state_dir`; anything else it names is refused at start-up.
+    #[arg(long, env = "CHATROOM_RUNTIME_CONFIG_FILE")]
+    runtime_config_file: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -39,17 +44,22 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     let args = Args::parse();
+    let runtime_config = match &args.runtime_config_file {
+        Some(file) => RuntimeConfig::load(file)?,
+        None => RuntimeConfig::default(),
+    };
     let host = SpinHost::load(
         &args.manifest,
         HostOptions {
             state_dir: args.state_dir,
+            runtime_config,
             ..HostOptions::default()
         },
     )?;
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     tracing::info!(
         url = %format!("http://{}", listener.local_addr()?),
-        database = %host.state_dir().join("sqlite_db.db").display(),
+        database = %host.database_path().display(),
         "serving"
     );
     let shutdown = async {
