@@ -16,6 +16,7 @@ pub mod http;
 pub mod process;
 pub mod raw;
 pub mod socket;
+pub mod spin;
 
 /// The workspace root (where `spin.toml` is).
 pub fn workspace_root() -> PathBuf {
@@ -67,6 +68,7 @@ impl TestServer {
             HostOptions {
                 state_dir: Some(dir.path().to_owned()),
                 limits,
+                ..HostOptions::default()
             },
         )
         .expect("the host loads spin.toml");
@@ -89,9 +91,26 @@ impl TestServer {
             HostOptions {
                 state_dir: Some(dir.path().to_owned()),
                 limits,
+                ..HostOptions::default()
             },
         )
         .expect("the host loads the manifest");
+        Self::serve(host, dir).await
+    }
+
+    /// Serves `manifest` with host options adjusted by `adjust` (the state
+    /// directory is a fresh one of its own).
+    pub async fn start_with_options(
+        manifest: &Path,
+        adjust: impl FnOnce(&mut HostOptions),
+    ) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut options = HostOptions {
+            state_dir: Some(dir.path().to_owned()),
+            ..HostOptions::default()
+        };
+        adjust(&mut options);
+        let host = SpinHost::load(manifest, options).expect("the host loads the manifest");
         Self::serve(host, dir).await
     }
 
