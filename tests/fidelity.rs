@@ -48,7 +48,13 @@ struct Echoed {
     headers: BTreeMap<String, String>,
 }
 
-async fn echo(client: &Client, base: &str, method: &Method, path: &str, extra: &[(&str, &str)]) -> Echoed {
+async fn echo(
+    client: &Client,
+    base: &str,
+    method: &Method,
+    path: &str,
+    extra: &[(&str, &str)],
+) -> Echoed {
     let mut req = client.request(method.clone(), format!("{base}{path}"));
     for (name, value) in extra {
         req = req.header(*name, *value);
@@ -95,10 +101,13 @@ async fn echo(client: &Client, base: &str, method: &Method, path: &str, extra: &
     }
 }
 
+/// Extra request headers, name and value.
+type Headers = Vec<(&'static str, &'static str)>;
+
 /// The requests both servers get: paths under the base (trailing slashes,
 /// queries, percent-escapes, `:name` segments), paths outside it, Spin's
 /// own endpoints, other methods, and `spin-*` headers a client made up.
-fn echo_script() -> Vec<(Method, &'static str, Vec<(&'static str, &'static str)>)> {
+fn echo_script() -> Vec<(Method, &'static str, Headers)> {
     let get = |path| (Method::GET, path, Vec::new());
     vec![
         get("/base/echo/alice/x/y"),
@@ -153,8 +162,16 @@ fn echo_script() -> Vec<(Method, &'static str, Vec<(&'static str, &'static str)>
                 ("spin-custom", "kept"),
             ],
         ),
-        (Method::GET, "/base/exact", vec![("host", "example.com:8080")]),
-        (Method::GET, "/base/echo/n/x", vec![("host", "other.example")]),
+        (
+            Method::GET,
+            "/base/exact",
+            vec![("host", "example.com:8080")],
+        ),
+        (
+            Method::GET,
+            "/base/echo/n/x",
+            vec![("host", "other.example")],
+        ),
     ]
 }
 
@@ -180,7 +197,10 @@ async fn the_host_routes_and_labels_requests_like_spin_up() {
         let mine = echo(&client, &ours.url, method, path, extra).await;
         let what = format!("{method} {path} {extra:?}");
         if mine.status != theirs.status {
-            differences.push(format!("{what}: status {} (spin {})", mine.status, theirs.status));
+            differences.push(format!(
+                "{what}: status {} (spin {})",
+                mine.status, theirs.status
+            ));
         }
         if mine.content_type != theirs.content_type {
             differences.push(format!(
@@ -199,14 +219,20 @@ async fn the_host_routes_and_labels_requests_like_spin_up() {
                 differences.push(format!("{what}: {name} {m:?} (spin {t:?})"));
             }
         }
-        eprintln!("{what}: {} {} {:?}", theirs.status, theirs.body, theirs.headers);
+        eprintln!(
+            "{what}: {} {} {:?}",
+            theirs.status, theirs.body, theirs.headers
+        );
     }
     assert!(
         differences.is_empty(),
         "the host differs from spin up:\n{}",
         differences.join("\n")
     );
-    eprintln!("compared {} requests with real Spin: identical", script.len());
+    eprintln!(
+        "compared {} requests with real Spin: identical",
+        script.len()
+    );
 }
 
 /// Requests to the chat component mounted under `/api`: every endpoint
@@ -260,7 +286,10 @@ async fn the_chat_component_under_a_route_prefix_answers_like_spin_up() {
         let mine = chatroom_tests::spin::ask(&client, &ours.url, method, path, body).await;
         assert_eq!(mine, theirs, "{method} {path}");
     }
-    eprintln!("compared {} requests under /api with real Spin: identical", script.len());
+    eprintln!(
+        "compared {} requests under /api with real Spin: identical",
+        script.len()
+    );
 }
 
 #[tokio::test]
@@ -279,7 +308,10 @@ async fn a_non_root_base_is_refused_by_spin_up_and_by_the_host_alike() {
     let mine = SpinHost::load(&manifest, HostOptions::default())
         .err()
         .expect("the host refuses a non-root base");
-    assert!(format!("{mine:#}").contains(sentence), "the host said: {mine:#}");
+    assert!(
+        format!("{mine:#}").contains(sentence),
+        "the host said: {mine:#}"
+    );
 }
 
 /// A runtime config with a relative database path, in a directory of its
@@ -322,7 +354,10 @@ async fn a_runtime_config_file_puts_the_database_where_spin_up_puts_it() {
     let file = relative_runtime_config(spin_cwd.path());
     let mut options = SpinUpOptions::new(&manifest, state.path());
     options.current_dir = Some(spin_cwd.path());
-    options.extra = vec!["--runtime-config-file".into(), "config/runtime-config.toml".into()];
+    options.extra = vec![
+        "--runtime-config-file".into(),
+        "config/runtime-config.toml".into(),
+    ];
     let spin_up = SpinUp::start(options, "/healthz").await;
     let res = client
         .post(format!("{}/chatrooms", spin_up.url))
@@ -340,8 +375,14 @@ async fn a_runtime_config_file_puts_the_database_where_spin_up_puts_it() {
     // The host, given the same file from the same kind of directory.
     let host_cwd = tempfile::tempdir().unwrap();
     let file_here = relative_runtime_config(host_cwd.path());
-    assert_eq!(std::fs::read(&file).unwrap(), std::fs::read(&file_here).unwrap());
-    let table = std::fs::read_to_string(&file_here).unwrap().parse().unwrap();
+    assert_eq!(
+        std::fs::read(&file).unwrap(),
+        std::fs::read(&file_here).unwrap()
+    );
+    let table = std::fs::read_to_string(&file_here)
+        .unwrap()
+        .parse()
+        .unwrap();
     let config = RuntimeConfig::resolve(&table, host_cwd.path()).unwrap();
     let host = TestServer::start_with_options(&manifest, |o| o.runtime_config = config).await;
     let res = client
@@ -351,7 +392,10 @@ async fn a_runtime_config_file_puts_the_database_where_spin_up_puts_it() {
         .await
         .unwrap();
     assert_eq!(res.status(), 201);
-    assert_eq!(room_names(&host_cwd.path().join("data/chat.db")), ["Configured"]);
+    assert_eq!(
+        room_names(&host_cwd.path().join("data/chat.db")),
+        ["Configured"]
+    );
     assert!(!host.db_path.exists(), "nothing in the state directory");
 }
 
@@ -374,12 +418,15 @@ fn spin_saw(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
 async fn the_host_labels_requests_as_spin_4_was_seen_to() {
     let ours = TestServer::start_with_manifest(&echo_manifest()).await;
     let client = Client::new();
-    let cases: Vec<(&str, Vec<(&str, &str)>, BTreeMap<String, String>)> = vec![
+    let cases: Vec<(&str, Headers, BTreeMap<String, String>)> = vec![
         (
             "/base/echo/alice/x/y/",
             vec![],
             spin_saw(&[
-                ("spin-full-url", "http://127.0.0.1:PORT/base/echo/alice/x/y/"),
+                (
+                    "spin-full-url",
+                    "http://127.0.0.1:PORT/base/echo/alice/x/y/",
+                ),
                 ("spin-path-info", "/x/y/"),
                 ("spin-matched-route", "/base/echo/:name/..."),
                 ("spin-raw-component-route", "/base/echo/:name/..."),
@@ -391,7 +438,10 @@ async fn the_host_labels_requests_as_spin_4_was_seen_to() {
             "/base/echo/a%20b/%C3%A9/z?q=%26x",
             vec![],
             spin_saw(&[
-                ("spin-full-url", "http://127.0.0.1:PORT/base/echo/a%20b/%C3%A9/z?q=%26x"),
+                (
+                    "spin-full-url",
+                    "http://127.0.0.1:PORT/base/echo/a%20b/%C3%A9/z?q=%26x",
+                ),
                 ("spin-path-info", "/%C3%A9/z"),
                 ("spin-matched-route", "/base/echo/:name/..."),
                 ("spin-raw-component-route", "/base/echo/:name/..."),
@@ -416,7 +466,10 @@ async fn the_host_labels_requests_as_spin_4_was_seen_to() {
             "/base/files/report.json",
             vec![],
             spin_saw(&[
-                ("spin-full-url", "http://127.0.0.1:PORT/base/files/report.json"),
+                (
+                    "spin-full-url",
+                    "http://127.0.0.1:PORT/base/files/report.json",
+                ),
                 ("spin-path-info", ""),
                 ("spin-matched-route", "/base/files/:stem.json"),
                 ("spin-raw-component-route", "/base/files/:stem.json"),
@@ -439,7 +492,10 @@ async fn the_host_labels_requests_as_spin_4_was_seen_to() {
             "/base//double//slashes",
             vec![],
             spin_saw(&[
-                ("spin-full-url", "http://127.0.0.1:PORT/base//double//slashes"),
+                (
+                    "spin-full-url",
+                    "http://127.0.0.1:PORT/base//double//slashes",
+                ),
                 ("spin-path-info", "//double//slashes"),
                 ("spin-matched-route", "/base/..."),
                 ("spin-raw-component-route", "/base/..."),
@@ -481,10 +537,24 @@ async fn the_host_labels_requests_as_spin_4_was_seen_to() {
     }
     for path in ["/basement", "/", "/BASE/exact", "/.well-known/spin/other"] {
         let got = echo(&client, &ours.url, &Method::GET, path, &[]).await;
-        assert_eq!((got.status, got.body), (404, Value::String(String::new())), "{path}");
+        assert_eq!(
+            (got.status, got.body),
+            (404, Value::String(String::new())),
+            "{path}"
+        );
     }
-    let health = echo(&client, &ours.url, &Method::GET, "/.well-known/spin/health", &[]).await;
-    assert_eq!((health.status, health.body), (200, Value::String("OK".into())));
+    let health = echo(
+        &client,
+        &ours.url,
+        &Method::GET,
+        "/.well-known/spin/health",
+        &[],
+    )
+    .await;
+    assert_eq!(
+        (health.status, health.body),
+        (200, Value::String("OK".into()))
+    );
     let info = client
         .get(format!("{}/.well-known/spin/info", ours.url))
         .send()
@@ -581,7 +651,10 @@ async fn the_chat_component_works_under_a_route_prefix_in_the_host() {
         .unwrap();
     assert_eq!(rooms[0]["name"], "Mounted", "{rooms}");
     let res = client
-        .post(format!("{}/api/chatrooms/1/messages?sender=a&content=hi", ours.url))
+        .post(format!(
+            "{}/api/chatrooms/1/messages?sender=a&content=hi",
+            ours.url
+        ))
         .send()
         .await
         .unwrap();
@@ -607,7 +680,11 @@ async fn the_chat_component_works_under_a_route_prefix_in_the_host() {
         ("/chatrooms", 404, None),
         ("/apichatrooms", 404, None),
     ] {
-        let res = client.get(format!("{}{path}", ours.url)).send().await.unwrap();
+        let res = client
+            .get(format!("{}{path}", ours.url))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(res.status(), status, "{path}");
         let text = res.text().await.unwrap();
         match code {
@@ -627,7 +704,8 @@ fn the_host_refuses_a_non_root_base_with_spins_words() {
         .err()
         .expect("refused");
     assert!(
-        format!("{err:#}").contains("The base must be prepended to each [[trigger.http]]'s 'route'"),
+        format!("{err:#}")
+            .contains("The base must be prepended to each [[trigger.http]]'s 'route'"),
         "{err:#}"
     );
 }

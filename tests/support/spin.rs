@@ -189,7 +189,14 @@ pub fn build_test_component(package: &str) -> PathBuf {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let output = Command::new(&cargo)
         .current_dir(&root)
-        .args(["build", "-p", package, "--target", "wasm32-wasip2", "--release"])
+        .args([
+            "build",
+            "-p",
+            package,
+            "--target",
+            "wasm32-wasip2",
+            "--release",
+        ])
         .args(["--target-dir", "target/wasm"])
         .env_remove("CARGO_TARGET_DIR")
         .env_remove("RUSTFLAGS")

@@ -221,7 +221,10 @@ fn a_runtime_config_file_it_cannot_honour_stops_it_at_start_up() {
             "[sqlite_database.default]\ntype = \"libsql\"\nurl = \"https://db.example\"\ntoken = \"t\"\n",
             "sqlite_database.default",
         ),
-        ("[key_value_store.default]\ntype = \"spin\"\n", "key_value_store"),
+        (
+            "[key_value_store.default]\ntype = \"spin\"\n",
+            "key_value_store",
+        ),
         ("[sqlite_database.default]\ntype = \"spin\"\n", "in memory"),
         ("not toml [", "not valid TOML"),
     ];

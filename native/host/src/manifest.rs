@@ -245,13 +245,19 @@ mod tests {
         assert!(with("base = \"/\"").is_ok());
         for base in ["\"/base\"", "\"\"", "\"/base/\""] {
             let err = with(&format!("base = {base}")).unwrap_err();
-            assert!(matches!(err, ManifestError::DeprecatedBase), "{base}: {err}");
+            assert!(
+                matches!(err, ManifestError::DeprecatedBase),
+                "{base}: {err}"
+            );
             assert!(err.to_string().contains("deprecated trigger 'base' field"));
         }
         assert!(matches!(
             with("foo = 1"),
             Err(ManifestError::UnknownHttpTriggerField(f)) if f == "foo"
         ));
-        assert!(matches!(with("base = 1"), Err(ManifestError::BaseNotAString)));
+        assert!(matches!(
+            with("base = 1"),
+            Err(ManifestError::BaseNotAString)
+        ));
     }
 }

@@ -227,7 +227,10 @@ mod tests {
         let m = r.route("/").unwrap();
         assert_eq!((m.based_route.as_str(), m.raw_route.as_str()), ("", "/"));
         let m = r.route("/dir").unwrap();
-        assert_eq!((m.based_route.as_str(), m.raw_route.as_str()), ("/dir", "/dir/"));
+        assert_eq!(
+            (m.based_route.as_str(), m.raw_route.as_str()),
+            ("/dir", "/dir/")
+        );
     }
 
     #[test]

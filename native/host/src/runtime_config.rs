@@ -193,7 +193,10 @@ mod tests {
             Some(PathBuf::from("/cwd/data/x.db"))
         );
         let c = resolve("[sqlite_database.default]\ntype = \"spin\"\npath = \"/abs/x.db\"\n");
-        assert_eq!(c.unwrap().default_database, Some(PathBuf::from("/abs/x.db")));
+        assert_eq!(
+            c.unwrap().default_database,
+            Some(PathBuf::from("/abs/x.db"))
+        );
         let c = resolve("state_dir = \"st\"\n").unwrap();
         assert_eq!(c.state_dir, Some(PathBuf::from("/cwd/st")));
         assert_eq!(resolve("").unwrap(), RuntimeConfig::default());
@@ -213,11 +216,26 @@ mod tests {
     #[test]
     fn what_the_host_cannot_honour_is_refused_by_name() {
         let cases = [
-            ("[sqlite_database.default]\ntype = \"libsql\"\nurl = \"https://x\"\ntoken = \"t\"\n", "sqlite_database.default"),
-            ("[sqlite_database.other]\ntype = \"spin\"\npath = \"o.db\"\n", "sqlite_database.other"),
-            ("[sqlite_database.default]\ntype = \"spin\"\n", "sqlite_database.default"),
-            ("[sqlite_database.default]\ntype = \"spin\"\npath = \"a\"\nallow_attach_file = true\n", "allow_attach_file"),
-            ("[key_value_store.default]\ntype = \"spin\"\n", "key_value_store"),
+            (
+                "[sqlite_database.default]\ntype = \"libsql\"\nurl = \"https://x\"\ntoken = \"t\"\n",
+                "sqlite_database.default",
+            ),
+            (
+                "[sqlite_database.other]\ntype = \"spin\"\npath = \"o.db\"\n",
+                "sqlite_database.other",
+            ),
+            (
+                "[sqlite_database.default]\ntype = \"spin\"\n",
+                "sqlite_database.default",
+            ),
+            (
+                "[sqlite_database.default]\ntype = \"spin\"\npath = \"a\"\nallow_attach_file = true\n",
+                "allow_attach_file",
+            ),
+            (
+                "[key_value_store.default]\ntype = \"spin\"\n",
+                "key_value_store",
+            ),
             ("state_dir = \"\"\n", "state_dir"),
         ];
         for (text, key) in cases {
@@ -236,7 +254,10 @@ mod tests {
         ];
         for text in invalid {
             let err = resolve(text).unwrap_err();
-            assert!(matches!(err, RuntimeConfigError::Invalid { .. }), "{text}: {err}");
+            assert!(
+                matches!(err, RuntimeConfigError::Invalid { .. }),
+                "{text}: {err}"
+            );
         }
     }
 }

@@ -27,8 +27,8 @@ use crate::manifest::Manifest;
 use crate::outbound::OutboundPolicy;
 use crate::routes::{RouteMatch, Router};
 use crate::runtime_config::RuntimeConfig;
-use crate::well_known::WellKnown;
 use crate::sqlite::{self, SqliteConfig, SqliteCtx, SqliteView};
+use crate::well_known::WellKnown;
 
 /// Where a host keeps its state and how it is reached.
 #[derive(Debug, Clone, Default)]

@@ -28,8 +28,11 @@ pub struct WellKnown {
 }
 
 fn response(body: Bytes, content_type: Option<&'static str>) -> hyper::Response<ResponseBody> {
-    let mut response =
-        hyper::Response::new(Full::new(body).map_err(|never| match never {}).boxed_unsync());
+    let mut response = hyper::Response::new(
+        Full::new(body)
+            .map_err(|never| match never {})
+            .boxed_unsync(),
+    );
     if let Some(content_type) = content_type {
         response.headers_mut().insert(
             hyper::header::CONTENT_TYPE,

@@ -75,7 +75,12 @@ fn the_default_database_is_where_the_runtime_config_file_says() {
         .current_dir(cwd.path())
         .arg("-f")
         .arg(&manifest)
-        .args(["--listen", "127.0.0.1:0", "--runtime-config-file", "config/rc.toml"])
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--runtime-config-file",
+            "config/rc.toml",
+        ])
         .arg("--state-dir")
         .arg(state.path())
         .env("RUST_LOG", "info")

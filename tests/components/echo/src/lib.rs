@@ -43,11 +43,8 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
         "headers": headers,
     });
     let body = echo.to_string().into_bytes();
-    let fields = Fields::from_list(&[(
-        "content-type".to_owned(),
-        b"application/json".to_vec(),
-    )])
-    .unwrap_or_else(|_| Fields::new());
+    let fields = Fields::from_list(&[("content-type".to_owned(), b"application/json".to_vec())])
+        .unwrap_or_else(|_| Fields::new());
     let response = OutgoingResponse::new(fields);
     let _ = response.set_status_code(200);
     if let Err(e) = out.set_with_body(response, body).await {
