@@ -16,6 +16,7 @@ pub mod http;
 pub mod process;
 pub mod raw;
 pub mod socket;
+pub mod spin;
 
 /// The workspace root (where `spin.toml` is).
 pub fn workspace_root() -> PathBuf {
@@ -94,6 +95,22 @@ impl TestServer {
             },
         )
         .expect("the host loads the manifest");
+        Self::serve(host, dir).await
+    }
+
+    /// Serves `manifest` with host options adjusted by `adjust` (the state
+    /// directory is a fresh one of its own).
+    pub async fn start_with_options(
+        manifest: &Path,
+        adjust: impl FnOnce(&mut HostOptions),
+    ) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut options = HostOptions {
+            state_dir: Some(dir.path().to_owned()),
+            ..HostOptions::default()
+        };
+        adjust(&mut options);
+        let host = SpinHost::load(manifest, options).expect("the host loads the manifest");
         Self::serve(host, dir).await
     }
 

@@ -2,7 +2,9 @@
 //!
 //! Each request gets a fresh instance (Spin's model): it resolves the route,
 //! opens Spin's `default` SQLite store, makes sure the schema exists, and
-//! answers. Every rule and statement comes from `chatroom-core`, which the
+//! answers. Routes are resolved on Spin's `spin-path-info` (the part of the
+//! path below the component's route), so the API works mounted under any
+//! route prefix (`route = "/api/..."` serves `/api/chatrooms`). Every rule and statement comes from `chatroom-core`, which the
 //! Socket.IO sidecar shares. Lists are streamed a page at a time.
 
 mod http_io;
@@ -22,7 +24,7 @@ use spin_sdk::http_component;
 use crate::http_io::{
     read_body, send_error, send_json, send_method_not_allowed, send_static_json, start_array,
 };
-use crate::routes::{NoRoute, Route, resolve};
+use crate::routes::{Mount, NoRoute, Route, resolve};
 use crate::spin_db::SpinDb;
 
 #[http_component]
@@ -37,7 +39,12 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
         Ok(query) => query,
         Err(e) => return send_error(out, &e).await,
     };
-    let route = match resolve(&method, path) {
+    let path_info = req.headers().get("spin-path-info");
+    let mount = match Mount::new(path, path_info.last().map(Vec::as_slice)) {
+        Ok(mount) => mount,
+        Err(e) => return send_error(out, &e).await,
+    };
+    let route = match resolve(&method, mount.path_info()) {
         Ok(route) => route,
         Err(NoRoute::Method(allow)) => return send_method_not_allowed(out, allow).await,
         Err(NoRoute::Error(e)) => return send_error(out, &e).await,
@@ -46,7 +53,7 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
         Ok(reply) => reply,
         Err(e) => return send_error(out, &e).await,
     };
-    if let Err(e) = reply.send(out).await {
+    if let Err(e) = reply.send(out, &mount).await {
         eprintln!("chatroom-rest: streaming a response failed: {e:#}");
     }
 }
@@ -108,13 +115,13 @@ async fn prepare(route: Route, req: IncomingRequest, query: &Query) -> Result<Re
 }
 
 impl Reply {
-    async fn send(self, out: ResponseOutparam) -> anyhow::Result<()> {
+    async fn send(self, out: ResponseOutparam, mount: &Mount<'_>) -> anyhow::Result<()> {
         match self {
             Reply::Health => send_json(out, 200, &serde_json::json!({"status": "ok"}), &[]).await,
             Reply::OpenApi => send_static_json(out, OPENAPI).await,
             Reply::Room(room) => send_json(out, 200, &room, &[]).await,
             Reply::CreatedRoom(room) => {
-                let location = format!("/chatrooms/{}", room.id);
+                let location = format!("{}/chatrooms/{}", mount.prefix(), room.id);
                 send_json(out, 201, &room, &[("location", location)]).await
             }
             Reply::CreatedMessage(message) => send_json(out, 201, &message, &[]).await,

@@ -1,6 +1,7 @@
 //! Which endpoint a request is for: method and path to a [`Route`], with the
 //! room id already validated. Unknown paths are `404`, known paths with the
-//! wrong method `405`.
+//! wrong method `405`. The path routed is the one below the component's
+//! mount point ([`Mount`]), from Spin's `spin-path-info` header.
 
 use chatroom_core::{ApiError, parse_room_id};
 
@@ -27,6 +28,54 @@ pub enum NoRoute {
 impl From<ApiError> for NoRoute {
     fn from(e: ApiError) -> Self {
         NoRoute::Error(e)
+    }
+}
+
+/// Where the component is mounted: the request path split into the prefix
+/// the manifest's route took (`/api` for `route = "/api/..."`) and the
+/// path below it, which is what the endpoints are matched on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mount<'a> {
+    prefix: &'a str,
+    path_info: &'a str,
+}
+
+impl<'a> Mount<'a> {
+    /// `path` is the request's path; `path_info` the last `spin-path-info`
+    /// value (Spin appends its own after any the client sent), or `None`
+    /// outside Spin, where the whole path is routed.
+    pub fn new(path: &'a str, path_info: Option<&'a [u8]>) -> Result<Self, ApiError> {
+        let Some(info) = path_info else {
+            return Ok(Mount {
+                prefix: "",
+                path_info: path,
+            });
+        };
+        let info = std::str::from_utf8(info).map_err(|_| {
+            ApiError::BadRequest("the spin-path-info header is not valid UTF-8".into())
+        })?;
+        Ok(match path.strip_suffix(info) {
+            Some(prefix) => Mount {
+                prefix,
+                path_info: info,
+            },
+            // A path info that is not the end of the path is not Spin's:
+            // route the whole path rather than something the client made up.
+            None => Mount {
+                prefix: "",
+                path_info: path,
+            },
+        })
+    }
+
+    /// The path below the mount point, starting with `/` (or empty).
+    pub fn path_info(&self) -> &'a str {
+        self.path_info
+    }
+
+    /// The mount point: empty at the root, else `/api` and the like.
+    pub fn prefix(&self) -> &'a str {
+        self.prefix
     }
 }
 
@@ -89,6 +138,22 @@ mod tests {
         assert_eq!(
             resolve("GET", "/chatrooms/7/users").unwrap(),
             Route::RoomUsers(7)
+        );
+    }
+
+    #[test]
+    fn the_mount_splits_the_path_at_spin_path_info() {
+        let m = Mount::new("/api/chatrooms/7", Some(b"/chatrooms/7")).unwrap();
+        assert_eq!((m.prefix(), m.path_info()), ("/api", "/chatrooms/7"));
+        let m = Mount::new("/chatrooms", Some(b"/chatrooms")).unwrap();
+        assert_eq!((m.prefix(), m.path_info()), ("", "/chatrooms"));
+        let m = Mount::new("/chatrooms", None).unwrap();
+        assert_eq!((m.prefix(), m.path_info()), ("", "/chatrooms"));
+        let m = Mount::new("/api/chatrooms", Some(b"/elsewhere")).unwrap();
+        assert_eq!((m.prefix(), m.path_info()), ("", "/api/chatrooms"));
+        assert_eq!(
+            Mount::new("/x", Some(b"\xff")).unwrap_err().code(),
+            "bad_request"
         );
     }
 

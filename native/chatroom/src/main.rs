@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use clap::Parser;
 
-use chatroom_host::{HostOptions, SpinHost};
+use chatroom_host::{HostOptions, RuntimeConfig, SpinHost};
 use chatroom_sidecar::Sidecar;
 use chatroom_sidecar::cli::SidecarFlags;
 use chatroom_sidecar::front::{self, FrontLimits};
@@ -35,6 +35,12 @@ struct Args {
     /// default `$XDG_CACHE_HOME/chatroom` (or `~/.cache/chatroom`).
     #[arg(long, env = "CHATROOM_COMPILE_CACHE")]
     compile_cache: Option<PathBuf>,
+    /// Spin's runtime config file (`spin up --runtime-config-file`):
+    /// `[sqlite_database.default]` with `type = "spin"` and `path`
+    /// (relative to the current directory), and `state_dir`; anything else
+    /// it names is refused at start-up. The sidecar uses the same file.
+    #[arg(long, env = "CHATROOM_RUNTIME_CONFIG_FILE")]
+    runtime_config_file: Option<PathBuf>,
     #[command(flatten)]
     sidecar: SidecarFlags,
 }
@@ -46,15 +52,20 @@ async fn main() -> anyhow::Result<()> {
     let manifest = std::path::absolute(&args.manifest)?;
     let defaults = HostOptions::default();
     let commits = defaults.commits.clone();
+    let runtime_config = match &args.runtime_config_file {
+        Some(file) => RuntimeConfig::load(file)?,
+        None => RuntimeConfig::default(),
+    };
     let host = SpinHost::load(
         &manifest,
         HostOptions {
             state_dir: args.state_dir,
             compile_cache: args.compile_cache.or(defaults.compile_cache.clone()),
+            runtime_config,
             ..defaults
         },
     )?;
-    let db_path = host.state_dir().join("sqlite_db.db");
+    let db_path = host.database_path();
     let config = chatroom::beside_host(args.sidecar.config(db_path.clone()), commits);
     let sidecar = Sidecar::start(config).await?;
     let listener = tokio::net::TcpListener::bind(args.listen).await?;

@@ -1,6 +1,9 @@
 //! The `chatroom` binary as a user runs it: it prints where it serves and
 //! where the data lives, answers REST on that one port, stops cleanly on
-//! Ctrl-C (SIGINT), and finds its data again after a restart.
+//! Ctrl-C (SIGINT), and finds its data again after a restart; with
+//! `--runtime-config-file` its data is where that file says (a relative
+//! path from the current directory, as Spin resolves it), and a file
+//! naming what it cannot honour stops it at start-up.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -24,9 +27,16 @@ impl Drop for Running {
 
 /// Starts the binary on an ephemeral port and reads its banner.
 fn start(state_dir: &Path) -> Running {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_chatroom"))
-        .args(["--listen", "127.0.0.1:0", "--log", "warn", "--state-dir"])
-        .arg(state_dir)
+    let mut command = Command::new(env!("CARGO_BIN_EXE_chatroom"));
+    command.arg("--state-dir").arg(state_dir);
+    start_command(command)
+}
+
+/// Starts `command` (the binary with some flags) on an ephemeral port and
+/// reads its banner.
+fn start_command(mut command: Command) -> Running {
+    let mut child = command
+        .args(["--listen", "127.0.0.1:0", "--log", "warn"])
         .stdout(Stdio::piped())
         .spawn()
         .expect("chatroom starts");
@@ -161,4 +171,82 @@ async fn prints_where_it_serves_stops_on_ctrl_c_and_keeps_data_across_restarts()
     assert_eq!(messages[0]["content"], "still here?");
     assert_eq!(messages.as_array().map(Vec::len), Some(1));
     assert!(interrupt(second));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_runtime_config_file_places_the_database_from_the_current_directory() {
+    let cwd = tempfile::tempdir().expect("temp dir");
+    let state = tempfile::tempdir().expect("temp dir");
+    std::fs::create_dir(cwd.path().join("config")).expect("config dir");
+    std::fs::write(
+        cwd.path().join("config/runtime-config.toml"),
+        "[sqlite_database.default]\ntype = \"spin\"\npath = \"data/chat.db\"\n",
+    )
+    .expect("write the runtime config");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_chatroom"));
+    command
+        .current_dir(cwd.path())
+        .args(["--runtime-config-file", "config/runtime-config.toml"])
+        .arg("--state-dir")
+        .arg(state.path());
+    let running = start_command(command);
+    let db = cwd.path().join("data/chat.db");
+    assert!(
+        running.printed.contains(&db.display().to_string()),
+        "the banner names the configured file:\n{}",
+        running.printed
+    );
+    let res = reqwest::Client::new()
+        .post(format!("{}/chatrooms", running.url))
+        .json(&json!({"name": "Configured"}))
+        .send()
+        .await
+        .expect("POST /chatrooms");
+    assert_eq!(res.status(), 201);
+    assert!(interrupt(running));
+    let conn = rusqlite::Connection::open(&db).expect("the configured file");
+    let name: String = conn
+        .query_row("SELECT name FROM chatrooms", [], |row| row.get(0))
+        .expect("the room is in the configured file");
+    assert_eq!(name, "Configured");
+    assert!(!state.path().join("sqlite_db.db").exists());
+    assert!(!cwd.path().join("config/data").exists());
+}
+
+#[test]
+fn a_runtime_config_file_it_cannot_honour_stops_it_at_start_up() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let cases = [
+        (
+            "[sqlite_database.default]\ntype = \"libsql\"\nurl = \"https://db.example\"\ntoken = \"t\"\n",
+            "sqlite_database.default",
+        ),
+        (
+            "[key_value_store.default]\ntype = \"spin\"\n",
+            "key_value_store",
+        ),
+        ("[sqlite_database.default]\ntype = \"spin\"\n", "in memory"),
+        ("not toml [", "not valid TOML"),
+    ];
+    for (text, named) in cases {
+        let file = dir.path().join("rc.toml");
+        std::fs::write(&file, text).expect("write");
+        let output = Command::new(env!("CARGO_BIN_EXE_chatroom"))
+            .args(["--listen", "127.0.0.1:0", "--log", "warn"])
+            .arg("--state-dir")
+            .arg(dir.path())
+            .arg("--runtime-config-file")
+            .arg(&file)
+            .output()
+            .expect("chatroom runs");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{text}: it started");
+        assert!(stderr.contains(named), "{text}: {stderr}");
+    }
+    let output = Command::new(env!("CARGO_BIN_EXE_chatroom"))
+        .args(["--runtime-config-file", "/nonexistent/rc.toml"])
+        .output()
+        .expect("chatroom runs");
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("/nonexistent/rc.toml"));
 }

@@ -8,11 +8,14 @@
 //! servers (the Socket.IO sidecar) can embed it; [`serve`] runs it alone.
 
 mod compile_cache;
+mod headers;
 mod manifest;
 mod outbound;
 mod routes;
+mod runtime_config;
 mod server;
 mod sqlite;
+mod well_known;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -25,6 +28,8 @@ use tokio::sync::Semaphore;
 
 pub use compile_cache::CompileCache;
 pub use manifest::{ComponentSpec, HttpRoute, Manifest, ManifestError};
+pub use routes::RouteError;
+pub use runtime_config::{RuntimeConfig, RuntimeConfigError};
 pub use server::{HostLimits, HostOptions, ResponseBody, SpinHost, error_response};
 
 /// Open connections served at once; further ones wait in the kernel's

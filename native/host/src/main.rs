@@ -8,7 +8,7 @@ use std::sync::Arc;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-use chatroom_host::{HostOptions, SpinHost, serve};
+use chatroom_host::{HostOptions, RuntimeConfig, SpinHost, serve};
 
 /// Every request copies rows and strings between SQLite, the host and the
 /// component; glibc's allocator was a sixth of a request's CPU time.
@@ -38,6 +38,11 @@ struct Args {
     /// default `$XDG_CACHE_HOME/chatroom` (or `~/.cache/chatroom`).
     #[arg(long, env = "CHATROOM_COMPILE_CACHE")]
     compile_cache: Option<PathBuf>,
+    /// Spin's runtime config file: `[sqlite_database.default]` with
+    /// `type = "spin"` and `path` (relative to the current directory), and
+    /// `state_dir`; anything else it names is refused at start-up.
+    #[arg(long, env = "CHATROOM_RUNTIME_CONFIG_FILE")]
+    runtime_config_file: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -49,18 +54,23 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let args = Args::parse();
     let defaults = HostOptions::default();
+    let runtime_config = match &args.runtime_config_file {
+        Some(file) => RuntimeConfig::load(file)?,
+        None => RuntimeConfig::default(),
+    };
     let host = SpinHost::load(
         &args.manifest,
         HostOptions {
             state_dir: args.state_dir,
             compile_cache: args.compile_cache.or(defaults.compile_cache.clone()),
+            runtime_config,
             ..defaults
         },
     )?;
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     tracing::info!(
         url = %format!("http://{}", listener.local_addr()?),
-        database = %host.state_dir().join("sqlite_db.db").display(),
+        database = %host.database_path().display(),
         "serving"
     );
     let shutdown = async {

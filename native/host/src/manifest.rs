@@ -1,6 +1,8 @@
 //! The parts of a Spin manifest (`spin.toml`, `spin_manifest_version = 2`)
-//! the host needs: HTTP routes, each component's Wasm file, the SQLite
-//! databases it may open and the hosts it may call.
+//! the host needs: the application's name and version, HTTP routes, each
+//! component's Wasm file, the SQLite databases it may open and the hosts it
+//! may call. `[application.trigger.http]` is checked as Spin 4 checks it
+//! (a `base` other than `/` is refused).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -25,15 +27,37 @@ pub enum ManifestError {
     UnknownComponent { route: String, component: String },
     #[error("component {0:?}: only a local file `source` is supported")]
     RemoteSource(String),
+    /// What Spin 4 says of `[application.trigger.http] base` other than `/`.
+    #[error(
+        "This application is using the deprecated trigger 'base' field. The base must be \
+         prepended to each [[trigger.http]]'s 'route'."
+    )]
+    DeprecatedBase,
+    #[error("[application.trigger.http] has an unknown field {0:?} (only `base` is known)")]
+    UnknownHttpTriggerField(String),
+    #[error("[application.trigger.http] base must be a string")]
+    BaseNotAString,
 }
 
 #[derive(Debug, Deserialize)]
 struct RawManifest {
     spin_manifest_version: i64,
     #[serde(default)]
+    application: RawApplication,
+    #[serde(default)]
     trigger: RawTriggers,
     #[serde(default)]
     component: BTreeMap<String, RawComponent>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct RawApplication {
+    #[serde(default)]
+    name: String,
+    version: Option<String>,
+    /// Settings of each trigger type, e.g. `[application.trigger.http]`.
+    #[serde(default)]
+    trigger: BTreeMap<String, toml::Table>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -79,6 +103,10 @@ pub struct HttpRoute {
 pub struct Manifest {
     /// The directory holding `spin.toml`; relative paths are resolved here.
     pub dir: PathBuf,
+    /// `[application] name`.
+    pub name: String,
+    /// `[application] version`.
+    pub version: Option<String>,
     pub routes: Vec<HttpRoute>,
     pub components: BTreeMap<String, ComponentSpec>,
 }
@@ -110,6 +138,9 @@ impl Manifest {
         })?;
         if raw.spin_manifest_version != 2 {
             return Err(ManifestError::Version(raw.spin_manifest_version));
+        }
+        if let Some(http) = raw.application.trigger.get("http") {
+            check_http_trigger_settings(http)?;
         }
         let mut components = BTreeMap::new();
         for (id, c) in raw.component {
@@ -147,9 +178,32 @@ impl Manifest {
         }
         Ok(Manifest {
             dir,
+            name: raw.application.name,
+            version: raw.application.version,
             routes,
             components,
         })
+    }
+}
+
+/// `[application.trigger.http]` as Spin 4 takes it: `base` is deprecated,
+/// accepted only as `/` (the routes carry any prefix themselves), and no
+/// other field is known.
+fn check_http_trigger_settings(http: &toml::Table) -> Result<(), ManifestError> {
+    if let Some(field) = http.keys().find(|k| *k != "base") {
+        return Err(ManifestError::UnknownHttpTriggerField(field.clone()));
+    }
+    match http.get("base") {
+        None => Ok(()),
+        Some(toml::Value::String(base)) if base == "/" => {
+            tracing::warn!(
+                "This application has the deprecated trigger 'base' set to the default value \
+                 '/'. This may be an error in the future!"
+            );
+            Ok(())
+        }
+        Some(toml::Value::String(_)) => Err(ManifestError::DeprecatedBase),
+        Some(_) => Err(ManifestError::BaseNotAString),
     }
 }
 
@@ -177,6 +231,33 @@ mod tests {
         assert!(matches!(
             Manifest::parse("spin_manifest_version = 1", ".".into()),
             Err(ManifestError::Version(1))
+        ));
+    }
+
+    #[test]
+    fn a_base_other_than_the_root_is_refused_as_spin_4_does() {
+        let with = |settings: &str| {
+            Manifest::parse(
+                &format!("spin_manifest_version = 2\n[application.trigger.http]\n{settings}\n"),
+                ".".into(),
+            )
+        };
+        assert!(with("base = \"/\"").is_ok());
+        for base in ["\"/base\"", "\"\"", "\"/base/\""] {
+            let err = with(&format!("base = {base}")).unwrap_err();
+            assert!(
+                matches!(err, ManifestError::DeprecatedBase),
+                "{base}: {err}"
+            );
+            assert!(err.to_string().contains("deprecated trigger 'base' field"));
+        }
+        assert!(matches!(
+            with("foo = 1"),
+            Err(ManifestError::UnknownHttpTriggerField(f)) if f == "foo"
+        ));
+        assert!(matches!(
+            with("base = 1"),
+            Err(ManifestError::BaseNotAString)
         ));
     }
 }

@@ -26,16 +26,22 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::compile_cache::CompileCache;
+use crate::headers::{add_spin_headers, check_head};
 use crate::manifest::Manifest;
 use crate::outbound::OutboundPolicy;
-use crate::routes::{self, Route, RouteMatch};
+use crate::routes::{RouteMatch, Router};
+use crate::runtime_config::RuntimeConfig;
 use crate::sqlite::{self, ConnectionPool, SqliteConfig, SqliteCtx, SqliteView};
+use crate::well_known::WellKnown;
 
 /// Where a host keeps its state and how it is reached.
 #[derive(Debug, Clone)]
 pub struct HostOptions {
-    /// Spin's `--state-dir`; `.spin` beside `spin.toml` when `None`.
+    /// Spin's `--state-dir`; the runtime config's `state_dir`, else `.spin`
+    /// beside `spin.toml`, when `None`.
     pub state_dir: Option<PathBuf>,
+    /// Spin's `--runtime-config-file`, read (empty when there is none).
+    pub runtime_config: RuntimeConfig,
     /// What one request, and all of them together, may use.
     pub limits: HostLimits,
     /// Where compiled components are kept ([`CompileCache`]); `None`
@@ -50,6 +56,7 @@ impl Default for HostOptions {
     fn default() -> Self {
         HostOptions {
             state_dir: None,
+            runtime_config: RuntimeConfig::default(),
             limits: HostLimits::default(),
             compile_cache: CompileCache::default_dir(),
             commits: Arc::new(Notify::new()),
@@ -99,9 +106,9 @@ fn start_epoch_ticker(engine: &Engine) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The `default` database of a state directory.
-fn default_pool(state_dir: &Path, commits: &Arc<Notify>) -> Arc<ConnectionPool> {
-    let file = chatroom_core::FileIdentity::new(state_dir.join("sqlite_db.db"));
+/// The connections to the `default` database.
+fn default_pool(file: PathBuf, commits: &Arc<Notify>) -> Arc<ConnectionPool> {
+    let file = chatroom_core::FileIdentity::new(file);
     Arc::new(ConnectionPool::new(file, commits.clone()))
 }
 
@@ -180,9 +187,13 @@ struct LoadedComponent {
 
 /// A Spin application ready to serve: every component pre-instantiated.
 pub struct SpinHost {
-    routes: Vec<Route>,
+    routes: Router,
+    well_known: WellKnown,
     components: Vec<LoadedComponent>,
     state_dir: PathBuf,
+    /// The `default` database file when the runtime config names it
+    /// (otherwise `sqlite_db.db` in the state directory).
+    configured_database: Option<PathBuf>,
     limits: HostLimits,
     slots: Arc<Semaphore>,
 }
@@ -190,8 +201,9 @@ pub struct SpinHost {
 /// The body type of every response the host gives.
 pub type ResponseBody = HyperOutgoingBody;
 
-fn text_response(status: u16, text: &'static str) -> hyper::Response<ResponseBody> {
-    let body = Full::new(Bytes::from_static(text.as_bytes()))
+/// A response with no body, as Spin gives for a path no route matches.
+pub(crate) fn empty_response(status: u16) -> hyper::Response<ResponseBody> {
+    let body = Full::new(Bytes::new())
         .map_err(|never| match never {})
         .boxed_unsync();
     let mut response = hyper::Response::new(body);
@@ -241,8 +253,15 @@ impl SpinHost {
         let manifest = Manifest::load(manifest_path)?;
         let state_dir = options
             .state_dir
+            .or(options.runtime_config.state_dir)
             .unwrap_or_else(|| manifest.dir.join(".spin"));
-        let default_db = default_pool(&state_dir, &options.commits);
+        let configured_database = options.runtime_config.default_database;
+        let default_db = default_pool(
+            configured_database
+                .clone()
+                .unwrap_or_else(|| state_dir.join("sqlite_db.db")),
+            &options.commits,
+        );
         let engine = engine(&options.limits)?;
         let cache = options.compile_cache.map(CompileCache::new);
         start_epoch_ticker(&engine)?;
@@ -263,8 +282,9 @@ impl SpinHost {
                 Some(i) => i,
                 None => continue,
             };
-            routes.push(Route::new(&route.route, index));
+            routes.push((route.route.as_str(), index, route.component.as_str()));
         }
+        let routes = Router::build(routes)?;
         for spec in manifest.components.values() {
             let component = match &cache {
                 Some(cache) => cache.load(&engine, &spec.source),
@@ -295,8 +315,10 @@ impl SpinHost {
         }
         Ok(SpinHost {
             routes,
+            well_known: WellKnown::new(&manifest),
             components,
             state_dir,
+            configured_database,
             limits: options.limits,
             slots: Arc::new(Semaphore::new(
                 options.limits.max_concurrent_requests.max(1),
@@ -306,8 +328,15 @@ impl SpinHost {
 
     /// The same compiled application with its state in another directory
     /// (cheap: nothing is compiled again); `commits` as in [`HostOptions`].
+    /// A `default` database the runtime config names stays where it is, as
+    /// with Spin's `--state-dir`.
     pub fn with_state_dir(&self, state_dir: PathBuf, commits: Arc<Notify>) -> SpinHost {
-        let default_db = default_pool(&state_dir, &commits);
+        let default_db = default_pool(
+            self.configured_database
+                .clone()
+                .unwrap_or_else(|| state_dir.join("sqlite_db.db")),
+            &commits,
+        );
         let components = self
             .components
             .iter()
@@ -321,24 +350,35 @@ impl SpinHost {
             .collect();
         SpinHost {
             routes: self.routes.clone(),
+            well_known: self.well_known.clone(),
             components,
             state_dir,
+            configured_database: self.configured_database.clone(),
             limits: self.limits,
             slots: Arc::new(Semaphore::new(self.limits.max_concurrent_requests.max(1))),
         }
     }
 
-    /// The directory holding `sqlite_db.db`.
+    /// The state directory (Spin's `--state-dir`).
     pub fn state_dir(&self) -> &Path {
         &self.state_dir
     }
 
-    /// Answers one request as Spin would. `local` is the address the request
-    /// came in on, `client` the peer's.
+    /// The file of the `default` SQLite database: the runtime config's
+    /// `path`, else `sqlite_db.db` in the state directory.
+    pub fn database_path(&self) -> PathBuf {
+        self.configured_database
+            .clone()
+            .unwrap_or_else(|| self.state_dir.join("sqlite_db.db"))
+    }
+
+    /// Answers one request as Spin would. `_local` is the address the
+    /// request came in on (unused: like Spin, the host takes the authority
+    /// from the `Host` header), `client` the peer's.
     pub async fn handle<B>(
         &self,
         mut req: hyper::Request<B>,
-        local: SocketAddr,
+        _local: SocketAddr,
         client: SocketAddr,
     ) -> hyper::Response<ResponseBody>
     where
@@ -346,10 +386,17 @@ impl SpinHost {
         B::Error: Into<wasmtime_wasi_http::Error>,
     {
         let path = req.uri().path().to_owned();
-        let Some(matched) = routes::resolve(&self.routes, &path) else {
-            return text_response(404, "Not Found");
+        if let Some(response) = self.well_known.answer(&path) {
+            return response;
+        }
+        let Some(matched) = self.routes.route(&path) else {
+            return empty_response(404);
         };
-        add_spin_headers(&mut req, &matched, local, client);
+        if let Err(refused) = check_head(&req) {
+            tracing::debug!(%path, error = %refused, "request head refused");
+            return error_response(400, "bad_request", refused.detail());
+        }
+        add_spin_headers(&mut req, &matched, client);
         let slot = tokio::time::timeout(
             self.limits.queue_timeout,
             self.slots.clone().acquire_owned(),
@@ -450,47 +497,6 @@ impl SpinHost {
                     Err(e) => Err(anyhow::Error::from(e).context("component trapped").into()),
                 }
             }
-        }
-    }
-}
-
-/// Spin's request headers for HTTP components.
-fn add_spin_headers<B>(
-    req: &mut hyper::Request<B>,
-    matched: &RouteMatch,
-    local: SocketAddr,
-    client: SocketAddr,
-) {
-    let host = req
-        .headers()
-        .get(hyper::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .map(str::to_owned)
-        .unwrap_or_else(|| local.to_string());
-    let path_and_query = req
-        .uri()
-        .path_and_query()
-        .map_or("/", |pq| pq.as_str())
-        .to_owned();
-    let full_url = format!("http://{host}{path_and_query}");
-    let values = [
-        ("spin-full-url", full_url),
-        ("spin-path-info", matched.path_info.clone()),
-        ("spin-matched-route", matched.raw_route.clone()),
-        ("spin-raw-component-route", matched.raw_route.clone()),
-        ("spin-component-route", matched.component_route.clone()),
-        ("spin-base-path", "/".to_owned()),
-        ("spin-client-addr", client.to_string()),
-    ];
-    let headers = req.headers_mut();
-    if !headers.contains_key(hyper::header::HOST)
-        && let Ok(v) = host.parse()
-    {
-        headers.insert(hyper::header::HOST, v);
-    }
-    for (name, value) in values {
-        if let Ok(v) = hyper::header::HeaderValue::from_str(&value) {
-            headers.insert(name, v);
         }
     }
 }
