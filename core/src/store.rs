@@ -9,6 +9,10 @@ use crate::limits::{HISTORY_PAGE_ROWS, PAGE_LIMIT_MAX};
 use crate::validate::RoomName;
 use crate::wire::{Message, Room, RoomUsers};
 
+// Every `LIMIT` is a bound parameter plus 0: SQLite's planner reads a bare
+// bound `LIMIT ?`, which makes every new binding re-prepare the statement
+// (parse and plan again on each use); an expression it does not read.
+
 /// RFC 3339, UTC, milliseconds: `2026-11-24T14:20:42.123Z`.
 macro_rules! now_utc_millis {
     () => {
@@ -22,8 +26,12 @@ const INSERT_ROOM: &str = concat!(
     ") ON CONFLICT (name_key) DO NOTHING RETURNING id, name, created_at"
 );
 const SELECT_ROOM: &str = "SELECT id, name, created_at FROM chatrooms WHERE id = ?1";
-const SELECT_ROOMS_AFTER: &str =
-    "SELECT id, name, created_at FROM chatrooms WHERE id > ?1 ORDER BY id LIMIT ?2";
+macro_rules! rooms_after {
+    () => {
+        "SELECT id, name, created_at FROM chatrooms WHERE id > ?1 ORDER BY id LIMIT ?2 + 0"
+    };
+}
+const SELECT_ROOMS_AFTER: &str = rooms_after!();
 /// Inserts only if the room exists, in one statement: no row back means 404.
 const INSERT_MESSAGE: &str = concat!(
     "INSERT INTO messages (room_id, sender, content, timestamp) SELECT ?1, ?2, ?3, ",
@@ -31,13 +39,54 @@ const INSERT_MESSAGE: &str = concat!(
     " WHERE EXISTS (SELECT 1 FROM chatrooms WHERE id = ?1)",
     " RETURNING id, room_id, sender, content, timestamp"
 );
-const SELECT_MESSAGES_FORWARD: &str = "SELECT id, room_id, sender, content, timestamp \
-     FROM messages WHERE room_id = ?1 AND id > ?2 AND id < ?3 ORDER BY id LIMIT ?4";
-const SELECT_MESSAGES_BACKWARD: &str = "SELECT id, room_id, sender, content, timestamp \
-     FROM messages WHERE room_id = ?1 AND id > ?2 AND id < ?3 ORDER BY id DESC LIMIT ?4";
+macro_rules! messages_in_range {
+    ($order:literal) => {
+        concat!(
+            "SELECT id, room_id, sender, content, timestamp FROM messages ",
+            "WHERE room_id = ?1 AND id > ?2 AND id < ?3 ORDER BY id ",
+            $order,
+            " LIMIT ?4 + 0"
+        )
+    };
+}
+const SELECT_MESSAGES_FORWARD: &str = messages_in_range!("ASC");
+const SELECT_MESSAGES_BACKWARD: &str = messages_in_range!("DESC");
+
+// The same pages as one JSON array each, built by SQLite: the wire shapes
+// of `Room` and `Message` (same keys, same order), with the row count and
+// the last id for paging. The REST component answers with these as they
+// are, so no row crosses into the component one value at a time. A
+// subquery's ORDER BY with LIMIT is kept by the aggregate over it (SQLite
+// does not flatten such a subquery into an aggregate).
+macro_rules! json_page {
+    ($object:expr, $rows:expr) => {
+        concat!(
+            "SELECT json_group_array(json_object(",
+            $object,
+            ")), count(*), max(id) FROM (",
+            $rows,
+            ")"
+        )
+    };
+}
+const SELECT_ROOMS_AFTER_JSON: &str = json_page!(
+    "'id', id, 'name', name, 'created_at', created_at",
+    rooms_after!()
+);
+macro_rules! message_object {
+    () => {
+        "'id', id, 'room_id', room_id, 'sender', sender, 'content', content, 'timestamp', timestamp"
+    };
+}
+const SELECT_MESSAGES_FORWARD_JSON: &str =
+    json_page!(message_object!(), messages_in_range!("ASC"));
+const SELECT_MESSAGES_BACKWARD_JSON: &str = json_page!(
+    message_object!(),
+    concat!("SELECT * FROM (", messages_in_range!("DESC"), ") ORDER BY id")
+);
 /// Every room's new messages in id order: the sidecar's broadcast tail.
 const SELECT_ALL_MESSAGES_AFTER: &str = "SELECT id, room_id, sender, content, timestamp \
-     FROM messages WHERE id > ?1 ORDER BY id LIMIT ?2";
+     FROM messages WHERE id > ?1 ORDER BY id LIMIT ?2 + 0";
 const SELECT_LATEST_MESSAGE_ID: &str = "SELECT COALESCE(MAX(id), 0) FROM messages";
 const UPSERT_PRESENCE: &str = "INSERT INTO presence (sid, room_id, username) VALUES (?1, ?2, ?3) \
      ON CONFLICT (sid, room_id) DO UPDATE SET username = excluded.username";
@@ -229,14 +278,55 @@ impl RoomPages {
             &[self.after.into(), HISTORY_PAGE_ROWS.into()],
         )?;
         let rooms = rows.iter().map(room_from).collect::<Result<Vec<_>, _>>()?;
-        self.done = (rooms.len() as i64) < HISTORY_PAGE_ROWS;
-        match rooms.last() {
-            Some(last) => {
-                self.after = last.id;
-                Ok(Some(rooms))
-            }
-            None => Ok(None),
+        let last = rooms.last().map(|r| r.id);
+        Ok(self.advance(rooms.len(), last).then_some(rooms))
+    }
+
+    /// Like [`Self::next_page`], as the JSON array of the rooms.
+    pub fn next_json_page(&mut self, db: &impl Database) -> Result<Option<String>, StoreError> {
+        if self.done {
+            return Ok(None);
         }
+        let page = JsonPage::read(
+            db,
+            SELECT_ROOMS_AFTER_JSON,
+            &[self.after.into(), HISTORY_PAGE_ROWS.into()],
+        )?;
+        Ok(self.advance(page.rows, page.last_id).then_some(page.json))
+    }
+
+    /// Moves past a page of `rows` ending at `last`; whether it had any.
+    fn advance(&mut self, rows: usize, last: Option<i64>) -> bool {
+        self.done = (rows as i64) < HISTORY_PAGE_ROWS;
+        match last {
+            Some(id) => {
+                self.after = id;
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// One page as SQLite wrote it: a JSON array of wire objects.
+struct JsonPage {
+    json: String,
+    rows: usize,
+    last_id: Option<i64>,
+}
+
+impl JsonPage {
+    fn read(db: &impl Database, sql: &str, params: &[Value]) -> Result<Self, StoreError> {
+        let rows = db.query(sql, params)?;
+        let row = rows
+            .first()
+            .ok_or(StoreError::Shape("a JSON page query returned no row"))?;
+        let count = row.int(1)?;
+        Ok(JsonPage {
+            json: row.text(0)?,
+            rows: usize::try_from(count).unwrap_or(0),
+            last_id: if count > 0 { Some(row.int(2)?) } else { None },
+        })
     }
 }
 
@@ -333,42 +423,68 @@ impl HistoryPages {
         if self.done {
             return Ok(None);
         }
-        let p = &mut self.page;
-        let want = p
-            .limit
-            .map_or(HISTORY_PAGE_ROWS, |l| l.min(HISTORY_PAGE_ROWS));
-        let sql = match p.direction {
-            PageDirection::Oldest => SELECT_MESSAGES_FORWARD,
-            PageDirection::Newest => SELECT_MESSAGES_BACKWARD,
-        };
-        let params: [Value; 4] = [
-            self.room_id.into(),
-            p.after.into(),
-            p.before.into(),
-            want.into(),
-        ];
+        let (sql, params, want) = self.query(SELECT_MESSAGES_FORWARD, SELECT_MESSAGES_BACKWARD);
         let mut messages = db
             .query(sql, &params)?
             .iter()
             .map(message_from)
             .collect::<Result<Vec<_>, _>>()?;
-        if p.direction == PageDirection::Newest {
+        if self.page.direction == PageDirection::Newest {
             messages.reverse();
-            // A limited newest page is one query (limit <= page size).
-            self.done = true;
         }
-        let got = messages.len() as i64;
+        let last = messages.last().map(|m| m.id);
+        Ok(self.advance(messages.len(), want, last).then_some(messages))
+    }
+
+    /// Like [`Self::next_page`], as the JSON array of the messages.
+    pub fn next_json_page(&mut self, db: &impl Database) -> Result<Option<String>, StoreError> {
+        if self.done {
+            return Ok(None);
+        }
+        let (sql, params, want) =
+            self.query(SELECT_MESSAGES_FORWARD_JSON, SELECT_MESSAGES_BACKWARD_JSON);
+        let page = JsonPage::read(db, sql, &params)?;
+        Ok(self.advance(page.rows, want, page.last_id).then_some(page.json))
+    }
+
+    /// The statement (of the two given) for the next page, its parameters
+    /// and the rows asked for.
+    fn query(&self, forward: &'static str, backward: &'static str) -> (&'static str, [Value; 4], i64) {
+        let p = &self.page;
+        let want = p
+            .limit
+            .map_or(HISTORY_PAGE_ROWS, |l| l.min(HISTORY_PAGE_ROWS));
+        let sql = match p.direction {
+            PageDirection::Oldest => forward,
+            PageDirection::Newest => backward,
+        };
+        let params = [
+            self.room_id.into(),
+            p.after.into(),
+            p.before.into(),
+            want.into(),
+        ];
+        (sql, params, want)
+    }
+
+    /// Moves past a page of `got` rows (of `want`) whose newest is `last`;
+    /// whether it had any.
+    fn advance(&mut self, got: usize, want: i64, last: Option<i64>) -> bool {
+        let p = &mut self.page;
+        let got = got as i64;
+        // A limited newest page is one query (limit <= page size).
+        self.done = p.direction == PageDirection::Newest;
         if let Some(limit) = p.limit.as_mut() {
             *limit -= got;
             self.done |= *limit <= 0;
         }
         self.done |= got < want;
-        match messages.last() {
-            Some(last) => {
-                p.after = last.id;
-                Ok(Some(messages))
+        match last {
+            Some(id) => {
+                p.after = id;
+                true
             }
-            None => Ok(None),
+            None => false,
         }
     }
 }
@@ -393,12 +509,17 @@ mod tests {
             .collect()
     }
 
+    /// The ids of a range, read as typed pages; the JSON pages of the same
+    /// range must be those pages byte for byte, as serde_json writes them.
     fn ids(db: &rusqlite::Connection, room: i64, page: MessagePage) -> Vec<i64> {
-        let mut pages = HistoryPages::new(room, page);
+        let (mut typed, mut json) = (HistoryPages::new(room, page), HistoryPages::new(room, page));
         let mut out = vec![];
-        while let Some(batch) = pages.next_page(db).unwrap() {
+        while let Some(batch) = typed.next_page(db).unwrap() {
+            let written = json.next_json_page(db).unwrap();
+            assert_eq!(written, Some(serde_json::to_string(&batch).unwrap()));
             out.extend(batch.iter().map(|m| m.id));
         }
+        assert_eq!(json.next_json_page(db).unwrap(), None);
         out
     }
 
@@ -537,5 +658,55 @@ mod tests {
         let mut rooms = RoomPages::default();
         assert_eq!(rooms.next_page(&conn).unwrap().unwrap().len(), 1);
         assert_eq!(rooms.next_page(&conn).unwrap(), None);
+    }
+
+    #[test]
+    fn sqlite_writes_the_json_serde_json_writes() {
+        let conn = db();
+        assert_eq!(RoomPages::default().next_json_page(&conn).unwrap(), None);
+        create_room(&conn, &RoomName::parse("quote \" back \\ ünï 😀").unwrap()).unwrap();
+        // Every character that JSON may escape, and some that it must not.
+        let mut tricky: String = (1u8..0x80).map(char::from).collect();
+        tricky.push_str("é\u{2028}\u{2029}\u{feff}😀</script>");
+        // Written as they are, past validation (which refuses most control
+        // characters): what is stored must come back exactly, whatever it is.
+        for text in [tricky.as_str(), "plain", "\"", "\\", "tab\there\nnew\r"] {
+            conn.execute(
+                "INSERT INTO messages (room_id, sender, content, timestamp) VALUES (1, 's\"q', ?1, 't')",
+                [text],
+            )
+            .unwrap();
+        }
+        let typed = RoomPages::default().next_page(&conn).unwrap().unwrap();
+        let json = RoomPages::default().next_json_page(&conn).unwrap().unwrap();
+        assert_eq!(json, serde_json::to_string(&typed).unwrap());
+        assert_eq!(ids(&conn, 1, MessagePage::since(0)).len(), 5);
+        let newest = MessagePage::parse(None, None, Some("2")).unwrap();
+        assert_eq!(ids(&conn, 1, newest), [4, 5]);
+    }
+
+    #[test]
+    fn paging_statements_are_prepared_once() {
+        let conn = db();
+        create_room(&conn, &RoomName::parse("a").unwrap()).unwrap();
+        post(&conn, 1, 3);
+        for _ in 0..3 {
+            ids(&conn, 1, MessagePage::since(0));
+            ids(&conn, 1, MessagePage::parse(None, None, Some("2")).unwrap());
+            RoomPages::default().next_json_page(&conn).unwrap();
+            messages_after(&conn, 0, 10).unwrap();
+        }
+        for sql in [
+            SELECT_MESSAGES_FORWARD,
+            SELECT_MESSAGES_BACKWARD,
+            SELECT_MESSAGES_FORWARD_JSON,
+            SELECT_MESSAGES_BACKWARD_JSON,
+            SELECT_ROOMS_AFTER_JSON,
+            SELECT_ALL_MESSAGES_AFTER,
+        ] {
+            let stmt = conn.prepare_cached(sql).unwrap();
+            let again = stmt.get_status(rusqlite::StatementStatus::RePrepare);
+            assert_eq!(again, 0, "{sql} was prepared again");
+        }
     }
 }

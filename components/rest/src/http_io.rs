@@ -135,14 +135,19 @@ pub fn start_array(out: ResponseOutparam) -> JsonArray<impl Sink<Vec<u8>, Error:
 }
 
 impl<S: Sink<Vec<u8>, Error: std::fmt::Debug>> JsonArray<S> {
-    /// Appends items, flushing to the host when enough is buffered.
-    pub async fn extend<T: Serialize>(&mut self, items: &[T]) -> anyhow::Result<()> {
-        for item in items {
+    /// Appends the items of `page`, a JSON array, flushing to the host when
+    /// enough is buffered.
+    pub async fn extend(&mut self, page: &str) -> anyhow::Result<()> {
+        let items = page
+            .strip_prefix('[')
+            .and_then(|p| p.strip_suffix(']'))
+            .ok_or_else(|| anyhow::anyhow!("a page is not a JSON array"))?;
+        if !items.is_empty() {
             if !self.first {
                 self.buf.push(b',');
             }
             self.first = false;
-            serde_json::to_writer(&mut self.buf, item)?;
+            self.buf.extend_from_slice(items.as_bytes());
         }
         if self.buf.len() >= STREAM_CHUNK {
             let chunk = std::mem::take(&mut self.buf);

@@ -128,14 +128,14 @@ impl Reply {
             Reply::Users(users) => send_json(out, 200, &users, &[]).await,
             Reply::Rooms(db, mut pages) => {
                 let mut array = start_array(out);
-                while let Some(rooms) = pages.next_page(&db)? {
+                while let Some(rooms) = pages.next_json_page(&db)? {
                     array.extend(&rooms).await?;
                 }
                 array.finish().await?;
             }
             Reply::Messages(db, mut pages) => {
                 let mut array = start_array(out);
-                while let Some(messages) = pages.next_page(&db)? {
+                while let Some(messages) = pages.next_json_page(&db)? {
                     array.extend(&messages).await?;
                 }
                 array.finish().await?;

@@ -128,8 +128,11 @@ fn engine(limits: &HostLimits) -> anyhow::Result<Engine> {
         .max_memory_size(limits.max_instance_memory)
         // Keep a little of each memory mapped between uses: the common
         // request never touches more, and it spares a page fault each time.
-        .linear_memory_keep_resident(64 << 10)
-        .table_keep_resident(16 << 10);
+        .linear_memory_keep_resident(2 << 20)
+        .table_keep_resident(16 << 10)
+        // Return memory to the kernel several slots at a time: each
+        // `madvise` interrupts every core running this process.
+        .decommit_batch_size(16);
     let mut config = Config::new();
     config.epoch_interruption(true);
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));

@@ -21,8 +21,10 @@
 //! commits, the pool's `commit` [`Notify`] is woken (the default run's
 //! broadcast tail listens there).
 //!
-//! Statements run on tokio's blocking pool so that a wait on the database
-//! never stalls the async workers serving other requests.
+//! Statements that may wait (writes, and anything inside a write
+//! transaction) run on tokio's blocking pool so that a wait on the database
+//! never stalls the async workers serving other requests; reads run in
+//! place.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -200,6 +202,22 @@ fn begins_writing(statement: &str) -> bool {
 }
 
 impl Lease {
+    /// Whether `statement` cannot wait on another connection: a read
+    /// outside any write (in WAL mode a reader never waits for a writer).
+    /// Such statements run where they are asked for; a hop to the blocking
+    /// pool costs more than most reads.
+    fn reads_only(&self, statement: &str) -> bool {
+        let Some(conn) = self.conn.as_ref() else {
+            return true;
+        };
+        self.permit.is_none()
+            && !self.wrote
+            && !begins_writing(statement)
+            && conn
+                .prepare_cached(statement)
+                .is_ok_and(|stmt| stmt.readonly())
+    }
+
     fn execute(&mut self, statement: &str, parameters: Vec<Value>) -> Result<QueryResult, Error> {
         let conn = self.conn.as_ref().ok_or(Error::InvalidConnection)?;
         let mut stmt = conn.prepare_cached(statement).map_err(io_error)?;
@@ -354,6 +372,12 @@ impl sqlite::HostConnection for SqliteView<'_> {
             Ok(c) => c.0.clone(),
             Err(_) => return Ok(Err(Error::InvalidConnection)),
         };
+        {
+            let mut here = lock(&lease);
+            if here.reads_only(&statement) {
+                return Ok(here.execute(&statement, parameters));
+            }
+        }
         let result =
             tokio::task::spawn_blocking(move || lock(&lease).execute(&statement, parameters))
                 .await?;
