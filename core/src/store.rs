@@ -78,11 +78,14 @@ macro_rules! message_object {
         "'id', id, 'room_id', room_id, 'sender', sender, 'content', content, 'timestamp', timestamp"
     };
 }
-const SELECT_MESSAGES_FORWARD_JSON: &str =
-    json_page!(message_object!(), messages_in_range!("ASC"));
+const SELECT_MESSAGES_FORWARD_JSON: &str = json_page!(message_object!(), messages_in_range!("ASC"));
 const SELECT_MESSAGES_BACKWARD_JSON: &str = json_page!(
     message_object!(),
-    concat!("SELECT * FROM (", messages_in_range!("DESC"), ") ORDER BY id")
+    concat!(
+        "SELECT * FROM (",
+        messages_in_range!("DESC"),
+        ") ORDER BY id"
+    )
 );
 /// Every room's new messages in id order: the sidecar's broadcast tail.
 const SELECT_ALL_MESSAGES_AFTER: &str = "SELECT id, room_id, sender, content, timestamp \
@@ -444,12 +447,18 @@ impl HistoryPages {
         let (sql, params, want) =
             self.query(SELECT_MESSAGES_FORWARD_JSON, SELECT_MESSAGES_BACKWARD_JSON);
         let page = JsonPage::read(db, sql, &params)?;
-        Ok(self.advance(page.rows, want, page.last_id).then_some(page.json))
+        Ok(self
+            .advance(page.rows, want, page.last_id)
+            .then_some(page.json))
     }
 
     /// The statement (of the two given) for the next page, its parameters
     /// and the rows asked for.
-    fn query(&self, forward: &'static str, backward: &'static str) -> (&'static str, [Value; 4], i64) {
+    fn query(
+        &self,
+        forward: &'static str,
+        backward: &'static str,
+    ) -> (&'static str, [Value; 4], i64) {
         let p = &self.page;
         let want = p
             .limit
