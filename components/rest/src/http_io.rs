@@ -115,28 +115,33 @@ pub async fn send_method_not_allowed(out: ResponseOutparam, allow: &'static str)
     .await
 }
 
-/// A `200` JSON array written as its items arrive.
-pub struct JsonArray<S> {
-    sink: std::pin::Pin<Box<S>>,
+/// The body of a streamed response, once the status line is out.
+type BodySink = std::pin::Pin<Box<dyn Sink<Vec<u8>, Error = anyhow::Error>>>;
+
+/// A `200` JSON array built from pages. One that fits in
+/// [`STREAM_CHUNK`] goes out whole, with a `content-length`, in one write;
+/// a longer one is streamed as its pages arrive. (Spin's server does not
+/// set `TCP_NODELAY`: a small body written in several pieces waited 40 ms
+/// for the client's delayed ACK.)
+pub struct JsonArray {
+    out: Option<ResponseOutparam>,
+    sink: Option<BodySink>,
     buf: Vec<u8>,
     first: bool,
 }
 
-/// Starts a `200` array response.
-pub fn start_array(out: ResponseOutparam) -> JsonArray<impl Sink<Vec<u8>, Error: std::fmt::Debug>> {
-    let response = response(200, &[]);
-    let sink = Box::pin(response.take_body());
-    out.set(response);
-    JsonArray {
-        sink,
-        buf: b"[".to_vec(),
-        first: true,
+impl JsonArray {
+    pub fn new(out: ResponseOutparam) -> Self {
+        JsonArray {
+            out: Some(out),
+            sink: None,
+            buf: b"[".to_vec(),
+            first: true,
+        }
     }
-}
 
-impl<S: Sink<Vec<u8>, Error: std::fmt::Debug>> JsonArray<S> {
-    /// Appends the items of `page`, a JSON array, flushing to the host when
-    /// enough is buffered.
+    /// Appends the items of `page`, a JSON array; once more than
+    /// [`STREAM_CHUNK`] is buffered it goes to the host.
     pub async fn extend(&mut self, page: &str) -> anyhow::Result<()> {
         let items = page
             .strip_prefix('[')
@@ -151,25 +156,42 @@ impl<S: Sink<Vec<u8>, Error: std::fmt::Debug>> JsonArray<S> {
         }
         if self.buf.len() >= STREAM_CHUNK {
             let chunk = std::mem::take(&mut self.buf);
-            self.sink
-                .send(chunk)
-                .await
-                .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            self.stream().send(chunk).await?;
         }
         Ok(())
+    }
+
+    /// The streamed body, starting the response if it is not yet.
+    fn stream(&mut self) -> &mut BodySink {
+        let out = self.out.take();
+        self.sink.get_or_insert_with(|| {
+            let response = response(200, &[]);
+            let sink = response
+                .take_body()
+                .sink_map_err(|e| anyhow::anyhow!("{e:?}"));
+            if let Some(out) = out {
+                out.set(response);
+            }
+            Box::pin(sink)
+        })
     }
 
     /// Closes the array and the body.
     pub async fn finish(mut self) -> anyhow::Result<()> {
         self.buf.push(b']');
-        let chunk = std::mem::take(&mut self.buf);
-        self.sink
-            .send(chunk)
-            .await
-            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-        self.sink
-            .close()
-            .await
-            .map_err(|e| anyhow::anyhow!("{e:?}"))
+        let body = std::mem::take(&mut self.buf);
+        match self.out.take() {
+            Some(out) => {
+                let headers = [("content-length", body.len().to_string())];
+                out.set_with_body(response(200, &headers), body)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e:?}"))
+            }
+            None => {
+                let sink = self.stream();
+                sink.send(body).await?;
+                sink.close().await
+            }
+        }
     }
 }

@@ -22,7 +22,7 @@ use spin_sdk::http::{IncomingRequest, ResponseOutparam};
 use spin_sdk::http_component;
 
 use crate::http_io::{
-    read_body, send_error, send_json, send_method_not_allowed, send_static_json, start_array,
+    JsonArray, read_body, send_error, send_json, send_method_not_allowed, send_static_json,
 };
 use crate::routes::{Mount, NoRoute, Route, resolve};
 use crate::spin_db::SpinDb;
@@ -127,14 +127,14 @@ impl Reply {
             Reply::CreatedMessage(message) => send_json(out, 201, &message, &[]).await,
             Reply::Users(users) => send_json(out, 200, &users, &[]).await,
             Reply::Rooms(db, mut pages) => {
-                let mut array = start_array(out);
+                let mut array = JsonArray::new(out);
                 while let Some(rooms) = pages.next_json_page(&db)? {
                     array.extend(&rooms).await?;
                 }
                 array.finish().await?;
             }
             Reply::Messages(db, mut pages) => {
-                let mut array = start_array(out);
+                let mut array = JsonArray::new(out);
                 while let Some(messages) = pages.next_json_page(&db)? {
                     array.extend(&messages).await?;
                 }
