@@ -27,12 +27,16 @@
 //! place.
 
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 
 use chatroom_core::{BUSY_TIMEOUT, FileIdentity, WriteGate, WritePermit};
+
+use self::group_commit::GroupCommit;
 use rusqlite::types::{Value as SqlValue, ValueRef};
 use tokio::sync::Notify;
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
+
+mod group_commit;
 
 mod bindings {
     wasmtime::component::bindgen!({
@@ -70,10 +74,12 @@ pub struct SqliteConfig {
 pub struct ConnectionPool {
     /// The file, by identity: once deleted or replaced under the running
     /// host, opens fail instead of creating a new file.
-    file: FileIdentity,
+    file: Arc<FileIdentity>,
     idle: Mutex<Vec<rusqlite::Connection>>,
     gate: Arc<WriteGate>,
     commit: Arc<Notify>,
+    /// The writer of single statements, started on the first.
+    group: OnceLock<GroupCommit>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -85,39 +91,29 @@ impl ConnectionPool {
     pub fn new(file: FileIdentity, commit: Arc<Notify>) -> Self {
         let gate = WriteGate::for_file(file.path());
         ConnectionPool {
-            file,
+            file: Arc::new(file),
             idle: Mutex::new(Vec::new()),
             gate,
             commit,
+            group: OnceLock::new(),
         }
-    }
-
-    fn unavailable(e: chatroom_core::StoreError) -> Error {
-        tracing::error!(error = %e, "refusing to open the database");
-        Error::Io("the database is unavailable".to_owned())
     }
 
     /// An idle connection, if the file is still the one in use.
     fn take_idle(&self) -> Result<Option<rusqlite::Connection>, Error> {
-        self.file.check().map_err(Self::unavailable)?;
+        self.file.check().map_err(unavailable)?;
         Ok(lock(&self.idle).pop())
     }
 
-    /// A new connection, if the file is still the one in use, in WAL mode.
+    /// A new connection, if the file is still the one in use.
     fn open_new(&self) -> Result<rusqlite::Connection, Error> {
-        let path = self.file.path();
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(io_error)?;
-        }
-        let conn = rusqlite::Connection::open(path).map_err(io_error)?;
-        self.file.check().map_err(Self::unavailable)?;
-        chatroom_core::assert_wal(&conn).map_err(Self::unavailable)?;
-        chatroom_core::poll_when_busy(&conn).map_err(io_error)?;
-        // No attached databases: a component must not reach other files.
-        conn.set_limit(rusqlite::limits::Limit::SQLITE_LIMIT_ATTACHED, 0)
-            .map_err(io_error)?;
-        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-        Ok(conn)
+        open_connection(&self.file)
+    }
+
+    fn group(&self) -> &GroupCommit {
+        self.group.get_or_init(|| {
+            GroupCommit::start(self.file.clone(), self.gate.clone(), self.commit.clone())
+        })
     }
 
     /// Takes back a connection an instance is done with.
@@ -138,6 +134,29 @@ impl ConnectionPool {
     }
 }
 
+fn unavailable(e: chatroom_core::StoreError) -> Error {
+    tracing::error!(error = %e, "refusing to open the database");
+    Error::Io("the database is unavailable".to_owned())
+}
+
+/// A new connection to `file`, if it is still the one in use, in WAL
+/// mode, polling when busy, with no attached databases.
+fn open_connection(file: &FileIdentity) -> Result<rusqlite::Connection, Error> {
+    let path = file.path();
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(io_error)?;
+    }
+    let conn = rusqlite::Connection::open(path).map_err(io_error)?;
+    file.check().map_err(unavailable)?;
+    chatroom_core::assert_wal(&conn).map_err(unavailable)?;
+    chatroom_core::poll_when_busy(&conn).map_err(io_error)?;
+    // No attached databases: a component must not reach other files.
+    conn.set_limit(rusqlite::limits::Limit::SQLITE_LIMIT_ATTACHED, 0)
+        .map_err(io_error)?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    Ok(conn)
+}
+
 /// Per-instance state: the config and how many connections are open.
 #[derive(Debug)]
 pub struct SqliteCtx {
@@ -153,6 +172,13 @@ impl SqliteCtx {
 
 /// An open connection, as held in the instance's resource table.
 pub struct Connection(Arc<Mutex<Lease>>);
+
+/// Where a statement runs (see [`Lease::plan`]).
+enum Plan {
+    Here,
+    Group,
+    Blocking,
+}
 
 /// A pooled connection lent to one instance.
 struct Lease {
@@ -202,20 +228,25 @@ fn begins_writing(statement: &str) -> bool {
 }
 
 impl Lease {
-    /// Whether `statement` cannot wait on another connection: a read
-    /// outside any write (in WAL mode a reader never waits for a writer).
-    /// Such statements run where they are asked for; a hop to the blocking
-    /// pool costs more than most reads.
-    fn reads_only(&self, statement: &str) -> bool {
+    /// Where `statement` runs: a read outside any write cannot wait on
+    /// another connection (in WAL mode a reader never waits for a writer),
+    /// so it runs where it is asked for; a hop to the blocking pool costs
+    /// more than most reads. A write outside a transaction that leaves
+    /// nothing on the connection joins the group commit. The rest may wait
+    /// and runs on the blocking pool.
+    fn plan(&self, statement: &str) -> Plan {
         let Some(conn) = self.conn.as_ref() else {
-            return true;
+            return Plan::Here;
         };
-        self.permit.is_none()
-            && !self.wrote
-            && !begins_writing(statement)
-            && conn
-                .prepare_cached(statement)
-                .is_ok_and(|stmt| stmt.readonly())
+        if self.permit.is_some() || self.wrote || begins_writing(statement) {
+            return Plan::Blocking;
+        }
+        match conn.prepare_cached(statement).map(|stmt| stmt.readonly()) {
+            // A statement that does not prepare fails at once, here.
+            Ok(true) | Err(_) => Plan::Here,
+            Ok(false) if conn.is_autocommit() && leaves_no_state(statement) => Plan::Group,
+            Ok(false) => Plan::Blocking,
+        }
     }
 
     fn execute(&mut self, statement: &str, parameters: Vec<Value>) -> Result<QueryResult, Error> {
@@ -372,11 +403,29 @@ impl sqlite::HostConnection for SqliteView<'_> {
             Ok(c) => c.0.clone(),
             Err(_) => return Ok(Err(Error::InvalidConnection)),
         };
-        {
+        let plan = {
             let mut here = lock(&lease);
-            if here.reads_only(&statement) {
-                return Ok(here.execute(&statement, parameters));
+            match here.plan(&statement) {
+                Plan::Here => return Ok(here.execute(&statement, parameters)),
+                plan => plan,
             }
+        };
+        if let Plan::Group = plan {
+            let pool = self.ctx.config.default_db.clone();
+            let outcome = pool.group().write(statement, parameters).await;
+            if outcome.result.is_ok()
+                && let Some(conn) = lock(&lease).conn.as_ref()
+            {
+                // SAFETY: the handle is this open connection's own, used
+                // while `conn` is borrowed under the lease's lock.
+                unsafe {
+                    rusqlite::ffi::sqlite3_set_last_insert_rowid(
+                        conn.handle(),
+                        outcome.last_insert_rowid,
+                    )
+                };
+            }
+            return Ok(outcome.result);
         }
         let result =
             tokio::task::spawn_blocking(move || lock(&lease).execute(&statement, parameters))
@@ -634,5 +683,63 @@ mod tests {
         assert!(!woken(commit.clone()).await, "not before the commit");
         inst.execute(&conn, "COMMIT", vec![]).await.unwrap();
         assert!(woken(commit.clone()).await);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn writes_from_many_instances_commit_together_each_with_its_answer() {
+        let mut setup = Instance::new(&["default"]);
+        let conn = setup.open("default").await.unwrap();
+        setup
+            .execute(&conn, "CREATE TABLE t (x INTEGER PRIMARY KEY, y)", vec![])
+            .await
+            .unwrap();
+        let commit = setup.pool().commit.clone();
+        let writers: Vec<_> = (0..64)
+            .map(|i| {
+                let mut inst = setup.next();
+                tokio::spawn(async move {
+                    let conn = inst.open("default").await.unwrap();
+                    let sql = "INSERT INTO t (y) VALUES (?) RETURNING x";
+                    let rows = inst
+                        .execute(&conn, sql, vec![Value::Integer(i)])
+                        .await
+                        .unwrap();
+                    let rowid = inst
+                        .execute(&conn, "SELECT last_insert_rowid()", vec![])
+                        .await
+                        .unwrap();
+                    (
+                        format!("{:?}", rows.rows[0].values),
+                        format!("{:?}", rowid.rows[0].values),
+                    )
+                })
+            })
+            .collect();
+        let mut ids = Vec::new();
+        for w in writers {
+            let (returned, rowid) = w.await.unwrap();
+            assert_eq!(
+                returned, rowid,
+                "last_insert_rowid() is the statement's row"
+            );
+            ids.push(returned);
+        }
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), 64, "every write got its own row");
+        let count = setup
+            .execute(&conn, "SELECT count(*) FROM t", vec![])
+            .await
+            .unwrap();
+        assert_eq!(
+            format!("{:?}", count.rows[0].values),
+            "[Value::Integer(64)]"
+        );
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), commit.notified())
+                .await
+                .is_ok(),
+            "a group commit wakes the listener"
+        );
     }
 }
