@@ -15,11 +15,14 @@
 //! only read); after anything else (`CREATE TEMP`, a pragma that sets) it is
 //! closed.
 //!
-//! Writers of the file in this process take turns at a [`WriteGate`] before
-//! SQLite's lock, and a busy wait polls every millisecond (up to 5 s, as
-//! Spin's busy timeout) instead of SQLite's growing sleeps. After a write
-//! commits, the pool's `commit` [`Notify`] is woken (the default run's
-//! broadcast tail listens there).
+//! A single write outside a transaction (an `INSERT` in autocommit, what
+//! most components do) joins a [`GroupCommit`]: one writer thread commits
+//! every waiting write in one synced transaction and then answers each.
+//! Other writers of the file in this process take turns at a
+//! [`WriteGate`] before SQLite's lock, and a busy wait polls every
+//! millisecond (up to 5 s, as Spin's busy timeout) instead of SQLite's
+//! growing sleeps. After a write commits, the pool's `commit` [`Notify`] is
+//! woken (the default run's broadcast tail listens there).
 //!
 //! Statements that may wait (writes, and anything inside a write
 //! transaction) run on tokio's blocking pool so that a wait on the database
