@@ -12,11 +12,6 @@ use chatroom_sidecar::Sidecar;
 use chatroom_sidecar::cli::SidecarFlags;
 use chatroom_sidecar::front::{self, FrontLimits};
 
-/// Every request copies rows and strings between SQLite, the host and the
-/// component; glibc's allocator was a sixth of a request's CPU time.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// chatroom: REST (the Spin component) and Socket.IO on one port.
 #[derive(Debug, Parser)]
 #[command(version)]

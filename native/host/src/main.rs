@@ -10,11 +10,6 @@ use tracing_subscriber::EnvFilter;
 
 use chatroom_host::{HostOptions, RuntimeConfig, SpinHost, serve};
 
-/// Every request copies rows and strings between SQLite, the host and the
-/// component; glibc's allocator was a sixth of a request's CPU time.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// Runs the HTTP components of a Spin manifest with Spin's SQLite store.
 #[derive(Debug, Parser)]
 #[command(version)]
