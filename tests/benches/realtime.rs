@@ -2,8 +2,9 @@
 //! REST-to-socket and socket-to-socket latency, an innocent pair's latency
 //! while another connection floods (default limits), fan-out throughput for
 //! 100 and 1000 clients in one room with a count of deliveries out of the
-//! sender's order, and the sidecar's CPU and memory with 1000 idle
-//! connections. The sidecar runs as its own process (the one `kill -9`
+//! sender's order, the sidecar's CPU and memory with 1000 idle
+//! connections, and the resident memory one idle connection costs a fresh
+//! sidecar. The sidecar runs as its own process (the one `kill -9`
 //! tests use), REST through the wasmtime host, on one SQLite file; the
 //! fan-out runs on a second sidecar with the event rate limit off.
 //!
@@ -289,5 +290,27 @@ async fn main() {
         "sidecar idle with 1000 connections                {:.2} % of one core over {:?}; RSS {rss:.1} MiB",
         (cpu1 - cpu0) / idle.as_secs_f64() * 100.0,
         idle
+    );
+    drop(clients);
+
+    // What an idle connection costs: a fresh sidecar, 1000 websocket
+    // clients connected and in no room, nothing sent.
+    let fresh = SidecarProcess::start(
+        std::path::Path::new(env!("CARGO_BIN_EXE_sidecar-process")),
+        &rest.db_path,
+        &rest.url,
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (_, before) = cpu_and_rss(fresh.pid());
+    let mut idle_clients = Vec::with_capacity(1000);
+    for _ in 0..1000 {
+        idle_clients.push(SocketClient::connect(&fresh.url).await);
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (_, after) = cpu_and_rss(fresh.pid());
+    println!(
+        "RSS per idle connection (1000 connected, no room)  {:.1} KiB (target 16 KiB)",
+        (after - before) * 1024.0 / 1000.0
     );
 }

@@ -17,6 +17,7 @@ mod event_guard;
 mod events;
 pub mod front;
 mod origin;
+mod own_head;
 mod peer;
 mod presence;
 pub mod rooms;
@@ -176,6 +177,7 @@ impl Sidecar {
                 event_guard::guard_polling(max_payload, req, next)
             }))
             .layer(from_fn_with_state(self.origins.clone(), origin::check))
+            .layer(axum::middleware::from_fn(own_head::copy_head))
             .layer(self.cors.clone())
     }
 
