@@ -392,8 +392,14 @@ async fn users_come_from_the_presence_table() {
     let r = get(&s, "/chatrooms/1/users").await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.body, json!({"room_id": 1, "user_count": 0, "users": []}));
-    // Rows as the sidecar writes them: one per (connection, room).
+    // Rows as the sidecar writes them: one per (connection, room), under
+    // the lease of the node (sidecar) holding the connection.
     let db = s.open_db();
+    db.execute(
+        "INSERT INTO presence_nodes (node_id, expires_at) VALUES ('n', 1e15), ('gone', 0)",
+        [],
+    )
+    .unwrap();
     for (sid, room, user) in [
         ("s1", 1, "alice"),
         ("s2", 1, "bob"),
@@ -401,11 +407,17 @@ async fn users_come_from_the_presence_table() {
         ("s4", 2, "carol"),
     ] {
         db.execute(
-            "INSERT INTO presence (sid, room_id, username) VALUES (?1, ?2, ?3)",
+            "INSERT INTO presence (node_id, sid, room_id, username) VALUES ('n', ?1, ?2, ?3)",
             (sid, room, user),
         )
         .unwrap();
     }
+    // A node whose lease ran out is not counted.
+    db.execute(
+        "INSERT INTO presence (node_id, sid, room_id, username) VALUES ('gone', 's9', 1, 'zed')",
+        [],
+    )
+    .unwrap();
     let r = get(&s, "/chatrooms/1/users").await;
     assert_eq!(
         r.body,

@@ -36,6 +36,10 @@ pub enum ApiError {
     RateLimited,
     #[error("No such endpoint")]
     NotFound,
+    #[error("The internal API needs the deployment's token")]
+    Unauthorized,
+    #[error("The internal API is off: the internal_token variable is not set")]
+    InternalApiDisabled,
     #[error("Method not allowed")]
     MethodNotAllowed,
     #[error("Storage failed: {0}")]
@@ -56,6 +60,8 @@ impl ApiError {
             | ApiError::InvalidPayload(_)
             | ApiError::NotInRoom(_)
             | ApiError::InvalidPaging(_) => 400,
+            ApiError::Unauthorized => 401,
+            ApiError::InternalApiDisabled => 403,
             ApiError::RoomNotFound | ApiError::NotFound => 404,
             ApiError::MethodNotAllowed => 405,
             ApiError::RoomExists(_) => 409,
@@ -83,6 +89,8 @@ impl ApiError {
             ApiError::PayloadTooLarge => "payload_too_large",
             ApiError::RateLimited => "rate_limited",
             ApiError::NotFound => "not_found",
+            ApiError::Unauthorized => "unauthorized",
+            ApiError::InternalApiDisabled => "internal_api_disabled",
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::Storage(_) => "storage_error",
         }

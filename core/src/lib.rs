@@ -28,10 +28,10 @@ pub use request::{Query, check_path};
 pub use schema::{SCHEMA_VERSION, migrate};
 pub use store::{
     HistoryPages, MessagePage, PageDirection, RoomPages, create_room, find_room, insert_message,
-    insert_messages, latest_message_id, messages_after, presence, room_users,
+    insert_messages, latest_message_id, messages_after, messages_after_json, presence, room_users,
 };
-pub use validate::{Content, RoomName, Sender, parse_room_id};
-pub use wire::{ErrorBody, Message, Room, RoomUsers};
+pub use validate::{Content, RoomName, Sender, parse_node_token, parse_room_id};
+pub use wire::{ErrorBody, Message, Room, RoomUsers, internal};
 
 #[cfg(feature = "rusqlite")]
 pub use sqlite_file::{BUSY_TIMEOUT, FileIdentity, assert_wal, open_file, poll_when_busy};

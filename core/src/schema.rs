@@ -8,11 +8,16 @@
 use crate::db::{Database, StoreError};
 
 /// Bumped whenever [`MIGRATION`] changes.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// The tables. Room names are unique by `name_key`, the Unicode-lowercased
 /// name; `AUTOINCREMENT` keeps message ids increasing and never reused, which
 /// the sidecar's tail cursor relies on.
+///
+/// Presence is not history (SPEC §4): version 2 gave each row the sidecar
+/// (`node_id`) that holds the connection, and each sidecar a lease in
+/// `presence_nodes`, by dropping the version 1 table rather than migrating
+/// its rows.
 const MIGRATION: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS chatrooms (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -28,14 +33,21 @@ const MIGRATION: &[&str] = &[
         timestamp TEXT NOT NULL
     )",
     "CREATE INDEX IF NOT EXISTS messages_by_room ON messages (room_id, id)",
-    "CREATE TABLE IF NOT EXISTS presence (
+    "DROP TABLE IF EXISTS presence",
+    "CREATE TABLE presence (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
+        node_id TEXT NOT NULL,
         sid TEXT NOT NULL,
         room_id INTEGER NOT NULL,
         username TEXT NOT NULL,
         UNIQUE (sid, room_id)
     )",
-    "CREATE INDEX IF NOT EXISTS presence_by_room ON presence (room_id, id)",
+    "CREATE INDEX presence_by_room ON presence (room_id, id)",
+    "CREATE INDEX presence_by_node ON presence (node_id)",
+    "CREATE TABLE IF NOT EXISTS presence_nodes (
+        node_id TEXT PRIMARY KEY,
+        expires_at INTEGER NOT NULL
+    )",
 ];
 
 fn schema_version(db: &impl Database) -> Result<i64, StoreError> {
@@ -56,13 +68,20 @@ pub fn migrate(db: &impl Database) -> Result<(), StoreError> {
     // may refuse the pragma, which is no reason to refuse to start.
     let _ = db.query("PRAGMA journal_mode = WAL", &[]);
     db.query("BEGIN IMMEDIATE", &[])?;
-    let applied = MIGRATION
-        .iter()
-        .try_for_each(|sql| db.query(sql, &[]).map(drop))
-        .and_then(|()| {
-            // PRAGMA takes no bound parameters; the value is our constant.
-            db.query(&format!("PRAGMA user_version = {SCHEMA_VERSION}"), &[])
-        });
+    // Another process may have migrated while this one waited for the lock.
+    let applied = schema_version(db).and_then(|version| {
+        if version >= SCHEMA_VERSION {
+            return Ok(());
+        }
+        MIGRATION
+            .iter()
+            .try_for_each(|sql| db.query(sql, &[]).map(drop))
+            .and_then(|()| {
+                // PRAGMA takes no bound parameters; the value is our constant.
+                db.query(&format!("PRAGMA user_version = {SCHEMA_VERSION}"), &[])
+                    .map(drop)
+            })
+    });
     match applied {
         Ok(_) => db.query("COMMIT", &[]).map(drop),
         Err(e) => {

@@ -87,19 +87,56 @@ const SELECT_MESSAGES_BACKWARD_JSON: &str = json_page!(
         ") ORDER BY id"
     )
 );
-/// Every room's new messages in id order: the sidecar's broadcast tail.
-const SELECT_ALL_MESSAGES_AFTER: &str = "SELECT id, room_id, sender, content, timestamp \
-     FROM messages WHERE id > ?1 ORDER BY id LIMIT ?2 + 0";
+/// Every room's new messages in id order: the sidecar's broadcast tail
+/// (file mode), and the feed the component serves it (edge mode).
+macro_rules! all_messages_after {
+    () => {
+        "SELECT id, room_id, sender, content, timestamp \
+         FROM messages WHERE id > ?1 ORDER BY id LIMIT ?2 + 0"
+    };
+}
+const SELECT_ALL_MESSAGES_AFTER: &str = all_messages_after!();
+const SELECT_ALL_MESSAGES_AFTER_JSON: &str = json_page!(message_object!(), all_messages_after!());
 const SELECT_LATEST_MESSAGE_ID: &str = "SELECT COALESCE(MAX(id), 0) FROM messages";
-const UPSERT_PRESENCE: &str = "INSERT INTO presence (sid, room_id, username) VALUES (?1, ?2, ?3) \
-     ON CONFLICT (sid, room_id) DO UPDATE SET username = excluded.username";
+/// Now as Unix milliseconds, the unit of presence leases (`julianday`
+/// rather than `unixepoch('subsec')`, which older SQLite and libSQL lack).
+macro_rules! now_unix_millis {
+    () => {
+        "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)"
+    };
+}
+const UPSERT_PRESENCE: &str = "INSERT INTO presence (node_id, sid, room_id, username) \
+     VALUES (?1, ?2, ?3, ?4) \
+     ON CONFLICT (sid, room_id) DO UPDATE SET username = excluded.username, node_id = excluded.node_id";
 const DELETE_PRESENCE: &str =
     "DELETE FROM presence WHERE sid = ?1 AND room_id = ?2 RETURNING username";
 const DELETE_SOCKET_PRESENCE: &str =
     "DELETE FROM presence WHERE sid = ?1 RETURNING room_id, username";
-const CLEAR_PRESENCE: &str = "DELETE FROM presence";
-const SELECT_ROOM_USERS: &str = "SELECT username FROM presence WHERE room_id = ?1 \
-     GROUP BY username ORDER BY MIN(id)";
+const DELETE_NODE_PRESENCE: &str = "DELETE FROM presence WHERE node_id = ?1";
+const DELETE_NODE: &str = "DELETE FROM presence_nodes WHERE node_id = ?1";
+/// Takes or renews a lease; the expiry it had before (none for a new node).
+const SELECT_NODE_EXPIRY: &str = "SELECT expires_at FROM presence_nodes WHERE node_id = ?1";
+const UPSERT_NODE: &str = concat!(
+    "INSERT INTO presence_nodes (node_id, expires_at) VALUES (?1, ",
+    now_unix_millis!(),
+    " + ?2) ON CONFLICT (node_id) DO UPDATE SET expires_at = excluded.expires_at"
+);
+const DELETE_EXPIRED_PRESENCE: &str = concat!(
+    "DELETE FROM presence WHERE node_id IN (SELECT node_id FROM presence_nodes WHERE expires_at <= ",
+    now_unix_millis!(),
+    ") OR node_id NOT IN (SELECT node_id FROM presence_nodes)"
+);
+const DELETE_EXPIRED_NODES: &str = concat!(
+    "DELETE FROM presence_nodes WHERE expires_at <= ",
+    now_unix_millis!()
+);
+const SELECT_NOW_MILLIS: &str = concat!("SELECT ", now_unix_millis!());
+const SELECT_ROOM_USERS: &str = concat!(
+    "SELECT p.username FROM presence p JOIN presence_nodes n ON n.node_id = p.node_id \
+     WHERE p.room_id = ?1 AND n.expires_at > ",
+    now_unix_millis!(),
+    " GROUP BY p.username ORDER BY MIN(p.id)"
+);
 
 fn room_from(row: &Row) -> Result<Room, StoreError> {
     Ok(Room {
@@ -209,6 +246,20 @@ pub fn messages_after(
         .collect()
 }
 
+/// Like [`messages_after`], as the JSON array of the messages.
+pub fn messages_after_json(
+    db: &impl Database,
+    after: i64,
+    limit: i64,
+) -> Result<String, StoreError> {
+    JsonPage::read(
+        db,
+        SELECT_ALL_MESSAGES_AFTER_JSON,
+        &[after.into(), limit.into()],
+    )
+    .map(|page| page.json)
+}
+
 /// The highest message id stored (0 when there is none).
 pub fn latest_message_id(db: &impl Database) -> Result<i64, StoreError> {
     db.query(SELECT_LATEST_MESSAGE_ID, &[])?
@@ -217,22 +268,28 @@ pub fn latest_message_id(db: &impl Database) -> Result<i64, StoreError> {
         .int(0)
 }
 
-/// Presence: who is connected to which room, as the sidecar records it and
-/// `GET /chatrooms/{id}/users` reads it. One row per (connection, room).
+/// Presence: who is connected to which room, as the sidecars record it and
+/// `GET /chatrooms/{id}/users` reads it. One row per (connection, room),
+/// each carrying the node (sidecar) holding the connection. A node's rows
+/// count only while its lease in `presence_nodes` lasts, so the users of a
+/// sidecar that died vanish when its lease runs out, and a sidecar never
+/// touches another's rows.
 pub mod presence {
     use super::*;
 
-    /// Records that connection `sid` joined `room_id` as `username`
-    /// (a rejoin keeps its place in the join order and takes the new name).
+    /// Records that connection `sid`, held by `node`, joined `room_id` as
+    /// `username` (a rejoin keeps its place in the join order and takes the
+    /// new name).
     pub fn join(
         db: &impl Database,
+        node: &str,
         sid: &str,
         room_id: i64,
         username: &str,
     ) -> Result<(), StoreError> {
         db.query(
             UPSERT_PRESENCE,
-            &[sid.into(), room_id.into(), username.into()],
+            &[node.into(), sid.into(), room_id.into(), username.into()],
         )
         .map(drop)
     }
@@ -257,9 +314,43 @@ pub mod presence {
             .collect()
     }
 
-    /// Forgets everyone: a (re)started sidecar has no connections yet.
-    pub fn clear(db: &impl Database) -> Result<(), StoreError> {
-        db.query(CLEAR_PRESENCE, &[]).map(drop)
+    /// What renewing a lease found.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Lease {
+        /// The node held a live lease: its rows were counted all along.
+        Renewed,
+        /// The node had no lease, or it had run out (its rows may have been
+        /// swept): the node should record its connections again.
+        Taken,
+    }
+
+    /// Takes or renews `node`'s lease for `lease_ms` from now, and sweeps
+    /// the rows of nodes whose lease ran out.
+    pub fn renew(db: &impl Database, node: &str, lease_ms: i64) -> Result<Lease, StoreError> {
+        let now = db
+            .query(SELECT_NOW_MILLIS, &[])?
+            .first()
+            .ok_or(StoreError::Shape("the clock query returned no row"))?
+            .int(0)?;
+        let before = db
+            .query(SELECT_NODE_EXPIRY, &[node.into()])?
+            .first()
+            .map(|row| row.int(0))
+            .transpose()?;
+        db.query(UPSERT_NODE, &[node.into(), lease_ms.into()])?;
+        db.query(DELETE_EXPIRED_PRESENCE, &[])?;
+        db.query(DELETE_EXPIRED_NODES, &[])?;
+        Ok(match before {
+            Some(expiry) if expiry > now => Lease::Renewed,
+            _ => Lease::Taken,
+        })
+    }
+
+    /// Forgets `node` and every connection it held: a sidecar going away,
+    /// or one (re)starting under a node id it had before.
+    pub fn drop_node(db: &impl Database, node: &str) -> Result<(), StoreError> {
+        db.query(DELETE_NODE_PRESENCE, &[node.into()])?;
+        db.query(DELETE_NODE, &[node.into()]).map(drop)
     }
 }
 
@@ -643,10 +734,14 @@ mod tests {
         let conn = db();
         create_room(&conn, &RoomName::parse("a").unwrap()).unwrap();
         create_room(&conn, &RoomName::parse("b").unwrap()).unwrap();
-        presence::join(&conn, "s1", 1, "alice").unwrap();
-        presence::join(&conn, "s2", 1, "bob").unwrap();
-        presence::join(&conn, "s1", 2, "alice").unwrap();
-        presence::join(&conn, "s3", 1, "alice").unwrap();
+        assert_eq!(
+            presence::renew(&conn, "n1", 30_000).unwrap(),
+            presence::Lease::Taken
+        );
+        presence::join(&conn, "n1", "s1", 1, "alice").unwrap();
+        presence::join(&conn, "n1", "s2", 1, "bob").unwrap();
+        presence::join(&conn, "n1", "s1", 2, "alice").unwrap();
+        presence::join(&conn, "n1", "s3", 1, "alice").unwrap();
         assert_eq!(room_users(&conn, 1).unwrap().users, ["alice", "bob"]);
         assert_eq!(presence::leave(&conn, "s2", 1).unwrap(), Some("bob".into()));
         assert_eq!(presence::leave(&conn, "s2", 1).unwrap(), None);
@@ -654,8 +749,91 @@ mod tests {
         gone.sort();
         assert_eq!(gone, [(1, "alice".into()), (2, "alice".into())]);
         assert_eq!(room_users(&conn, 1).unwrap().user_count, 1);
-        presence::clear(&conn).unwrap();
+        presence::drop_node(&conn, "n1").unwrap();
         assert_eq!(room_users(&conn, 1).unwrap().user_count, 0);
+    }
+
+    #[test]
+    fn presence_counts_only_while_its_node_holds_a_lease() {
+        let conn = db();
+        create_room(&conn, &RoomName::parse("a").unwrap()).unwrap();
+        let users = |c: &rusqlite::Connection| room_users(c, 1).unwrap().users;
+        presence::renew(&conn, "live", 60_000).unwrap();
+        presence::renew(&conn, "dying", 60_000).unwrap();
+        presence::join(&conn, "live", "s1", 1, "alice").unwrap();
+        presence::join(&conn, "dying", "s2", 1, "bob").unwrap();
+        assert_eq!(users(&conn), ["alice", "bob"]);
+        assert_eq!(
+            presence::renew(&conn, "live", 60_000).unwrap(),
+            presence::Lease::Renewed
+        );
+        // A lease that ran out: its rows stop counting at once...
+        conn.execute(
+            "UPDATE presence_nodes SET expires_at = expires_at - 120000 WHERE node_id = 'dying'",
+            [],
+        )
+        .unwrap();
+        assert_eq!(users(&conn), ["alice"]);
+        // ... and are swept by the next renewal of any node.
+        presence::renew(&conn, "live", 60_000).unwrap();
+        let left: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM presence WHERE node_id = 'dying'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(left, 0);
+        // The late node learns its lease had lapsed, and records again.
+        assert_eq!(
+            presence::renew(&conn, "dying", 60_000).unwrap(),
+            presence::Lease::Taken
+        );
+        presence::join(&conn, "dying", "s2", 1, "bob").unwrap();
+        assert_eq!(users(&conn), ["alice", "bob"]);
+        // Dropping one node leaves the other's users alone.
+        presence::drop_node(&conn, "dying").unwrap();
+        assert_eq!(users(&conn), ["alice"]);
+    }
+
+    #[test]
+    fn the_feed_is_every_room_in_id_order_as_json() {
+        let conn = db();
+        create_room(&conn, &RoomName::parse("a").unwrap()).unwrap();
+        create_room(&conn, &RoomName::parse("b").unwrap()).unwrap();
+        post(&conn, 1, 2);
+        post(&conn, 2, 2);
+        let page: Vec<Message> =
+            serde_json::from_str(&messages_after_json(&conn, 1, 2).unwrap()).unwrap();
+        assert_eq!(page, messages_after(&conn, 1, 2).unwrap());
+        assert_eq!(messages_after_json(&conn, 4, 10).unwrap(), "[]");
+    }
+
+    #[test]
+    fn a_version_1_database_is_brought_to_version_2() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE chatrooms (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL,
+                 name_key TEXT NOT NULL UNIQUE, created_at TEXT NOT NULL);
+             CREATE TABLE messages (id INTEGER PRIMARY KEY AUTOINCREMENT, room_id INTEGER NOT NULL,
+                 sender TEXT NOT NULL, content TEXT NOT NULL, timestamp TEXT NOT NULL);
+             CREATE INDEX messages_by_room ON messages (room_id, id);
+             CREATE TABLE presence (id INTEGER PRIMARY KEY AUTOINCREMENT, sid TEXT NOT NULL,
+                 room_id INTEGER NOT NULL, username TEXT NOT NULL, UNIQUE (sid, room_id));
+             CREATE INDEX presence_by_room ON presence (room_id, id);
+             INSERT INTO chatrooms VALUES (1, 'a', 'a', '2026-01-01T00:00:00.000Z');
+             INSERT INTO messages VALUES (1, 1, 's', 'kept', '2026-01-01T00:00:00.000Z');
+             INSERT INTO presence VALUES (1, 'old', 1, 'ghost');
+             PRAGMA user_version = 1;",
+        )
+        .unwrap();
+        crate::migrate(&conn).unwrap();
+        crate::migrate(&conn).unwrap();
+        assert_eq!(messages_after(&conn, 0, 10).unwrap()[0].content, "kept");
+        assert_eq!(room_users(&conn, 1).unwrap().user_count, 0);
+        presence::renew(&conn, "n", 1000).unwrap();
+        presence::join(&conn, "n", "s", 1, "alice").unwrap();
+        assert_eq!(room_users(&conn, 1).unwrap().users, ["alice"]);
     }
 
     #[test]

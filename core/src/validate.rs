@@ -102,6 +102,22 @@ pub fn parse_room_id(raw: &str) -> Result<i64, ApiError> {
     }
 }
 
+/// A sidecar's node id or a connection's public id, as the internal API
+/// takes them in its paths: 1 to 64 ASCII letters, digits, `.`, `_`, `-`.
+pub fn parse_node_token<'a>(what: &str, raw: &'a str) -> Result<&'a str, ApiError> {
+    let fits = (1..=64).contains(&raw.len())
+        && raw
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if fits {
+        Ok(raw)
+    } else {
+        Err(ApiError::BadRequest(format!(
+            "{what} must be 1 to 64 ASCII letters, digits, '.', '_' or '-'"
+        )))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

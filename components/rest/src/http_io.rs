@@ -95,6 +95,16 @@ pub async fn send_static_json(out: ResponseOutparam, body: &'static str) {
     }
 }
 
+/// Answers `status` (a `204`) with no body.
+pub async fn send_empty(out: ResponseOutparam, status: u16) {
+    let response = OutgoingResponse::new(Fields::new());
+    // Every status we use is a valid HTTP status.
+    let _ = response.set_status_code(status);
+    if let Err(e) = out.set_with_body(response, Vec::new()).await {
+        eprintln!("chatroom-rest: writing a response failed: {e:?}");
+    }
+}
+
 /// Answers with an error body `{"detail", "code"}` and its status.
 pub async fn send_error(out: ResponseOutparam, err: &ApiError) {
     if err.status() >= 500 {

@@ -8,6 +8,8 @@
 //! Socket.IO sidecar shares. Lists are streamed a page at a time.
 
 mod http_io;
+mod internal;
+mod publish;
 mod routes;
 mod spin_db;
 
@@ -22,8 +24,11 @@ use spin_sdk::http::{IncomingRequest, ResponseOutparam};
 use spin_sdk::http_component;
 
 use crate::http_io::{
-    JsonArray, read_body, send_error, send_json, send_method_not_allowed, send_static_json,
+    JsonArray, read_body, send_empty, send_error, send_json, send_method_not_allowed,
+    send_static_json,
 };
+use crate::internal::InternalReply;
+use crate::publish::Announcer;
 use crate::routes::{Mount, NoRoute, Route, resolve};
 use crate::spin_db::SpinDb;
 
@@ -68,6 +73,7 @@ enum Reply {
     Users(RoomUsers),
     Rooms(SpinDb, RoomPages),
     Messages(SpinDb, HistoryPages),
+    Internal(InternalReply),
 }
 
 /// Validates input and does the work that can fail with a client error.
@@ -108,9 +114,11 @@ async fn prepare(route: Route, req: IncomingRequest, query: &Query) -> Result<Re
                 MessageDraft::from_json(&body)?
             };
             let message = insert_message(&SpinDb::open()?, id, &draft)?;
+            Announcer::from_variables().announce(&message);
             Ok(Reply::CreatedMessage(message))
         }
         Route::RoomUsers(id) => Ok(Reply::Users(room_users(&SpinDb::open()?, id)?)),
+        Route::Internal(route) => Ok(Reply::Internal(internal::handle(route, req, query).await?)),
     }
 }
 
@@ -140,6 +148,13 @@ impl Reply {
                 }
                 array.finish().await?;
             }
+            Reply::Internal(InternalReply::Json(value)) => send_json(out, 200, &value, &[]).await,
+            Reply::Internal(InternalReply::RawJson(array)) => {
+                let mut out = JsonArray::new(out);
+                out.extend(&array).await?;
+                out.finish().await?;
+            }
+            Reply::Internal(InternalReply::NoContent) => send_empty(out, 204).await,
         }
         Ok(())
     }

@@ -5,7 +5,9 @@
 
 use chatroom_core::{ApiError, parse_room_id};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+use crate::internal::{self, InternalRoute, ResolveError};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
     Health,
     ListRooms,
@@ -15,6 +17,8 @@ pub enum Route {
     PostMessage(i64),
     RoomUsers(i64),
     OpenApi,
+    /// Edge mode's token-protected API (`/internal/...`).
+    Internal(InternalRoute),
 }
 
 /// Why a request matched no route.
@@ -115,6 +119,13 @@ pub fn resolve(method: &str, path: &str) -> Result<Route, NoRoute> {
         ["chatrooms", id, "users"] => {
             let id = parse_room_id(id)?;
             ("GET", (method == "GET").then_some(Route::RoomUsers(id)))
+        }
+        ["internal", rest @ ..] => {
+            return match internal::resolve(method, rest) {
+                Ok(route) => Ok(Route::Internal(route)),
+                Err(ResolveError::Method(allow)) => Err(NoRoute::Method(allow)),
+                Err(ResolveError::Api(e)) => Err(NoRoute::Error(e)),
+            };
         }
         _ => return Err(NoRoute::Error(ApiError::NotFound)),
     };

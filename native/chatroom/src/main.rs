@@ -61,7 +61,11 @@ async fn main() -> anyhow::Result<()> {
         },
     )?;
     let db_path = host.database_path();
-    let config = chatroom::beside_host(args.sidecar.config(db_path.clone()), commits);
+    let config = chatroom::beside_host(
+        args.sidecar
+            .config(chatroom_sidecar::DataSource::File(db_path.clone())),
+        commits,
+    );
     let sidecar = Sidecar::start(config).await?;
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     let local = listener.local_addr()?;

@@ -10,9 +10,17 @@ use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
 use crate::front::{self, FrontLimits};
-use crate::{EventLimits, Sidecar, SidecarConfig, SocketLimits, upstream};
+use crate::{
+    DataSource, EdgeConfig, EventLimits, RedisConfig, Sidecar, SidecarConfig, SocketLimits,
+    upstream,
+};
 
-/// Socket.IO rooms, presence and broadcasts on chatroom's SQLite file.
+/// The database file when neither `--db` nor `--rest-upstream` is given.
+const DEFAULT_DB: &str = ".spin/sqlite_db.db";
+
+/// Socket.IO rooms, presence and broadcasts for chatroom: on the SQLite
+/// file the Spin component uses (file mode, `--db`), or through the REST
+/// deployment's API alone (edge mode: `--rest-upstream` without `--db`).
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
@@ -20,15 +28,75 @@ struct Args {
     /// sidecar prints one line on stdout, `listening on http://ADDR`.
     #[arg(long, default_value = "127.0.0.1:3001", env = "CHATROOM_LISTEN")]
     listen: SocketAddr,
-    /// The shared SQLite file (Spin's default store).
-    #[arg(long, default_value = ".spin/sqlite_db.db", env = "CHATROOM_DB")]
-    db: PathBuf,
-    /// Forward every non-Socket.IO request here (e.g. http://127.0.0.1:3000
-    /// for `spin up`), so one origin serves REST and Socket.IO.
+    /// The shared SQLite file (Spin's default store): file mode. Default
+    /// `.spin/sqlite_db.db`, unless `--rest-upstream` is given, which
+    /// without `--db` means edge mode.
+    #[arg(long, env = "CHATROOM_DB")]
+    db: Option<PathBuf>,
+    /// The REST deployment (e.g. http://127.0.0.1:3000 for `spin up`).
+    /// Every non-Socket.IO request is forwarded there, so one origin serves
+    /// REST and Socket.IO; without `--db` it is also where the data is.
     #[arg(long, env = "CHATROOM_REST_UPSTREAM")]
     rest_upstream: Option<Uri>,
+    /// Edge mode: the token of the component's internal API (its
+    /// `internal_token` variable).
+    #[arg(long, env = "CHATROOM_INTERNAL_TOKEN", hide_env_values = true)]
+    internal_token: Option<String>,
+    /// Edge mode: the Redis server the component publishes new messages on
+    /// (`redis://host:port`, its `redis_url` variable). Without it the
+    /// feed is polled every `--poll-ms`.
+    #[arg(long, env = "CHATROOM_REDIS_URL")]
+    redis: Option<String>,
+    /// Edge mode: the Redis channel (the component's `redis_channel`).
+    #[arg(long, default_value = chatroom_core::internal::DEFAULT_CHANNEL, env = "CHATROOM_REDIS_CHANNEL")]
+    redis_channel: String,
+    /// This sidecar's name in the presence table: distinct for every
+    /// sidecar of a deployment. A sidecar drops its own node's rows when it
+    /// starts. Default: `local` in file mode, random in edge mode.
+    #[arg(long, env = "CHATROOM_NODE_ID")]
+    node_id: Option<String>,
+    /// How long this sidecar's users stay listed if it stops renewing
+    /// (it renews every third of this), in seconds.
+    #[arg(long, default_value_t = 30, env = "CHATROOM_PRESENCE_LEASE_SECS")]
+    presence_lease_secs: u64,
     #[command(flatten)]
     flags: SidecarFlags,
+}
+
+impl Args {
+    /// Where the data is, from `--db`, `--rest-upstream` and the edge flags.
+    fn source(&self) -> anyhow::Result<DataSource> {
+        match (&self.db, &self.rest_upstream) {
+            (Some(path), _) => Ok(DataSource::File(path.clone())),
+            (None, None) => Ok(DataSource::File(DEFAULT_DB.into())),
+            (None, Some(rest)) => {
+                let token = self
+                    .internal_token
+                    .clone()
+                    .filter(|t| !t.is_empty())
+                    .ok_or_else(|| {
+                        anyhow::anyhow!(
+                            "edge mode (--rest-upstream without --db) needs --internal-token \
+                             (or CHATROOM_INTERNAL_TOKEN): the component's internal_token variable"
+                        )
+                    })?;
+                Ok(DataSource::Edge {
+                    api: EdgeConfig {
+                        rest_url: rest.to_string(),
+                        token,
+                    },
+                    redis: self
+                        .redis
+                        .clone()
+                        .filter(|r| !r.is_empty())
+                        .map(|url| RedisConfig {
+                            url,
+                            channel: self.redis_channel.clone(),
+                        }),
+                })
+            }
+        }
+    }
 }
 
 /// The flags the sidecar shares with the default run (`chatroom`).
@@ -78,10 +146,9 @@ impl SidecarFlags {
         Ok(())
     }
 
-    /// The sidecar's configuration on `db_path`.
-    pub fn config(self, db_path: PathBuf) -> SidecarConfig {
+    /// The sidecar's configuration on `source`.
+    pub fn config(self, source: DataSource) -> SidecarConfig {
         SidecarConfig {
-            db_path,
             cors_origins: self.cors_origin,
             poll_interval: Duration::from_millis(self.poll_ms),
             limits: SocketLimits {
@@ -93,8 +160,7 @@ impl SidecarFlags {
                 max_buffered_packets: self.max_buffered_packets,
                 ..SocketLimits::default()
             },
-            watch_file: true,
-            commits: None,
+            ..SidecarConfig::with_source(source)
         }
     }
 }
@@ -104,7 +170,13 @@ impl SidecarFlags {
 pub async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     args.flags.start_logging()?;
-    let sidecar = Sidecar::start(args.flags.config(args.db.clone())).await?;
+    let source = args.source()?;
+    let mut config = args.flags.config(source.clone());
+    if let Some(node) = args.node_id {
+        config.node_id = node;
+    }
+    config.presence_lease = Duration::from_secs(args.presence_lease_secs.max(3));
+    let sidecar = Sidecar::start(config).await?;
     let rest = match args.rest_upstream.clone() {
         Some(base) => upstream::forward_to(base),
         None => upstream::not_found(),
@@ -117,7 +189,7 @@ pub async fn main() -> anyhow::Result<()> {
     println!("listening on http://{local}");
     tracing::info!(
         socket_io = %format!("http://{local}/socket.io/"),
-        database = %args.db.display(),
+        data = %describe(&source),
         rest_upstream = ?args.rest_upstream.map(|u| u.to_string()),
         "serving"
     );
@@ -125,4 +197,21 @@ pub async fn main() -> anyhow::Result<()> {
         .with_graceful_shutdown(sidecar.shutdown())
         .await?;
     Ok(())
+}
+
+/// Where the data is, for the log (never the token).
+fn describe(source: &DataSource) -> String {
+    match source {
+        DataSource::File(path) => format!("file {}", path.display()),
+        DataSource::Edge { api, redis } => format!(
+            "edge: REST {} with {}",
+            api.rest_url,
+            redis
+                .as_ref()
+                .map_or("feed polling".to_owned(), |r| format!(
+                    "Redis wake-ups on {}",
+                    r.channel
+                ))
+        ),
+    }
 }

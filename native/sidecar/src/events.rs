@@ -15,20 +15,18 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use chatroom_core::{
-    ApiError, HistoryPages, JoinRequest, MessageDraft, MessagePage, StoreError, event_object,
-    find_room, insert_messages, room_id_field,
-};
+use chatroom_core::limits::HISTORY_PAGE_ROWS;
+use chatroom_core::{ApiError, JoinRequest, MessageDraft, StoreError, event_object, room_id_field};
 use serde_json::{Value, json};
 use socketioxide::SocketIo;
 use socketioxide::extract::{AckSender, Event, SocketRef, TryData};
 use tokio::sync::mpsc;
 
-use crate::db::Db;
 use crate::event_guard::INVALID_EVENT;
 use crate::peer::{ConnectionCount, Peer, Sent};
 use crate::presence::PresenceStore;
 use crate::rooms::{Admission, RoomRegistry, encode};
+use crate::store::ChatStore;
 use crate::tail::MessageTail;
 
 /// How long a `since` replay waits for a socket whose buffer is full before
@@ -94,7 +92,7 @@ impl TokenBucket {
 
 /// What the connection tasks share.
 pub struct Chat {
-    pub db: Db,
+    pub store: ChatStore,
     pub tail: MessageTail,
     pub rooms: Arc<RoomRegistry>,
     pub presence: PresenceStore,
@@ -278,10 +276,9 @@ async fn join_room(
 ) -> Result<Value, Refusal> {
     let req = JoinRequest::from_object(event_object(payload(&data)?)?)?;
     let room_id = req.room_id;
-    chat.db
-        .run(move |c| find_room(c, room_id))
-        .await?
-        .ok_or(ApiError::RoomNotFound)?;
+    if !chat.store.room_exists(room_id).await? {
+        return Err(ApiError::RoomNotFound.into());
+    }
     let username = req.username.map(|u| u.as_str().to_owned());
     match &username {
         Some(name) => chat.presence.join(peer.public_id(), room_id, name).await?,
@@ -311,23 +308,18 @@ async fn replay(
     since: i64,
     through: i64,
 ) -> Result<usize, Refusal> {
-    let mut range = MessagePage::since(since);
-    range.before = through.saturating_add(1);
-    let mut pages = HistoryPages::new(room_id, range);
+    let before = through.saturating_add(1);
+    let mut after = since;
     let mut replayed = 0;
     loop {
-        let (next, page) = chat
-            .db
-            .run(move |c| {
-                let page = pages.next_page(c)?;
-                Ok::<_, StoreError>((pages, page))
-            })
-            .await?;
-        pages = next;
-        let Some(page) = page else { break };
+        let page = chat.store.room_page(room_id, after, before).await?;
         for message in &page {
             send_replayed(chat, peer, &encode(message)).await?;
             replayed += 1;
+        }
+        match page.last() {
+            Some(last) if (page.len() as i64) >= HISTORY_PAGE_ROWS => after = last.id,
+            _ => break,
         }
     }
     while let Some(backlog) = chat
@@ -400,7 +392,7 @@ async fn send_messages(
     let stored = if drafts.is_empty() {
         Ok(Vec::new())
     } else {
-        chat.db.write(move |c| insert_messages(c, &drafts)).await
+        chat.store.insert_messages(drafts).await
     };
     if matches!(&stored, Ok(results) if results.iter().any(Result::is_ok)) {
         // Stored: the tail delivers them to their rooms, this socket included.

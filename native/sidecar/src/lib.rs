@@ -1,10 +1,15 @@
 //! The chatroom Socket.IO sidecar: persistent connections, rooms, presence,
-//! and ordered, exactly-once broadcasts of every new message row, on the same
-//! SQLite file the Spin component uses (SPEC §3, §4).
+//! and ordered, exactly-once broadcasts of every new message (SPEC §3, §4).
 //!
-//! [`Sidecar::start`] opens the database, clears presence (a fresh process
-//! has no connections), and starts the [`MessageTail`] (which feeds the
-//! [`rooms::RoomRegistry`]) and the file watch. Each connection's events run
+//! It reaches the data one of two ways ([`DataSource`]): in file mode it
+//! opens the SQLite file the Spin component uses; in edge mode (SPEC §6)
+//! it has only the component's HTTP API, and Redis wake-ups when there are
+//! any, so several sidecars can serve one REST deployment.
+//!
+//! [`Sidecar::start`] reaches the data, drops what an earlier process with
+//! its node id left in presence (a fresh process has no connections), takes
+//! its presence lease, and starts the [`MessageTail`] (which feeds the
+//! [`rooms::RoomRegistry`]) and its wake-ups. Each connection's events run
 //! in order on its own task (`events`), under the limits of [`SocketLimits`].
 //! [`Sidecar::router`] wraps any axum router carrying the non-Socket.IO HTTP
 //! (a forwarder to `spin up`, or the embedded Spin host) with Socket.IO on
@@ -13,6 +18,7 @@
 
 pub mod cli;
 mod db;
+pub mod edge;
 mod event_guard;
 mod events;
 pub mod front;
@@ -21,8 +27,10 @@ mod own_head;
 mod peer;
 mod presence;
 pub mod rooms;
+mod store;
 mod tail;
 pub mod upstream;
+mod wakeups;
 mod watch;
 
 use std::path::PathBuf;
@@ -37,23 +45,60 @@ use tokio::sync::Notify;
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 
 pub use crate::db::Db;
+pub use crate::edge::EdgeConfig;
 pub use crate::events::EventLimits;
 use crate::origin::AllowedOrigins;
 pub use crate::peer::ConnectionCount;
 use crate::presence::PresenceStore;
 use crate::rooms::RoomRegistry;
+use crate::store::ChatStore;
 pub use crate::tail::MessageTail;
+use crate::wakeups::RedisWakeups;
 use crate::watch::DatabaseWatch;
+
+/// Where the sidecar reads and writes chat data.
+#[derive(Debug, Clone)]
+pub enum DataSource {
+    /// File mode: the SQLite file Spin's `default` store uses
+    /// (`.spin/sqlite_db.db`), opened directly.
+    File(PathBuf),
+    /// Edge mode: only the REST component's API, woken by Redis when
+    /// `redis` is set, else polling the feed.
+    Edge {
+        api: EdgeConfig,
+        redis: Option<RedisConfig>,
+    },
+}
+
+/// The Redis server and channel the component publishes new messages on.
+#[derive(Debug, Clone)]
+pub struct RedisConfig {
+    /// `redis://host:port`.
+    pub url: String,
+    pub channel: String,
+}
+
+/// The default presence lease (SPEC §6).
+pub const PRESENCE_LEASE: Duration = Duration::from_secs(30);
+/// The node id of a file-mode sidecar unless told otherwise: one sidecar
+/// per file, so a restart drops whatever its predecessor left.
+pub const FILE_NODE_ID: &str = "local";
 
 /// How the sidecar is set up.
 #[derive(Debug, Clone)]
 pub struct SidecarConfig {
-    /// The shared database file (`.spin/sqlite_db.db`).
-    pub db_path: PathBuf,
+    /// Where the data is.
+    pub source: DataSource,
+    /// This sidecar's name in the presence table. A sidecar starting drops
+    /// the rows of its node id; distinct sidecars need distinct ids.
+    pub node_id: String,
+    /// How long this sidecar's presence rows count without a renewal.
+    pub presence_lease: Duration,
     /// Origins allowed by CORS and to open Socket.IO connections; empty or
     /// `*` allows any.
     pub cors_origins: Vec<String>,
-    /// The tail's safety poll, for changes the file watch missed.
+    /// The tail's safety poll, for changes the file watch or Redis missed
+    /// (in edge mode without Redis, the only way new messages are found).
     pub poll_interval: Duration,
     /// What one connection may send and have queued.
     pub limits: SocketLimits,
@@ -92,9 +137,22 @@ impl Default for SocketLimits {
 }
 
 impl SidecarConfig {
+    /// File mode on `db_path`.
     pub fn new(db_path: impl Into<PathBuf>) -> Self {
+        SidecarConfig::with_source(DataSource::File(db_path.into()))
+    }
+
+    /// Defaults for `source`: node id [`FILE_NODE_ID`] in file mode, a
+    /// random one in edge mode.
+    pub fn with_source(source: DataSource) -> Self {
+        let node_id = match source {
+            DataSource::File(_) => FILE_NODE_ID.to_owned(),
+            DataSource::Edge { .. } => random_node_id(),
+        };
         SidecarConfig {
-            db_path: db_path.into(),
+            source,
+            node_id,
+            presence_lease: PRESENCE_LEASE,
             cors_origins: Vec::new(),
             poll_interval: Duration::from_millis(500),
             limits: SocketLimits::default(),
@@ -115,13 +173,31 @@ pub struct Sidecar {
     cors: CorsLayer,
     origins: AllowedOrigins,
     _watch: Option<DatabaseWatch>,
+    _redis: Option<RedisWakeups>,
+}
+
+/// A node id no other sidecar has: `edge-` and 64 random bits.
+fn random_node_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.write_u32(std::process::id());
+    format!("edge-{:016x}", h.finish())
 }
 
 impl Sidecar {
     pub async fn start(config: SidecarConfig) -> anyhow::Result<Self> {
-        let db = Db::open(&config.db_path)?;
-        let presence = PresenceStore::new(db.clone());
-        presence.clear().await?;
+        let store = match &config.source {
+            DataSource::File(path) => ChatStore::File(Db::open(path)?),
+            DataSource::Edge { api, .. } => ChatStore::Edge(Arc::new(edge::EdgeApi::new(api)?)),
+        };
+        chatroom_core::parse_node_token("node id", &config.node_id)?;
+        let presence = PresenceStore::new(store.clone(), &config.node_id, config.presence_lease);
+        presence.start().await?;
         let presence_handle = presence.clone();
         let limits = config.limits;
         let frame = usize::try_from(limits.max_payload).unwrap_or(usize::MAX);
@@ -131,17 +207,18 @@ impl Sidecar {
             .ws_max_message_size(frame)
             .ws_max_frame_size(frame)
             .build_layer();
-        let cursor = db.run(chatroom_core::latest_message_id).await?;
+        let cursor = store.latest_message_id().await?;
         let rooms = RoomRegistry::new(cursor, presence.clone());
+        presence.keep_lease(Arc::downgrade(&rooms));
         let tail = MessageTail::start(
-            db.clone(),
+            store.clone(),
             rooms.clone(),
             config.poll_interval,
             config.commits.clone().unwrap_or_default(),
         );
         let connections = ConnectionCount::default();
         let chat = Arc::new(events::Chat {
-            db,
+            store,
             tail: tail.clone(),
             rooms,
             presence,
@@ -149,10 +226,22 @@ impl Sidecar {
             connections: connections.clone(),
         });
         events::register(&io, chat);
-        let watch = config
-            .watch_file
-            .then(|| DatabaseWatch::start(&config.db_path, tail.clone()))
-            .transpose()?;
+        let (watch, redis) = match &config.source {
+            DataSource::File(path) => (
+                config
+                    .watch_file
+                    .then(|| DatabaseWatch::start(path, tail.clone()))
+                    .transpose()?,
+                None,
+            ),
+            DataSource::Edge { redis, .. } => (
+                None,
+                redis
+                    .as_ref()
+                    .map(|r| RedisWakeups::start(&r.url, &r.channel, tail.clone()))
+                    .transpose()?,
+            ),
+        };
         Ok(Sidecar {
             io,
             connections,
@@ -163,6 +252,7 @@ impl Sidecar {
             cors: cors(&config.cors_origins),
             origins: AllowedOrigins::new(&config.cors_origins),
             _watch: watch,
+            _redis: redis,
         })
     }
 
@@ -200,14 +290,14 @@ impl Sidecar {
     /// closed (clients see a disconnect and reconnect elsewhere), so that a
     /// graceful HTTP shutdown does not wait forever on open sockets.
     /// Its users leave the presence table with it, so REST does not list
-    /// them while no sidecar is running.
+    /// them once it is gone.
     pub fn shutdown(&self) -> impl Future<Output = ()> + Send + 'static {
         let io = self.io.clone();
         let presence = self.presence.clone();
         async move {
             shutdown_signal().await;
             io.close().await;
-            if let Err(e) = presence.clear().await {
+            if let Err(e) = presence.drop_all().await {
                 tracing::warn!(error = %e, "could not clear presence on the way out");
             }
         }

@@ -203,6 +203,28 @@ impl RoomRegistry {
             .ok_or(Gone)
     }
 
+    /// Every listed membership: `(public id, room, username)`, for
+    /// recording presence again after a lapsed lease.
+    pub fn listed(&self) -> Vec<(String, i64, String)> {
+        let inner = self.lock();
+        let mut listed = Vec::new();
+        for (room_id, members) in &inner.rooms {
+            for m in members {
+                let username = inner.peers.get(&m.peer.sid()).and_then(|joined| {
+                    joined
+                        .rooms
+                        .iter()
+                        .find(|(r, _)| r == room_id)
+                        .and_then(|(_, u)| u.clone())
+                });
+                if let Some(username) = username {
+                    listed.push((m.peer.public_id().to_owned(), *room_id, username));
+                }
+            }
+        }
+        listed
+    }
+
     /// Sends `event` to every member of `room_id`; members whose buffer is
     /// full are evicted.
     pub fn announce(&self, room_id: i64, event: &str, payload: &serde_json::Value) {

@@ -15,11 +15,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chatroom_core::messages_after;
 use tokio::sync::Notify;
 
-use crate::db::Db;
 use crate::rooms::{RoomRegistry, encode};
+use crate::store::ChatStore;
 
 /// Rows read per tail query.
 const BATCH: i64 = 500;
@@ -43,11 +42,16 @@ impl MessageTail {
     /// Starts the task; it delivers everything above the registry's cursor.
     /// `commits` wakes it: the sidecar's own writes notify it, and so may
     /// other writers in this process (the embedded Spin host).
-    pub fn start(db: Db, rooms: Arc<RoomRegistry>, poll: Duration, commits: Arc<Notify>) -> Self {
+    pub fn start(
+        store: ChatStore,
+        rooms: Arc<RoomRegistry>,
+        poll: Duration,
+        commits: Arc<Notify>,
+    ) -> Self {
         let own_write = commits;
         let file_change = Arc::new(Notify::new());
         let task = TailTask {
-            db,
+            store,
             rooms,
             own_write: own_write.clone(),
             file_change: file_change.clone(),
@@ -74,7 +78,7 @@ impl MessageTail {
 }
 
 struct TailTask {
-    db: Db,
+    store: ChatStore,
     rooms: Arc<RoomRegistry>,
     own_write: Arc<Notify>,
     file_change: Arc<Notify>,
@@ -109,7 +113,7 @@ impl TailTask {
         let mut sent = 0;
         loop {
             let after = self.rooms.cursor();
-            let batch = match self.db.run(move |c| messages_after(c, after, BATCH)).await {
+            let batch = match self.store.messages_after(after, BATCH).await {
                 Ok(batch) => batch,
                 Err(e) => {
                     tracing::warn!(error = %e, "reading new messages failed; will retry");

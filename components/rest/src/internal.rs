@@ -1,0 +1,329 @@
+//! The internal API of edge mode (SPEC §6): what edge-mode sidecars use
+//! instead of opening the database file. A feed of every room's messages in
+//! id order, a batch write for socket messages (so the component is the
+//! only writer), and presence rows under a renewed lease per sidecar.
+//!
+//! Every endpoint needs `Authorization: Bearer <token>`, the value of the
+//! `internal_token` Spin variable; while that variable is empty the whole
+//! API is refused (`403`), so a deployment that never set it exposes
+//! nothing. The token is compared in constant time.
+
+use chatroom_core::internal::{
+    Draft, FeedHead, LeaseAnswer, LeaseRequest, LeaseState, Outcome, PresenceEntry,
+};
+use chatroom_core::{
+    ApiError, Message, MessageDraft, Query, StoreError, insert_messages, latest_message_id,
+    limits::PAGE_LIMIT_MAX, messages_after_json, parse_node_token, parse_room_id, presence,
+};
+use spin_sdk::http::IncomingRequest;
+
+use crate::http_io::read_body;
+use crate::publish::Announcer;
+use crate::spin_db::SpinDb;
+
+/// Feed rows per page unless `limit` says otherwise.
+const FEED_DEFAULT_LIMIT: i64 = 500;
+/// Leases a sidecar may ask for: a second to an hour.
+const LEASE_MS: std::ops::RangeInclusive<i64> = 1_000..=3_600_000;
+
+/// An internal endpoint, its path already validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InternalRoute {
+    /// `GET /internal/feed?after=&limit=`
+    Feed,
+    /// `GET /internal/feed/head`
+    FeedHead,
+    /// `POST /internal/messages`
+    StoreMessages,
+    /// `PUT /internal/nodes/{node}`
+    RenewLease(String),
+    /// `DELETE /internal/nodes/{node}`
+    DropNode(String),
+    /// `PUT /internal/nodes/{node}/presence/{sid}/{room_id}`
+    Join {
+        node: String,
+        sid: String,
+        room: i64,
+    },
+    /// `DELETE /internal/nodes/{node}/presence/{sid}/{room_id}`
+    Leave { sid: String, room: i64 },
+    /// `DELETE /internal/nodes/{node}/presence/{sid}`
+    Disconnect { sid: String },
+}
+
+/// Resolves the segments after `internal`; `Err(Some(allow))` for a known
+/// path with another method, `Err(None)` for an unknown path.
+pub fn resolve(method: &str, rest: &[&str]) -> Result<InternalRoute, ResolveError> {
+    let node = |raw: &str| parse_node_token("node id", raw).map(str::to_owned);
+    let sid = |raw: &str| parse_node_token("connection id", raw).map(str::to_owned);
+    let (allow, route) = match rest {
+        ["feed"] => ("GET", (method == "GET").then_some(InternalRoute::Feed)),
+        ["feed", "head"] => ("GET", (method == "GET").then_some(InternalRoute::FeedHead)),
+        ["messages"] => (
+            "POST",
+            (method == "POST").then_some(InternalRoute::StoreMessages),
+        ),
+        ["nodes", n] => (
+            "PUT, DELETE",
+            match method {
+                "PUT" => Some(InternalRoute::RenewLease(node(n)?)),
+                "DELETE" => Some(InternalRoute::DropNode(node(n)?)),
+                _ => None,
+            },
+        ),
+        ["nodes", n, "presence", s, room] => (
+            "PUT, DELETE",
+            match method {
+                "PUT" => Some(InternalRoute::Join {
+                    node: node(n)?,
+                    sid: sid(s)?,
+                    room: parse_room_id(room)?,
+                }),
+                "DELETE" => {
+                    node(n)?;
+                    Some(InternalRoute::Leave {
+                        sid: sid(s)?,
+                        room: parse_room_id(room)?,
+                    })
+                }
+                _ => None,
+            },
+        ),
+        ["nodes", n, "presence", s] => (
+            "DELETE",
+            match method {
+                "DELETE" => {
+                    node(n)?;
+                    Some(InternalRoute::Disconnect { sid: sid(s)? })
+                }
+                _ => None,
+            },
+        ),
+        _ => return Err(ResolveError::Api(ApiError::NotFound)),
+    };
+    route.ok_or(ResolveError::Method(allow))
+}
+
+/// Why an internal path resolved to no endpoint.
+#[derive(Debug)]
+pub enum ResolveError {
+    Method(&'static str),
+    Api(ApiError),
+}
+
+impl From<ApiError> for ResolveError {
+    fn from(e: ApiError) -> Self {
+        ResolveError::Api(e)
+    }
+}
+
+/// What an internal endpoint answers.
+pub enum InternalReply {
+    /// A JSON array, as SQLite wrote it.
+    RawJson(String),
+    Json(serde_json::Value),
+    NoContent,
+}
+
+/// Checks the token, then does the work.
+pub async fn handle(
+    route: InternalRoute,
+    req: IncomingRequest,
+    query: &Query,
+) -> Result<InternalReply, ApiError> {
+    authorize(&req)?;
+    match route {
+        InternalRoute::Feed => {
+            let after = match query.get("after") {
+                Some(raw) => parse_count("after", raw, 0, i64::MAX)?,
+                None => 0,
+            };
+            let limit = match query.get("limit") {
+                Some(raw) => parse_count("limit", raw, 1, PAGE_LIMIT_MAX)?,
+                None => FEED_DEFAULT_LIMIT,
+            };
+            let page = messages_after_json(&SpinDb::open()?, after, limit)?;
+            Ok(InternalReply::RawJson(page))
+        }
+        InternalRoute::FeedHead => {
+            let last_id = latest_message_id(&SpinDb::open()?)?;
+            Ok(json(&FeedHead { last_id }))
+        }
+        InternalRoute::StoreMessages => {
+            let body = read_body(req).await?;
+            let drafts: Vec<Draft> =
+                serde_json::from_slice(&body).map_err(|e| ApiError::InvalidJson(e.to_string()))?;
+            store_messages(&drafts)
+        }
+        InternalRoute::RenewLease(node) => {
+            let body = read_body(req).await?;
+            let LeaseRequest { lease_ms } =
+                serde_json::from_slice(&body).map_err(|e| ApiError::InvalidJson(e.to_string()))?;
+            if !LEASE_MS.contains(&lease_ms) {
+                return Err(ApiError::InvalidPayload(format!(
+                    "lease_ms must be from {} to {}",
+                    LEASE_MS.start(),
+                    LEASE_MS.end()
+                )));
+            }
+            let lease = match presence::renew(&SpinDb::open()?, &node, lease_ms)? {
+                presence::Lease::Renewed => LeaseState::Renewed,
+                presence::Lease::Taken => LeaseState::Taken,
+            };
+            Ok(json(&LeaseAnswer { lease }))
+        }
+        InternalRoute::DropNode(node) => {
+            presence::drop_node(&SpinDb::open()?, &node)?;
+            Ok(InternalReply::NoContent)
+        }
+        InternalRoute::Join { node, sid, room } => {
+            let body = read_body(req).await?;
+            let PresenceEntry { username } =
+                serde_json::from_slice(&body).map_err(|e| ApiError::InvalidJson(e.to_string()))?;
+            let username = chatroom_core::Sender::parse(&username)
+                .map_err(|e| ApiError::InvalidUsername(e.to_string()))?;
+            presence::join(&SpinDb::open()?, &node, &sid, room, username.as_str())?;
+            Ok(InternalReply::NoContent)
+        }
+        InternalRoute::Leave { sid, room } => {
+            presence::leave(&SpinDb::open()?, &sid, room)?;
+            Ok(InternalReply::NoContent)
+        }
+        InternalRoute::Disconnect { sid } => {
+            presence::disconnect(&SpinDb::open()?, &sid)?;
+            Ok(InternalReply::NoContent)
+        }
+    }
+}
+
+fn json<T: serde::Serialize>(value: &T) -> InternalReply {
+    InternalReply::Json(serde_json::to_value(value).unwrap_or_default())
+}
+
+/// Stores the drafts in order, in one transaction, announces the stored
+/// ones, and answers each.
+fn store_messages(drafts: &[Draft]) -> Result<InternalReply, ApiError> {
+    let mut valid = Vec::with_capacity(drafts.len());
+    let mut outcomes: Vec<Result<usize, ApiError>> = Vec::with_capacity(drafts.len());
+    for d in drafts {
+        match MessageDraft::from_fields(Some(&d.sender), Some(&d.message)) {
+            Ok(draft) => {
+                outcomes.push(Ok(valid.len()));
+                valid.push((d.room_id, draft));
+            }
+            Err(e) => outcomes.push(Err(e)),
+        }
+    }
+    let stored = if valid.is_empty() {
+        Vec::new()
+    } else {
+        insert_messages(&SpinDb::open()?, &valid)?
+    };
+    let announcer = Announcer::from_variables();
+    let answers: Vec<Outcome> = outcomes
+        .into_iter()
+        .map(|outcome| match outcome.and_then(|i| nth(&stored, i)) {
+            Ok(message) => {
+                announcer.announce(&message);
+                Outcome {
+                    ok: true,
+                    message: Some(message),
+                    code: None,
+                    detail: None,
+                }
+            }
+            Err(e) => Outcome {
+                ok: false,
+                message: None,
+                code: Some(e.code().to_owned()),
+                detail: Some(e.public_detail()),
+            },
+        })
+        .collect();
+    Ok(json(&answers))
+}
+
+fn nth(stored: &[Result<Message, ApiError>], i: usize) -> Result<Message, ApiError> {
+    stored
+        .get(i)
+        .cloned()
+        .unwrap_or(Err(ApiError::Storage(StoreError::Shape("missing result"))))
+}
+
+fn parse_count(name: &str, raw: &str, min: i64, max: i64) -> Result<i64, ApiError> {
+    match raw.parse::<i64>() {
+        Ok(v) if (min..=max).contains(&v) && raw.bytes().all(|b| b.is_ascii_digit()) => Ok(v),
+        _ => Err(ApiError::InvalidPaging(format!(
+            "{name} must be an integer from {min} to {max}"
+        ))),
+    }
+}
+
+/// `Ok` when the request carries the deployment's token.
+fn authorize(req: &IncomingRequest) -> Result<(), ApiError> {
+    let token = spin_sdk::variables::get("internal_token").unwrap_or_default();
+    if token.is_empty() {
+        return Err(ApiError::InternalApiDisabled);
+    }
+    let presented = req.headers().get("authorization");
+    let presented = presented
+        .last()
+        .and_then(|v| v.strip_prefix(b"Bearer "))
+        .unwrap_or_default();
+    if constant_time_eq(presented, token.as_bytes()) {
+        Ok(())
+    } else {
+        Err(ApiError::Unauthorized)
+    }
+}
+
+/// Equal bytes, in a time that depends only on the lengths.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolves_the_internal_endpoints() {
+        assert_eq!(resolve("GET", &["feed"]).unwrap(), InternalRoute::Feed);
+        assert_eq!(
+            resolve("GET", &["feed", "head"]).unwrap(),
+            InternalRoute::FeedHead
+        );
+        assert_eq!(
+            resolve("PUT", &["nodes", "n-1"]).unwrap(),
+            InternalRoute::RenewLease("n-1".into())
+        );
+        assert_eq!(
+            resolve("PUT", &["nodes", "n", "presence", "s", "3"]).unwrap(),
+            InternalRoute::Join {
+                node: "n".into(),
+                sid: "s".into(),
+                room: 3
+            }
+        );
+        assert!(matches!(
+            resolve("GET", &["nodes", "n"]),
+            Err(ResolveError::Method("PUT, DELETE"))
+        ));
+        assert!(matches!(
+            resolve("PUT", &["nodes", "a b"]),
+            Err(ResolveError::Api(ApiError::BadRequest(_)))
+        ));
+        assert!(matches!(
+            resolve("GET", &["nope"]),
+            Err(ResolveError::Api(ApiError::NotFound))
+        ));
+    }
+
+    #[test]
+    fn tokens_compare_whole() {
+        assert!(constant_time_eq(b"secret", b"secret"));
+        assert!(!constant_time_eq(b"secret", b"secreT"));
+        assert!(!constant_time_eq(b"secret", b"secret2"));
+        assert!(!constant_time_eq(b"", b"x"));
+    }
+}

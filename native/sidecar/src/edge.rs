@@ -1,0 +1,275 @@
+//! `EdgeApi`: the REST component as the sidecar's only way to the data, in
+//! edge mode (SPEC §6), where the database is a store the sidecar cannot
+//! open (Fermyon's managed SQLite, libSQL/Turso, another node's disk).
+//!
+//! Reads use the public API (rooms, a room's history) and the internal
+//! feed; writes go through the internal API, so the component is the only
+//! writer and publishes every new message itself. Every failure of the
+//! upstream is a [`StoreError`], which a socket sees as a storage error
+//! and the log sees in full.
+
+use std::time::Duration;
+
+use chatroom_core::internal::{
+    Draft, FeedHead, LeaseAnswer, LeaseRequest, LeaseState, Outcome, PresenceEntry,
+};
+use chatroom_core::limits::{HISTORY_PAGE_ROWS, MAX_BODY_BYTES};
+use chatroom_core::{ApiError, Message, MessageDraft, StoreError};
+use reqwest::{Method, StatusCode};
+use serde::de::DeserializeOwned;
+
+/// How long one call to the component may take.
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// A batch of drafts is split so that each request body stays under the
+/// component's body limit.
+const BATCH_BODY_BYTES: usize = MAX_BODY_BYTES - 4 * 1024;
+
+/// Where the component is, and the token of its internal API.
+#[derive(Debug, Clone)]
+pub struct EdgeConfig {
+    /// The REST deployment's base URL (`https://chat.example.com`, or with
+    /// a path prefix where the component is mounted under one).
+    pub rest_url: String,
+    /// The value of the component's `internal_token` variable.
+    pub token: String,
+}
+
+/// A client of one REST deployment.
+pub struct EdgeApi {
+    client: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+fn upstream(what: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Database(format!("REST upstream, {what}: {e}"))
+}
+
+impl EdgeApi {
+    pub fn new(config: &EdgeConfig) -> Result<Self, StoreError> {
+        let client = reqwest::Client::builder()
+            .timeout(CALL_TIMEOUT)
+            .tcp_nodelay(true)
+            .build()
+            .map_err(|e| upstream("client", e))?;
+        Ok(EdgeApi {
+            client,
+            base: config.rest_url.trim_end_matches('/').to_owned(),
+            token: config.token.clone(),
+        })
+    }
+
+    /// Sends one request; the status and body of the answer.
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<(StatusCode, bytes::Bytes), StoreError> {
+        let mut req = self
+            .client
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.token);
+        if let Some(body) = body {
+            req = req.header("content-type", "application/json").body(body);
+        }
+        let res = req.send().await.map_err(|e| upstream(path, e))?;
+        let status = res.status();
+        let body = res.bytes().await.map_err(|e| upstream(path, e))?;
+        Ok((status, body))
+    }
+
+    /// A call that must succeed with JSON of type `T`.
+    async fn json<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<T, StoreError> {
+        let (status, body) = self.call(method, path, body).await?;
+        if !status.is_success() {
+            return Err(refused(path, status, &body));
+        }
+        serde_json::from_slice(&body).map_err(|e| upstream(path, e))
+    }
+
+    /// A call that must succeed, with no answer wanted.
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<(), StoreError> {
+        let (status, body) = self.call(method, path, body).await?;
+        if status.is_success() {
+            Ok(())
+        } else {
+            Err(refused(path, status, &body))
+        }
+    }
+
+    /// Whether room `id` exists.
+    pub async fn room_exists(&self, id: i64) -> Result<bool, StoreError> {
+        let path = format!("/chatrooms/{id}");
+        match self.call(Method::GET, &path, None).await? {
+            (StatusCode::OK, _) => Ok(true),
+            (StatusCode::NOT_FOUND, _) => Ok(false),
+            (status, body) => Err(refused(&path, status, &body)),
+        }
+    }
+
+    /// The newest message id.
+    pub async fn latest_message_id(&self) -> Result<i64, StoreError> {
+        let head: FeedHead = self.json(Method::GET, "/internal/feed/head", None).await?;
+        Ok(head.last_id)
+    }
+
+    /// Up to `limit` messages of any room after `after`, in id order.
+    pub async fn messages_after(&self, after: i64, limit: i64) -> Result<Vec<Message>, StoreError> {
+        let path = format!("/internal/feed?after={after}&limit={limit}");
+        self.json(Method::GET, &path, None).await
+    }
+
+    /// The oldest page of room `room`'s messages in `(after, before)`.
+    pub async fn room_page(
+        &self,
+        room: i64,
+        after: i64,
+        before: i64,
+    ) -> Result<Vec<Message>, StoreError> {
+        let path = format!(
+            "/chatrooms/{room}/messages?after={after}&before={before}&limit={HISTORY_PAGE_ROWS}"
+        );
+        self.json(Method::GET, &path, None).await
+    }
+
+    /// Stores the drafts in order; each gets its own answer.
+    pub async fn insert_messages(
+        &self,
+        drafts: &[(i64, MessageDraft)],
+    ) -> Result<Vec<Result<Message, ApiError>>, StoreError> {
+        let mut answers = Vec::with_capacity(drafts.len());
+        for batch in batches(drafts) {
+            let body = serde_json::to_vec(&batch).map_err(|e| upstream("messages", e))?;
+            let outcomes: Vec<Outcome> = self
+                .json(Method::POST, "/internal/messages", Some(body))
+                .await?;
+            if outcomes.len() != batch.len() {
+                return Err(upstream("messages", "one answer per message expected"));
+            }
+            answers.extend(outcomes.into_iter().map(outcome));
+        }
+        Ok(answers)
+    }
+
+    /// Takes or renews `node`'s presence lease.
+    pub async fn renew(&self, node: &str, lease_ms: i64) -> Result<LeaseState, StoreError> {
+        let body = serde_json::to_vec(&LeaseRequest { lease_ms }).unwrap_or_default();
+        let answer: LeaseAnswer = self
+            .json(Method::PUT, &format!("/internal/nodes/{node}"), Some(body))
+            .await?;
+        Ok(answer.lease)
+    }
+
+    /// Forgets `node` and all its presence.
+    pub async fn drop_node(&self, node: &str) -> Result<(), StoreError> {
+        self.send(Method::DELETE, &format!("/internal/nodes/{node}"), None)
+            .await
+    }
+
+    /// Lists `sid` (held by `node`) in `room` as `username`.
+    pub async fn join(
+        &self,
+        node: &str,
+        sid: &str,
+        room: i64,
+        username: &str,
+    ) -> Result<(), StoreError> {
+        let body = serde_json::to_vec(&PresenceEntry {
+            username: username.to_owned(),
+        })
+        .unwrap_or_default();
+        let path = format!("/internal/nodes/{node}/presence/{sid}/{room}");
+        self.send(Method::PUT, &path, Some(body)).await
+    }
+
+    /// Unlists `sid` in `room`.
+    pub async fn leave(&self, node: &str, sid: &str, room: i64) -> Result<(), StoreError> {
+        let path = format!("/internal/nodes/{node}/presence/{sid}/{room}");
+        self.send(Method::DELETE, &path, None).await
+    }
+
+    /// Unlists `sid` everywhere.
+    pub async fn disconnect(&self, node: &str, sid: &str) -> Result<(), StoreError> {
+        let path = format!("/internal/nodes/{node}/presence/{sid}");
+        self.send(Method::DELETE, &path, None).await
+    }
+}
+
+/// The drafts as the internal API takes them, in requests that each fit
+/// the component's body limit (one message always fits: 4000 characters).
+fn batches(drafts: &[(i64, MessageDraft)]) -> Vec<Vec<Draft>> {
+    let mut out: Vec<Vec<Draft>> = Vec::new();
+    let mut size = 0;
+    for (room_id, d) in drafts {
+        let draft = Draft {
+            room_id: *room_id,
+            sender: d.sender.as_str().to_owned(),
+            message: d.content.as_str().to_owned(),
+        };
+        let bytes = serde_json::to_vec(&draft).map_or(0, |v| v.len()) + 1;
+        match out.last_mut() {
+            Some(batch) if size + bytes <= BATCH_BODY_BYTES => {
+                size += bytes;
+                batch.push(draft);
+            }
+            _ => {
+                size = bytes + 2;
+                out.push(vec![draft]);
+            }
+        }
+    }
+    out
+}
+
+/// One draft's answer from the component.
+fn outcome(o: Outcome) -> Result<Message, ApiError> {
+    match (o.ok, o.message) {
+        (true, Some(message)) => Ok(message),
+        _ => Err(match o.code.as_deref() {
+            Some("room_not_found") => ApiError::RoomNotFound,
+            code => ApiError::Storage(StoreError::Database(format!(
+                "REST upstream refused a message: {} ({})",
+                o.detail.unwrap_or_default(),
+                code.unwrap_or("no code")
+            ))),
+        }),
+    }
+}
+
+/// A failed answer as an error for the log.
+fn refused(path: &str, status: StatusCode, body: &[u8]) -> StoreError {
+    let body = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
+    upstream(path, format!("{status}: {body}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_stay_under_the_body_limit_and_keep_order() {
+        let big = "x".repeat(4000);
+        let drafts: Vec<_> = (0..64)
+            .map(|i| (i, MessageDraft::from_fields(Some("s"), Some(&big)).unwrap()))
+            .collect();
+        let split = batches(&drafts);
+        assert!(split.len() > 1);
+        let ids: Vec<i64> = split.iter().flatten().map(|d| d.room_id).collect();
+        assert_eq!(ids, (0..64).collect::<Vec<_>>());
+        for batch in &split {
+            assert!(serde_json::to_vec(batch).unwrap().len() <= BATCH_BODY_BYTES);
+        }
+        assert!(batches(&[]).is_empty());
+    }
+}
