@@ -12,9 +12,11 @@ use chatroom_host::{HostOptions, SpinHost};
 use chatroom_sidecar::{Sidecar, SidecarConfig, upstream};
 use tokio::sync::oneshot;
 
+pub mod edge;
 pub mod http;
 pub mod process;
 pub mod raw;
+pub mod redis;
 pub mod socket;
 pub mod spin;
 

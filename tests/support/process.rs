@@ -39,15 +39,28 @@ impl SidecarProcess {
     /// As [`SidecarProcess::start`], with more flags (`--poll-ms 50`, say);
     /// a restart keeps them.
     pub async fn start_with(bin: &Path, db: &Path, rest: &str, extra: &[&str]) -> Self {
+        let mut args = vec!["--db", db.to_str().expect("a UTF-8 database path")];
+        args.extend(extra);
+        Self::start_args(bin, rest, &args).await
+    }
+
+    /// An edge-mode sidecar: `rest` is all it has (no database file),
+    /// with the internal API's `token` and more flags (`--redis URL`).
+    pub async fn start_edge(bin: &Path, rest: &str, token: &str, extra: &[&str]) -> Self {
+        let mut args = vec!["--internal-token", token];
+        args.extend(extra);
+        Self::start_args(bin, rest, &args).await
+    }
+
+    /// Starts `bin` forwarding REST to `rest`, with `flags`.
+    async fn start_args(bin: &Path, rest: &str, flags: &[&str]) -> Self {
         let mut args: Vec<String> = vec![
-            "--db".into(),
-            db.to_str().expect("a UTF-8 database path").into(),
             "--rest-upstream".into(),
             rest.into(),
             "--log".into(),
             "warn".into(),
         ];
-        args.extend(extra.iter().map(|flag| flag.to_string()));
+        args.extend(flags.iter().map(|flag| flag.to_string()));
         let (child, addr) = spawn(bin, &args, "127.0.0.1:0".parse().expect("addr")).await;
         let process = SidecarProcess {
             child: Some(child),

@@ -45,6 +45,8 @@ pub struct SpinUpOptions<'a> {
     pub current_dir: Option<&'a Path>,
     /// More arguments (`--runtime-config-file FILE`, say).
     pub extra: Vec<OsString>,
+    /// Environment variables for it (`SPIN_VARIABLE_<NAME>`, say).
+    pub env: Vec<(String, String)>,
 }
 
 impl<'a> SpinUpOptions<'a> {
@@ -54,6 +56,7 @@ impl<'a> SpinUpOptions<'a> {
             state_dir,
             current_dir: None,
             extra: Vec::new(),
+            env: Vec::new(),
         }
     }
 }
@@ -72,7 +75,8 @@ fn command(options: &SpinUpOptions<'_>) -> Command {
         .args(["--listen", "127.0.0.1:0"])
         .arg("--state-dir")
         .arg(options.state_dir)
-        .args(&options.extra);
+        .args(&options.extra)
+        .envs(options.env.iter().map(|(k, v)| (k, v)));
     command
 }
 

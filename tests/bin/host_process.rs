@@ -1,0 +1,32 @@
+//! The Spin-compatible host as a process of its own, for the edge-mode
+//! tests: the REST deployment the sidecars reach only over HTTP. It reads
+//! Spin variables from its environment (`SPIN_VARIABLE_<NAME>`), as
+//! `spin up` does. Flags: `MANIFEST STATE_DIR`; it binds a free port and
+//! prints `listening on http://ADDR`.
+
+use std::sync::Arc;
+
+use chatroom_host::{HostOptions, SpinHost, serve};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args_os().skip(1);
+    let (Some(manifest), Some(state_dir)) = (args.next(), args.next()) else {
+        anyhow::bail!("usage: host-process MANIFEST STATE_DIR");
+    };
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter("warn")
+        .init();
+    let host = SpinHost::load(
+        std::path::Path::new(&manifest),
+        HostOptions {
+            state_dir: Some(state_dir.into()),
+            ..HostOptions::default()
+        },
+    )?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    println!("listening on http://{}", listener.local_addr()?);
+    serve(Arc::new(host), listener, std::future::pending()).await?;
+    Ok(())
+}

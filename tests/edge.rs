@@ -1,0 +1,317 @@
+//! Edge mode (SPEC §6), end to end: the REST component served by the host
+//! in a process of its own (and by the real `spin up` when there is one),
+//! a real `redis-server`, and two edge-mode sidecars in separate processes
+//! that share no file with the REST deployment. Real Socket.IO clients on
+//! each sidecar must see every message exactly once, in id order, however
+//! it was sent; a killed sidecar loses nothing acknowledged and its users
+//! leave within the lease; Redis going away only slows delivery down.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use chatroom_tests::edge::{EdgeRest, TOKEN, variables};
+use chatroom_tests::http::{create_room, history_ids, ids, post_message, room_users};
+use chatroom_tests::process::SidecarProcess;
+use chatroom_tests::redis::RedisServer;
+use chatroom_tests::socket::SocketClient;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+fn host_bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_host-process"))
+}
+
+fn sidecar_bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_sidecar-process"))
+}
+
+/// An edge-mode sidecar on `rest`, named `node`, with more flags.
+async fn edge_sidecar(rest: &str, node: &str, extra: &[&str]) -> SidecarProcess {
+    let mut flags = vec!["--node-id", node];
+    flags.extend(extra);
+    SidecarProcess::start_edge(sidecar_bin(), rest, TOKEN, &flags).await
+}
+
+/// Sends `rounds` messages each through a socket on sidecar A, a socket on
+/// sidecar B and REST, interleaved; the acknowledged ids, in order.
+async fn send_everywhere(
+    rest: &str,
+    room: i64,
+    a: &SocketClient,
+    b: &SocketClient,
+    rounds: usize,
+    tag: &str,
+) -> Vec<i64> {
+    let mut sent = Vec::new();
+    for i in 0..rounds {
+        for (client, who) in [(a, "ann"), (b, "bob")] {
+            let ack = client
+                .call(
+                    "send_message",
+                    json!({"room_id": room, "message": format!("{tag} {who} {i}")}),
+                )
+                .await;
+            assert_eq!(ack["ok"], true, "{ack}");
+            assert_eq!(ack["message"]["sender"], who);
+            sent.push(ack["message"]["id"].as_i64().expect("an id"));
+        }
+        let posted = post_message(rest, room, "rest", &format!("{tag} rest {i}")).await;
+        sent.push(posted["id"].as_i64().expect("an id"));
+    }
+    sent
+}
+
+/// What `client` receives as `new_message`: exactly `sent`, once each, in
+/// id order, and nothing more.
+async fn receives_exactly(client: &SocketClient, sent: &[i64], who: &str) {
+    let mut want = sent.to_vec();
+    want.sort_unstable();
+    let got = ids(&client.expect_n("new_message", want.len()).await);
+    assert_eq!(got, want, "{who}: every message once, in id order");
+    let extra = client
+        .drain("new_message", Duration::from_millis(300))
+        .await;
+    assert!(extra.is_empty(), "{who}: duplicates {extra:?}");
+}
+
+/// Two sidecars on one REST deployment: a member on each, messages sent
+/// through both and through REST; the users of both are listed.
+async fn two_sidecars_share_the_load(rest: &EdgeRest, a: &SidecarProcess, b: &SidecarProcess) {
+    let room = create_room(&a.url, "Edge").await;
+    let ann = SocketClient::connect(&a.url).await;
+    let bob = SocketClient::connect(&b.url).await;
+    ann.join(room, "ann").await;
+    bob.join(room, "bob").await;
+    let users = room_users(&rest.url, room).await;
+    assert_eq!(users["users"], json!(["ann", "bob"]), "{users}");
+    // Each sees its own join. (`user_joined` and `user_left` reach the
+    // members on the joiner's sidecar only: messages cross sidecars,
+    // presence events do not; `GET /users` covers every sidecar.)
+    assert_eq!(ann.expect("user_joined").await["username"], "ann");
+    assert_eq!(bob.expect("user_joined").await["username"], "bob");
+
+    let sent = send_everywhere(&rest.url, room, &ann, &bob, 15, "m").await;
+    receives_exactly(&ann, &sent, "ann on sidecar A").await;
+    receives_exactly(&bob, &sent, "bob on sidecar B").await;
+    assert_eq!(history_ids(&rest.url, room).await, {
+        let mut s = sent.clone();
+        s.sort_unstable();
+        s
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_sidecars_with_redis_deliver_every_message_once_in_order() {
+    let redis = RedisServer::start();
+    let rest = EdgeRest::host(host_bin(), Some(&redis)).await;
+    // A poll of a minute: only Redis can deliver in time.
+    let flags = ["--redis", &redis.url, "--poll-ms", "60000"];
+    let a = edge_sidecar(&rest.url, "a", &flags).await;
+    let b = edge_sidecar(&rest.url, "b", &flags).await;
+    two_sidecars_share_the_load(&rest, &a, &b).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_redis_the_sidecars_poll_the_feed() {
+    let rest = EdgeRest::host(host_bin(), None).await;
+    let flags = ["--poll-ms", "50"];
+    let a = edge_sidecar(&rest.url, "a", &flags).await;
+    let b = edge_sidecar(&rest.url, "b", &flags).await;
+    two_sidecars_share_the_load(&rest, &a, &b).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_going_away_mid_stream_loses_nothing() {
+    let mut redis = RedisServer::start();
+    let rest = EdgeRest::host(host_bin(), Some(&redis)).await;
+    let flags = ["--redis", &redis.url, "--poll-ms", "200"];
+    let a = edge_sidecar(&rest.url, "a", &flags).await;
+    let b = edge_sidecar(&rest.url, "b", &flags).await;
+    let room = create_room(&rest.url, "Outage").await;
+    let ann = SocketClient::connect(&a.url).await;
+    let bob = SocketClient::connect(&b.url).await;
+    ann.join(room, "ann").await;
+    bob.join(room, "bob").await;
+
+    let mut sent = send_everywhere(&rest.url, room, &ann, &bob, 5, "before").await;
+    redis.stop();
+    // The component's publishes fail now; the messages are stored anyway
+    // and the sidecars find them by polling.
+    sent.extend(send_everywhere(&rest.url, room, &ann, &bob, 5, "during").await);
+    receives_exactly(&ann, &sent, "ann, Redis down").await;
+    receives_exactly(&bob, &sent, "bob, Redis down").await;
+
+    redis.restart();
+    let after = send_everywhere(&rest.url, room, &ann, &bob, 5, "after").await;
+    receives_exactly(&ann, &after, "ann, Redis back").await;
+    receives_exactly(&bob, &after, "bob, Redis back").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_sidecar_loses_nothing_and_its_users_leave_within_the_lease() {
+    let redis = RedisServer::start();
+    let rest = EdgeRest::host(host_bin(), Some(&redis)).await;
+    let flags = ["--redis", &redis.url, "--presence-lease-secs", "3"];
+    let mut a = edge_sidecar(&rest.url, "a", &flags).await;
+    let b = edge_sidecar(&rest.url, "b", &flags).await;
+    let room = create_room(&rest.url, "Crash").await;
+    let ann = SocketClient::connect(&a.url).await;
+    let bob = SocketClient::connect(&b.url).await;
+    ann.join(room, "ann").await;
+    bob.join(room, "bob").await;
+
+    let mut acked = Vec::new();
+    for i in 0..20 {
+        let ack = ann
+            .call("send_message", json!({"room_id": room, "message": format!("m{i}")}))
+            .await;
+        assert_eq!(ack["ok"], true, "{ack}");
+        acked.push(ack["message"]["id"].as_i64().unwrap());
+    }
+    for i in 0..10 {
+        ann.emit(
+            "send_message",
+            json!({"room_id": room, "message": format!("late{i}")}),
+        )
+        .await;
+    }
+    a.kill_9();
+    let killed = Instant::now();
+    let stored = history_ids(&rest.url, room).await;
+    for id in &acked {
+        assert!(stored.contains(id), "acknowledged message {id} lost");
+    }
+
+    // Ann's row outlives her sidecar only until its lease runs out; bob,
+    // on the other sidecar, stays listed throughout.
+    loop {
+        let users = room_users(&rest.url, room).await;
+        if users["users"] == json!(["bob"]) {
+            break;
+        }
+        assert_eq!(users["users"], json!(["ann", "bob"]), "{users}");
+        assert!(
+            killed.elapsed() < Duration::from_secs(5),
+            "ann still listed {:?} after the kill",
+            killed.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Bob got everything that was stored, in order.
+    let stored = history_ids(&rest.url, room).await;
+    let mut seen = Vec::new();
+    while seen.len() < stored.len() {
+        seen.push(bob.expect("new_message").await["id"].as_i64().unwrap());
+    }
+    assert_eq!(seen, stored);
+
+    // Written while A is down; A restarts (its node id drops nothing of
+    // B's), and ann catches up from her last acknowledged message.
+    let posted = post_message(&rest.url, room, "rest", "while down").await;
+    a.restart().await;
+    assert_eq!(room_users(&rest.url, room).await["users"], json!(["bob"]));
+    let again = SocketClient::connect(&a.url).await;
+    let since = *acked.last().unwrap();
+    let ack = again
+        .call(
+            "join_room",
+            json!({"room_id": room, "username": "ann", "since": since}),
+        )
+        .await;
+    assert_eq!(ack["ok"], true, "{ack}");
+    let missed: Vec<i64> = history_ids(&rest.url, room)
+        .await
+        .into_iter()
+        .filter(|id| *id > since)
+        .collect();
+    assert_eq!(missed.last(), posted["id"].as_i64().as_ref());
+    assert_eq!(ids(&again.expect_n("new_message", missed.len()).await), missed);
+    assert_eq!(
+        room_users(&rest.url, room).await["users"],
+        json!(["bob", "ann"])
+    );
+    // And live delivery goes on across both.
+    let next = post_message(&rest.url, room, "rest", "after").await;
+    assert_eq!(again.expect("new_message").await["id"], next["id"]);
+    drop(b);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_internal_api_needs_the_token_and_is_off_without_one() {
+    let client = reqwest::Client::new();
+    let status_and_code = |res: reqwest::Response| async move {
+        let status = res.status();
+        let body: Value = res.json().await.unwrap_or(Value::Null);
+        (status, body["code"].as_str().unwrap_or_default().to_owned())
+    };
+
+    // The repository's spin.toml as it stands: no token, no internal API.
+    let off = EdgeRest::host_with(host_bin(), variables(None, None)).await;
+    let res = client
+        .get(format!("{}/internal/feed", off.url))
+        .bearer_auth("")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        status_and_code(res).await,
+        (StatusCode::FORBIDDEN, "internal_api_disabled".to_owned())
+    );
+
+    let on = EdgeRest::host(host_bin(), None).await;
+    for auth in [None, Some("wrong"), Some(&TOKEN[..TOKEN.len() - 1])] {
+        let mut req = client.get(format!("{}/internal/feed/head", on.url));
+        if let Some(token) = auth {
+            req = req.bearer_auth(token);
+        }
+        assert_eq!(
+            status_and_code(req.send().await.unwrap()).await,
+            (StatusCode::UNAUTHORIZED, "unauthorized".to_owned()),
+            "{auth:?}"
+        );
+    }
+    let head: Value = client
+        .get(format!("{}/internal/feed/head", on.url))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(head, json!({"last_id": 0}));
+    // A sidecar with the wrong token cannot start on it.
+    let mut refused = std::process::Command::new(sidecar_bin())
+        .args(["--rest-upstream", &on.url, "--internal-token", "wrong"])
+        .args(["--listen", "127.0.0.1:0", "--log", "off"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = refused.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = refused.kill();
+            panic!("a sidecar with the wrong token kept running");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(!status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(spin_cli),
+    ignore = "no Spin CLI: set SPIN_BIN to run edge mode under real Spin"
+)]
+async fn under_spin_up_two_sidecars_with_redis_share_the_load() {
+    let redis = RedisServer::start();
+    let rest = EdgeRest::spin(Some(&redis)).await;
+    let flags = ["--redis", &redis.url, "--poll-ms", "60000"];
+    let a = edge_sidecar(&rest.url, "a", &flags).await;
+    let b = edge_sidecar(&rest.url, "b", &flags).await;
+    two_sidecars_share_the_load(&rest, &a, &b).await;
+}
