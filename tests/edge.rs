@@ -163,7 +163,10 @@ async fn a_killed_sidecar_loses_nothing_and_its_users_leave_within_the_lease() {
     let mut acked = Vec::new();
     for i in 0..20 {
         let ack = ann
-            .call("send_message", json!({"room_id": room, "message": format!("m{i}")}))
+            .call(
+                "send_message",
+                json!({"room_id": room, "message": format!("m{i}")}),
+            )
             .await;
         assert_eq!(ack["ok"], true, "{ack}");
         acked.push(ack["message"]["id"].as_i64().unwrap());
@@ -226,7 +229,10 @@ async fn a_killed_sidecar_loses_nothing_and_its_users_leave_within_the_lease() {
         .filter(|id| *id > since)
         .collect();
     assert_eq!(missed.last(), posted["id"].as_i64().as_ref());
-    assert_eq!(ids(&again.expect_n("new_message", missed.len()).await), missed);
+    assert_eq!(
+        ids(&again.expect_n("new_message", missed.len()).await),
+        missed
+    );
     assert_eq!(
         room_users(&rest.url, room).await["users"],
         json!(["bob", "ann"])

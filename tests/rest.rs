@@ -611,12 +611,22 @@ async fn the_openapi_document_matches_the_routes() {
         "/chatrooms/{room_id}/messages",
         "/chatrooms/{room_id}/users",
         "/openapi.json",
+        "/internal/feed",
+        "/internal/feed/head",
+        "/internal/messages",
+        "/internal/nodes/{node}",
+        "/internal/nodes/{node}/presence/{sid}/{room_id}",
+        "/internal/nodes/{node}/presence/{sid}",
     ] {
         assert!(paths.contains_key(expected), "{expected} is documented");
     }
     let http = Client::new();
     for (path, item) in paths {
-        let url = format!("{}{}", s.url, path.replace("{room_id}", &id.to_string()));
+        let path_params = path
+            .replace("{room_id}", &id.to_string())
+            .replace("{node}", "node-1")
+            .replace("{sid}", "sid-1");
+        let url = format!("{}{}", s.url, path_params);
         for method in ["get", "post", "put", "delete"] {
             let documented = item.get(method).is_some();
             let verb = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();

@@ -43,7 +43,10 @@ impl RedisServer {
             .stdout(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| {
-                panic!("cannot run {} (install Debian's redis-server): {e}", binary())
+                panic!(
+                    "cannot run {} (install Debian's redis-server): {e}",
+                    binary()
+                )
             });
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);

@@ -26,7 +26,9 @@ const FEED_DEFAULT_LIMIT: i64 = 500;
 /// Leases a sidecar may ask for: a second to an hour.
 const LEASE_MS: std::ops::RangeInclusive<i64> = 1_000..=3_600_000;
 
-/// An internal endpoint, its path already validated.
+/// An internal endpoint. Its path parameters are checked only once the
+/// token is (see [`handle`]), so nobody without it learns more than the
+/// published shape of the API.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InternalRoute {
     /// `GET /internal/feed?after=&limit=`
@@ -43,19 +45,21 @@ pub enum InternalRoute {
     Join {
         node: String,
         sid: String,
-        room: i64,
+        room: String,
     },
     /// `DELETE /internal/nodes/{node}/presence/{sid}/{room_id}`
-    Leave { sid: String, room: i64 },
+    Leave {
+        node: String,
+        sid: String,
+        room: String,
+    },
     /// `DELETE /internal/nodes/{node}/presence/{sid}`
-    Disconnect { sid: String },
+    Disconnect { node: String, sid: String },
 }
 
-/// Resolves the segments after `internal`; `Err(Some(allow))` for a known
-/// path with another method, `Err(None)` for an unknown path.
+/// Resolves the segments after `internal`.
 pub fn resolve(method: &str, rest: &[&str]) -> Result<InternalRoute, ResolveError> {
-    let node = |raw: &str| parse_node_token("node id", raw).map(str::to_owned);
-    let sid = |raw: &str| parse_node_token("connection id", raw).map(str::to_owned);
+    let own = |s: &&str| (*s).to_owned();
     let (allow, route) = match rest {
         ["feed"] => ("GET", (method == "GET").then_some(InternalRoute::Feed)),
         ["feed", "head"] => ("GET", (method == "GET").then_some(InternalRoute::FeedHead)),
@@ -63,45 +67,48 @@ pub fn resolve(method: &str, rest: &[&str]) -> Result<InternalRoute, ResolveErro
             "POST",
             (method == "POST").then_some(InternalRoute::StoreMessages),
         ),
-        ["nodes", n] => (
+        ["nodes", node] => (
             "PUT, DELETE",
             match method {
-                "PUT" => Some(InternalRoute::RenewLease(node(n)?)),
-                "DELETE" => Some(InternalRoute::DropNode(node(n)?)),
+                "PUT" => Some(InternalRoute::RenewLease(own(node))),
+                "DELETE" => Some(InternalRoute::DropNode(own(node))),
                 _ => None,
             },
         ),
-        ["nodes", n, "presence", s, room] => (
+        ["nodes", node, "presence", sid, room] => (
             "PUT, DELETE",
             match method {
                 "PUT" => Some(InternalRoute::Join {
-                    node: node(n)?,
-                    sid: sid(s)?,
-                    room: parse_room_id(room)?,
+                    node: own(node),
+                    sid: own(sid),
+                    room: own(room),
                 }),
-                "DELETE" => {
-                    node(n)?;
-                    Some(InternalRoute::Leave {
-                        sid: sid(s)?,
-                        room: parse_room_id(room)?,
-                    })
-                }
+                "DELETE" => Some(InternalRoute::Leave {
+                    node: own(node),
+                    sid: own(sid),
+                    room: own(room),
+                }),
                 _ => None,
             },
         ),
-        ["nodes", n, "presence", s] => (
+        ["nodes", node, "presence", sid] => (
             "DELETE",
-            match method {
-                "DELETE" => {
-                    node(n)?;
-                    Some(InternalRoute::Disconnect { sid: sid(s)? })
-                }
-                _ => None,
-            },
+            (method == "DELETE").then(|| InternalRoute::Disconnect {
+                node: own(node),
+                sid: own(sid),
+            }),
         ),
         _ => return Err(ResolveError::Api(ApiError::NotFound)),
     };
     route.ok_or(ResolveError::Method(allow))
+}
+
+fn node_id(raw: &str) -> Result<&str, ApiError> {
+    parse_node_token("node id", raw)
+}
+
+fn connection_id(raw: &str) -> Result<&str, ApiError> {
+    parse_node_token("connection id", raw)
 }
 
 /// Why an internal path resolved to no endpoint.
@@ -156,6 +163,7 @@ pub async fn handle(
             store_messages(&drafts)
         }
         InternalRoute::RenewLease(node) => {
+            let node = node_id(&node)?;
             let body = read_body(req).await?;
             let LeaseRequest { lease_ms } =
                 serde_json::from_slice(&body).map_err(|e| ApiError::InvalidJson(e.to_string()))?;
@@ -166,31 +174,36 @@ pub async fn handle(
                     LEASE_MS.end()
                 )));
             }
-            let lease = match presence::renew(&SpinDb::open()?, &node, lease_ms)? {
+            let lease = match presence::renew(&SpinDb::open()?, node, lease_ms)? {
                 presence::Lease::Renewed => LeaseState::Renewed,
                 presence::Lease::Taken => LeaseState::Taken,
             };
             Ok(json(&LeaseAnswer { lease }))
         }
         InternalRoute::DropNode(node) => {
-            presence::drop_node(&SpinDb::open()?, &node)?;
+            presence::drop_node(&SpinDb::open()?, node_id(&node)?)?;
             Ok(InternalReply::NoContent)
         }
         InternalRoute::Join { node, sid, room } => {
+            let (node, sid) = (node_id(&node)?, connection_id(&sid)?);
+            let room = parse_room_id(&room)?;
             let body = read_body(req).await?;
             let PresenceEntry { username } =
                 serde_json::from_slice(&body).map_err(|e| ApiError::InvalidJson(e.to_string()))?;
             let username = chatroom_core::Sender::parse(&username)
                 .map_err(|e| ApiError::InvalidUsername(e.to_string()))?;
-            presence::join(&SpinDb::open()?, &node, &sid, room, username.as_str())?;
+            presence::join(&SpinDb::open()?, node, sid, room, username.as_str())?;
             Ok(InternalReply::NoContent)
         }
-        InternalRoute::Leave { sid, room } => {
-            presence::leave(&SpinDb::open()?, &sid, room)?;
+        InternalRoute::Leave { node, sid, room } => {
+            node_id(&node)?;
+            let room = parse_room_id(&room)?;
+            presence::leave(&SpinDb::open()?, connection_id(&sid)?, room)?;
             Ok(InternalReply::NoContent)
         }
-        InternalRoute::Disconnect { sid } => {
-            presence::disconnect(&SpinDb::open()?, &sid)?;
+        InternalRoute::Disconnect { node, sid } => {
+            node_id(&node)?;
+            presence::disconnect(&SpinDb::open()?, connection_id(&sid)?)?;
             Ok(InternalReply::NoContent)
         }
     }
@@ -302,17 +315,15 @@ mod tests {
             InternalRoute::Join {
                 node: "n".into(),
                 sid: "s".into(),
-                room: 3
+                room: "3".into()
             }
         );
         assert!(matches!(
             resolve("GET", &["nodes", "n"]),
             Err(ResolveError::Method("PUT, DELETE"))
         ));
-        assert!(matches!(
-            resolve("PUT", &["nodes", "a b"]),
-            Err(ResolveError::Api(ApiError::BadRequest(_)))
-        ));
+        assert!(matches!(node_id("a b"), Err(ApiError::BadRequest(_))));
+        assert_eq!(connection_id("Ab-_.9").unwrap(), "Ab-_.9");
         assert!(matches!(
             resolve("GET", &["nope"]),
             Err(ResolveError::Api(ApiError::NotFound))

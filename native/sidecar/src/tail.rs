@@ -1,7 +1,8 @@
-//! `MessageTail`: follows the `messages` table and hands every new row, in
-//! id order, to the [`RoomRegistry`], whoever wrote it (a socket here or
-//! the Spin component in another process). Because SQLite serialises
-//! writers, rows commit in id order, so a cursor never skips one.
+//! `MessageTail`: follows the `messages` table (in file mode) or the
+//! component's feed of it (in edge mode) and hands every new row, in id
+//! order, to the [`RoomRegistry`], whoever wrote it (a socket on this or
+//! another sidecar, or REST). Because SQLite serialises writers, rows
+//! commit in id order, so a cursor never skips one.
 //!
 //! The task never waits on a socket and never replays history: joins and
 //! their `since` replays happen in each connection's own task against the
@@ -9,8 +10,8 @@
 //!
 //! The task sleeps until woken: directly after the sidecar's own writes, by
 //! the commit probe of `watch` when another process's commit becomes
-//! visible, by a few quick re-checks when a file event showed no new row,
-//! and by a slow safety poll.
+//! visible, by a Redis wake-up (edge mode, `wakeups`), by a few quick
+//! re-checks when a file event showed no new row, and by a safety poll.
 
 use std::sync::Arc;
 use std::time::Duration;
