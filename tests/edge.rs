@@ -75,8 +75,14 @@ async fn receives_exactly(client: &SocketClient, sent: &[i64], who: &str) {
 }
 
 /// Two sidecars on one REST deployment: a member on each, messages sent
-/// through both and through REST; the users of both are listed.
-async fn two_sidecars_share_the_load(rest: &EdgeRest, a: &SidecarProcess, b: &SidecarProcess) {
+/// through both and through REST; the users of both are listed. With
+/// Redis (`relayed`), presence events cross sidecars too.
+async fn two_sidecars_share_the_load(
+    rest: &EdgeRest,
+    a: &SidecarProcess,
+    b: &SidecarProcess,
+    relayed: bool,
+) {
     let room = create_room(&a.url, "Edge").await;
     let ann = SocketClient::connect(&a.url).await;
     let bob = SocketClient::connect(&b.url).await;
@@ -84,11 +90,16 @@ async fn two_sidecars_share_the_load(rest: &EdgeRest, a: &SidecarProcess, b: &Si
     bob.join(room, "bob").await;
     let users = room_users(&rest.url, room).await;
     assert_eq!(users["users"], json!(["ann", "bob"]), "{users}");
-    // Each sees its own join. (`user_joined` and `user_left` reach the
-    // members on the joiner's sidecar only: messages cross sidecars,
-    // presence events do not; `GET /users` covers every sidecar.)
+    // Each sees its own join; with Redis, ann sees bob's too. (Without
+    // it, presence events stay on their sidecar; `GET /users` covers
+    // every sidecar either way.)
     assert_eq!(ann.expect("user_joined").await["username"], "ann");
     assert_eq!(bob.expect("user_joined").await["username"], "bob");
+    if relayed {
+        let joined = ann.expect("user_joined").await;
+        assert_eq!(joined["username"], "bob");
+        assert_eq!(joined["room_id"], room);
+    }
 
     let sent = send_everywhere(&rest.url, room, &ann, &bob, 15, "m").await;
     receives_exactly(&ann, &sent, "ann on sidecar A").await;
@@ -98,6 +109,20 @@ async fn two_sidecars_share_the_load(rest: &EdgeRest, a: &SidecarProcess, b: &Si
         s.sort_unstable();
         s
     });
+
+    bob.disconnect().await;
+    if relayed {
+        let left = ann.expect("user_left").await;
+        assert_eq!(left["username"], "bob");
+    } else {
+        let relayed = ann.drain("user_left", Duration::from_millis(300)).await;
+        assert!(relayed.is_empty(), "{relayed:?}");
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while room_users(&rest.url, room).await["users"] != json!(["ann"]) {
+        assert!(Instant::now() < deadline, "bob still listed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -108,7 +133,7 @@ async fn two_sidecars_with_redis_deliver_every_message_once_in_order() {
     let flags = ["--redis", &redis.url, "--poll-ms", "60000"];
     let a = edge_sidecar(&rest.url, "a", &flags).await;
     let b = edge_sidecar(&rest.url, "b", &flags).await;
-    two_sidecars_share_the_load(&rest, &a, &b).await;
+    two_sidecars_share_the_load(&rest, &a, &b, true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -117,7 +142,7 @@ async fn without_redis_the_sidecars_poll_the_feed() {
     let flags = ["--poll-ms", "50"];
     let a = edge_sidecar(&rest.url, "a", &flags).await;
     let b = edge_sidecar(&rest.url, "b", &flags).await;
-    two_sidecars_share_the_load(&rest, &a, &b).await;
+    two_sidecars_share_the_load(&rest, &a, &b, false).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -319,5 +344,5 @@ async fn under_spin_up_two_sidecars_with_redis_share_the_load() {
     let flags = ["--redis", &redis.url, "--poll-ms", "60000"];
     let a = edge_sidecar(&rest.url, "a", &flags).await;
     let b = edge_sidecar(&rest.url, "b", &flags).await;
-    two_sidecars_share_the_load(&rest, &a, &b).await;
+    two_sidecars_share_the_load(&rest, &a, &b, true).await;
 }

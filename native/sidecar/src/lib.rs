@@ -26,6 +26,7 @@ mod origin;
 mod own_head;
 mod peer;
 mod presence;
+mod relay;
 pub mod rooms;
 mod store;
 mod tail;
@@ -225,7 +226,7 @@ impl Sidecar {
             limits: limits.events,
             connections: connections.clone(),
         });
-        events::register(&io, chat);
+        events::register(&io, chat.clone());
         let (watch, redis) = match &config.source {
             DataSource::File(path) => (
                 config
@@ -238,7 +239,15 @@ impl Sidecar {
                 None,
                 redis
                     .as_ref()
-                    .map(|r| RedisWakeups::start(&r.url, &r.channel, tail.clone()))
+                    .map(|r| {
+                        RedisWakeups::start(
+                            &r.url,
+                            &r.channel,
+                            &config.node_id,
+                            tail.clone(),
+                            chat.rooms.clone(),
+                        )
+                    })
                     .transpose()?,
             ),
         };

@@ -14,7 +14,7 @@
 //! or whose backlog outgrows [`MAX_BACKLOG`], is evicted (see `peer`).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use chatroom_core::Message;
 use serde_json::json;
@@ -23,6 +23,7 @@ use socketioxide::socket::Sid;
 
 use crate::peer::{Peer, Sent};
 use crate::presence::PresenceStore;
+use crate::relay::{PresenceRelay, Relayed};
 
 /// Messages a catching-up member may have waiting behind its replay before
 /// it is considered unable to keep up.
@@ -76,6 +77,9 @@ pub struct Gone;
 pub struct RoomRegistry {
     inner: Mutex<Inner>,
     presence: PresenceStore,
+    /// Where presence events go for the other sidecars (edge mode with
+    /// Redis).
+    relay: OnceLock<PresenceRelay>,
     /// Itself, for the tasks that finish an eviction.
     me: std::sync::Weak<RoomRegistry>,
 }
@@ -88,8 +92,23 @@ impl RoomRegistry {
                 ..Inner::default()
             }),
             presence,
+            relay: OnceLock::new(),
             me: me.clone(),
         })
+    }
+
+    /// Sends presence events to the other sidecars through `relay` too.
+    pub fn relay_to(&self, relay: PresenceRelay) {
+        let _ = self.relay.set(relay);
+    }
+
+    /// A presence event another sidecar announced: for the members here.
+    pub fn relayed(&self, relayed: &Relayed) {
+        let own = self.relay.get().is_some_and(|r| r.is_own(relayed));
+        let presence_event = matches!(relayed.event.as_str(), "user_joined" | "user_left");
+        if !own && presence_event {
+            self.announce_here(relayed.room_id, &relayed.event, &relayed.data);
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -225,9 +244,18 @@ impl RoomRegistry {
         listed
     }
 
-    /// Sends `event` to every member of `room_id`; members whose buffer is
-    /// full are evicted.
+    /// Sends presence `event` to every member of `room_id`, here and (when
+    /// relayed) on the other sidecars; members whose buffer is full are
+    /// evicted.
     pub fn announce(&self, room_id: i64, event: &str, payload: &serde_json::Value) {
+        self.announce_here(room_id, event, payload);
+        if let Some(relay) = self.relay.get() {
+            relay.publish(room_id, event, payload);
+        }
+    }
+
+    /// Sends `event` to the members of `room_id` on this sidecar.
+    fn announce_here(&self, room_id: i64, event: &str, payload: &serde_json::Value) {
         let mut full = Vec::new();
         {
             let inner = self.lock();
