@@ -45,6 +45,8 @@ pub struct SpinUpOptions<'a> {
     pub current_dir: Option<&'a Path>,
     /// More arguments (`--runtime-config-file FILE`, say).
     pub extra: Vec<OsString>,
+    /// More environment variables (`SPIN_VARIABLE_<NAME>`, say).
+    pub env: Vec<(String, String)>,
 }
 
 impl<'a> SpinUpOptions<'a> {
@@ -54,6 +56,7 @@ impl<'a> SpinUpOptions<'a> {
             state_dir,
             current_dir: None,
             extra: Vec::new(),
+            env: Vec::new(),
         }
     }
 }
@@ -72,7 +75,8 @@ fn command(options: &SpinUpOptions<'_>) -> Command {
         .args(["--listen", "127.0.0.1:0"])
         .arg("--state-dir")
         .arg(options.state_dir)
-        .args(&options.extra);
+        .args(&options.extra)
+        .envs(options.env.iter().map(|(k, v)| (k, v)));
     command
 }
 
@@ -266,5 +270,115 @@ pub async fn ask(client: &Client, base: &str, method: &Method, path: &str, body:
         location,
         allow,
         body,
+    }
+}
+
+/// A `redis-server` of the test's own on a free port, with no persistence;
+/// killed when dropped.
+pub struct RedisServer {
+    child: Child,
+    pub port: u16,
+}
+
+impl RedisServer {
+    /// Starts `redis-server` (`REDIS_SERVER`, else `redis-server` on PATH)
+    /// and waits until it accepts connections.
+    pub fn start() -> RedisServer {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        Self::start_on(port)
+    }
+
+    /// Starts one on `port` (a restart on the same address, say).
+    pub fn start_on(port: u16) -> RedisServer {
+        let bin = std::env::var("REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
+        let child = Command::new(&bin)
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {bin}: {e}"));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        RedisServer { child, port }
+    }
+
+    /// `127.0.0.1:PORT`.
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Subscribes to `channel`; the subscription is in place on return.
+    pub fn subscribe(&self, channel: &str) -> RedisSubscriber {
+        use std::io::Write as _;
+        let mut stream =
+            std::net::TcpStream::connect(("127.0.0.1", self.port)).expect("connect to redis");
+        stream
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .expect("read timeout");
+        write!(
+            stream,
+            "*2\r\n$9\r\nSUBSCRIBE\r\n${}\r\n{channel}\r\n",
+            channel.len()
+        )
+        .expect("send SUBSCRIBE");
+        let mut subscriber = RedisSubscriber {
+            stream,
+            seen: Vec::new(),
+        };
+        // The confirmation ends with the subscription count, `:1`.
+        assert!(
+            subscriber.wait_for(b":1\r\n", Duration::from_secs(5)),
+            "no SUBSCRIBE confirmation"
+        );
+        subscriber.seen.clear();
+        subscriber
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A raw `SUBSCRIBE` connection: what the server pushed, as bytes.
+pub struct RedisSubscriber {
+    stream: std::net::TcpStream,
+    seen: Vec<u8>,
+}
+
+impl RedisSubscriber {
+    /// Whether `needle` arrives within `timeout` (looking at everything
+    /// received so far).
+    pub fn wait_for(&mut self, needle: &[u8], timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut buf = [0u8; 4096];
+        loop {
+            if self.seen.windows(needle.len()).any(|w| w == needle) {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            match self.stream.read(&mut buf) {
+                Ok(0) => return false,
+                Ok(n) => self.seen.extend_from_slice(&buf[..n]),
+                Err(_) => {}
+            }
+        }
+    }
+
+    /// Whether a message with exactly `payload` arrived within `timeout`.
+    pub fn received(&mut self, payload: &str, timeout: Duration) -> bool {
+        let frame = format!("${}\r\n{payload}\r\n", payload.len());
+        self.wait_for(frame.as_bytes(), timeout)
     }
 }
