@@ -807,8 +807,20 @@ mod variables_and_redis {
     /// variable the component does not declare, an undeclared name, and
     /// invalid names.
     const NAMES: &[&str] = &[
-        "greeting", "message", "literal", "token", "redis_url", "empty", "braces", "audience",
-        "nope", "Bad-Name", "a__b", "9x", "x_", "",
+        "greeting",
+        "message",
+        "literal",
+        "token",
+        "redis_url",
+        "empty",
+        "braces",
+        "audience",
+        "nope",
+        "Bad-Name",
+        "a__b",
+        "9x",
+        "x_",
+        "",
     ];
 
     /// What Spin 4.0.2 answered for [`NAMES`] with [`environment`].
@@ -817,7 +829,8 @@ mod variables_and_redis {
             json!({"error": {"kind": "undefined",
                 "message": format!("no variable for \"echo\".\"{name}\"")}})
         };
-        let invalid = |message: &str| json!({"error": {"kind": "invalid-name", "message": message}});
+        let invalid =
+            |message: &str| json!({"error": {"kind": "invalid-name", "message": message}});
         vec![
             json!({"ok": "hi"}),
             json!({"ok": "hi, world!"}),
@@ -931,7 +944,10 @@ mod variables_and_redis {
         // with the variable set.
         let manifest_empty = manifest("echo-vars-empty");
         let mut options = SpinUpOptions::new(&manifest_empty, state.path());
-        options.env = vec![("SPIN_VARIABLE_REDIS_ADDRESS".into(), "127.0.0.1:6390".into())];
+        options.env = vec![(
+            "SPIN_VARIABLE_REDIS_ADDRESS".into(),
+            "127.0.0.1:6390".into(),
+        )];
         let printed = SpinUp::refuses(options);
         let words = "using default variable value(s) with template \
                      \"redis://{{ redis_address }}\" results in invalid config \"redis://\"";
@@ -1029,7 +1045,10 @@ mod variables_and_redis {
             let payload = format!("message {n}");
             let answer = get_json(&client, &ours.url, &publish_path(&allowed, &payload)).await;
             assert_eq!(answer, json!({"ok": null}));
-            assert!(subscriber.received(&payload, Duration::from_secs(5)), "{payload}");
+            assert!(
+                subscriber.received(&payload, Duration::from_secs(5)),
+                "{payload}"
+            );
         }
         let path = format!("/redis/ops?address={}&key=counter", encode(&allowed));
         let answer = get_json(&client, &ours.url, &path).await;

@@ -189,12 +189,14 @@ impl HostPattern {
 impl PortPattern {
     fn parse(port: &str, scheme: &str) -> Result<Self, String> {
         if port.is_empty() {
-            return well_known_port(scheme).map(PortPattern::Port).ok_or_else(|| {
-                format!(
-                    "no port was provided and the scheme {scheme:?} does not have a known \
+            return well_known_port(scheme)
+                .map(PortPattern::Port)
+                .ok_or_else(|| {
+                    format!(
+                        "no port was provided and the scheme {scheme:?} does not have a known \
                      default port number"
-                )
-            });
+                    )
+                });
         }
         if port == "*" {
             return Ok(PortPattern::Any);
@@ -426,8 +428,16 @@ impl AllowedHosts {
         };
         let allowed = self.entries()?.iter().any(|h| h.allows(&url));
         if !allowed {
-            tracing::debug!(scheme = %url.scheme, host = %url.host, port = ?url.port,
-                "outbound connection not allowed");
+            let authority = match url.port {
+                Some(port) => format!("{}:{port}", url.host),
+                None => url.host.clone(),
+            };
+            let destination = format!("{}://{authority}", url.scheme);
+            tracing::warn!(
+                "A component tried to make an outbound network connection to disallowed \
+                 destination '{destination}'. To allow this request, add \
+                 'allowed_outbound_hosts = [\"{destination}\"]' to the manifest component section."
+            );
         }
         Ok(allowed)
     }
@@ -473,20 +483,56 @@ mod tests {
         assert!(!allows(&allowed, "rediss://127.0.0.1:6391", "redis"));
         assert!(!allows(&allowed, "garbage", "redis"));
         assert!(!allows(&allowed, "", "redis"));
-        assert!(allows(&["redis://127.0.0.1"], "redis://127.0.0.1:6379", "redis"));
-        assert!(allows(&["redis://10.0.0.0/8:*"], "redis://10.1.2.3:1", "redis"));
-        assert!(allows(&["*://*:6000..7000"], "redis://x.example:6391", "redis"));
-        assert!(!allows(&["*://*:6000..7000"], "redis://x.example:7000", "redis"));
+        assert!(allows(
+            &["redis://127.0.0.1"],
+            "redis://127.0.0.1:6379",
+            "redis"
+        ));
+        assert!(allows(
+            &["redis://10.0.0.0/8:*"],
+            "redis://10.1.2.3:1",
+            "redis"
+        ));
+        assert!(allows(
+            &["*://*:6000..7000"],
+            "redis://x.example:6391",
+            "redis"
+        ));
+        assert!(!allows(
+            &["*://*:6000..7000"],
+            "redis://x.example:7000",
+            "redis"
+        ));
     }
 
     #[test]
     fn http_urls_match_as_in_spin() {
         assert!(!allows(&[], "https://example.com/", "https"));
-        assert!(allows(&["https://example.com"], "https://example.com/x", "https"));
-        assert!(!allows(&["https://example.com"], "http://example.com/x", "https"));
-        assert!(!allows(&["https://example.com"], "https://example.com:8443/", "https"));
-        assert!(allows(&["https://*.example.com"], "https://api.example.com/", "https"));
-        assert!(allows(&["http://localhost:*"], "http://localhost:3000/", "https"));
+        assert!(allows(
+            &["https://example.com"],
+            "https://example.com/x",
+            "https"
+        ));
+        assert!(!allows(
+            &["https://example.com"],
+            "http://example.com/x",
+            "https"
+        ));
+        assert!(!allows(
+            &["https://example.com"],
+            "https://example.com:8443/",
+            "https"
+        ));
+        assert!(allows(
+            &["https://*.example.com"],
+            "https://api.example.com/",
+            "https"
+        ));
+        assert!(allows(
+            &["http://localhost:*"],
+            "http://localhost:3000/",
+            "https"
+        ));
         assert!(allows(&["*://*:*"], "http://anything:1/", "https"));
     }
 
@@ -529,7 +575,10 @@ mod tests {
     fn templates_resolve_as_spin_up_resolves_them() {
         let entries = ["redis://{{ redis_address }}".to_owned()];
         // An empty default: refused, whatever the environment says.
-        let with_env = app(Some(""), &[("SPIN_VARIABLE_REDIS_ADDRESS", "127.0.0.1:6390")]);
+        let with_env = app(
+            Some(""),
+            &[("SPIN_VARIABLE_REDIS_ADDRESS", "127.0.0.1:6390")],
+        );
         let err = AllowedHosts::resolve(&entries, &with_env.unwrap()).unwrap_err();
         assert_eq!(
             err.to_string(),
@@ -541,7 +590,10 @@ mod tests {
         let set = app(None, &[("SPIN_VARIABLE_REDIS_ADDRESS", "127.0.0.1:6390")]).unwrap();
         let hosts = AllowedHosts::resolve(&entries, &set).unwrap();
         assert_eq!(hosts.check_url("redis://127.0.0.1:6390", "redis"), Ok(true));
-        assert_eq!(hosts.check_url("redis://127.0.0.1:6391", "redis"), Ok(false));
+        assert_eq!(
+            hosts.check_url("redis://127.0.0.1:6391", "redis"),
+            Ok(false)
+        );
         // Required, and set empty: starts, and every check fails.
         let empty = app(None, &[("SPIN_VARIABLE_REDIS_ADDRESS", "")]).unwrap();
         let hosts = AllowedHosts::resolve(&entries, &empty).unwrap();

@@ -217,10 +217,7 @@ impl guest::HostConnection for RedisView<'_> {
     ) -> wasmtime::Result<Result<Resource<RedisConnection>, Error>> {
         match self.ctx.config.allowed_hosts.check_url(&address, "redis") {
             Ok(true) => {}
-            Ok(false) => {
-                tracing::info!("outbound Redis address not allowed");
-                return Ok(Err(Error::InvalidAddress));
-            }
+            Ok(false) => return Ok(Err(Error::InvalidAddress)),
             Err(e) => return Ok(Err(other(e))),
         }
         if self.ctx.open >= MAX_CONNECTIONS {
@@ -244,8 +241,10 @@ impl guest::HostConnection for RedisView<'_> {
         channel: String,
         payload: Vec<u8>,
     ) -> wasmtime::Result<Result<(), Error>> {
-        self.run(&handle, async |c| c.publish::<_, _, ()>(&channel, &payload).await)
-            .await
+        self.run(&handle, async |c| {
+            c.publish::<_, _, ()>(&channel, &payload).await
+        })
+        .await
     }
 
     async fn get(

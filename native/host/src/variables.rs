@@ -55,11 +55,9 @@ impl VariableSource {
             VariableSource::ProcessEnvironment => match std::env::var(&env_name) {
                 Ok(value) => Ok(Some(value)),
                 Err(std::env::VarError::NotPresent) => Ok(None),
-                Err(std::env::VarError::NotUnicode(_)) => {
-                    Err(VariablesError::Provider(format!(
-                        "failed to resolve env var {env_name}: environment variable was not valid unicode"
-                    )))
-                }
+                Err(std::env::VarError::NotUnicode(_)) => Err(VariablesError::Provider(format!(
+                    "failed to resolve env var {env_name}: environment variable was not valid unicode"
+                ))),
             },
         }
     }
@@ -437,7 +435,11 @@ mod tests {
         let component = app
             .component(
                 "c",
-                &[("message".to_owned(), "{{greeting}}, {{ audience }}!".to_owned())].into(),
+                &[(
+                    "message".to_owned(),
+                    "{{greeting}}, {{ audience }}!".to_owned(),
+                )]
+                .into(),
             )
             .unwrap();
         assert_eq!(component.get("message").unwrap(), "hi, world!");
@@ -472,7 +474,9 @@ mod tests {
         ));
         let c = one("x{{a}}y").unwrap();
         assert_eq!(c.get("v").unwrap(), "x1y");
-        assert!(matches!(c.get("w"), Err(Error::Undefined(m)) if m == "no variable for \"c\".\"w\""));
+        assert!(
+            matches!(c.get("w"), Err(Error::Undefined(m)) if m == "no variable for \"c\".\"w\"")
+        );
         assert!(matches!(c.get("W"), Err(Error::InvalidName(_))));
     }
 }

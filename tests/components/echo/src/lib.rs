@@ -109,10 +109,7 @@ fn variables_and_redis(path: &str, query: &str) -> Option<serde_json::Value> {
     }
 }
 
-fn redis_ops(
-    address: &str,
-    key: &str,
-) -> Result<Vec<serde_json::Value>, spin_sdk::redis::Error> {
+fn redis_ops(address: &str, key: &str) -> Result<Vec<serde_json::Value>, spin_sdk::redis::Error> {
     let conn = spin_sdk::redis::Connection::open(address)?;
     let text = |v: Option<Vec<u8>>| v.map(|v| String::from_utf8_lossy(&v).into_owned());
     conn.set(key, b"1")?;
