@@ -727,3 +727,378 @@ async fn a_runtime_config_puts_the_hosts_database_where_it_says() {
     assert_eq!(room_names(&cwd.path().join("data/chat.db")), ["There"]);
     assert!(!host.db_path.exists());
 }
+
+/// Spin variables and outbound Redis (`tests/fixtures/echo-vars`): the echo
+/// component's `/variable/<name>` answers what `variables.get` gave it, and
+/// `/redis/publish` what `open` and `publish` did, on a `redis-server` of
+/// the test's own. Compared with `spin up` given the same `SPIN_VARIABLE_*`
+/// environment, and pinned to what Spin 4.0.2 answered for the host-only
+/// tests.
+mod variables_and_redis {
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    use chatroom_host::{HostOptions, SpinHost, VariableSource};
+    use chatroom_tests::TestServer;
+    use chatroom_tests::redis::RedisServer;
+    use chatroom_tests::spin::{SpinUp, SpinUpOptions, build_test_component};
+    use reqwest::Client;
+    use serde_json::{Value, json};
+
+    use super::fixture;
+
+    const CHANNEL: &str = "chatroom:test";
+
+    fn manifest(name: &str) -> std::path::PathBuf {
+        build_test_component("chatroom-echo");
+        fixture(&format!("{name}/spin.toml"))
+    }
+
+    /// The environment both servers get: `greeting` overridden, the
+    /// required `audience` and `redis_address` set, `token` (secret) and
+    /// `empty` left to their defaults.
+    fn environment(redis: &RedisServer) -> Vec<(String, String)> {
+        vec![
+            ("SPIN_VARIABLE_GREETING".into(), "hi".into()),
+            ("SPIN_VARIABLE_AUDIENCE".into(), "world".into()),
+            ("SPIN_VARIABLE_REDIS_ADDRESS".into(), redis.address()),
+        ]
+    }
+
+    async fn host_with(env: &[(String, String)]) -> TestServer {
+        let given: BTreeMap<String, String> = env.iter().cloned().collect();
+        TestServer::start_with_options(&manifest("echo-vars"), |o| {
+            o.variables = VariableSource::Given(given)
+        })
+        .await
+    }
+
+    async fn get_json(client: &Client, base: &str, path: &str) -> Value {
+        let res = client
+            .get(format!("{base}{path}"))
+            .send()
+            .await
+            .expect("request sent");
+        assert_eq!(res.status(), 200, "{path}");
+        res.json().await.expect("a JSON answer")
+    }
+
+    fn encode(s: &str) -> String {
+        s.bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                    char::from(b).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect()
+    }
+
+    fn publish_path(address: &str, payload: &str) -> String {
+        format!(
+            "/redis/publish?address={}&channel={}&payload={}",
+            encode(address),
+            encode(CHANNEL),
+            encode(payload)
+        )
+    }
+
+    /// Variable names asked for: each component variable, an application
+    /// variable the component does not declare, an undeclared name, and
+    /// invalid names.
+    const NAMES: &[&str] = &[
+        "greeting",
+        "message",
+        "literal",
+        "token",
+        "redis_url",
+        "empty",
+        "braces",
+        "audience",
+        "nope",
+        "Bad-Name",
+        "a__b",
+        "9x",
+        "x_",
+        "",
+    ];
+
+    /// What Spin 4.0.2 answered for [`NAMES`] with [`environment`].
+    fn spin_answers(redis: &RedisServer) -> Vec<Value> {
+        let undefined = |name: &str| {
+            json!({"error": {"kind": "undefined",
+                "message": format!("no variable for \"echo\".\"{name}\"")}})
+        };
+        let invalid =
+            |message: &str| json!({"error": {"kind": "invalid-name", "message": message}});
+        vec![
+            json!({"ok": "hi"}),
+            json!({"ok": "hi, world!"}),
+            json!({"ok": "just text"}),
+            json!({"ok": "s3cret"}),
+            json!({"ok": format!("redis://{}", redis.address())}),
+            json!({"ok": ""}),
+            json!({"ok": "a } b { c"}),
+            undefined("audience"),
+            undefined("nope"),
+            invalid(
+                "\"Bad-Name\": invalid character 'B'. Variable names may contain only \
+                 lower-case letters, numbers, and underscores.",
+            ),
+            invalid("\"a__b\": must not contain multiple consecutive underscores"),
+            invalid("\"9x\": must start with a lowercase ASCII letter"),
+            invalid("\"x_\": must end with a lowercase ASCII letter or digit"),
+            invalid("\"\": must not be empty"),
+        ]
+    }
+
+    /// Addresses the component is not allowed (or that are no Redis
+    /// address), each refused with `invalid-address`.
+    fn refused_addresses(redis: &RedisServer) -> Vec<String> {
+        vec![
+            format!("redis://localhost:{}", redis.port),
+            format!("redis://127.0.0.1:{}", redis.port + 1),
+            "redis://127.0.0.1".into(),
+            format!("rediss://127.0.0.1:{}", redis.port),
+            format!("http://127.0.0.1:{}", redis.port),
+            // Allowed (Spin reads it as redis://...), but no Redis URL.
+            redis.address(),
+            "garbage".into(),
+            String::new(),
+        ]
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[cfg_attr(
+        not(spin_cli),
+        ignore = "no Spin CLI: set SPIN_BIN to run the comparison with real Spin"
+    )]
+    async fn variables_and_redis_answer_like_spin_up() {
+        let redis = RedisServer::start();
+        let env = environment(&redis);
+        let state = tempfile::tempdir().unwrap();
+        let manifest = manifest("echo-vars");
+        let mut options = SpinUpOptions::new(&manifest, state.path());
+        options.env = env.clone();
+        let spin_up = SpinUp::start(options, "/variable/greeting").await;
+        let ours = host_with(&env).await;
+        let client = Client::new();
+        let mut differences = Vec::new();
+        let mut compare = async |path: String| {
+            let theirs = get_json(&client, &spin_up.url, &path).await;
+            let mine = get_json(&client, &ours.url, &path).await;
+            eprintln!("{path}: {theirs}");
+            if mine != theirs {
+                differences.push(format!("{path}: {mine} (spin {theirs})"));
+            }
+            theirs
+        };
+        for name in NAMES {
+            compare(format!("/variable/{}", encode(name))).await;
+        }
+        for address in refused_addresses(&redis) {
+            let answer = compare(publish_path(&address, "never")).await;
+            assert_eq!(answer["error"]["kind"], "invalid-address", "{address}");
+        }
+        let with_password = format!("redis://user:pw@{}", redis.address());
+        compare(publish_path(&with_password, "never")).await;
+        let mut subscriber = redis.subscribe(CHANNEL);
+        let allowed = format!("redis://{}", redis.address());
+        for (server, payload) in [(&spin_up.url, "from spin"), (&ours.url, "from the host")] {
+            let answer = get_json(&client, server, &publish_path(&allowed, payload)).await;
+            assert_eq!(answer, json!({"ok": null}), "{server}");
+            assert!(
+                subscriber.received(payload, Duration::from_secs(5)),
+                "{payload:?} did not reach the subscriber"
+            );
+        }
+        for (server, key) in [(&spin_up.url, "k-spin"), (&ours.url, "k-host")] {
+            let path = format!("/redis/ops?address={}&key={key}", encode(&allowed));
+            let answer = get_json(&client, server, &path).await;
+            assert_eq!(answer, json!({"ok": [2, "2", 1, null]}), "{server}");
+        }
+        assert!(
+            differences.is_empty(),
+            "the host differs from spin up:\n{}",
+            differences.join("\n")
+        );
+    }
+
+    #[tokio::test]
+    #[cfg_attr(
+        not(spin_cli),
+        ignore = "no Spin CLI: set SPIN_BIN to run the comparison with real Spin"
+    )]
+    async fn spin_up_and_the_host_refuse_the_same_variable_mistakes() {
+        let state = tempfile::tempdir().unwrap();
+        // A required variable without a value.
+        let manifest_vars = manifest("echo-vars");
+        let mut options = SpinUpOptions::new(&manifest_vars, state.path());
+        options.env = vec![("SPIN_VARIABLE_AUDIENCE".into(), "world".into())];
+        let printed = SpinUp::refuses(options);
+        let words = "no provider resolved required variable(s): [Key(\"redis_address\")]";
+        assert!(printed.contains(words), "{printed}");
+        let ours = host_refusal("echo-vars", &[("SPIN_VARIABLE_AUDIENCE", "world")]);
+        assert!(ours.contains(words), "{ours}");
+        // An allowed host template whose default is empty: refused even
+        // with the variable set.
+        let manifest_empty = manifest("echo-vars-empty");
+        let mut options = SpinUpOptions::new(&manifest_empty, state.path());
+        options.env = vec![(
+            "SPIN_VARIABLE_REDIS_ADDRESS".into(),
+            "127.0.0.1:6390".into(),
+        )];
+        let printed = SpinUp::refuses(options);
+        let words = "using default variable value(s) with template \
+                     \"redis://{{ redis_address }}\" results in invalid config \"redis://\"";
+        assert!(printed.contains(words), "{printed}");
+        let ours = host_refusal(
+            "echo-vars-empty",
+            &[("SPIN_VARIABLE_REDIS_ADDRESS", "127.0.0.1:6390")],
+        );
+        assert!(ours.contains(words), "{ours}");
+    }
+
+    /// Why the host refuses to start on fixture `name` with `env`.
+    fn host_refusal(name: &str, env: &[(&str, &str)]) -> String {
+        let env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let err = SpinHost::load(
+            &manifest(name),
+            HostOptions {
+                variables: VariableSource::Given(env),
+                compile_cache: None,
+                ..HostOptions::default()
+            },
+        )
+        .err()
+        .expect("the host refuses to start");
+        format!("{err:#}")
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_host_gives_variables_as_spin_4_was_seen_to() {
+        let redis = RedisServer::start();
+        let ours = host_with(&environment(&redis)).await;
+        let client = Client::new();
+        for (name, expected) in NAMES.iter().zip(spin_answers(&redis)) {
+            let answer = get_json(&client, &ours.url, &format!("/variable/{}", encode(name))).await;
+            assert_eq!(answer, expected, "{name:?}");
+        }
+        // Without SPIN_VARIABLE_GREETING, the default.
+        let env: Vec<_> = environment(&redis)
+            .into_iter()
+            .filter(|(k, _)| k != "SPIN_VARIABLE_GREETING")
+            .collect();
+        let ours = host_with(&env).await;
+        let answer = get_json(&client, &ours.url, "/variable/message").await;
+        assert_eq!(answer, json!({"ok": "hello, world!"}));
+    }
+
+    #[tokio::test]
+    async fn the_host_refuses_variable_mistakes_with_spins_words() {
+        let ours = host_refusal("echo-vars", &[("SPIN_VARIABLE_AUDIENCE", "world")]);
+        assert!(
+            ours.contains("no provider resolved required variable(s): [Key(\"redis_address\")]"),
+            "{ours}"
+        );
+        let ours = host_refusal(
+            "echo-vars-empty",
+            &[("SPIN_VARIABLE_REDIS_ADDRESS", "127.0.0.1:6390")],
+        );
+        assert!(
+            ours.contains(
+                "`allowed_outbound_hosts` is malformed: using default variable value(s) with \
+                 template \"redis://{{ redis_address }}\" results in invalid config \
+                 \"redis://\": Invalid allowed host \"\": empty host"
+            ),
+            "{ours}"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_host_publishes_only_where_it_is_allowed() {
+        let redis = RedisServer::start();
+        let ours = host_with(&environment(&redis)).await;
+        let client = Client::new();
+        for address in refused_addresses(&redis) {
+            let answer = get_json(&client, &ours.url, &publish_path(&address, "x")).await;
+            assert_eq!(
+                answer,
+                json!({"error": {"kind": "invalid-address", "message": null}}),
+                "{address}"
+            );
+        }
+        let with_password = format!("redis://user:pw@{}", redis.address());
+        let answer = get_json(&client, &ours.url, &publish_path(&with_password, "x")).await;
+        // What Spin 4.0.2 answered (the same redis crate's words).
+        assert_eq!(
+            answer,
+            json!({"error": {"kind": "other",
+                "message": "Password authentication failed- AuthenticationFailed"}})
+        );
+        let mut subscriber = redis.subscribe(CHANNEL);
+        let allowed = format!("redis://{}", redis.address());
+        for n in 0..3 {
+            let payload = format!("message {n}");
+            let answer = get_json(&client, &ours.url, &publish_path(&allowed, &payload)).await;
+            assert_eq!(answer, json!({"ok": null}));
+            assert!(
+                subscriber.received(&payload, Duration::from_secs(5)),
+                "{payload}"
+            );
+        }
+        let path = format!("/redis/ops?address={}&key=counter", encode(&allowed));
+        let answer = get_json(&client, &ours.url, &path).await;
+        assert_eq!(answer, json!({"ok": [2, "2", 1, null]}));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_host_reconnects_to_a_restarted_redis() {
+        let redis = RedisServer::start();
+        let port = redis.port;
+        let ours = host_with(&environment(&redis)).await;
+        let client = Client::new();
+        let allowed = format!("redis://{}", redis.address());
+        let answer = get_json(&client, &ours.url, &publish_path(&allowed, "before")).await;
+        assert_eq!(answer, json!({"ok": null}));
+        let mut redis = redis;
+        redis.stop();
+        // Down: what Spin answers when it cannot connect.
+        let answer = get_json(&client, &ours.url, &publish_path(&allowed, "down")).await;
+        assert_eq!(
+            answer,
+            json!({"error": {"kind": "other", "message": "Connection refused (os error 111)"}})
+        );
+        redis.restart();
+        assert_eq!(redis.port, port);
+        let mut subscriber = redis.subscribe(CHANNEL);
+        let answer = get_json(&client, &ours.url, &publish_path(&allowed, "after")).await;
+        assert_eq!(answer, json!({"ok": null}));
+        assert!(subscriber.received("after", Duration::from_secs(5)));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_allowed_host_that_resolves_empty_refuses_every_open_as_spin_does() {
+        // Spin 4.0.2 starts when SPIN_VARIABLE_REDIS_ADDRESS is set but
+        // empty (the variable is required, so it has no default to check),
+        // and then answers every `open` with the parse error's first line.
+        let redis = RedisServer::start();
+        let mut env = environment(&redis);
+        env.retain(|(k, _)| k != "SPIN_VARIABLE_REDIS_ADDRESS");
+        env.push(("SPIN_VARIABLE_REDIS_ADDRESS".into(), String::new()));
+        let ours = host_with(&env).await;
+        let client = Client::new();
+        let allowed = format!("redis://{}", redis.address());
+        let answer = get_json(&client, &ours.url, &publish_path(&allowed, "x")).await;
+        assert_eq!(
+            answer,
+            json!({"error": {"kind": "other", "message": "Invalid allowed host \"\""}})
+        );
+        let answer = get_json(&client, &ours.url, "/variable/redis_url").await;
+        assert_eq!(answer, json!({"ok": "redis://"}));
+    }
+}

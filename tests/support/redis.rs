@@ -1,8 +1,10 @@
 //! A real Redis server (Debian's `redis-server`, or `REDIS_SERVER`) for the
-//! edge-mode tests, on a free loopback port, with no persistence; killed
-//! when dropped. `.ci/run` installs it; a test that needs it fails, never
+//! edge-mode and fidelity tests, on a free loopback port, with no
+//! persistence; killed when dropped. [`RedisSubscriber`] is a raw
+//! `SUBSCRIBE` connection, to see what was published byte for byte. `.ci/run` installs it; a test that needs it fails, never
 //! skips, when it is missing.
 
+use std::io::Read as _;
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -56,6 +58,38 @@ impl RedisServer {
         }
     }
 
+    /// `127.0.0.1:PORT`.
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Subscribes to `channel`; the subscription is in place on return.
+    pub fn subscribe(&self, channel: &str) -> RedisSubscriber {
+        use std::io::Write as _;
+        let mut stream =
+            std::net::TcpStream::connect(("127.0.0.1", self.port)).expect("connect to redis");
+        stream
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .expect("read timeout");
+        write!(
+            stream,
+            "*2\r\n$9\r\nSUBSCRIBE\r\n${}\r\n{channel}\r\n",
+            channel.len()
+        )
+        .expect("send SUBSCRIBE");
+        let mut subscriber = RedisSubscriber {
+            stream,
+            seen: Vec::new(),
+        };
+        // The confirmation ends with the subscription count, `:1`.
+        assert!(
+            subscriber.wait_for(b":1\r\n", Duration::from_secs(5)),
+            "no SUBSCRIBE confirmation"
+        );
+        subscriber.seen.clear();
+        subscriber
+    }
+
     /// Kills it (as a crash or an outage would).
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -68,5 +102,39 @@ impl RedisServer {
 impl Drop for RedisServer {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// A raw `SUBSCRIBE` connection: what the server pushed, as bytes.
+pub struct RedisSubscriber {
+    stream: std::net::TcpStream,
+    seen: Vec<u8>,
+}
+
+impl RedisSubscriber {
+    /// Whether `needle` arrives within `timeout` (looking at everything
+    /// received so far).
+    pub fn wait_for(&mut self, needle: &[u8], timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut buf = [0u8; 4096];
+        loop {
+            if self.seen.windows(needle.len()).any(|w| w == needle) {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            match self.stream.read(&mut buf) {
+                Ok(0) => return false,
+                Ok(n) => self.seen.extend_from_slice(&buf[..n]),
+                Err(_) => {}
+            }
+        }
+    }
+
+    /// Whether a message with exactly `payload` arrived within `timeout`.
+    pub fn received(&mut self, payload: &str, timeout: Duration) -> bool {
+        let frame = format!("${}\r\n{payload}\r\n", payload.len());
+        self.wait_for(frame.as_bytes(), timeout)
     }
 }

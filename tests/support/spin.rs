@@ -45,7 +45,7 @@ pub struct SpinUpOptions<'a> {
     pub current_dir: Option<&'a Path>,
     /// More arguments (`--runtime-config-file FILE`, say).
     pub extra: Vec<OsString>,
-    /// Environment variables for it (`SPIN_VARIABLE_<NAME>`, say).
+    /// More environment variables (`SPIN_VARIABLE_<NAME>`, say).
     pub env: Vec<(String, String)>,
 }
 

@@ -1,20 +1,24 @@
 //! A small Spin-compatible host: it reads `spin.toml`, runs the same `.wasm`
 //! `spin up` runs (the `wasi:http` 0.2 world) on wasmtime, and gives it
-//! Spin's SQLite interface on the same `.spin/sqlite_db.db`.
+//! Spin's SQLite interface on the same `.spin/sqlite_db.db`, Spin's variables
+//! (`[variables]`, `SPIN_VARIABLE_<NAME>`) and outbound Redis.
 //!
 //! Spin itself is not installable from any package registry the project can
 //! reach, so the tests and the default run use this host; `spin up` works the
 //! same on the same files. [`SpinHost::handle`] answers one request, so other
 //! servers (the Socket.IO sidecar) can embed it; [`serve`] runs it alone.
 
+mod allowed_hosts;
 mod compile_cache;
 mod headers;
 mod manifest;
 mod outbound;
+mod redis;
 mod routes;
 mod runtime_config;
 mod server;
 mod sqlite;
+mod variables;
 mod well_known;
 
 use std::future::Future;
@@ -26,11 +30,13 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
+pub use allowed_hosts::{AllowedHosts, AllowedHostsError, EntryError};
 pub use compile_cache::CompileCache;
 pub use manifest::{ComponentSpec, HttpRoute, Manifest, ManifestError};
 pub use routes::RouteError;
 pub use runtime_config::{RuntimeConfig, RuntimeConfigError};
 pub use server::{HostLimits, HostOptions, ResponseBody, SpinHost, error_response};
+pub use variables::{AppVariables, Template, Variable, VariableSource, VariablesError};
 
 /// Open connections served at once; further ones wait in the kernel's
 /// backlog until one closes.

@@ -1,13 +1,17 @@
 //! The parts of a Spin manifest (`spin.toml`, `spin_manifest_version = 2`)
 //! the host needs: the application's name and version, HTTP routes, each
 //! component's Wasm file, the SQLite databases it may open and the hosts it
-//! may call. `[application.trigger.http]` is checked as Spin 4 checks it
-//! (a `base` other than `/` is refused).
+//! may call, the application's `[variables]` and each component's
+//! `[component.<id>.variables]`. `[application.trigger.http]` is checked as
+//! Spin 4 checks it (a `base` other than `/` is refused), and so is each
+//! variable (`required` or a `default`, never both).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+
+use crate::variables::Variable;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
@@ -37,6 +41,10 @@ pub enum ManifestError {
     UnknownHttpTriggerField(String),
     #[error("[application.trigger.http] base must be a string")]
     BaseNotAString,
+    /// Spin's words for a variable both required and with a default, or
+    /// neither.
+    #[error("invalid variable {0:?}: must be `required` OR have a `default`")]
+    RequiredOrDefault(String),
 }
 
 #[derive(Debug, Deserialize)]
@@ -48,6 +56,21 @@ struct RawManifest {
     trigger: RawTriggers,
     #[serde(default)]
     component: BTreeMap<String, RawComponent>,
+    #[serde(default)]
+    variables: BTreeMap<String, RawVariable>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawVariable {
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    required: bool,
+    #[serde(default)]
+    default: Option<String>,
+    #[serde(default)]
+    secret: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -79,6 +102,8 @@ struct RawComponent {
     sqlite_databases: Vec<String>,
     #[serde(default)]
     allowed_outbound_hosts: Vec<String>,
+    #[serde(default)]
+    variables: BTreeMap<String, String>,
 }
 
 /// One component as the host runs it.
@@ -88,7 +113,10 @@ pub struct ComponentSpec {
     /// The Wasm file, resolved against the manifest's directory.
     pub source: PathBuf,
     pub sqlite_databases: Vec<String>,
+    /// As written: may hold `{{ variable }}` templates.
     pub allowed_outbound_hosts: Vec<String>,
+    /// `[component.<id>.variables]`: name to template.
+    pub variables: BTreeMap<String, String>,
 }
 
 /// An HTTP route and the component that serves it.
@@ -109,6 +137,8 @@ pub struct Manifest {
     pub version: Option<String>,
     pub routes: Vec<HttpRoute>,
     pub components: BTreeMap<String, ComponentSpec>,
+    /// `[variables]`.
+    pub variables: BTreeMap<String, Variable>,
 }
 
 impl Manifest {
@@ -155,6 +185,7 @@ impl Manifest {
                     source,
                     sqlite_databases: c.sqlite_databases,
                     allowed_outbound_hosts: c.allowed_outbound_hosts,
+                    variables: c.variables,
                 },
             );
         }
@@ -176,8 +207,24 @@ impl Manifest {
                 component: t.component,
             });
         }
+        let mut variables = BTreeMap::new();
+        for (name, v) in raw.variables {
+            if v.required == v.default.is_some() {
+                return Err(ManifestError::RequiredOrDefault(name));
+            }
+            variables.insert(
+                name,
+                Variable {
+                    description: v.description,
+                    default: v.default,
+                    required: v.required,
+                    secret: v.secret,
+                },
+            );
+        }
         Ok(Manifest {
             dir,
+            variables,
             name: raw.application.name,
             version: raw.application.version,
             routes,

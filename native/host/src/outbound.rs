@@ -1,79 +1,37 @@
-//! Outbound HTTP as Spin allows it: only to hosts matching the component's
-//! `allowed_outbound_hosts` (`scheme://host:port`, each part may be `*`, and
-//! a host may be `*.domain`); everything else is `HttpRequestDenied`.
-
-use std::sync::Arc;
+//! Outbound HTTP as Spin allows it: only to URLs the component's
+//! `allowed_outbound_hosts` allow (matched as Spin matches them, see
+//! [`AllowedHosts`]); everything else is `HttpRequestDenied`, as are
+//! requests to the application itself (`self`), which the host does not
+//! route back to itself.
 
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiHttpHooks};
 
+use crate::allowed_hosts::AllowedHosts;
+
 type Body = http_body_util::combinators::UnsyncBoxBody<bytes::Bytes, HttpError>;
 
-/// The parsed `allowed_outbound_hosts` of one component.
+/// The outbound HTTP policy of one component.
 #[derive(Debug, Clone, Default)]
 pub struct OutboundPolicy {
-    allowed: Arc<Vec<AllowedHost>>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct AllowedHost {
-    scheme: String,
-    host: String,
-    port: Option<String>,
-}
-
-fn default_port(scheme: &str) -> Option<u16> {
-    match scheme {
-        "http" => Some(80),
-        "https" => Some(443),
-        _ => None,
-    }
+    allowed: AllowedHosts,
 }
 
 impl OutboundPolicy {
-    /// Parses entries; ones that are not `scheme://host[:port]` allow nothing.
-    pub fn new(entries: &[String]) -> Self {
-        let allowed = entries
-            .iter()
-            .filter_map(|e| {
-                let (scheme, rest) = e.split_once("://")?;
-                let rest = rest.trim_end_matches('/');
-                let (host, port) = match rest.rsplit_once(':') {
-                    Some((h, p)) => (h, Some(p.to_owned())),
-                    None => (rest, None),
-                };
-                Some(AllowedHost {
-                    scheme: scheme.to_ascii_lowercase(),
-                    host: host.to_ascii_lowercase(),
-                    port,
-                })
-            })
-            .collect();
-        OutboundPolicy {
-            allowed: Arc::new(allowed),
-        }
+    pub fn new(allowed: AllowedHosts) -> Self {
+        OutboundPolicy { allowed }
     }
 
-    /// Whether a request to `uri` may be sent.
+    /// Whether a request to `uri` may be sent: like Spin, `https` is
+    /// assumed for a URI without a scheme, and a URI the allowed hosts
+    /// cannot be checked against (they did not resolve) is refused.
     pub fn allows(&self, uri: &http::Uri) -> bool {
-        let scheme = uri.scheme_str().unwrap_or("http").to_ascii_lowercase();
-        let Some(host) = uri.host().map(str::to_ascii_lowercase) else {
+        let is_self = uri.authority().is_none_or(|a| a.host() == "self.alt");
+        if is_self {
             return false;
-        };
-        let port = uri.port_u16().or_else(|| default_port(&scheme));
-        self.allowed.iter().any(|a| {
-            let scheme_ok = a.scheme == "*" || a.scheme == scheme;
-            let host_ok = a.host == "*"
-                || a.host == host
-                || a.host
-                    .strip_prefix("*.")
-                    .is_some_and(|d| host.ends_with(&format!(".{d}")));
-            let port_ok = match &a.port {
-                Some(p) if p == "*" => true,
-                Some(p) => p.parse::<u16>().ok() == port,
-                None => default_port(&a.scheme) == port || a.scheme == "*",
-            };
-            scheme_ok && host_ok && port_ok
-        })
+        }
+        self.allowed
+            .check_url(&uri.to_string(), "https")
+            .unwrap_or(false)
     }
 }
 
@@ -118,7 +76,7 @@ mod tests {
 
     fn allows(entries: &[&str], uri: &str) -> bool {
         let entries: Vec<String> = entries.iter().map(|s| s.to_string()).collect();
-        OutboundPolicy::new(&entries).allows(&uri.parse().unwrap())
+        OutboundPolicy::new(AllowedHosts::literal(&entries).unwrap()).allows(&uri.parse().unwrap())
     }
 
     #[test]
@@ -140,5 +98,6 @@ mod tests {
         ));
         assert!(allows(&["http://localhost:*"], "http://localhost:3000/"));
         assert!(allows(&["*://*:*"], "http://anything:1/"));
+        assert!(!allows(&["*://*:*"], "http://self.alt/"));
     }
 }

@@ -1,9 +1,12 @@
 //! Serving HTTP the way Spin's HTTP trigger does: each request is matched to
 //! a route, gets a fresh instance of the component (from a pre-instantiated
 //! template, so that is cheap), Spin's `spin-*` request headers, WASI with
-//! inherited stdout/stderr, and the SQLite interface for the databases the
-//! component lists.
+//! inherited stdout/stderr, the SQLite interface for the databases the
+//! component lists, its variables (resolved at start-up from
+//! `SPIN_VARIABLE_*` and the defaults) and outbound Redis to the hosts it
+//! is allowed.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -25,13 +28,16 @@ use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
+use crate::allowed_hosts::AllowedHosts;
 use crate::compile_cache::CompileCache;
 use crate::headers::{add_spin_headers, check_head};
 use crate::manifest::Manifest;
 use crate::outbound::OutboundPolicy;
+use crate::redis::{self, RedisConfig, RedisCtx, RedisPool, RedisView};
 use crate::routes::{RouteMatch, Router};
 use crate::runtime_config::RuntimeConfig;
 use crate::sqlite::{self, ConnectionPool, SqliteConfig, SqliteCtx, SqliteView};
+use crate::variables::{self, AppVariables, ComponentVariables, VariableSource};
 use crate::well_known::WellKnown;
 
 /// Where a host keeps its state and how it is reached.
@@ -50,6 +56,9 @@ pub struct HostOptions {
     /// Woken after every write to the database commits (the default run's
     /// broadcast tail listens here).
     pub commits: Arc<Notify>,
+    /// Where `SPIN_VARIABLE_<NAME>` values are read: the process's
+    /// environment by default.
+    pub variables: VariableSource,
 }
 
 impl Default for HostOptions {
@@ -60,6 +69,7 @@ impl Default for HostOptions {
             limits: HostLimits::default(),
             compile_cache: CompileCache::default_dir(),
             commits: Arc::new(Notify::new()),
+            variables: VariableSource::default(),
         }
     }
 }
@@ -152,6 +162,8 @@ struct RequestState {
     table: ResourceTable,
     sqlite: SqliteCtx,
     outbound: OutboundPolicy,
+    variables: ComponentVariables,
+    redis: RedisCtx,
     limits: StoreLimits,
 }
 
@@ -181,12 +193,25 @@ fn sqlite_view(state: &mut RequestState) -> SqliteView<'_> {
     }
 }
 
+fn variables_view(state: &mut RequestState) -> &ComponentVariables {
+    &state.variables
+}
+
+fn redis_view(state: &mut RequestState) -> RedisView<'_> {
+    RedisView {
+        ctx: &mut state.redis,
+        table: &mut state.table,
+    }
+}
+
 /// One component, compiled and linked once.
 #[derive(Clone)]
 struct LoadedComponent {
     pre: ProxyPre<RequestState>,
     sqlite: SqliteConfig,
     outbound: OutboundPolicy,
+    variables: ComponentVariables,
+    redis: RedisConfig,
 }
 
 /// A Spin application ready to serve: every component pre-instantiated.
@@ -255,6 +280,23 @@ impl SpinHost {
     /// Reads `spin.toml`, compiles its components and links them.
     pub fn load(manifest_path: &Path, options: HostOptions) -> anyhow::Result<Self> {
         let manifest = Manifest::load(manifest_path)?;
+        let app_variables = AppVariables::resolve(&manifest.variables, &options.variables)?;
+        // In Spin's order: the allowed hosts (checked with the variables'
+        // defaults as the manifest loads), the components' variable
+        // templates, then the required variables.
+        let mut allowed_hosts = BTreeMap::new();
+        for spec in manifest.components.values() {
+            let allowed = AllowedHosts::resolve(&spec.allowed_outbound_hosts, &app_variables)
+                .with_context(|| format!("Failed to load component `{}`", spec.id))?;
+            allowed_hosts.insert(spec.id.clone(), allowed);
+        }
+        for spec in manifest.components.values() {
+            app_variables
+                .check_templates(&spec.variables)
+                .with_context(|| format!("component `{}`: [component.{0}.variables]", spec.id))?;
+        }
+        app_variables.check_required()?;
+        let redis_pool = Arc::new(RedisPool::default());
         let state_dir = options
             .state_dir
             .or(options.runtime_config.state_dir)
@@ -274,6 +316,8 @@ impl SpinHost {
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
             .map_err(anyhow::Error::from)?;
         sqlite::add_to_linker(&mut linker, sqlite_view).map_err(anyhow::Error::from)?;
+        variables::add_to_linker(&mut linker, variables_view).map_err(anyhow::Error::from)?;
+        redis::add_to_linker(&mut linker, redis_view).map_err(anyhow::Error::from)?;
 
         let mut components = Vec::new();
         let mut routes = Vec::new();
@@ -290,6 +334,7 @@ impl SpinHost {
         }
         let routes = Router::build(routes)?;
         for spec in manifest.components.values() {
+            let allowed = allowed_hosts.remove(&spec.id).unwrap_or_default();
             let component = match &cache {
                 Some(cache) => cache.load(&engine, &spec.source),
                 None => Component::from_file(&engine, &spec.source).map_err(anyhow::Error::from),
@@ -314,7 +359,12 @@ impl SpinHost {
                     allowed: Arc::new(spec.sqlite_databases.iter().cloned().collect()),
                     default_db: default_db.clone(),
                 },
-                outbound: OutboundPolicy::new(&spec.allowed_outbound_hosts),
+                outbound: OutboundPolicy::new(allowed.clone()),
+                variables: app_variables.component(&spec.id, &spec.variables)?,
+                redis: RedisConfig {
+                    allowed_hosts: allowed,
+                    pool: redis_pool.clone(),
+                },
             });
         }
         Ok(SpinHost {
@@ -440,6 +490,8 @@ impl SpinHost {
             table: ResourceTable::new(),
             sqlite: SqliteCtx::new(component.sqlite.clone()),
             outbound: component.outbound.clone(),
+            variables: component.variables.clone(),
+            redis: RedisCtx::new(component.redis.clone()),
             limits: StoreLimitsBuilder::new()
                 .memory_size(self.limits.max_instance_memory)
                 .build(),
