@@ -551,7 +551,8 @@ mod tests {
         assert!(refused("https://example.com/path").contains("must not include a path"));
         assert!(refused("https://example.com:443/path").contains("has a path"));
         assert!(refused("foo://example.com").contains("does not have a known default port"));
-        assert!(refused("https://a.*.com").contains("wildcards are allowed only as prefixes"));
+        assert!(refused("https://*.a.*.com").contains("wildcards are allowed only as prefixes"));
+        assert!(refused("https://a.*.com").contains("wildcards are allowed only as subdomains"));
     }
 
     fn app(default: Option<&str>, env: &[(&str, &str)]) -> Result<AppVariables, VariablesError> {

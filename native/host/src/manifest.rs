@@ -307,4 +307,33 @@ mod tests {
             Err(ManifestError::BaseNotAString)
         ));
     }
+
+    #[test]
+    fn variables_are_required_or_have_a_default() {
+        let with = |vars: &str| {
+            Manifest::parse(
+                &format!(
+                    "spin_manifest_version = 2\n[variables]\n{vars}\n\
+                     [component.c]\nsource = \"c.wasm\"\n\
+                     [component.c.variables]\nv = \"x{{{{ a }}}}\"\n"
+                ),
+                ".".into(),
+            )
+        };
+        let m = with("a = { default = \"1\", secret = true }").unwrap();
+        assert_eq!(m.variables["a"].default.as_deref(), Some("1"));
+        assert!(m.variables["a"].secret);
+        assert_eq!(m.components["c"].variables["v"], "x{{ a }}");
+        assert!(with("a = { required = true }").is_ok());
+        for bad in ["a = {}", "a = { required = true, default = \"\" }"] {
+            assert!(
+                matches!(with(bad), Err(ManifestError::RequiredOrDefault(n)) if n == "a"),
+                "{bad}"
+            );
+        }
+        assert!(matches!(
+            with("a = { default = \"\", colour = \"red\" }"),
+            Err(ManifestError::Parse { .. })
+        ));
+    }
 }
