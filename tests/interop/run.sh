@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Runs the official Socket.IO clients (socket.io-client 4.x on Node, and
 # python-socketio 5.x) and the Bruno collection (@usebruno/cli) against the
-# default run (`chatroom`: REST and Socket.IO on one port), then against the sidecar alone forwarding REST to
-# the host (the `spin up` layout). Builds the binaries (debug, or uses
+# default run (`chatroom`: REST and Socket.IO on one port), then against the
+# sidecar alone forwarding REST to the host (the `spin up` layout), then
+# against each of two edge-mode sidecars sharing one REST host and a Redis
+# server (needs Debian's redis-server; .ci/run installs it). Builds the binaries (debug, or uses
 # CHATROOM_BIN_DIR when set) and expects the client packages installed
 # (`npm ci` here, `pip install -r requirements.txt`; .ci/run does both).
 # Set PYTHON to choose the interpreter.
@@ -17,6 +19,8 @@ python=${PYTHON:-python3}
 state=$(mktemp -d)
 rest_port=${REST_PORT:-38100}
 port=${PORT:-38101}
+port_b=${PORT_B:-38102}
+redis_port=${REDIS_PORT:-38103}
 pids=()
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
@@ -63,3 +67,24 @@ wait_up "http://127.0.0.1:$rest_port"
   --rest-upstream "http://127.0.0.1:$rest_port" &
 pids+=($!)
 clients "http://127.0.0.1:$port"
+kill "${pids[@]}"; wait "${pids[@]}" 2>/dev/null || true; pids=()
+
+echo "== edge mode: the REST host with its variables, Redis, two edge-mode sidecars"
+redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no >/dev/null &
+pids+=($!)
+token=interop-$RANDOM$RANDOM
+SPIN_VARIABLE_INTERNAL_TOKEN=$token \
+  SPIN_VARIABLE_REDIS_URL="redis://127.0.0.1:$redis_port" \
+  SPIN_VARIABLE_REDIS_HOST="127.0.0.1:$redis_port" \
+  "$bin/chatroom-host" --manifest "$root/spin.toml" --state-dir "$state/three" \
+  --listen "127.0.0.1:$rest_port" &
+pids+=($!)
+wait_up "http://127.0.0.1:$rest_port"
+for p in "$port" "$port_b"; do
+  "$bin/chatroom-sidecar" --listen "127.0.0.1:$p" \
+    --rest-upstream "http://127.0.0.1:$rest_port" --internal-token "$token" \
+    --redis "redis://127.0.0.1:$redis_port" --node-id "interop-$p" &
+  pids+=($!)
+done
+clients "http://127.0.0.1:$port"
+clients "http://127.0.0.1:$port_b"
