@@ -170,6 +170,42 @@ async fn redis_going_away_mid_stream_loses_nothing() {
     let after = send_everywhere(&rest.url, room, &ann, &bob, 5, "after").await;
     receives_exactly(&ann, &after, "ann, Redis back").await;
     receives_exactly(&bob, &after, "bob, Redis back").await;
+
+    // Wake-ups that lie: repeats of delivered messages, a message that was
+    // never stored, garbage, and presence events claiming to be another
+    // sidecar's about a made-up user in another room. Nothing is delivered
+    // twice or invented.
+    let history =
+        chatroom_tests::http::get_json(&rest.url, &format!("/chatrooms/{room}/messages")).await;
+    let channel = "chatroom:messages";
+    let mut subscribers = 0;
+    for message in history.as_array().unwrap().iter().take(5) {
+        subscribers = subscribers.max(redis.publish(channel, &message.to_string()));
+    }
+    assert_eq!(
+        subscribers, 2,
+        "both sidecars subscribe again after the restart"
+    );
+    let forged = json!({"id": 999_999, "room_id": room, "sender": "x", "content": "forged", "timestamp": ""});
+    redis.publish(channel, &forged.to_string());
+    redis.publish(channel, "not json");
+    redis.publish(
+        &format!("{channel}:presence"),
+        &json!({"node": "elsewhere", "room_id": room + 1, "event": "user_joined", "data": {}})
+            .to_string(),
+    );
+    redis.publish(
+        &format!("{channel}:presence"),
+        &json!({"node": "elsewhere", "room_id": room, "event": "new_message", "data": forged})
+            .to_string(),
+    );
+    for c in [&ann, &bob] {
+        let extra = c.drain("new_message", Duration::from_millis(500)).await;
+        assert!(extra.is_empty(), "nothing new was stored: {extra:?}");
+    }
+    let last = send_everywhere(&rest.url, room, &ann, &bob, 2, "last").await;
+    receives_exactly(&ann, &last, "ann, after lies").await;
+    receives_exactly(&bob, &last, "bob, after lies").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -63,6 +63,29 @@ impl RedisServer {
         format!("127.0.0.1:{}", self.port)
     }
 
+    /// Publishes `payload` on `channel` (as a stray, late or repeated
+    /// wake-up would arrive); how many subscribers got it.
+    pub fn publish(&self, channel: &str, payload: &str) -> i64 {
+        use std::io::Write as _;
+        let mut stream =
+            std::net::TcpStream::connect(("127.0.0.1", self.port)).expect("connect to redis");
+        write!(
+            stream,
+            "*3\r\n$7\r\nPUBLISH\r\n${}\r\n{channel}\r\n${}\r\n{payload}\r\n",
+            channel.len(),
+            payload.len()
+        )
+        .expect("send PUBLISH");
+        let mut reply = [0u8; 64];
+        let n = stream.read(&mut reply).expect("PUBLISH reply");
+        let reply = std::str::from_utf8(&reply[..n]).expect("RESP is ASCII here");
+        reply
+            .trim()
+            .strip_prefix(':')
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected PUBLISH reply {reply:?}"))
+    }
+
     /// Subscribes to `channel`; the subscription is in place on return.
     pub fn subscribe(&self, channel: &str) -> RedisSubscriber {
         use std::io::Write as _;
