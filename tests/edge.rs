@@ -17,6 +17,23 @@ use chatroom_tests::socket::SocketClient;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
+/// Where the REST component runs.
+#[derive(Debug, Clone, Copy)]
+enum Deploy {
+    /// The host, as a process of its own.
+    Host,
+    /// The real `spin up` (`SPIN_BIN`).
+    Spin,
+}
+
+/// The REST deployment with the internal token and, if given, Redis.
+async fn deploy(on: Deploy, redis: Option<&RedisServer>) -> EdgeRest {
+    match on {
+        Deploy::Host => EdgeRest::host(host_bin(), redis).await,
+        Deploy::Spin => EdgeRest::spin(redis).await,
+    }
+}
+
 fn host_bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_host-process"))
 }
@@ -127,8 +144,21 @@ async fn two_sidecars_share_the_load(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_sidecars_with_redis_deliver_every_message_once_in_order() {
+    with_redis(Deploy::Host).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(spin_cli),
+    ignore = "no Spin CLI: set SPIN_BIN to run edge mode under real Spin"
+)]
+async fn under_spin_up_two_sidecars_with_redis_deliver_every_message_once_in_order() {
+    with_redis(Deploy::Spin).await;
+}
+
+async fn with_redis(on: Deploy) {
     let redis = RedisServer::start();
-    let rest = EdgeRest::host(host_bin(), Some(&redis)).await;
+    let rest = deploy(on, Some(&redis)).await;
     // A poll of a minute: only Redis can deliver in time.
     let flags = ["--redis", &redis.url, "--poll-ms", "60000"];
     let a = edge_sidecar(&rest.url, "a", &flags).await;
@@ -138,7 +168,7 @@ async fn two_sidecars_with_redis_deliver_every_message_once_in_order() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_redis_the_sidecars_poll_the_feed() {
-    let rest = EdgeRest::host(host_bin(), None).await;
+    let rest = deploy(Deploy::Host, None).await;
     let flags = ["--poll-ms", "50"];
     let a = edge_sidecar(&rest.url, "a", &flags).await;
     let b = edge_sidecar(&rest.url, "b", &flags).await;
@@ -147,8 +177,21 @@ async fn without_redis_the_sidecars_poll_the_feed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_going_away_mid_stream_loses_nothing() {
+    redis_outage(Deploy::Host).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(spin_cli),
+    ignore = "no Spin CLI: set SPIN_BIN to run edge mode under real Spin"
+)]
+async fn under_spin_up_redis_going_away_mid_stream_loses_nothing() {
+    redis_outage(Deploy::Spin).await;
+}
+
+async fn redis_outage(on: Deploy) {
     let mut redis = RedisServer::start();
-    let rest = EdgeRest::host(host_bin(), Some(&redis)).await;
+    let rest = deploy(on, Some(&redis)).await;
     let flags = ["--redis", &redis.url, "--poll-ms", "200"];
     let a = edge_sidecar(&rest.url, "a", &flags).await;
     let b = edge_sidecar(&rest.url, "b", &flags).await;
@@ -210,8 +253,21 @@ async fn redis_going_away_mid_stream_loses_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_sidecar_loses_nothing_and_its_users_leave_within_the_lease() {
+    killed_sidecar(Deploy::Host).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(spin_cli),
+    ignore = "no Spin CLI: set SPIN_BIN to run edge mode under real Spin"
+)]
+async fn under_spin_up_a_killed_sidecar_loses_nothing_and_its_users_leave_within_the_lease() {
+    killed_sidecar(Deploy::Spin).await;
+}
+
+async fn killed_sidecar(on: Deploy) {
     let redis = RedisServer::start();
-    let rest = EdgeRest::host(host_bin(), Some(&redis)).await;
+    let rest = deploy(on, Some(&redis)).await;
     let flags = ["--redis", &redis.url, "--presence-lease-secs", "3"];
     let mut a = edge_sidecar(&rest.url, "a", &flags).await;
     let b = edge_sidecar(&rest.url, "b", &flags).await;
@@ -326,7 +382,7 @@ async fn the_internal_api_needs_the_token_and_is_off_without_one() {
         (StatusCode::FORBIDDEN, "internal_api_disabled".to_owned())
     );
 
-    let on = EdgeRest::host(host_bin(), None).await;
+    let on = deploy(Deploy::Host, None).await;
     for auth in [None, Some("wrong"), Some(&TOKEN[..TOKEN.len() - 1])] {
         let mut req = client.get(format!("{}/internal/feed/head", on.url));
         if let Some(token) = auth {
@@ -367,18 +423,4 @@ async fn the_internal_api_needs_the_token_and_is_off_without_one() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert!(!status.success());
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[cfg_attr(
-    not(spin_cli),
-    ignore = "no Spin CLI: set SPIN_BIN to run edge mode under real Spin"
-)]
-async fn under_spin_up_two_sidecars_with_redis_share_the_load() {
-    let redis = RedisServer::start();
-    let rest = EdgeRest::spin(Some(&redis)).await;
-    let flags = ["--redis", &redis.url, "--poll-ms", "60000"];
-    let a = edge_sidecar(&rest.url, "a", &flags).await;
-    let b = edge_sidecar(&rest.url, "b", &flags).await;
-    two_sidecars_share_the_load(&rest, &a, &b, true).await;
 }
