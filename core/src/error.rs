@@ -36,8 +36,10 @@ pub enum ApiError {
     RateLimited,
     #[error("No such endpoint")]
     NotFound,
-    #[error("The internal API needs the deployment's token")]
+    #[error("A valid token is required")]
     Unauthorized,
+    #[error("The sender must be the token's user, '{0}'")]
+    SenderMismatch(String),
     #[error("The internal API is off: the internal_token variable is not set")]
     InternalApiDisabled,
     #[error("Method not allowed")]
@@ -61,7 +63,7 @@ impl ApiError {
             | ApiError::NotInRoom(_)
             | ApiError::InvalidPaging(_) => 400,
             ApiError::Unauthorized => 401,
-            ApiError::InternalApiDisabled => 403,
+            ApiError::InternalApiDisabled | ApiError::SenderMismatch(_) => 403,
             ApiError::RoomNotFound | ApiError::NotFound => 404,
             ApiError::MethodNotAllowed => 405,
             ApiError::RoomExists(_) => 409,
@@ -90,6 +92,7 @@ impl ApiError {
             ApiError::RateLimited => "rate_limited",
             ApiError::NotFound => "not_found",
             ApiError::Unauthorized => "unauthorized",
+            ApiError::SenderMismatch(_) => "sender_mismatch",
             ApiError::InternalApiDisabled => "internal_api_disabled",
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::Storage(_) => "storage_error",

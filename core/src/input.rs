@@ -75,9 +75,10 @@ impl MessageDraft {
         Self::from_fields(sender, text)
     }
 
-    /// From a JSON request body.
-    pub fn from_json(body: &[u8]) -> Result<Self, ApiError> {
-        Self::from_object(&json_object(body)?, None)
+    /// From a JSON request body; `default_sender` is used when `sender`
+    /// is absent.
+    pub fn from_json(body: &[u8], default_sender: Option<&str>) -> Result<Self, ApiError> {
+        Self::from_object(&json_object(body)?, default_sender)
     }
 
     /// From loose fields, e.g. the original's `?sender=&content=`.
@@ -201,9 +202,9 @@ mod tests {
 
     #[test]
     fn message_draft_takes_message_or_content_and_a_default_sender() {
-        let m = MessageDraft::from_json(br#"{"sender":"Alice","message":"Hi"}"#).unwrap();
+        let m = MessageDraft::from_json(br#"{"sender":"Alice","message":"Hi"}"#, None).unwrap();
         assert_eq!((m.sender.as_str(), m.content.as_str()), ("Alice", "Hi"));
-        let m = MessageDraft::from_json(br#"{"sender":"Alice","content":"Yo"}"#).unwrap();
+        let m = MessageDraft::from_json(br#"{"sender":"Alice","content":"Yo"}"#, None).unwrap();
         assert_eq!(m.content.as_str(), "Yo");
         let obj = json_object(br#"{"message":"Hi"}"#).unwrap();
         assert_eq!(
@@ -218,13 +219,13 @@ mod tests {
             "invalid_sender"
         );
         assert_eq!(
-            MessageDraft::from_json(br#"{"sender":"a"}"#)
+            MessageDraft::from_json(br#"{"sender":"a"}"#, None)
                 .unwrap_err()
                 .code(),
             "invalid_message"
         );
         assert_eq!(
-            MessageDraft::from_json(br#"{"sender":"a","message":["x"]}"#)
+            MessageDraft::from_json(br#"{"sender":"a","message":["x"]}"#, None)
                 .unwrap_err()
                 .code(),
             "invalid_message"

@@ -6,6 +6,7 @@
 //! through the small [`Database`] trait: the component implements it on Spin's
 //! SQLite API, native code on rusqlite (feature `rusqlite`).
 
+pub mod auth;
 mod db;
 mod error;
 mod input;

@@ -8,6 +8,7 @@
 //! API is refused (`403`), so a deployment that never set it exposes
 //! nothing. The token is compared in constant time.
 
+use chatroom_core::auth::bearer;
 use chatroom_core::internal::{
     Draft, FeedHead, LeaseAnswer, LeaseRequest, LeaseState, Outcome, PresenceEntry,
 };
@@ -278,12 +279,9 @@ fn authorize(req: &IncomingRequest) -> Result<(), ApiError> {
     if token.is_empty() {
         return Err(ApiError::InternalApiDisabled);
     }
-    let presented = req.headers().get("authorization");
-    let presented = presented
-        .last()
-        .and_then(|v| v.strip_prefix(b"Bearer "))
-        .unwrap_or_default();
-    if constant_time_eq(presented, token.as_bytes()) {
+    let header = req.headers().get("authorization");
+    let presented = header.last().and_then(|v| bearer(v)).unwrap_or_default();
+    if constant_time_eq(presented.as_bytes(), token.as_bytes()) {
         Ok(())
     } else {
         Err(ApiError::Unauthorized)

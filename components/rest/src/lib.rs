@@ -8,6 +8,7 @@
 //! Socket.IO sidecar shares. Lists are streamed a page at a time.
 
 mod http_io;
+mod identity;
 mod internal;
 mod publish;
 mod routes;
@@ -27,6 +28,7 @@ use crate::http_io::{
     JsonArray, read_body, send_empty, send_error, send_json, send_method_not_allowed,
     send_static_json,
 };
+use crate::identity::{Access, check_sender};
 use crate::internal::InternalReply;
 use crate::publish::Announcer;
 use crate::routes::{Mount, NoRoute, Route, resolve};
@@ -78,11 +80,16 @@ enum Reply {
 
 /// Validates input and does the work that can fail with a client error.
 async fn prepare(route: Route, req: IncomingRequest, query: &Query) -> Result<Reply, ApiError> {
+    let access = || Access::from_variables();
     match route {
         Route::Health => Ok(Reply::Health),
         Route::OpenApi => Ok(Reply::OpenApi),
-        Route::ListRooms => Ok(Reply::Rooms(SpinDb::open()?, RoomPages::default())),
+        Route::ListRooms => {
+            access().reader(&req)?;
+            Ok(Reply::Rooms(SpinDb::open()?, RoomPages::default()))
+        }
         Route::CreateRoom => {
+            access().writer(&req)?;
             let body = read_body(req).await?;
             let draft = if body.trim_ascii().is_empty() {
                 RoomDraft::from_name(query.get("name"))?
@@ -95,10 +102,12 @@ async fn prepare(route: Route, req: IncomingRequest, query: &Query) -> Result<Re
             )?))
         }
         Route::GetRoom(id) => {
+            access().reader(&req)?;
             let room = find_room(&SpinDb::open()?, id)?.ok_or(ApiError::RoomNotFound)?;
             Ok(Reply::Room(room))
         }
         Route::ListMessages(id) => {
+            access().reader(&req)?;
             let page =
                 MessagePage::parse(query.get("after"), query.get("before"), query.get("limit"))?;
             let db = SpinDb::open()?;
@@ -106,18 +115,24 @@ async fn prepare(route: Route, req: IncomingRequest, query: &Query) -> Result<Re
             Ok(Reply::Messages(db, HistoryPages::new(id, page)))
         }
         Route::PostMessage(id) => {
+            let user = access().writer(&req)?;
+            let default_sender = user.as_ref().map(|u| u.as_str());
             let body = read_body(req).await?;
             let draft = if body.trim_ascii().is_empty() {
                 let text = query.get("content").or_else(|| query.get("message"));
-                MessageDraft::from_fields(query.get("sender"), text)?
+                MessageDraft::from_fields(query.get("sender").or(default_sender), text)?
             } else {
-                MessageDraft::from_json(&body)?
+                MessageDraft::from_json(&body, default_sender)?
             };
+            check_sender(&draft.sender, user.as_ref())?;
             let message = insert_message(&SpinDb::open()?, id, &draft)?;
             Announcer::from_variables().announce(&message);
             Ok(Reply::CreatedMessage(message))
         }
-        Route::RoomUsers(id) => Ok(Reply::Users(room_users(&SpinDb::open()?, id)?)),
+        Route::RoomUsers(id) => {
+            access().reader(&req)?;
+            Ok(Reply::Users(room_users(&SpinDb::open()?, id)?))
+        }
         Route::Internal(route) => Ok(Reply::Internal(internal::handle(route, req, query).await?)),
     }
 }

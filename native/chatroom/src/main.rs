@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use clap::Parser;
 
-use chatroom_host::{HostOptions, RuntimeConfig, SpinHost};
+use chatroom_host::{HostOptions, RuntimeConfig, SpinHost, VariableSource};
 use chatroom_sidecar::Sidecar;
 use chatroom_sidecar::cli::SidecarFlags;
 use chatroom_sidecar::front::{self, FrontLimits};
@@ -36,13 +36,51 @@ struct Args {
     /// it names is refused at start-up. The sidecar uses the same file.
     #[arg(long, env = "CHATROOM_RUNTIME_CONFIG_FILE")]
     runtime_config_file: Option<PathBuf>,
+    /// With `--auth-secret`: reads (rooms, history, users) need a token
+    /// too (the component's `auth_private_reads`).
+    #[arg(long, env = "CHATROOM_PRIVATE_READS")]
+    private_reads: bool,
     #[command(flatten)]
     sidecar: SidecarFlags,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Prints a token for `NAME`, signed with `--auth-secret` (or
+    /// `CHATROOM_AUTH_SECRET`), for trying auth out locally.
+    Token {
+        /// The username the token speaks for (its `sub`).
+        name: String,
+        /// How long it is valid, in seconds.
+        #[arg(long, default_value_t = 86_400)]
+        ttl: u64,
+    },
+}
+
+/// `chatroom token NAME`: a token signed with the auth secret.
+fn print_token(secret: Option<&str>, name: &str, ttl: u64) -> anyhow::Result<()> {
+    let key = secret
+        .and_then(chatroom_core::auth::TokenKey::new)
+        .ok_or_else(|| {
+            anyhow::anyhow!("no secret: pass --auth-secret or set CHATROOM_AUTH_SECRET")
+        })?;
+    let user = chatroom_core::Sender::parse(name)?;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?;
+    println!(
+        "{}",
+        key.sign(user.as_str(), now.as_secs().saturating_add(ttl))?
+    );
+    Ok(())
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if let Some(Command::Token { name, ttl }) = &args.command {
+        return print_token(args.sidecar.auth_secret.as_deref(), name, *ttl);
+    }
     args.sidecar.start_logging()?;
     let manifest = std::path::absolute(&args.manifest)?;
     let defaults = HostOptions::default();
@@ -51,12 +89,14 @@ async fn main() -> anyhow::Result<()> {
         Some(file) => RuntimeConfig::load(file)?,
         None => RuntimeConfig::default(),
     };
+    let variables = component_settings(&args);
     let host = SpinHost::load(
         &manifest,
         HostOptions {
             state_dir: args.state_dir,
             compile_cache: args.compile_cache.or(defaults.compile_cache.clone()),
             runtime_config,
+            variables,
             ..defaults
         },
     )?;
@@ -83,4 +123,21 @@ async fn main() -> anyhow::Result<()> {
     .with_graceful_shutdown(sidecar.shutdown())
     .await?;
     Ok(())
+}
+
+/// The component's variables the command line sets (the auth secret, so
+/// the component and the sidecar share it), over the environment's
+/// `SPIN_VARIABLE_*`.
+fn component_settings(args: &Args) -> VariableSource {
+    let mut given = std::collections::BTreeMap::new();
+    if let Some(secret) = args.sidecar.auth_secret.as_ref().filter(|s| !s.is_empty()) {
+        given.insert("SPIN_VARIABLE_AUTH_SECRET".to_owned(), secret.clone());
+    }
+    if args.private_reads {
+        given.insert(
+            "SPIN_VARIABLE_AUTH_PRIVATE_READS".to_owned(),
+            "true".to_owned(),
+        );
+    }
+    VariableSource::EnvironmentWith(given)
 }

@@ -44,6 +44,10 @@ pub enum VariableSource {
     /// if they were the environment: for tests, which cannot change the
     /// process's environment safely.
     Given(BTreeMap<String, String>),
+    /// These first (full names, as for `Given`), then the process's
+    /// environment: how the default run hands the component a setting of
+    /// its own command line (the auth secret).
+    EnvironmentWith(BTreeMap<String, String>),
 }
 
 impl VariableSource {
@@ -52,6 +56,10 @@ impl VariableSource {
         let env_name = format!("{ENV_PREFIX}{}", name.to_ascii_uppercase());
         match self {
             VariableSource::Given(map) => Ok(map.get(&env_name).cloned()),
+            VariableSource::EnvironmentWith(map) if map.contains_key(&env_name) => {
+                Ok(map.get(&env_name).cloned())
+            }
+            VariableSource::EnvironmentWith(_) => VariableSource::ProcessEnvironment.lookup(name),
             VariableSource::ProcessEnvironment => match std::env::var(&env_name) {
                 Ok(value) => Ok(Some(value)),
                 Err(std::env::VarError::NotPresent) => Ok(None),

@@ -9,6 +9,7 @@ use axum::http::Uri;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
+use crate::address_limits::AddressLimitsConfig;
 use crate::front::{self, FrontLimits};
 use crate::{
     DataSource, EdgeConfig, EventLimits, RedisConfig, Sidecar, SidecarConfig, SocketLimits,
@@ -130,6 +131,26 @@ pub struct SidecarFlags {
     /// unable to keep up and is disconnected.
     #[arg(long, default_value_t = 4096, env = "CHATROOM_MAX_BUFFERED_PACKETS")]
     max_buffered_packets: usize,
+    /// Socket.IO connections one client address may hold open (`429`
+    /// beyond); off unless set. Behind a proxy see --trust-forwarded-for.
+    #[arg(long, env = "CHATROOM_MAX_CONNECTIONS_PER_ADDRESS")]
+    max_connections_per_address: Option<usize>,
+    /// REST writes one client address may make per minute (`429` with
+    /// `Retry-After` beyond); off unless set.
+    #[arg(long, env = "CHATROOM_WRITES_PER_MINUTE")]
+    writes_per_minute: Option<u32>,
+    /// Rooms one client address may create per hour; off unless set.
+    #[arg(long, env = "CHATROOM_ROOMS_PER_HOUR")]
+    rooms_per_hour: Option<u32>,
+    /// Count clients by the last `X-Forwarded-For` entry (set this only
+    /// behind a proxy that writes that header).
+    #[arg(long, env = "CHATROOM_TRUST_FORWARDED_FOR")]
+    trust_forwarded_for: bool,
+    /// The secret of user tokens (HS256; the component's `auth_secret`):
+    /// Socket.IO handshakes then need `auth: {token}`, and a connection
+    /// speaks only as the token's user. Empty or unset: no auth.
+    #[arg(long, env = "CHATROOM_AUTH_SECRET", hide_env_values = true)]
+    pub auth_secret: Option<String>,
     /// Log filter: a level (`debug`) or `tracing` directives
     /// (`info,chatroom_sidecar=debug`).
     #[arg(long, default_value = "info", env = "RUST_LOG")]
@@ -148,7 +169,18 @@ impl SidecarFlags {
 
     /// The sidecar's configuration on `source`.
     pub fn config(self, source: DataSource) -> SidecarConfig {
+        let auth = self
+            .auth_secret
+            .as_deref()
+            .and_then(chatroom_core::auth::TokenKey::new);
         SidecarConfig {
+            auth,
+            address_limits: AddressLimitsConfig {
+                connections: self.max_connections_per_address,
+                writes_per_minute: self.writes_per_minute,
+                rooms_per_hour: self.rooms_per_hour,
+                trust_forwarded_for: self.trust_forwarded_for,
+            },
             cors_origins: self.cors_origin,
             poll_interval: Duration::from_millis(self.poll_ms),
             limits: SocketLimits {
@@ -193,7 +225,10 @@ pub async fn main() -> anyhow::Result<()> {
         rest_upstream = ?args.rest_upstream.map(|u| u.to_string()),
         "serving"
     );
-    axum::serve(listener, sidecar.router(rest))
+    let app = sidecar
+        .router(rest)
+        .into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(sidecar.shutdown())
         .await?;
     Ok(())

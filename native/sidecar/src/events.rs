@@ -15,14 +15,18 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use chatroom_core::auth::TokenKey;
 use chatroom_core::limits::HISTORY_PAGE_ROWS;
 use chatroom_core::{ApiError, JoinRequest, MessageDraft, StoreError, event_object, room_id_field};
 use serde_json::{Value, json};
 use socketioxide::SocketIo;
 use socketioxide::extract::{AckSender, Event, SocketRef, TryData};
+use socketioxide::handler::ConnectHandler;
 use tokio::sync::mpsc;
 
+use crate::address_limits::ConnectionSlot;
 use crate::event_guard::INVALID_EVENT;
+use crate::identity::{self, Unauthorized};
 use crate::peer::{ConnectionCount, Peer, Sent};
 use crate::presence::PresenceStore;
 use crate::rooms::{Admission, RoomRegistry, encode};
@@ -98,6 +102,8 @@ pub struct Chat {
     pub presence: PresenceStore,
     pub limits: EventLimits,
     pub connections: ConnectionCount,
+    /// The auth secret's key: with one, handshakes need a token.
+    pub auth: Option<TokenKey>,
 }
 
 /// One unit of work for a connection's task.
@@ -132,8 +138,22 @@ impl From<StoreError> for Refusal {
 
 /// Registers the namespace `/`: each connection gets its task and queue.
 pub fn register(io: &SocketIo, chat: Arc<Chat>) {
-    io.ns("/", move |s: SocketRef| {
-        let peer = Peer::new(s.clone(), &chat.connections);
+    let key = chat.auth.clone();
+    // Refuses a handshake without a valid token (when auth is on) before
+    // the socket joins the namespace: the client gets `connect_error`.
+    let check = move |TryData(auth): TryData<Value>| {
+        let refused = identity::user_of(key.as_ref(), auth.ok().as_ref()).err();
+        async move { refused.map_or(Ok(()), Err::<(), Unauthorized>) }
+    };
+    let connect = move |s: SocketRef, TryData(auth): TryData<Value>| {
+        // Checked by `check` already; this takes the user it proved.
+        let user = identity::user_of(chat.auth.as_ref(), auth.ok().as_ref())
+            .ok()
+            .flatten();
+        // The slot the front took for this address (if connections are
+        // limited per address) is held for as long as the connection.
+        let slot = s.req_parts().extensions.get::<ConnectionSlot>().cloned();
+        let peer = Peer::new(s.clone(), &chat.connections, user, slot);
         tracing::debug!(sid = %peer.public_id(), "connected");
         let (jobs, queue) = mpsc::channel(chat.limits.queue.max(1));
         let bucket = Arc::new(Mutex::new(TokenBucket::new(&chat.limits)));
@@ -173,7 +193,8 @@ pub fn register(io: &SocketIo, chat: Arc<Chat>) {
         });
         tokio::spawn(serve_connection(chat.clone(), peer, queue));
         std::future::ready(())
-    });
+    };
+    io.ns("/", connect.with(check));
 }
 
 /// Consecutive `send_message` events stored in one transaction at most.
@@ -279,7 +300,8 @@ async fn join_room(
     if !chat.store.room_exists(room_id).await? {
         return Err(ApiError::RoomNotFound.into());
     }
-    let username = req.username.map(|u| u.as_str().to_owned());
+    let asked = req.username.as_ref().map(|u| u.as_str());
+    let username = identity::name_for(peer.user(), asked)?;
     match &username {
         Some(name) => chat.presence.join(peer.public_id(), room_id, name).await?,
         // A rejoin without a name is not listed.
@@ -424,7 +446,11 @@ fn message_draft(
 ) -> Result<(i64, MessageDraft), ApiError> {
     let obj = event_object(payload(data)?)?;
     let room_id = room_id_field(obj)?;
-    let default_sender = chat.rooms.username(peer, room_id).ok().flatten();
+    let default_sender = match peer.user() {
+        Some(user) => Some(user.as_str().to_owned()),
+        None => chat.rooms.username(peer, room_id).ok().flatten(),
+    };
     let draft = MessageDraft::from_object(obj, default_sender.as_deref())?;
+    identity::name_for(peer.user(), Some(draft.sender.as_str()))?;
     Ok((room_id, draft))
 }

@@ -16,12 +16,14 @@
 //! `/socket.io/` and CORS, so one origin serves both; when allowed origins
 //! are configured, Socket.IO from other origins is refused (`origin`).
 
+pub mod address_limits;
 pub mod cli;
 mod db;
 pub mod edge;
 mod event_guard;
 mod events;
 pub mod front;
+mod identity;
 mod origin;
 mod own_head;
 mod peer;
@@ -45,6 +47,7 @@ use socketioxide::layer::SocketIoLayer;
 use tokio::sync::Notify;
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 
+use crate::address_limits::{AddressLimits, AddressLimitsConfig};
 pub use crate::db::Db;
 pub use crate::edge::EdgeConfig;
 pub use crate::events::EventLimits;
@@ -111,6 +114,12 @@ pub struct SidecarConfig {
     /// default run's Spin host): the tail delivers at once, with no file
     /// watch needed.
     pub commits: Option<Arc<Notify>>,
+    /// The auth secret's key (SPEC §7): with one, Socket.IO handshakes need
+    /// a token and a connection speaks only as the token's user.
+    pub auth: Option<chatroom_core::auth::TokenKey>,
+    /// Limits per client address in the front (SPEC §7), each off unless
+    /// set.
+    pub address_limits: AddressLimitsConfig,
 }
 
 /// The limits on one Socket.IO connection (SPEC §3).
@@ -159,6 +168,8 @@ impl SidecarConfig {
             limits: SocketLimits::default(),
             watch_file: true,
             commits: None,
+            auth: None,
+            address_limits: AddressLimitsConfig::default(),
         }
     }
 }
@@ -173,6 +184,7 @@ pub struct Sidecar {
     tail: MessageTail,
     cors: CorsLayer,
     origins: AllowedOrigins,
+    address_limits: AddressLimits,
     _watch: Option<DatabaseWatch>,
     _redis: Option<RedisWakeups>,
 }
@@ -225,6 +237,7 @@ impl Sidecar {
             presence,
             limits: limits.events,
             connections: connections.clone(),
+            auth: config.auth.clone(),
         });
         events::register(&io, chat.clone());
         let (watch, redis) = match &config.source {
@@ -260,6 +273,7 @@ impl Sidecar {
             tail,
             cors: cors(&config.cors_origins),
             origins: AllowedOrigins::new(&config.cors_origins),
+            address_limits: AddressLimits::new(config.address_limits),
             _watch: watch,
             _redis: redis,
         })
@@ -276,6 +290,10 @@ impl Sidecar {
                 event_guard::guard_polling(max_payload, req, next)
             }))
             .layer(from_fn_with_state(self.origins.clone(), origin::check))
+            .layer(from_fn_with_state(
+                self.address_limits.clone(),
+                address_limits::limit,
+            ))
             .layer(axum::middleware::from_fn(own_head::copy_head))
             .layer(self.cors.clone())
     }

@@ -16,6 +16,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
+use chatroom_core::Sender;
+
+use crate::address_limits::ConnectionSlot;
 use serde::Serialize;
 use socketioxide::extract::SocketRef;
 use socketioxide::socket::Sid;
@@ -63,16 +66,27 @@ impl Drop for Counted {
 pub struct Peer {
     socket: SocketRef,
     public_id: Arc<str>,
+    /// The token's user, when auth is on.
+    user: Option<Sender>,
+    /// Its place among its address's connections, when those are limited.
+    _slot: Option<ConnectionSlot>,
     evicted: AtomicBool,
     _counted: Counted,
 }
 
 impl Peer {
-    pub fn new(socket: SocketRef, count: &ConnectionCount) -> Arc<Self> {
+    pub fn new(
+        socket: SocketRef,
+        count: &ConnectionCount,
+        user: Option<Sender>,
+        slot: Option<ConnectionSlot>,
+    ) -> Arc<Self> {
         count.0.fetch_add(1, Ordering::AcqRel);
         Arc::new(Peer {
             socket,
             public_id: Sid::new().to_string().into(),
+            user,
+            _slot: slot,
             evicted: AtomicBool::new(false),
             _counted: Counted(count.clone()),
         })
@@ -81,6 +95,11 @@ impl Peer {
     /// The transport session id: a key for the sidecar's own maps only.
     pub fn sid(&self) -> Sid {
         self.socket.id
+    }
+
+    /// Who the connection's token speaks for (auth on), or `None`.
+    pub fn user(&self) -> Option<&Sender> {
+        self.user.as_ref()
     }
 
     /// The id others may see.
