@@ -32,7 +32,7 @@ pub enum ApiError {
     RoomExists(String),
     #[error("Request body is larger than {} bytes", crate::limits::MAX_BODY_BYTES)]
     PayloadTooLarge,
-    #[error("Too many events: slow down and retry")]
+    #[error("Too many requests: slow down and retry")]
     RateLimited,
     #[error("No such endpoint")]
     NotFound,

@@ -28,8 +28,27 @@ pub fn workspace_root() -> PathBuf {
         .to_owned()
 }
 
+/// The repository's `spin.toml` with these `SPIN_VARIABLE_*` settings, for
+/// a test binary to keep (loading compiles the component).
+pub fn host_with_variables(vars: &[(&str, &str)]) -> SpinHost {
+    let scratch = std::env::temp_dir().join("chatroom-tests-unused-state");
+    let given = vars
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    SpinHost::load(
+        &workspace_root().join("spin.toml"),
+        HostOptions {
+            state_dir: Some(scratch),
+            variables: chatroom_host::VariableSource::Given(given),
+            ..HostOptions::default()
+        },
+    )
+    .expect("the host loads spin.toml")
+}
+
 /// The repository's `spin.toml`, compiled once per test binary.
-fn shared_host() -> &'static SpinHost {
+pub fn shared_host() -> &'static SpinHost {
     static HOST: OnceLock<SpinHost> = OnceLock::new();
     HOST.get_or_init(|| {
         let scratch = std::env::temp_dir().join("chatroom-tests-unused-state");
@@ -160,13 +179,20 @@ pub struct DefaultRun {
 
 impl DefaultRun {
     pub async fn start() -> Self {
+        Self::start_on(shared_host(), |_| {}).await
+    }
+
+    /// The default run of `host` (loaded with the variables a test wants),
+    /// with the sidecar's configuration adjusted by `adjust` (the auth
+    /// key, limits per address), as `chatroom`'s flags would set them.
+    pub async fn start_on(host: &SpinHost, adjust: impl FnOnce(&mut SidecarConfig)) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let commits = Arc::new(tokio::sync::Notify::new());
-        let host = shared_host().with_state_dir(dir.path().to_owned(), commits.clone());
+        let host = host.with_state_dir(dir.path().to_owned(), commits.clone());
         let db_path = dir.path().join("sqlite_db.db");
-        let sidecar = Sidecar::start(chatroom::beside_host(SidecarConfig::new(&db_path), commits))
-            .await
-            .expect("the sidecar starts");
+        let mut config = chatroom::beside_host(SidecarConfig::new(&db_path), commits);
+        adjust(&mut config);
+        let sidecar = Sidecar::start(config).await.expect("the sidecar starts");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");

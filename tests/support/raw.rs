@@ -116,26 +116,50 @@ pub struct Polling {
 impl Polling {
     /// Opens a polling session and connects it to the default namespace.
     pub async fn connect(base: &str) -> Self {
+        let polling = Self::open(base).await.expect("the handshake succeeds");
+        let answer = polling.connect_namespace("40").await;
+        assert!(answer.starts_with("40"), "{answer}");
+        polling
+    }
+
+    /// The Engine.IO handshake alone: the session, or the refusal's status
+    /// and body.
+    pub async fn open(base: &str) -> Result<Self, (u16, String)> {
+        Self::open_with(base, &[]).await
+    }
+
+    /// [`Self::open`] with extra request headers (`X-Forwarded-For`, say).
+    pub async fn open_with(base: &str, headers: &[(&str, &str)]) -> Result<Self, (u16, String)> {
         let http = reqwest::Client::new();
-        let open = http
-            .get(format!("{base}/socket.io/?EIO=4&transport=polling"))
-            .send()
-            .await
-            .expect("handshake")
-            .text()
-            .await
-            .expect("open packet");
-        let open: Value = serde_json::from_str(open.trim_start_matches('0')).expect("open json");
+        let mut req = http.get(format!("{base}/socket.io/?EIO=4&transport=polling"));
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        let res = req.send().await.expect("handshake");
+        let status = res.status().as_u16();
+        let body = res.text().await.expect("handshake body");
+        if status != 200 {
+            return Err((status, body));
+        }
+        let open: Value = serde_json::from_str(body.trim_start_matches('0')).expect("open json");
         let sid = open["sid"].as_str().expect("sid").to_owned();
-        let polling = Polling {
+        Ok(Polling {
             base: base.to_owned(),
             sid,
             http,
-        };
-        assert_eq!(polling.post("40").await, 200);
-        let packets = polling.poll_until("40").await;
-        assert!(packets.iter().any(|p| p.starts_with("40")), "{packets:?}");
-        polling
+        })
+    }
+
+    /// Sends the namespace CONNECT `packet` (`40`, or `40{"token":...}`);
+    /// the server's answer: `40{...}` (connected) or `44{...}`
+    /// (`connect_error`).
+    pub async fn connect_namespace(&self, packet: &str) -> String {
+        assert_eq!(self.post(packet).await, 200);
+        let packets = self.poll_until("4").await;
+        packets
+            .into_iter()
+            .find(|p| p.starts_with("40") || p.starts_with("44"))
+            .unwrap_or_else(|| panic!("no answer to {packet}"))
     }
 
     /// POSTs `body` as session `sid`; the status.

@@ -38,12 +38,25 @@ pub struct SocketClient {
 impl SocketClient {
     /// Connects to `url` (the server's base URL) over websocket.
     pub async fn connect(url: &str) -> Self {
+        Self::connect_with(url, None).await
+    }
+
+    /// Connects with the handshake `auth` payload `{"token": token}`.
+    pub async fn connect_as(url: &str, token: &str) -> Self {
+        Self::connect_with(url, Some(serde_json::json!({ "token": token }))).await
+    }
+
+    async fn connect_with(url: &str, auth: Option<Value>) -> Self {
         let inbox = Arc::new(Inbox::default());
         let any = inbox.clone();
         let err = inbox.clone();
         let (opened, is_open) = oneshot::channel();
         let opened = Arc::new(Mutex::new(Some(opened)));
-        let client = ClientBuilder::new(url)
+        let mut builder = ClientBuilder::new(url);
+        if let Some(auth) = auth {
+            builder = builder.auth(auth);
+        }
+        let client = builder
             .namespace("/")
             .reconnect(false)
             .on_any(move |event, payload, _| {
