@@ -4,6 +4,8 @@
 import { io } from "socket.io-client";
 
 const URL = process.env.CHATROOM_URL ?? "http://127.0.0.1:3000";
+// With auth on, the run script passes a token per user (`chatroom token`).
+const TOKENS = process.env.CHATROOM_TOKENS ? JSON.parse(process.env.CHATROOM_TOKENS) : null;
 const PATIENCE = 10_000;
 let checks = 0;
 
@@ -15,8 +17,9 @@ function check(cond, what) {
   checks += 1;
 }
 
-function client() {
-  const socket = io(URL, { transports: ["websocket"], reconnection: false });
+function client(user) {
+  const auth = TOKENS && user ? { token: TOKENS[user] } : undefined;
+  const socket = io(URL, { transports: ["websocket"], reconnection: false, auth });
   const queues = new Map();
   const waiters = new Map();
   for (const event of ["user_joined", "user_left", "new_message", "error"]) {
@@ -50,20 +53,33 @@ async function json(res) {
   return [res.status, await res.json()];
 }
 
-const post = (path, body) =>
+const post = (path, body, user) =>
   fetch(`${URL}${path}`, {
     method: "POST",
-    headers: { "content-type": "application/json" },
+    headers: {
+      "content-type": "application/json",
+      ...(TOKENS && user ? { authorization: `Bearer ${TOKENS[user]}` } : {}),
+    },
     body: JSON.stringify(body),
   }).then(json);
 const get = (path) => fetch(`${URL}${path}`).then(json);
 
-const [status, roomObj] = await post("/chatrooms", { name: `js-${Date.now()}` });
+if (TOKENS) {
+  // Auth on: no token, no connection; no token, no write; no spoofing.
+  const anonymous = client(null);
+  const refused = await anonymous.connected.then(() => null, (e) => e);
+  check(refused && refused.message === "unauthorized", `connect_error: ${refused && refused.message}`);
+  anonymous.socket.disconnect();
+  const [s401, e401] = await post("/chatrooms", { name: `js-anon-${Date.now()}` });
+  check(s401 === 401 && e401.code === "unauthorized", "REST write without a token");
+}
+
+const [status, roomObj] = await post("/chatrooms", { name: `js-${Date.now()}` }, "alice");
 check(status === 201, `create room: ${status}`);
 const room = roomObj.id;
 
-const alice = client();
-const bob = client();
+const alice = client("alice");
+const bob = client("bob");
 await alice.connected;
 await bob.connected;
 let ack = await alice.call("join_room", { room_id: room, username: "alice" });
@@ -80,7 +96,14 @@ for (const c of [alice, bob]) {
   const m = await c.next("new_message");
   check(m.content === "Hi" && m.id === ack.message.id, "socket message reaches both");
 }
-const [s2, posted] = await post(`/chatrooms/${room}/messages`, { sender: "carol", message: "via REST" });
+if (TOKENS) {
+  const [s403, e403] = await post(`/chatrooms/${room}/messages`, { sender: "alice", message: "spoof" }, "carol");
+  check(s403 === 403 && e403.code === "sender_mismatch", "REST spoofing refused");
+  const spoof = await bob.call("send_message", { room_id: room, sender: "alice", message: "spoof" });
+  check(spoof.ok === false && spoof.code === "sender_mismatch", "socket spoofing refused");
+  check((await bob.next("error")).code === "sender_mismatch", "spoofing error event");
+}
+const [s2, posted] = await post(`/chatrooms/${room}/messages`, { sender: "carol", message: "via REST" }, "carol");
 check(s2 === 201, "REST post");
 for (const c of [alice, bob]) {
   const m = await c.next("new_message");
@@ -98,7 +121,7 @@ check(ack.ok === false && ack.code === "room_not_found", "missing room ack");
 const err = await alice.next("error");
 check(err.code === "room_not_found" && err.error === "Chatroom not found", "error event");
 
-const late = client();
+const late = client("late");
 await late.connected;
 await late.call("join_room", { room_id: room, username: "late", since: posted.id - 1 });
 const replayed = await late.next("new_message");

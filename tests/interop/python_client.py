@@ -5,6 +5,7 @@ the same way: join_room, send_message, user_count before and after a
 disconnect. Exits non-zero on the first failed check."""
 
 import asyncio
+import json
 import os
 import sys
 import uuid
@@ -13,6 +14,13 @@ import aiohttp
 import socketio
 
 URL = os.environ.get("CHATROOM_URL", "http://127.0.0.1:3000")
+# With auth on, the run script passes a token per user (`chatroom token`).
+TOKENS = json.loads(os.environ["CHATROOM_TOKENS"]) if os.environ.get("CHATROOM_TOKENS") else None
+
+
+def as_user(user):
+    """REST headers speaking as `user` (none with auth off)."""
+    return {"Authorization": f"Bearer {TOKENS[user]}"} if TOKENS and user else {}
 PATIENCE = 10
 checks = 0
 
@@ -28,10 +36,11 @@ def check(cond, what):
 class Client:
     """An AsyncClient that queues every event it receives."""
 
-    def __init__(self):
+    def __init__(self, user=None):
+        self.user = user
         self.sio = socketio.AsyncClient(reconnection=False)
         self.queues = {}
-        for event in ("user_joined", "user_left", "new_message", "error"):
+        for event in ("user_joined", "user_left", "new_message", "error", "connect_error"):
             self.sio.on(event, self._handler(event))
 
     def _handler(self, event):
@@ -45,7 +54,8 @@ class Client:
 
     async def connect(self):
         # HTTP long-polling here, websocket in the JS client: both transports.
-        await self.sio.connect(URL, transports=["polling"])
+        auth = {"token": TOKENS[self.user]} if TOKENS and self.user else None
+        await self.sio.connect(URL, transports=["polling"], auth=auth)
 
     async def next(self, event):
         return await asyncio.wait_for(self._queue(event).get(), PATIENCE)
@@ -56,8 +66,19 @@ class Client:
 
 async def main():
     async with aiohttp.ClientSession() as http:
+        if TOKENS:
+            # Auth on: no token, no connection and no write.
+            anonymous = Client()
+            try:
+                await anonymous.connect()
+                check(False, "connected without a token")
+            except socketio.exceptions.ConnectionError:
+                refused = await anonymous.next("connect_error")
+                check(refused == {"message": "unauthorized"}, f"connect_error: {refused}")
+            async with http.post(f"{URL}/chatrooms", json={"name": "py-anon"}) as r:
+                check(r.status == 401 and (await r.json())["code"] == "unauthorized", "REST without a token")
         name = f"py-{uuid.uuid4().hex[:8]}"
-        async with http.post(f"{URL}/chatrooms", json={"name": name}) as r:
+        async with http.post(f"{URL}/chatrooms", json={"name": name}, headers=as_user("alice")) as r:
             check(r.status == 201, f"create room: {r.status}")
             room = (await r.json())["id"]
 
@@ -65,7 +86,7 @@ async def main():
             async with http.get(f"{URL}/chatrooms/{room}/users") as r:
                 return await r.json()
 
-        alice, bob = Client(), Client()
+        alice, bob = Client("alice"), Client("bob")
         await alice.connect()
         await bob.connect()
         ack = await alice.call("join_room", {"room_id": room, "username": "alice"})
@@ -82,7 +103,11 @@ async def main():
             m = await c.next("new_message")
             check(m["content"] == "Hi" and m["sender"] == "alice", f"socket message: {m}")
 
-        async with http.post(f"{URL}/chatrooms/{room}/messages",
+        if TOKENS:
+            async with http.post(f"{URL}/chatrooms/{room}/messages", headers=as_user("carol"),
+                                 json={"sender": "alice", "message": "spoof"}) as r:
+                check(r.status == 403 and (await r.json())["code"] == "sender_mismatch", "REST spoofing")
+        async with http.post(f"{URL}/chatrooms/{room}/messages", headers=as_user("carol"),
                              json={"sender": "carol", "message": "via REST"}) as r:
             check(r.status == 201, "REST post")
             posted = await r.json()
@@ -99,7 +124,7 @@ async def main():
         err = await alice.next("error")
         check(err == {"error": "Chatroom not found", "code": "room_not_found"}, f"error: {err}")
 
-        late = Client()
+        late = Client("late")
         await late.connect()
         since = posted["id"] - 1
         await late.call("join_room", {"room_id": room, "username": "late", "since": since - 0})

@@ -43,11 +43,12 @@ clients() {
   wait_up "$CHATROOM_URL"
   node "$here/js_client.mjs"
   "$python" "$here/python_client.py"
-  # The Bruno collection: every REST endpoint, with its error cases. The
+  # The Bruno collection: every REST endpoint, with its error cases (the
+  # top-level requests; the Authenticated folder runs with auth on). The
   # `developer` sandbox (Node's vm) because the default QuickJS one loads
   # asynchronously and can miss the first request's assertions under load.
   (cd "$root/chatroom_rest_api_collection" &&
-    "$here/node_modules/.bin/bru" run -r --env local --sandbox developer \
+    "$here/node_modules/.bin/bru" run -r --exclude-tags=auth --env local --sandbox developer \
       --env-var "baseUrl=$CHATROOM_URL" --reporter-skip-all-headers)
 }
 
@@ -88,3 +89,25 @@ for p in "$port" "$port_b"; do
 done
 clients "http://127.0.0.1:$port"
 clients "http://127.0.0.1:$port_b"
+kill "${pids[@]}"; wait "${pids[@]}" 2>/dev/null || true; pids=()
+
+echo "== auth on: the default run with --auth-secret, tokens from chatroom token"
+secret=interop-secret-$RANDOM$RANDOM
+tokens="{"
+for user in alice bob carol late; do
+  tokens="$tokens\"$user\": \"$("$bin/chatroom" --auth-secret "$secret" token "$user" --ttl 600)\","
+done
+export CHATROOM_TOKENS="${tokens%,}}"
+"$bin/chatroom" --manifest "$root/spin.toml" --state-dir "$state/four" \
+  --listen "127.0.0.1:$port" --auth-secret "$secret" &
+pids+=($!)
+export CHATROOM_URL="http://127.0.0.1:$port"
+wait_up "$CHATROOM_URL"
+node "$here/js_client.mjs"
+"$python" "$here/python_client.py"
+(cd "$root/chatroom_rest_api_collection" &&
+  "$here/node_modules/.bin/bru" run Authenticated --tags=auth --env local --sandbox developer \
+    --env-var "baseUrl=$CHATROOM_URL" \
+    --env-var "aliceToken=$(echo "$CHATROOM_TOKENS" | python3 -c 'import json,sys; print(json.load(sys.stdin)["alice"])')" \
+    --reporter-skip-all-headers)
+unset CHATROOM_TOKENS
