@@ -250,3 +250,62 @@ fn a_runtime_config_file_it_cannot_honour_stops_it_at_start_up() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("/nonexistent/rc.toml"));
 }
+
+/// `chatroom --auth-secret S token NAME` prints a token the running
+/// `chatroom --auth-secret S` accepts for NAME; without a secret it refuses.
+#[tokio::test(flavor = "multi_thread")]
+async fn token_prints_a_token_the_server_accepts() {
+    let token = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_chatroom"))
+            .args(args)
+            .output()
+            .expect("chatroom token runs")
+    };
+    let out = token(&["--auth-secret", "s3cret", "token", "alice", "--ttl", "60"]);
+    assert!(out.status.success(), "{out:?}");
+    let alice = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert_eq!(alice.split('.').count(), 3, "a JWT: {alice}");
+    let refused = token(&["token", "alice"]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--auth-secret"));
+    assert!(
+        !token(&["--auth-secret", "s3cret", "token", "bad\u{7}name"])
+            .status
+            .success()
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_chatroom"));
+    command.arg("--state-dir").arg(dir.path());
+    command.args(["--auth-secret", "s3cret"]);
+    let running = start_command(command);
+    let http = reqwest::Client::new();
+    let rooms = format!("{}/chatrooms", running.url);
+    let anonymous = http
+        .post(&rooms)
+        .json(&json!({"name": "T"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+    let signed = http
+        .post(&rooms)
+        .bearer_auth(&alice)
+        .json(&json!({"name": "T"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed.status(), 201);
+    let room: Value = signed.json().await.unwrap();
+    let posted: Value = http
+        .post(format!("{rooms}/{}/messages", room["id"]))
+        .bearer_auth(&alice)
+        .json(&json!({"message": "hi"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(posted["sender"], "alice");
+}
