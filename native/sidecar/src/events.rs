@@ -161,6 +161,7 @@ pub fn register(io: &SocketIo, chat: Arc<Chat>) {
         // The handler lives inside the socket: it must not hold the `Peer`
         // (which holds the socket), or neither would ever be freed.
         let public_id = peer.public_id().to_owned();
+        let metrics = chat.rooms.metrics().clone();
         s.on_fallback(
             move |s: SocketRef,
                   Event(name): Event,
@@ -180,6 +181,7 @@ pub fn register(io: &SocketIo, chat: Arc<Chat>) {
                 };
                 if let Some(Job::Event { name, ack, .. }) = refused {
                     tracing::debug!(sid = %public_id, event = %name, "event refused: rate limited");
+                    metrics.refuse(ApiError::RateLimited.code());
                     let (event, reply) = error_replies(&ApiError::RateLimited);
                     let _ = s.emit("error", &event);
                     let _ = ack.send(&reply);
@@ -247,7 +249,7 @@ async fn serve_connection(chat: Arc<Chat>, peer: Arc<Peer>, mut queue: mpsc::Rec
             // Unknown events are ignored (they still count against the rate).
             _ => continue,
         };
-        answer(&peer, ack, &name, result);
+        answer(&chat, &peer, ack, &name, result);
     }
     tracing::debug!(sid = %peer.public_id(), "disconnected");
     chat.rooms.leave_all(&peer).await;
@@ -255,7 +257,7 @@ async fn serve_connection(chat: Arc<Chat>, peer: Arc<Peer>, mut queue: mpsc::Rec
 
 /// Answers an event: the ack (if the client asked for one) and, on failure,
 /// an `error` event to the sender.
-fn answer(peer: &Peer, ack: AckSender, event: &str, result: Result<Value, Refusal>) {
+fn answer(chat: &Chat, peer: &Peer, ack: AckSender, event: &str, result: Result<Value, Refusal>) {
     let reply = match result {
         Ok(mut value) => {
             value["ok"] = Value::Bool(true);
@@ -268,6 +270,7 @@ fn answer(peer: &Peer, ack: AckSender, event: &str, result: Result<Value, Refusa
             } else {
                 tracing::debug!(sid = %peer.public_id(), event, error = %e, "event refused");
             }
+            chat.rooms.metrics().refuse(e.code());
             let (event, reply) = error_replies(&e);
             peer.send("error", &event);
             reply
@@ -309,7 +312,14 @@ async fn join_room(
     }
     let replayed = match chat.rooms.admit(peer, room_id, username.clone(), req.since) {
         Admission::Live => 0,
-        Admission::Replay { since, through } => replay(chat, peer, room_id, since, through).await?,
+        Admission::Replay { since, through } => {
+            let metrics = chat.rooms.metrics();
+            metrics.replays.inc();
+            let sent = replay(chat, peer, room_id, since, through).await?;
+            metrics.replayed.inc_by(sent as u64);
+            metrics.delivered.inc_by(sent as u64);
+            sent
+        }
     };
     if !peer.is_live() {
         // Gone while joining: undo whatever the departure did not see.
@@ -434,7 +444,13 @@ async fn send_messages(
             },
             (Ok(_), Err(e)) => Err(ApiError::Storage(e.clone())),
         };
-        answer(peer, ack, "send_message", result.map_err(Refusal::Api));
+        answer(
+            chat,
+            peer,
+            ack,
+            "send_message",
+            result.map_err(Refusal::Api),
+        );
     }
 }
 

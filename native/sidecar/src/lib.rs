@@ -24,6 +24,7 @@ mod event_guard;
 mod events;
 pub mod front;
 mod identity;
+pub mod metrics;
 mod origin;
 mod own_head;
 mod peer;
@@ -51,6 +52,7 @@ use crate::address_limits::{AddressLimits, AddressLimitsConfig};
 pub use crate::db::Db;
 pub use crate::edge::EdgeConfig;
 pub use crate::events::EventLimits;
+use crate::metrics::{Metrics, Snapshot};
 use crate::origin::AllowedOrigins;
 pub use crate::peer::ConnectionCount;
 use crate::presence::PresenceStore;
@@ -185,6 +187,7 @@ pub struct Sidecar {
     cors: CorsLayer,
     origins: AllowedOrigins,
     address_limits: AddressLimits,
+    rooms: Arc<RoomRegistry>,
     _watch: Option<DatabaseWatch>,
     _redis: Option<RedisWakeups>,
 }
@@ -221,7 +224,8 @@ impl Sidecar {
             .ws_max_frame_size(frame)
             .build_layer();
         let cursor = store.latest_message_id().await?;
-        let rooms = RoomRegistry::new(cursor, presence.clone());
+        let metrics = Metrics::default();
+        let rooms = RoomRegistry::new(cursor, presence.clone(), metrics);
         presence.keep_lease(Arc::downgrade(&rooms));
         let tail = MessageTail::start(
             store.clone(),
@@ -274,6 +278,7 @@ impl Sidecar {
             cors: cors(&config.cors_origins),
             origins: AllowedOrigins::new(&config.cors_origins),
             address_limits: AddressLimits::new(config.address_limits),
+            rooms: chat.rooms.clone(),
             _watch: watch,
             _redis: redis,
         })
@@ -285,7 +290,18 @@ impl Sidecar {
     /// listener).
     pub fn router(&self, rest: Router) -> Router {
         let max_payload = usize::try_from(self.max_payload).unwrap_or(usize::MAX);
-        rest.layer(self.layer.clone())
+        let (rooms, connections) = (self.rooms.clone(), self.connections.clone());
+        let metrics = axum::routing::get(move || {
+            let (joined_sockets, rooms_with_members) = rooms.occupancy();
+            let now = Snapshot {
+                connections: connections.get(),
+                joined_sockets,
+                rooms_with_members,
+            };
+            std::future::ready(rooms.metrics().render(now))
+        });
+        rest.route("/metrics", metrics)
+            .layer(self.layer.clone())
             .layer(axum::middleware::from_fn(move |req, next| {
                 event_guard::guard_polling(max_payload, req, next)
             }))

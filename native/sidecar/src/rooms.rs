@@ -21,6 +21,7 @@ use serde_json::json;
 use serde_json::value::RawValue;
 use socketioxide::socket::Sid;
 
+use crate::metrics::Metrics;
 use crate::peer::{Peer, Sent};
 use crate::presence::PresenceStore;
 use crate::relay::{PresenceRelay, Relayed};
@@ -80,12 +81,13 @@ pub struct RoomRegistry {
     /// Where presence events go for the other sidecars (edge mode with
     /// Redis).
     relay: OnceLock<PresenceRelay>,
+    metrics: Metrics,
     /// Itself, for the tasks that finish an eviction.
     me: std::sync::Weak<RoomRegistry>,
 }
 
 impl RoomRegistry {
-    pub fn new(cursor: i64, presence: PresenceStore) -> Arc<Self> {
+    pub fn new(cursor: i64, presence: PresenceStore, metrics: Metrics) -> Arc<Self> {
         Arc::new_cyclic(|me| RoomRegistry {
             inner: Mutex::new(Inner {
                 cursor,
@@ -93,6 +95,7 @@ impl RoomRegistry {
             }),
             presence,
             relay: OnceLock::new(),
+            metrics,
             me: me.clone(),
         })
     }
@@ -121,15 +124,17 @@ impl RoomRegistry {
     }
 
     /// Hands a batch of new messages (in id order, all above the cursor) to
-    /// the members of their rooms.
-    pub fn deliver(&self, batch: &[(i64, i64, Encoded)]) {
+    /// the members of their rooms; `timestamps` are the messages' commit
+    /// times, for the broadcast lag.
+    pub fn deliver(&self, batch: &[(i64, i64, Encoded)], timestamps: &[&str]) {
         let mut full = Vec::new();
         {
             let mut inner = self.lock();
-            for (id, room_id, encoded) in batch {
+            for (i, (id, room_id, encoded)) in batch.iter().enumerate() {
                 if *id <= inner.cursor {
                     continue;
                 }
+                let mut sent = 0;
                 if let Some(members) = inner.rooms.get_mut(room_id) {
                     for m in members.iter_mut().filter(|m| *id > m.after) {
                         match &mut m.backlog {
@@ -140,15 +145,35 @@ impl RoomRegistry {
                             None => {
                                 if m.peer.send("new_message", &**encoded) == Sent::Full {
                                     full.push(m.peer.clone());
+                                } else {
+                                    sent += 1;
                                 }
                             }
                         }
+                    }
+                }
+                if sent > 0 {
+                    self.metrics.delivered.inc_by(sent);
+                    if let Some(timestamp) = timestamps.get(i) {
+                        self.metrics.observe_lag(timestamp);
                     }
                 }
                 inner.cursor = *id;
             }
         }
         self.evict_all(full);
+    }
+
+    /// `(joined sockets, rooms with members)` now, for the metrics.
+    pub fn occupancy(&self) -> (usize, usize) {
+        let inner = self.lock();
+        let joined = inner.rooms.values().map(Vec::len).sum();
+        (joined, inner.rooms.len())
+    }
+
+    /// The sidecar's metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     /// Registers `peer` in `room_id` at the current cursor. A rejoin
@@ -332,6 +357,7 @@ impl RoomRegistry {
             if !peer.evict() {
                 continue;
             }
+            self.metrics.slow_disconnects.inc();
             let rooms = self.take_out(&peer);
             let Some(registry) = self.me.upgrade() else {
                 continue;

@@ -122,7 +122,8 @@ impl TailTask {
                 }
             };
             let encoded: Vec<_> = batch.iter().map(|m| (m.id, m.room_id, encode(m))).collect();
-            self.rooms.deliver(&encoded);
+            let timestamps: Vec<&str> = batch.iter().map(|m| m.timestamp.as_str()).collect();
+            self.rooms.deliver(&encoded, &timestamps);
             sent += batch.len();
             if (batch.len() as i64) < BATCH {
                 return sent;

@@ -1,0 +1,218 @@
+//! `SidecarMetrics`: what an operator watches (SPEC §8), served at
+//! `/metrics` in the Prometheus text exposition format (OpenMetrics), by
+//! the Prometheus project's own client crate.
+//!
+//! Counters are bumped where things happen (the registry's deliveries,
+//! joins' replays, refused events, evictions); the gauges (connections,
+//! joined sockets, rooms with members) are read from their owners at
+//! scrape time, so they cannot drift.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::{Registry, Unit};
+
+/// The exposition's content type.
+const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// The label of a refused event: its error code.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CodeLabel {
+    pub code: String,
+}
+
+/// Every series of the sidecar.
+pub struct SidecarMetrics {
+    registry: Registry,
+    connections: Gauge,
+    joined_sockets: Gauge,
+    rooms_with_members: Gauge,
+    pub delivered: Counter,
+    pub broadcast_lag: Histogram,
+    pub replays: Counter,
+    pub replayed: Counter,
+    pub refused: Family<CodeLabel, Counter>,
+    pub rate_limited: Counter,
+    pub slow_disconnects: Counter,
+}
+
+impl Default for SidecarMetrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("chatroom");
+        let connections = Gauge::default();
+        registry.register(
+            "socketio_connections",
+            "Socket.IO connections open on this sidecar",
+            connections.clone(),
+        );
+        let joined_sockets = Gauge::default();
+        registry.register(
+            "joined_sockets",
+            "Room memberships of this sidecar's sockets (a socket in two rooms counts twice)",
+            joined_sockets.clone(),
+        );
+        let rooms_with_members = Gauge::default();
+        registry.register(
+            "rooms_with_members",
+            "Rooms with at least one socket joined on this sidecar",
+            rooms_with_members.clone(),
+        );
+        let delivered = Counter::default();
+        registry.register(
+            "messages_delivered",
+            "new_message events handed to sockets, live and replayed",
+            delivered.clone(),
+        );
+        // 0.5 ms to about 16 s.
+        let broadcast_lag = Histogram::new(exponential_buckets(0.0005, 2.0, 16));
+        registry.register_with_unit(
+            "broadcast_lag",
+            "From a message's commit (its timestamp) to its broadcast to the room's sockets",
+            Unit::Seconds,
+            broadcast_lag.clone(),
+        );
+        let replays = Counter::default();
+        registry.register(
+            "replays",
+            "Joins with `since` that replayed history",
+            replays.clone(),
+        );
+        let replayed = Counter::default();
+        registry.register(
+            "replayed_messages",
+            "Messages sent by `since` replays",
+            replayed.clone(),
+        );
+        let refused = Family::<CodeLabel, Counter>::default();
+        registry.register(
+            "events_refused",
+            "Socket.IO events answered with an error, by error code",
+            refused.clone(),
+        );
+        let rate_limited = Counter::default();
+        registry.register(
+            "rate_limited_events",
+            "Socket.IO events refused by the per-connection rate limit",
+            rate_limited.clone(),
+        );
+        let slow_disconnects = Counter::default();
+        registry.register(
+            "slow_member_disconnects",
+            "Sockets disconnected because they could not keep up",
+            slow_disconnects.clone(),
+        );
+        SidecarMetrics {
+            registry,
+            connections,
+            joined_sockets,
+            rooms_with_members,
+            delivered,
+            broadcast_lag,
+            replays,
+            replayed,
+            refused,
+            rate_limited,
+            slow_disconnects,
+        }
+    }
+}
+
+/// The figures read from their owners at scrape time.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Snapshot {
+    pub connections: usize,
+    pub joined_sockets: usize,
+    pub rooms_with_members: usize,
+}
+
+fn as_gauge(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+impl SidecarMetrics {
+    /// Counts an event refused with `code`.
+    pub fn refuse(&self, code: &str) {
+        self.refused
+            .get_or_create(&CodeLabel {
+                code: code.to_owned(),
+            })
+            .inc();
+        if code == "rate_limited" {
+            self.rate_limited.inc();
+        }
+    }
+
+    /// Observes the lag of a message stamped `timestamp` (RFC 3339), now.
+    pub fn observe_lag(&self, timestamp: &str) {
+        if let Ok(committed) = humantime::parse_rfc3339(timestamp) {
+            let lag = SystemTime::now()
+                .duration_since(committed)
+                .unwrap_or(Duration::ZERO);
+            self.broadcast_lag.observe(lag.as_secs_f64());
+        }
+    }
+
+    /// The exposition, with the gauges set from `now`.
+    pub fn render(&self, now: Snapshot) -> Response {
+        self.connections.set(as_gauge(now.connections));
+        self.joined_sockets.set(as_gauge(now.joined_sockets));
+        self.rooms_with_members
+            .set(as_gauge(now.rooms_with_members));
+        let mut body = String::new();
+        match encode(&mut body, &self.registry) {
+            Ok(()) => ([(header::CONTENT_TYPE, CONTENT_TYPE)], body).into_response(),
+            Err(e) => {
+                tracing::error!(error = %e, "encoding metrics failed");
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response()
+            }
+        }
+    }
+}
+
+/// Shared by the sidecar's parts.
+pub type Metrics = Arc<SidecarMetrics>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn renders_every_series_with_prometheus_names() {
+        let m = SidecarMetrics::default();
+        m.refuse("rate_limited");
+        m.refuse("room_not_found");
+        m.observe_lag("2020-01-01T00:00:00.000Z");
+        let res = m.render(Snapshot {
+            connections: 3,
+            joined_sockets: 2,
+            rooms_with_members: 1,
+        });
+        assert_eq!(res.headers()[header::CONTENT_TYPE], CONTENT_TYPE);
+        let body = axum::body::to_bytes(res.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        let text = String::from_utf8(body.to_vec()).unwrap();
+        for line in [
+            "chatroom_socketio_connections 3",
+            "chatroom_joined_sockets 2",
+            "chatroom_rooms_with_members 1",
+            "chatroom_messages_delivered_total 0",
+            "chatroom_events_refused_total{code=\"rate_limited\"} 1",
+            "chatroom_events_refused_total{code=\"room_not_found\"} 1",
+            "chatroom_rate_limited_events_total 1",
+            "chatroom_broadcast_lag_seconds_count 1",
+            "# HELP chatroom_broadcast_lag_seconds From a message's commit",
+            "# EOF",
+        ] {
+            assert!(text.contains(line), "{line:?} missing from\n{text}");
+        }
+    }
+}
