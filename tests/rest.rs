@@ -435,7 +435,8 @@ async fn users_come_from_the_presence_table() {
 async fn unknown_paths_and_methods() {
     let s = TestServer::start().await;
     assert_error(&get(&s, "/nope").await, 404, "not_found");
-    assert_error(&get(&s, "/").await, 404, "not_found");
+    // `/` itself is the chat page's (tests/page.rs).
+    assert_error(&get(&s, "/index.html").await, 404, "not_found");
     let r = send(Client::new().delete(format!("{}/chatrooms", s.url))).await;
     assert_error(&r, 405, "method_not_allowed");
     assert_eq!(r.headers["allow"], "GET, POST");

@@ -80,6 +80,17 @@ async fn the_host_answers_like_spin_up() {
         (Method::GET, "/chatrooms/9/users", String::new()),
         (Method::DELETE, "/chatrooms", String::new()),
         (Method::GET, "/nope", String::new()),
+        // The chat page's component beside the API.
+        (Method::GET, "/", String::new()),
+        (Method::GET, "/?room=1", String::new()),
+        (Method::GET, "/page", String::new()),
+        (Method::GET, "/page/", String::new()),
+        (Method::GET, "/page/app.js", String::new()),
+        (Method::GET, "/page/socketio.js", String::new()),
+        (Method::GET, "/page/style.css", String::new()),
+        (Method::GET, "/page/nope.js", String::new()),
+        (Method::GET, "/pages", String::new()),
+        (Method::POST, "/", "x".into()),
     ];
     for (method, path, body) in &script {
         let theirs = ask(&client, &spin_url, method, path, body).await;

@@ -1,9 +1,10 @@
-//! Builds the REST component for wasm32-wasip2 by running `spin.toml`'s own
-//! build command (`component.rest.build.command`, which builds into
-//! `target/wasm`, a target directory of its own, so it never waits on the
-//! outer build's lock). This is what lets `cargo run --release` alone bring
-//! up the whole backend on a fresh clone, and what builds the component the
-//! tests run (they depend on this crate).
+//! Builds the Spin components for wasm32-wasip2 by running each of
+//! `spin.toml`'s own build commands (`component.<name>.build.command`: the
+//! REST API and the chat page, each building into `target/wasm`, a target
+//! directory of its own, so they never wait on the outer build's lock), one
+//! after the other, as `spin build` does. This is what lets
+//! `cargo run --release` alone bring up the whole backend on a fresh clone,
+//! and what builds the components the tests run (they depend on this crate).
 
 use std::path::Path;
 use std::process::Command;
@@ -14,6 +15,7 @@ fn main() {
         "components/rest/src",
         "components/rest/openapi.json",
         "components/rest/Cargo.toml",
+        "components/page",
         "core/src",
         "core/Cargo.toml",
         "Cargo.lock",
@@ -21,18 +23,28 @@ fn main() {
     ] {
         println!("cargo:rerun-if-changed={}", root.join(input).display());
     }
-    let words = spin_build_command(&root.join("spin.toml"));
+    let commands = spin_build_commands(&root.join("spin.toml"));
+    if commands.is_empty() {
+        panic!("spin.toml has no component with a build command");
+    }
+    ensure_wasm_target();
+    for (component, words) in commands {
+        build(&root, &component, &words);
+    }
+}
+
+/// Runs one component's build command from the workspace root.
+fn build(root: &Path, component: &str, words: &[String]) {
     let Some((program, args)) = words.split_first() else {
-        panic!("spin.toml's component.rest.build.command is empty");
+        panic!("spin.toml's component.{component}.build.command is empty");
     };
     // The cargo running this build, not whichever is first on PATH.
     let program = match program.as_str() {
         "cargo" => std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()),
         other => other.to_owned(),
     };
-    ensure_wasm_target();
     let output = Command::new(&program)
-        .current_dir(&root)
+        .current_dir(root)
         .args(args)
         // Flags meant for the native build must not reach the wasm one.
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
@@ -43,29 +55,36 @@ fn main() {
         .unwrap_or_else(|e| panic!("running {program}: {e}"));
     if !output.status.success() {
         panic!(
-            "building the Spin component failed (is the wasm32-wasip2 target installed? \
-             `rustup target add wasm32-wasip2`):\n{}",
+            "building the Spin component {component:?} failed (is the wasm32-wasip2 target \
+             installed? `rustup target add wasm32-wasip2`):\n{}",
             String::from_utf8_lossy(&output.stderr)
         );
     }
 }
 
-/// `component.rest.build.command` of the manifest, split into words (it is
-/// a plain command line with no quoting, as Spin runs it through a shell).
-fn spin_build_command(manifest: &Path) -> Vec<String> {
+/// Every `component.<name>.build.command` of the manifest (by component
+/// name; they are independent of each other), each split into words (a plain command line
+/// with no quoting, as Spin runs it through a shell). Components without a
+/// build command (a prebuilt `.wasm`) are skipped, as `spin build` skips them.
+fn spin_build_commands(manifest: &Path) -> Vec<(String, Vec<String>)> {
     let text = std::fs::read_to_string(manifest)
         .unwrap_or_else(|e| panic!("reading {}: {e}", manifest.display()));
     let doc: toml::Table = text
         .parse()
         .unwrap_or_else(|e| panic!("parsing {}: {e}", manifest.display()));
-    doc.get("component")
-        .and_then(|c| c.get("rest"))
-        .and_then(|c| c.get("build"))
-        .and_then(|b| b.get("command"))
-        .and_then(|c| c.as_str())
-        .unwrap_or_else(|| panic!("{} has no component.rest.build.command", manifest.display()))
-        .split_whitespace()
-        .map(str::to_owned)
+    let Some(components) = doc.get("component").and_then(|c| c.as_table()) else {
+        panic!("{} has no [component] tables", manifest.display());
+    };
+    components
+        .iter()
+        .filter_map(|(name, component)| {
+            let command = component.get("build")?.get("command")?;
+            let Some(command) = command.as_str() else {
+                panic!("component.{name}.build.command in spin.toml is not a string");
+            };
+            let words = command.split_whitespace().map(str::to_owned).collect();
+            Some((name.clone(), words))
+        })
         .collect()
 }
 

@@ -1,0 +1,484 @@
+// The chat page's behaviour (components/page, served as /page/app.js):
+// rooms, a name, history with older pages on scroll, live messages, who is
+// here, and sending, over this origin's REST API and Socket.IO (the client
+// in ./socketio.js). A dropped connection or a restarted server is ridden
+// out: the client reconnects with backoff, the page rejoins its room with
+// `since` = the highest message id it has, and every message is shown once,
+// in id order, whichever way (history, replay, live, own ack) it arrived.
+
+import { SocketIoClient } from "./socketio.js";
+
+/** Messages per history page (the REST `limit`). */
+const PAGE = 50;
+/** Within this many pixels of the top of the log, older messages load. */
+const OLDER_THRESHOLD_PX = 80;
+
+const $ = (id) => document.getElementById(id);
+
+/** localStorage that never throws (private modes, disabled storage). */
+const saved = {
+  get(key) {
+    try { return window.localStorage.getItem(key) || ""; } catch (_) { return ""; }
+  },
+  set(key, value) {
+    try { window.localStorage.setItem(key, value); } catch (_) { /* not kept */ }
+  },
+};
+
+const state = {
+  username: saved.get("chatroom.username"),
+  token: saved.get("chatroom.token"),
+  rooms: [],
+  /** The open room: {id, name}. */
+  room: null,
+  /** Bumped on every room switch: late answers for the old room are dropped. */
+  generation: 0,
+  /** Joined (or joining) over the current connection; false after a drop. */
+  joined: false,
+  /** The latest history page has been read for this room. */
+  historyLoaded: false,
+  /** Message id → its element, and the ids shown, sorted. */
+  shown: new Map(),
+  ids: [],
+  /** The oldest message of the room is shown. */
+  atStart: false,
+  loadingOlder: false,
+};
+
+// ---------------------------------------------------------------- REST
+
+class ApiError extends Error {
+  constructor(status, body) {
+    super((body && body.detail) || `HTTP ${status}`);
+    this.status = status;
+    this.code = body && body.code;
+  }
+}
+
+async function api(path, options = {}) {
+  const headers = { accept: "application/json" };
+  if (options.body !== undefined) headers["content-type"] = "application/json";
+  if (state.token) headers.authorization = `Bearer ${state.token}`;
+  const res = await fetch(path, {
+    method: options.method || "GET",
+    headers,
+    body: options.body === undefined ? undefined : JSON.stringify(options.body),
+    cache: "no-store",
+  });
+  let body = null;
+  try { body = await res.json(); } catch (_) { /* not JSON */ }
+  if (!res.ok) throw new ApiError(res.status, body);
+  return body;
+}
+
+// ---------------------------------------------------------------- status and notices
+
+const STATUS_TEXT = {
+  connecting: "connecting…",
+  connected: "connected",
+  reconnecting: "reconnecting…",
+  closed: "disconnected",
+};
+
+function showStatus(kind, detail) {
+  const el = $("status");
+  el.dataset.state = kind;
+  el.textContent = kind === "refused"
+    ? `refused by the server (${detail}): check the token`
+    : STATUS_TEXT[kind] || kind;
+}
+
+let noticeTimer = null;
+function notice(text) {
+  const el = $("notice");
+  el.textContent = text;
+  el.hidden = false;
+  clearTimeout(noticeTimer);
+  noticeTimer = setTimeout(() => { el.hidden = true; }, 8000);
+}
+
+// ---------------------------------------------------------------- rooms
+
+async function loadRooms() {
+  try {
+    state.rooms = await api("/chatrooms");
+  } catch (err) {
+    notice(`Could not load the rooms: ${err.message}`);
+    return;
+  }
+  renderRooms();
+}
+
+function renderRooms() {
+  const list = $("room-list");
+  list.replaceChildren();
+  if (state.rooms.length === 0) {
+    const li = document.createElement("li");
+    li.className = "empty";
+    li.textContent = "No rooms yet: create one below.";
+    list.append(li);
+  }
+  for (const room of state.rooms) {
+    const li = document.createElement("li");
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "room";
+    button.dataset.roomId = String(room.id);
+    button.textContent = room.name;
+    if (state.room && state.room.id === room.id) button.setAttribute("aria-current", "true");
+    button.addEventListener("click", () => selectRoom(room));
+    li.append(button);
+    list.append(li);
+  }
+}
+
+async function createRoom(event) {
+  event.preventDefault();
+  const input = $("new-room-name");
+  const name = input.value.trim();
+  if (!name) return;
+  try {
+    const room = await api("/chatrooms", { method: "POST", body: { name } });
+    input.value = "";
+    await loadRooms();
+    selectRoom(room);
+  } catch (err) {
+    notice(`Could not create the room: ${err.message}`);
+  }
+}
+
+function selectRoom(room) {
+  if (state.room && state.room.id === room.id) return;
+  if (state.room && state.joined) socket.emit("leave_room", { room_id: state.room.id });
+  state.generation += 1;
+  state.room = { id: room.id, name: room.name };
+  state.joined = false;
+  state.historyLoaded = false;
+  state.shown.clear();
+  state.ids = [];
+  state.atStart = false;
+  state.loadingOlder = false;
+  saved.set("chatroom.room", String(room.id));
+  if (window.location.hash !== `#room=${room.id}`) {
+    window.history.replaceState(null, "", `#room=${room.id}`);
+  }
+  $("room-title").textContent = room.name;
+  document.title = `${room.name} · chatroom`;
+  $("messages").replaceChildren();
+  $("user-list").replaceChildren();
+  $("user-count").textContent = "";
+  renderRooms();
+  updateControls();
+  openRoom(state.generation);
+}
+
+/** Reads the latest page, then joins with `since` = its last id: nothing
+ * written in between is missed, and nothing is shown twice. */
+async function openRoom(generation) {
+  await loadLatest(generation);
+  if (generation === state.generation) join();
+}
+
+async function loadLatest(generation) {
+  const room = state.room;
+  try {
+    const page = await api(`/chatrooms/${room.id}/messages?limit=${PAGE}`);
+    if (generation !== state.generation) return;
+    state.historyLoaded = true;
+    if (page.length < PAGE) state.atStart = true;
+    addMessages(page, { scroll: "bottom" });
+  } catch (err) {
+    if (generation === state.generation) notice(`Could not load the history: ${err.message}`);
+  }
+  updateControls();
+}
+
+async function loadOlder() {
+  const oldest = state.ids[0];
+  if (state.loadingOlder || state.atStart || oldest === undefined || !state.room) return;
+  const generation = state.generation;
+  state.loadingOlder = true;
+  $("older").textContent = "Loading older messages…";
+  try {
+    const page = await api(`/chatrooms/${state.room.id}/messages?before=${oldest}&limit=${PAGE}`);
+    if (generation !== state.generation) return;
+    if (page.length < PAGE) state.atStart = true;
+    addMessages(page, { scroll: "keep" });
+  } catch (err) {
+    if (generation === state.generation) notice(`Could not load older messages: ${err.message}`);
+  } finally {
+    if (generation === state.generation) state.loadingOlder = false;
+    $("older").textContent = "Load older messages";
+    updateControls();
+  }
+}
+
+// ---------------------------------------------------------------- messages
+
+function lastId() {
+  return state.ids.length ? state.ids[state.ids.length - 1] : null;
+}
+
+/** The index at which `id` belongs in the sorted `state.ids`. */
+function insertionPoint(id) {
+  let lo = 0;
+  let hi = state.ids.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (state.ids[mid] < id) lo = mid + 1; else hi = mid;
+  }
+  return lo;
+}
+
+/**
+ * Shows the messages of the open room not shown yet, each at its place by
+ * id (so a message is never shown twice, whichever way it came). scroll:
+ * "bottom" (to the newest), "keep" (older ones above: the view stays put),
+ * "follow" (to the bottom only if the reader was there).
+ */
+function addMessages(messages, { scroll }) {
+  const log = $("log");
+  const list = $("messages");
+  const nearBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 60;
+  const heightBefore = log.scrollHeight;
+  const topBefore = log.scrollTop;
+  let added = 0;
+  for (const m of messages) {
+    if (!m || !state.room || m.room_id !== state.room.id || !Number.isInteger(m.id)) continue;
+    if (state.shown.has(m.id)) continue;
+    const el = messageElement(m);
+    const at = insertionPoint(m.id);
+    const next = at < state.ids.length ? state.shown.get(state.ids[at]) : null;
+    list.insertBefore(el, next);
+    state.ids.splice(at, 0, m.id);
+    state.shown.set(m.id, el);
+    added += 1;
+  }
+  if (added === 0) return;
+  if (scroll === "bottom" || (scroll === "follow" && nearBottom)) {
+    log.scrollTop = log.scrollHeight;
+  } else if (scroll === "keep") {
+    log.scrollTop = topBefore + (log.scrollHeight - heightBefore);
+  }
+  updateControls();
+}
+
+function messageElement(m) {
+  const li = document.createElement("li");
+  li.className = "msg";
+  if (m.sender === state.username) li.classList.add("mine");
+  li.dataset.id = String(m.id);
+  const meta = document.createElement("div");
+  meta.className = "meta";
+  const sender = document.createElement("span");
+  sender.className = "sender";
+  sender.textContent = m.sender;
+  const time = document.createElement("time");
+  time.dateTime = m.timestamp;
+  const when = new Date(m.timestamp);
+  if (!Number.isNaN(when.getTime())) {
+    time.textContent = when.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+    time.title = when.toLocaleString();
+  }
+  meta.append(sender, " ", time);
+  const content = document.createElement("p");
+  content.className = "content";
+  content.textContent = m.content;
+  li.append(meta, content);
+  return li;
+}
+
+async function sendMessage(event) {
+  event.preventDefault();
+  const input = $("composer-input");
+  const text = input.value;
+  if (!text.trim() || !state.room || !state.username) return;
+  const room = state.room;
+  $("send").disabled = true;
+  try {
+    let message;
+    if (socket.connected && state.joined) {
+      const ack = await socket.request("send_message", { room_id: room.id, message: text });
+      if (!ack || !ack.ok) throw new Error((ack && ack.error) || "not sent");
+      message = ack.message;
+    } else {
+      // No live connection: REST stores it just the same, and the room's
+      // sockets get it as `new_message`.
+      message = await api(`/chatrooms/${room.id}/messages`, {
+        method: "POST",
+        body: { sender: state.username, message: text },
+      });
+    }
+    if (input.value === text) input.value = "";
+    if (message) addMessages([message], { scroll: "bottom" });
+  } catch (err) {
+    notice(`Not sent: ${err.message}`);
+  } finally {
+    updateControls();
+    input.focus();
+  }
+}
+
+// ---------------------------------------------------------------- joining and presence
+
+async function join() {
+  const room = state.room;
+  if (!room || !state.username || !socket.connected || state.joined) return;
+  const generation = state.generation;
+  const payload = { room_id: room.id, username: state.username };
+  // Everything after the last message shown; with an empty room, after 0.
+  // Without history (it failed to load) no `since`: live messages only,
+  // and the history is read again once joined.
+  const since = lastId();
+  if (since !== null) payload.since = since;
+  else if (state.historyLoaded) payload.since = 0;
+  state.joined = true;
+  let ack;
+  try {
+    ack = await socket.request("join_room", payload);
+  } catch (_) {
+    // The connection dropped meanwhile: the next connect joins again.
+    if (generation === state.generation) state.joined = false;
+    return;
+  }
+  if (generation !== state.generation) return;
+  if (!ack || !ack.ok) {
+    state.joined = false;
+    notice(`Could not join: ${(ack && ack.error) || "no answer"}`);
+    return;
+  }
+  if (!state.historyLoaded) loadLatest(generation);
+  refreshUsers();
+  updateControls();
+}
+
+let usersTimer = null;
+function refreshUsersSoon() {
+  clearTimeout(usersTimer);
+  usersTimer = setTimeout(refreshUsers, 150);
+}
+
+async function refreshUsers() {
+  const room = state.room;
+  if (!room) return;
+  const generation = state.generation;
+  let users;
+  try {
+    users = await api(`/chatrooms/${room.id}/users`);
+  } catch (_) {
+    return;
+  }
+  if (generation !== state.generation) return;
+  const list = $("user-list");
+  list.replaceChildren();
+  for (const name of users.users || []) {
+    const li = document.createElement("li");
+    li.textContent = name;
+    if (name === state.username) li.classList.add("me");
+    list.append(li);
+  }
+  $("user-count").textContent = `(${users.user_count})`;
+}
+
+// ---------------------------------------------------------------- controls
+
+function updateControls() {
+  const ready = Boolean(state.room && state.username);
+  const input = $("composer-input");
+  input.disabled = !ready;
+  input.placeholder = !state.username
+    ? "Pick a name first"
+    : !state.room ? "Pick a room first" : `Message ${state.room.name}`;
+  $("send").disabled = !ready;
+  $("older").hidden = state.atStart || state.ids.length === 0;
+  $("history-start").hidden = !(state.atStart && state.historyLoaded);
+}
+
+function setName(event) {
+  event.preventDefault();
+  const name = $("username").value.trim();
+  if (!name || name.length > 64) {
+    notice("A name is 1 to 64 characters.");
+    return;
+  }
+  const changed = name !== state.username;
+  state.username = name;
+  saved.set("chatroom.username", name);
+  for (const el of state.shown.values()) {
+    const sender = el.querySelector(".sender");
+    el.classList.toggle("mine", Boolean(sender && sender.textContent === name));
+  }
+  updateControls();
+  if (changed && state.room && state.joined) {
+    // Rejoin under the new name (presence lists the joined name).
+    socket.emit("leave_room", { room_id: state.room.id });
+    state.joined = false;
+  }
+  join();
+  if (state.room) $("composer-input").focus();
+}
+
+// ---------------------------------------------------------------- the socket
+
+const socket = new SocketIoClient({
+  token: () => state.token,
+  onState(kind, detail) {
+    if (kind !== "connected") state.joined = false;
+    showStatus(kind, detail);
+  },
+  onConnect() {
+    state.joined = false;
+    loadRooms();
+    join();
+  },
+  onEvent(name, data) {
+    if (!data || typeof data !== "object") return;
+    const here = Boolean(state.room && data.room_id === state.room.id);
+    if (name === "new_message") {
+      if (here) addMessages([data], { scroll: "follow" });
+    } else if (name === "user_joined" || name === "user_left") {
+      if (here) refreshUsersSoon();
+    } else if (name === "error") {
+      notice(`Server: ${data.error || "error"}`);
+    }
+  },
+});
+
+// ---------------------------------------------------------------- start
+
+function start() {
+  $("username").value = state.username;
+  $("token").value = state.token;
+  $("identity").addEventListener("submit", setName);
+  $("token").addEventListener("change", () => {
+    state.token = $("token").value.trim();
+    saved.set("chatroom.token", state.token);
+    socket.reconnectNow();
+  });
+  $("new-room").addEventListener("submit", createRoom);
+  $("refresh-rooms").addEventListener("click", loadRooms);
+  $("composer").addEventListener("submit", sendMessage);
+  $("composer-input").addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      $("composer").requestSubmit();
+    }
+  });
+  $("older").addEventListener("click", loadOlder);
+  $("log").addEventListener("scroll", () => {
+    if ($("log").scrollTop < OLDER_THRESHOLD_PX) loadOlder();
+  }, { passive: true });
+  window.addEventListener("online", () => { if (!socket.connected) socket.reconnectNow(); });
+
+  updateControls();
+  socket.open();
+  const wanted = Number((window.location.hash.match(/room=(\d+)/) || [])[1]
+    || saved.get("chatroom.room"));
+  loadRooms().then(() => {
+    const room = state.rooms.find((r) => r.id === wanted);
+    if (room && !state.room) selectRoom(room);
+  });
+  if (!state.username) $("username").focus();
+}
+
+start();

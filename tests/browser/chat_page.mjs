@@ -1,0 +1,392 @@
+// The chat page (components/page, served at `/`) in a real browser: Debian's
+// headless Chromium driven by playwright-core, against the `chatroom` binary
+// (the default run) started here on a fixed free port with a state
+// directory of its own. Two pages (two users, separate browser contexts)
+// join one room; a message typed in one shows in the other; a message
+// posted over REST shows in both; the server is stopped (both pages say
+// "reconnecting…"), a message is posted through the REST component alone
+// while the chat is down, the server is started again on the same port and
+// state directory, and both pages catch up with `since` and show every
+// message exactly once (counted by id). Older history loads on scrolling to
+// the top. Screenshots go to target/browser/. Exits non-zero on any failed
+// check.
+//
+// Usage: node tests/browser/chat_page.mjs (after `npm ci` here). Binaries:
+// $CHATROOM_BIN_DIR, else `cargo build --workspace --bins` is run and
+// ${CARGO_TARGET_DIR:-target}/debug is used. Chromium: $CHROMIUM_BIN, else
+// /usr/bin/chromium (Debian's `chromium` package). $PORT picks the port.
+// With CHATROOM_LAYOUT=spin-up (and $SPIN_BIN, a Spin CLI, after `spin
+// build`), the server is `spin up` with `chatroom-sidecar` in front of it
+// on the one origin instead of `chatroom`; both are restarted.
+
+import { spawn, spawnSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, openSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+import { chromium } from "playwright-core";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = resolve(here, "../..");
+const targetDir = process.env.CARGO_TARGET_DIR
+  ? resolve(process.env.CARGO_TARGET_DIR)
+  : join(root, "target");
+const outDir = join(root, "target/browser");
+mkdirSync(outDir, { recursive: true });
+
+if (!process.env.CHATROOM_BIN_DIR) {
+  const built = spawnSync("cargo", ["build", "--workspace", "--bins"], { cwd: root, stdio: "inherit" });
+  if (built.status !== 0) process.exit(built.status || 1);
+}
+const binDir = process.env.CHATROOM_BIN_DIR || join(targetDir, "debug");
+const chromiumBin = process.env.CHROMIUM_BIN || "/usr/bin/chromium";
+
+const SEEDED = 60;
+const TIMEOUT = 20000;
+
+// ---------------------------------------------------------------- checks
+
+const failures = [];
+async function check(name, fn) {
+  try {
+    await fn();
+    console.log(`ok   ${name}`);
+  } catch (err) {
+    failures.push(name);
+    console.log(`FAIL ${name}\n     ${String(err && err.stack || err).split("\n").slice(0, 4).join("\n     ")}`);
+  }
+}
+function assert(condition, message) {
+  if (!condition) throw new Error(message);
+}
+
+// ---------------------------------------------------------------- processes
+
+function freePort() {
+  return new Promise((ok, fail) => {
+    const server = createServer();
+    server.on("error", fail);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address();
+      server.close(() => ok(port));
+    });
+  });
+}
+
+const logFile = join(outDir, "server.log");
+const log = openSync(logFile, "w");
+const children = new Set();
+
+function startProcess(name, args, { detached = false } = {}) {
+  // `spin up` runs its trigger as a child of its own: it gets a process
+  // group, and the whole group is stopped.
+  const program = name.startsWith("chatroom") ? join(binDir, name) : name;
+  const child = spawn(program, args, {
+    cwd: root,
+    detached,
+    stdio: ["ignore", log, log],
+    env: { ...process.env, RUST_LOG: process.env.RUST_LOG || "warn" },
+  });
+  children.add(child);
+  child.on("exit", () => children.delete(child));
+  return child;
+}
+
+async function stopProcess(child) {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((ok) => child.once("exit", ok));
+  const signal = (sig) => {
+    try {
+      if (child.spawnargs[1] === "up") process.kill(-child.pid, sig); else child.kill(sig);
+    } catch (_) { /* gone */ }
+  };
+  signal("SIGTERM");
+  const timer = setTimeout(() => signal("SIGKILL"), 10000);
+  await exited;
+  clearTimeout(timer);
+}
+
+async function waitHealthy(url, child) {
+  const deadline = Date.now() + 180000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`${url}: the server exited (see ${logFile})`);
+    try {
+      const res = await fetch(`${url}/healthz`);
+      if (res.ok) return;
+    } catch (_) { /* not up yet */ }
+    await new Promise((ok) => setTimeout(ok, 100));
+  }
+  throw new Error(`${url} did not come up (see ${logFile})`);
+}
+
+async function rest(base, path, body) {
+  const res = await fetch(`${base}${path}`, body === undefined ? {} : {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  const json = await res.json();
+  if (!res.ok) throw new Error(`${path}: ${res.status} ${JSON.stringify(json)}`);
+  return json;
+}
+
+// ---------------------------------------------------------------- the page
+
+/** The ids of the message elements, in page order. */
+function shownIds(page) {
+  return page.$$eval("#messages .msg", (els) => els.map((el) => Number(el.dataset.id)));
+}
+
+/** Every id shown once, ascending. */
+async function assertNoDuplicates(page, who) {
+  const ids = await shownIds(page);
+  assert(new Set(ids).size === ids.length, `${who}: duplicate message elements: ${ids}`);
+  for (let i = 1; i < ids.length; i += 1) {
+    assert(ids[i - 1] < ids[i], `${who}: out of order at ${i}: ${ids.slice(Math.max(0, i - 3), i + 2)}`);
+  }
+  return ids;
+}
+
+function messageWithText(page, text) {
+  return page.locator("#messages .msg .content", { hasText: text });
+}
+
+async function joinAs(page, url, name, roomId) {
+  await page.goto(url);
+  await page.fill("#username", name);
+  await page.click("#identity button[type=submit]");
+  await page.click(`#room-list button[data-room-id="${roomId}"]`);
+  await page.waitForSelector('#status[data-state="connected"]', { timeout: TIMEOUT });
+  await page.locator("#user-list li", { hasText: name }).waitFor({ timeout: TIMEOUT });
+}
+
+// ---------------------------------------------------------------- the run
+
+const port = Number(process.env.PORT) || (await freePort());
+const restPort = await freePort();
+const url = `http://127.0.0.1:${port}`;
+const state = mkdtempSync(join(tmpdir(), "chatroom-browser-"));
+const layout = process.env.CHATROOM_LAYOUT || "default";
+if (!["default", "spin-up"].includes(layout)) throw new Error(`unknown CHATROOM_LAYOUT ${layout}`);
+const spinPort = await freePort();
+
+/** The chat server on `port`: `chatroom`, or `spin up` + the sidecar. */
+async function startServer() {
+  if (layout === "default") {
+    const child = startProcess("chatroom", [
+      "--manifest", join(root, "spin.toml"), "--state-dir", state, "--listen", `127.0.0.1:${port}`,
+    ]);
+    await waitHealthy(url, child);
+    return [child];
+  }
+  const spinUrl = `http://127.0.0.1:${spinPort}`;
+  const spin = startProcess(process.env.SPIN_BIN || "spin", [
+    "up", "-f", join(root, "spin.toml"), "--state-dir", state, "--listen", `127.0.0.1:${spinPort}`,
+  ], { detached: true });
+  await waitHealthy(spinUrl, spin);
+  const sidecar = startProcess("chatroom-sidecar", [
+    "--db", join(state, "sqlite_db.db"), "--listen", `127.0.0.1:${port}`, "--rest-upstream", spinUrl,
+  ]);
+  await waitHealthy(url, sidecar);
+  return [sidecar, spin];
+}
+
+async function stopServer(server) {
+  for (const child of server) await stopProcess(child);
+}
+
+let browser;
+let server;
+try {
+  server = await startServer();
+
+  const room = await rest(url, "/chatrooms", { name: "Browser test" });
+  for (let i = 1; i <= SEEDED; i += 1) {
+    await rest(url, `/chatrooms/${room.id}/messages`, { sender: "seed", message: `seed message ${i}` });
+  }
+
+  await check("GET / is the HTML page, its script and style from /page/", async () => {
+    const res = await fetch(`${url}/`);
+    assert(res.status === 200, `status ${res.status}`);
+    assert((res.headers.get("content-type") || "").startsWith("text/html"), res.headers.get("content-type"));
+    const html = await res.text();
+    for (const asset of ["/page/app.js", "/page/style.css"]) {
+      assert(html.includes(asset), `the page names ${asset}`);
+      const a = await fetch(`${url}${asset}`);
+      assert(a.status === 200, `${asset}: ${a.status}`);
+    }
+  });
+
+  browser = await chromium.launch({
+    executablePath: chromiumBin,
+    headless: true,
+    // playwright-core gives every launch a fresh temporary profile
+    // (--user-data-dir); the rest keeps Chromium off the network, which
+    // this machine does not have.
+    args: [
+      "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+      "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    ],
+  });
+  const pageErrors = [];
+  const newPage = async (who, viewport) => {
+    const context = await browser.newContext({ viewport });
+    const page = await context.newPage();
+    page.on("pageerror", (err) => pageErrors.push(`${who}: ${err.message}`));
+    return page;
+  };
+  const a = await newPage("alice", { width: 1100, height: 720 });
+  const b = await newPage("bob", { width: 390, height: 844 });
+
+  await check("both pages pick names and join the room; each lists both users", async () => {
+    await joinAs(a, url, "alice", room.id);
+    await joinAs(b, url, "bob", room.id);
+    for (const page of [a, b]) {
+      for (const name of ["alice", "bob"]) {
+        await page.locator("#user-list li", { hasText: name }).waitFor({ timeout: TIMEOUT });
+      }
+    }
+  });
+
+  await check("the latest 50 messages are shown first, oldest at the top", async () => {
+    const ids = await assertNoDuplicates(a, "alice");
+    assert(ids.length === 50, `alice shows ${ids.length}`);
+    assert(ids[49] === SEEDED && ids[0] === SEEDED - 49, `ids ${ids[0]}..${ids[49]}`);
+  });
+
+  await check("the name is remembered across a reload", async () => {
+    await a.reload();
+    assert((await a.inputValue("#username")) === "alice", "the name field after a reload");
+    await a.waitForSelector('#status[data-state="connected"]', { timeout: TIMEOUT });
+    await a.waitForFunction(() => document.querySelectorAll("#messages .msg").length === 50, null, { timeout: TIMEOUT });
+  });
+
+  await check("Enter in page A sends; page B shows it, A shows it once", async () => {
+    await a.fill("#composer-input", "hello from alice");
+    await a.press("#composer-input", "Enter");
+    await messageWithText(b, "hello from alice").waitFor({ timeout: TIMEOUT });
+    await messageWithText(a, "hello from alice").waitFor({ timeout: TIMEOUT });
+    assert((await messageWithText(a, "hello from alice").count()) === 1, "alice shows it twice");
+    assert((await a.inputValue("#composer-input")) === "", "the box is emptied");
+  });
+
+  await check("a message posted over REST appears in both pages", async () => {
+    await rest(url, `/chatrooms/${room.id}/messages`, { sender: "curl", message: "hello over REST" });
+    for (const page of [a, b]) await messageWithText(page, "hello over REST").waitFor({ timeout: TIMEOUT });
+  });
+
+  await check("scrolling to the top loads the older history (before=, limit=50)", async () => {
+    await b.$eval("#log", (log) => { log.scrollTop = 0; });
+    await b.waitForFunction((n) => document.querySelectorAll("#messages .msg").length === n,
+      SEEDED + 2, { timeout: TIMEOUT });
+    const ids = await assertNoDuplicates(b, "bob");
+    assert(ids[0] === 1, `the oldest shown is ${ids[0]}`);
+    await b.waitForSelector("#history-start:not([hidden])", { timeout: TIMEOUT });
+  });
+
+  let downId;
+  await check("the server stops: both pages say reconnecting", async () => {
+    await stopServer(server);
+    for (const page of [a, b]) {
+      await page.waitForSelector('#status[data-state="reconnecting"]', { timeout: TIMEOUT });
+      const text = await page.textContent("#status");
+      assert(/reconnecting/.test(text), `status says ${text}`);
+    }
+  });
+
+  await check("a message is posted while the chat is down (the REST host alone)", async () => {
+    const restUrl = `http://127.0.0.1:${restPort}`;
+    const host = startProcess("chatroom-host", [
+      "--manifest", join(root, "spin.toml"), "--state-dir", state, "--listen", `127.0.0.1:${restPort}`,
+    ]);
+    try {
+      await waitHealthy(restUrl, host);
+      const m = await rest(restUrl, `/chatrooms/${room.id}/messages`, { sender: "curl", message: "posted while down" });
+      downId = m.id;
+    } finally {
+      await stopProcess(host);
+    }
+    await new Promise((ok) => setTimeout(ok, 1000));
+    for (const page of [a, b]) {
+      assert((await messageWithText(page, "posted while down").count()) === 0, "shown before the restart?");
+    }
+  });
+
+  await check("the server restarts on the same port: both pages reconnect and catch up, no duplicates", async () => {
+    server = await startServer();
+    for (const [page, who] of [[a, "alice"], [b, "bob"]]) {
+      await page.waitForSelector('#status[data-state="connected"]', { timeout: TIMEOUT });
+      await messageWithText(page, "posted while down").waitFor({ timeout: TIMEOUT });
+      const ids = await assertNoDuplicates(page, who);
+      assert(ids[ids.length - 1] === downId, `${who}: the newest shown is ${ids[ids.length - 1]}, not ${downId}`);
+      await page.locator("#user-list li", { hasText: who }).waitFor({ timeout: TIMEOUT });
+    }
+    const all = await rest(url, `/chatrooms/${room.id}/messages`);
+    const bobIds = await shownIds(b);
+    assert(JSON.stringify(bobIds) === JSON.stringify(all.map((m) => m.id)),
+      `bob shows ${bobIds.length} of ${all.length} messages`);
+  });
+
+  await check("after the restart live messages flow both ways, once each", async () => {
+    await b.fill("#composer-input", "bob is back");
+    await b.press("#composer-input", "Enter");
+    await messageWithText(a, "bob is back").waitFor({ timeout: TIMEOUT });
+    await rest(url, `/chatrooms/${room.id}/messages`, { sender: "curl", message: "REST after restart" });
+    for (const [page, who] of [[a, "alice"], [b, "bob"]]) {
+      await messageWithText(page, "REST after restart").waitFor({ timeout: TIMEOUT });
+      await assertNoDuplicates(page, who);
+      assert((await messageWithText(page, "bob is back").count()) === 1, `${who}: "bob is back" twice`);
+    }
+  });
+
+  await check("keyboard: every field has a label, focus is visible, Tab reaches the message box", async () => {
+    const unlabelled = await a.$$eval("input, textarea",
+      (els) => els.filter((el) => el.labels.length === 0).map((el) => el.id));
+    assert(unlabelled.length === 0, `unlabelled: ${unlabelled}`);
+    await a.focus("#username");
+    await a.keyboard.press("Tab");
+    const outline = await a.evaluate(() => getComputedStyle(document.activeElement).outlineStyle);
+    assert(outline !== "none", `the focused element has outline-style ${outline}`);
+    let reached = false;
+    for (let i = 0; i < 40 && !reached; i += 1) {
+      await a.keyboard.press("Tab");
+      reached = await a.evaluate(() => document.activeElement && document.activeElement.id === "composer-input");
+    }
+    assert(reached, "Tab never reached the message box");
+  });
+
+  await check("on a phone-sized screen nothing overflows sideways", async () => {
+    const overflow = await b.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert(overflow <= 0, `the page is ${overflow}px wider than the screen`);
+  });
+
+  await check("no script errors in either page", async () => {
+    assert(pageErrors.length === 0, pageErrors.join("; "));
+  });
+
+  for (const page of [a, b]) {
+    await page.evaluate(() => {
+      if (document.activeElement) document.activeElement.blur();
+      const log = document.getElementById("log");
+      log.scrollTop = log.scrollHeight;
+    });
+  }
+  await a.screenshot({ path: join(outDir, "chat.png") });
+  await b.screenshot({ path: join(outDir, "chat-phone.png"), fullPage: true });
+  console.log(`screenshots: ${join(outDir, "chat.png")}, ${join(outDir, "chat-phone.png")}`);
+} catch (err) {
+  failures.push(`setup: ${err && err.message}`);
+  console.log(`FAIL ${err && err.stack}`);
+} finally {
+  if (browser) await browser.close().catch(() => {});
+  for (const child of [...children]) await stopProcess(child);
+  rmSync(state, { recursive: true, force: true });
+}
+
+if (failures.length) {
+  console.log(`\n${failures.length} check(s) failed (server log: ${logFile})`);
+  process.exit(1);
+}
+console.log("\nall browser checks passed");
