@@ -262,10 +262,17 @@ mod tests {
     fn reads_the_repository_manifest() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../spin.toml");
         let m = Manifest::load(&path).unwrap();
-        assert_eq!(m.routes[0].route, "/...");
-        let rest = &m.components[&m.routes[0].component];
+        let component = |route: &str| {
+            let r = m.routes.iter().find(|r| r.route == route).unwrap();
+            &m.components[&r.component]
+        };
+        let rest = component("/...");
         assert_eq!(rest.sqlite_databases, ["default"]);
         assert!(rest.source.ends_with("chatroom_rest.wasm"));
+        let page = component("/");
+        assert!(page.source.ends_with("chatroom_page.wasm"));
+        assert!(page.sqlite_databases.is_empty());
+        assert!(component("/page/...").source.ends_with("chatroom_page.wasm"));
     }
 
     #[test]
