@@ -272,7 +272,11 @@ mod tests {
         let page = component("/");
         assert!(page.source.ends_with("chatroom_page.wasm"));
         assert!(page.sqlite_databases.is_empty());
-        assert!(component("/page/...").source.ends_with("chatroom_page.wasm"));
+        assert!(
+            component("/page/...")
+                .source
+                .ends_with("chatroom_page.wasm")
+        );
     }
 
     #[test]
