@@ -50,8 +50,16 @@ impl ConnectionCount {
     }
 }
 
-/// Counts one connection while alive.
-struct Counted(ConnectionCount);
+impl ConnectionCount {
+    /// Counts one more connection until the returned guard is dropped.
+    pub fn count(&self) -> Arc<Counted> {
+        self.0.fetch_add(1, Ordering::AcqRel);
+        Arc::new(Counted(self.clone()))
+    }
+}
+
+/// Counts one connection while alive (shared by what holds its state).
+pub struct Counted(ConnectionCount);
 
 impl Drop for Counted {
     fn drop(&mut self) {
@@ -64,18 +72,24 @@ pub struct Peer {
     socket: SocketRef,
     public_id: Arc<str>,
     evicted: AtomicBool,
-    _counted: Counted,
+    _counted: Arc<Counted>,
 }
 
 impl Peer {
-    pub fn new(socket: SocketRef, count: &ConnectionCount) -> Arc<Self> {
-        count.0.fetch_add(1, Ordering::AcqRel);
+    /// `public_id` from [`Peer::new_public_id`]; `counted` is the
+    /// connection's place in the [`ConnectionCount`].
+    pub fn new(socket: SocketRef, public_id: Arc<str>, counted: Arc<Counted>) -> Arc<Self> {
         Arc::new(Peer {
             socket,
-            public_id: Sid::new().to_string().into(),
+            public_id,
             evicted: AtomicBool::new(false),
-            _counted: Counted(count.clone()),
+            _counted: counted,
         })
+    }
+
+    /// A fresh public id, unrelated to the session id.
+    pub fn new_public_id() -> Arc<str> {
+        Sid::new().to_string().into()
     }
 
     /// The transport session id: a key for the sidecar's own maps only.
