@@ -279,6 +279,7 @@ impl Sidecar {
     pub fn router(&self, rest: Router) -> Router {
         let max_payload = usize::try_from(self.max_payload).unwrap_or(usize::MAX);
         rest.layer(self.layer.clone())
+            .layer(axum::middleware::from_fn(own_head::slim_upgrade))
             .layer(axum::middleware::from_fn(move |req, next| {
                 event_guard::guard_polling(max_payload, req, next)
             }))
