@@ -1,10 +1,10 @@
 //! The Socket.IO events of SPEC §3 on the default namespace: `join_room`,
 //! `leave_room`, `send_message`, and what a disconnect does.
 //!
-//! Each connection has one task that handles its events one after another,
-//! in the order they arrived (socketioxide runs every handler as its own
-//! task, which would let two sends from one socket be stored out of
-//! order). The handler socketioxide calls only checks the connection's
+//! Each connection that has sent an event has one task that handles its
+//! events one after another, in the order they arrived (socketioxide runs
+//! every handler as its own task, which would let two sends from one
+//! socket be stored out of order); an idle connection has none. The handler socketioxide calls only checks the connection's
 //! rate limit and queues the event, synchronously, so the queue's order is
 //! the arrival order. Excess events, beyond the rate or the queue, get a
 //! `rate_limited` error and the connection stays.
@@ -17,7 +17,9 @@ use std::time::{Duration, Instant};
 
 use chatroom_core::auth::TokenKey;
 use chatroom_core::limits::HISTORY_PAGE_ROWS;
-use chatroom_core::{ApiError, JoinRequest, MessageDraft, StoreError, event_object, room_id_field};
+use chatroom_core::{
+    ApiError, JoinRequest, MessageDraft, Sender, StoreError, event_object, room_id_field,
+};
 use serde_json::{Value, json};
 use socketioxide::SocketIo;
 use socketioxide::extract::{AckSender, Event, SocketRef, TryData};
@@ -27,7 +29,7 @@ use tokio::sync::mpsc;
 use crate::address_limits::ConnectionSlot;
 use crate::event_guard::INVALID_EVENT;
 use crate::identity::{self, Unauthorized};
-use crate::peer::{ConnectionCount, Peer, Sent};
+use crate::peer::{ConnectionCount, Counted, Peer, Sent};
 use crate::presence::PresenceStore;
 use crate::rooms::{Admission, RoomRegistry, encode};
 use crate::store::ChatStore;
@@ -136,7 +138,43 @@ impl From<StoreError> for Refusal {
     }
 }
 
-/// Registers the namespace `/`: each connection gets its task and queue.
+/// A connection's side of its events: its rate limit, and its queue once
+/// it has sent an event. The queue and the task that serves it are made by
+/// the first event, so an idle connection (most of them, most of the time)
+/// costs neither: a task and a queue block are several KiB each.
+struct Lane {
+    chat: Arc<Chat>,
+    public_id: Arc<str>,
+    counted: Arc<Counted>,
+    /// The token's user, when auth is on.
+    user: Option<Sender>,
+    /// The connection's place among its address's connections (when those
+    /// are limited), held as long as the connection.
+    _slot: Option<ConnectionSlot>,
+    bucket: TokenBucket,
+    /// `Some` from the first event until the disconnect.
+    jobs: Option<mpsc::Sender<Job>>,
+}
+
+impl Lane {
+    /// The connection's queue, made (with its task) on first use.
+    fn jobs(&mut self, s: &SocketRef) -> &mpsc::Sender<Job> {
+        self.jobs.get_or_insert_with(|| {
+            let (jobs, queue) = mpsc::channel(self.chat.limits.queue.max(1));
+            let peer = Peer::new(
+                s.clone(),
+                self.public_id.clone(),
+                self.counted.clone(),
+                self.user.clone(),
+            );
+            tokio::spawn(serve_connection(self.chat.clone(), peer, queue));
+            jobs
+        })
+    }
+}
+
+/// Registers the namespace `/`: each connection gets its rate limit, and
+/// its task and queue once it sends an event.
 pub fn register(io: &SocketIo, chat: Arc<Chat>) {
     let key = chat.auth.clone();
     // Refuses a handshake without a valid token (when auth is on) before
@@ -150,35 +188,41 @@ pub fn register(io: &SocketIo, chat: Arc<Chat>) {
         let user = identity::user_of(chat.auth.as_ref(), auth.ok().as_ref())
             .ok()
             .flatten();
-        // The slot the front took for this address (if connections are
-        // limited per address) is held for as long as the connection.
-        let slot = s.req_parts().extensions.get::<ConnectionSlot>().cloned();
-        let peer = Peer::new(s.clone(), &chat.connections, user, slot);
-        tracing::debug!(sid = %peer.public_id(), "connected");
-        let (jobs, queue) = mpsc::channel(chat.limits.queue.max(1));
-        let bucket = Arc::new(Mutex::new(TokenBucket::new(&chat.limits)));
-        let events = jobs.clone();
-        // The handler lives inside the socket: it must not hold the `Peer`
-        // (which holds the socket), or neither would ever be freed.
-        let public_id = peer.public_id().to_owned();
+        let public_id = Peer::new_public_id();
+        tracing::debug!(sid = %public_id, "connected");
         let metrics = chat.rooms.metrics().clone();
+        // The handlers live inside the socket: they must not hold the
+        // `Peer` (which holds the socket), or neither would ever be freed.
+        let lane = Arc::new(Mutex::new(Lane {
+            chat: chat.clone(),
+            public_id,
+            counted: chat.connections.count(),
+            user,
+            _slot: s.req_parts().extensions.get::<ConnectionSlot>().cloned(),
+            bucket: TokenBucket::new(&chat.limits),
+            jobs: None,
+        }));
+        let events = lane.clone();
         s.on_fallback(
             move |s: SocketRef,
                   Event(name): Event,
                   TryData(data): TryData<Value>,
                   ack: AckSender| {
                 // Runs inline, in arrival order: only check and queue here.
-                let allowed = bucket.lock().unwrap_or_else(|p| p.into_inner()).allow();
+                let mut lane = events.lock().unwrap_or_else(|p| p.into_inner());
+                let allowed = lane.bucket.allow();
                 let data = data.map_err(|e| e.to_string());
                 let job = Job::Event { name, data, ack };
                 let refused = if allowed {
-                    events.try_send(job).err().and_then(|e| match e {
+                    lane.jobs(&s).try_send(job).err().and_then(|e| match e {
                         mpsc::error::TrySendError::Full(job) => Some(job),
                         mpsc::error::TrySendError::Closed(_) => None,
                     })
                 } else {
                     Some(job)
                 };
+                let public_id = lane.public_id.clone();
+                drop(lane);
                 if let Some(Job::Event { name, ack, .. }) = refused {
                     tracing::debug!(sid = %public_id, event = %name, "event refused: rate limited");
                     metrics.refuse(ApiError::RateLimited.code());
@@ -190,10 +234,19 @@ pub fn register(io: &SocketIo, chat: Arc<Chat>) {
             },
         );
         s.on_disconnect(move || async move {
-            // Waits for room in the queue: the task must see it.
-            let _ = jobs.send(Job::Disconnect).await;
+            let (jobs, public_id) = {
+                let mut lane = lane.lock().unwrap_or_else(|p| p.into_inner());
+                (lane.jobs.take(), lane.public_id.clone())
+            };
+            match jobs {
+                // Waits for room in the queue: the task must see it.
+                Some(jobs) => {
+                    let _ = jobs.send(Job::Disconnect).await;
+                }
+                // No event, no task: nothing was joined.
+                None => tracing::debug!(sid = %public_id, "disconnected"),
+            }
         });
-        tokio::spawn(serve_connection(chat.clone(), peer, queue));
         std::future::ready(())
     };
     io.ns("/", connect.with(check));

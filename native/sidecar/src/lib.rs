@@ -90,6 +90,9 @@ pub const PRESENCE_LEASE: Duration = Duration::from_secs(30);
 /// per file, so a restart drops whatever its predecessor left.
 pub const FILE_NODE_ID: &str = "local";
 
+/// The websocket read buffer of one connection, in bytes.
+const WS_READ_BUFFER: usize = 512;
+
 /// How the sidecar is set up.
 #[derive(Debug, Clone)]
 pub struct SidecarConfig {
@@ -222,6 +225,10 @@ impl Sidecar {
             .max_payload(limits.max_payload)
             .ws_max_message_size(frame)
             .ws_max_frame_size(frame)
+            // Each websocket keeps its read buffer while idle: chat frames
+            // are small (bigger ones are read in steps, from the front
+            // listener's buffer, not the socket), 4 KiB by default.
+            .ws_read_buffer_size(WS_READ_BUFFER)
             .build_layer();
         let cursor = store.latest_message_id().await?;
         let metrics = Metrics::default();
@@ -302,6 +309,7 @@ impl Sidecar {
         });
         rest.route("/metrics", metrics)
             .layer(self.layer.clone())
+            .layer(axum::middleware::from_fn(own_head::slim_upgrade))
             .layer(axum::middleware::from_fn(move |req, next| {
                 event_guard::guard_polling(max_payload, req, next)
             }))

@@ -5,8 +5,14 @@
 //! what an idle connection cost. [`copy_head`] gives Socket.IO requests a
 //! head of their own, sized to what it holds, so the read buffer is freed
 //! once the connection is upgraded.
+//!
+//! A websocket that upgrades a polling session keeps the upgrade request's
+//! head too, beside the session's (engineioxide holds it until the
+//! websocket closes, unused): [`slim_upgrade`], just outside Socket.IO,
+//! leaves that head only the header the upgrade reads.
 
 use axum::extract::{OriginalUri, Request};
+use axum::http::header::SEC_WEBSOCKET_KEY;
 use axum::http::{HeaderMap, HeaderValue, Uri};
 use axum::middleware::Next;
 use axum::response::Response;
@@ -40,6 +46,30 @@ pub async fn copy_head(mut req: Request, next: Next) -> Response {
     next.run(req).await
 }
 
+/// Whether `req` upgrades an existing polling session to a websocket.
+fn upgrades_session(req: &Request) -> bool {
+    req.uri().path().starts_with("/socket.io")
+        && req.uri().query().is_some_and(|q| {
+            q.split('&').any(|p| p == "transport=websocket")
+                && q.split('&').any(|p| p.starts_with("sid="))
+        })
+}
+
+/// Middleware, innermost: a session upgrade reaches Socket.IO with only
+/// its `Sec-WebSocket-Key` header (all the upgrade reads); every middleware
+/// before it has seen them all.
+pub async fn slim_upgrade(mut req: Request, next: Next) -> Response {
+    if upgrades_session(&req) {
+        let key = req.headers_mut().remove(SEC_WEBSOCKET_KEY);
+        let mut slim = HeaderMap::with_capacity(1);
+        if let Some(key) = key {
+            slim.insert(SEC_WEBSOCKET_KEY, key);
+        }
+        *req.headers_mut() = slim;
+    }
+    next.run(req).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -69,6 +99,24 @@ mod tests {
         assert!(response.status().is_success());
         let (header, original) = seen.lock().unwrap().take().unwrap();
         (range.contains(&header), range.contains(&original))
+    }
+
+    #[test]
+    fn only_session_upgrades_are_slimmed() {
+        let req = |uri: &str| Request::builder().uri(uri).body(Body::empty()).unwrap();
+        assert!(upgrades_session(&req(
+            "/socket.io/?EIO=4&transport=websocket&sid=abc"
+        )));
+        // A websocket opened directly keeps its head: it is the session's.
+        assert!(!upgrades_session(&req(
+            "/socket.io/?EIO=4&transport=websocket"
+        )));
+        assert!(!upgrades_session(&req(
+            "/socket.io/?EIO=4&transport=polling&sid=abc"
+        )));
+        assert!(!upgrades_session(&req(
+            "/chatrooms?transport=websocket&sid=a"
+        )));
     }
 
     #[tokio::test]

@@ -17,8 +17,6 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use chatroom_core::Sender;
-
-use crate::address_limits::ConnectionSlot;
 use serde::Serialize;
 use socketioxide::extract::SocketRef;
 use socketioxide::socket::Sid;
@@ -53,8 +51,16 @@ impl ConnectionCount {
     }
 }
 
-/// Counts one connection while alive.
-struct Counted(ConnectionCount);
+impl ConnectionCount {
+    /// Counts one more connection until the returned guard is dropped.
+    pub fn count(&self) -> Arc<Counted> {
+        self.0.fetch_add(1, Ordering::AcqRel);
+        Arc::new(Counted(self.clone()))
+    }
+}
+
+/// Counts one connection while alive (shared by what holds its state).
+pub struct Counted(ConnectionCount);
 
 impl Drop for Counted {
     fn drop(&mut self) {
@@ -68,28 +74,31 @@ pub struct Peer {
     public_id: Arc<str>,
     /// The token's user, when auth is on.
     user: Option<Sender>,
-    /// Its place among its address's connections, when those are limited.
-    _slot: Option<ConnectionSlot>,
     evicted: AtomicBool,
-    _counted: Counted,
+    _counted: Arc<Counted>,
 }
 
 impl Peer {
+    /// `public_id` from [`Peer::new_public_id`]; `counted` is the
+    /// connection's place in the [`ConnectionCount`].
     pub fn new(
         socket: SocketRef,
-        count: &ConnectionCount,
+        public_id: Arc<str>,
+        counted: Arc<Counted>,
         user: Option<Sender>,
-        slot: Option<ConnectionSlot>,
     ) -> Arc<Self> {
-        count.0.fetch_add(1, Ordering::AcqRel);
         Arc::new(Peer {
             socket,
-            public_id: Sid::new().to_string().into(),
+            public_id,
             user,
-            _slot: slot,
             evicted: AtomicBool::new(false),
-            _counted: Counted(count.clone()),
+            _counted: counted,
         })
+    }
+
+    /// A fresh public id, unrelated to the session id.
+    pub fn new_public_id() -> Arc<str> {
+        Sid::new().to_string().into()
     }
 
     /// The transport session id: a key for the sidecar's own maps only.
