@@ -127,6 +127,27 @@ await late.call("join_room", { room_id: room, username: "late", since: posted.id
 const replayed = await late.next("new_message");
 check(replayed.id === posted.id, "catch-up with since");
 
+// The client's default transports: long-polling first, then the upgrade
+// to websocket (what a browser using socket.io-client does).
+const upgrading = io(URL, { reconnection: false, auth: TOKENS ? { token: TOKENS.late } : undefined });
+let opened = null;
+upgrading.io.on("open", () => (opened = upgrading.io.engine.transport.name));
+await new Promise((ok, fail) => {
+  upgrading.on("connect", ok);
+  upgrading.on("connect_error", fail);
+});
+check(opened === "polling", `opened on ${opened}`);
+if (upgrading.io.engine.transport.name !== "websocket") {
+  await new Promise((ok, fail) => {
+    upgrading.io.engine.once("upgrade", ok);
+    setTimeout(() => fail(new Error("no upgrade to websocket in time")), PATIENCE);
+  });
+}
+check(upgrading.io.engine.transport.name === "websocket", "upgraded to websocket");
+const upgradedAck = await upgrading.timeout(PATIENCE).emitWithAck("join_room", { room_id: room, username: "late" });
+check(upgradedAck.ok === true, `join after the upgrade: ${JSON.stringify(upgradedAck)}`);
+upgrading.disconnect();
+
 alice.socket.disconnect();
 late.socket.disconnect();
 console.log(`socket.io-client interop: ${checks} passed, 0 failed`);
