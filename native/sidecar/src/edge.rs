@@ -25,13 +25,22 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 const BATCH_BODY_BYTES: usize = MAX_BODY_BYTES - 4 * 1024;
 
 /// Where the component is, and the token of its internal API.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct EdgeConfig {
     /// The REST deployment's base URL (`https://chat.example.com`, or with
     /// a path prefix where the component is mounted under one).
     pub rest_url: String,
     /// The value of the component's `internal_token` variable.
     pub token: String,
+}
+
+impl std::fmt::Debug for EdgeConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EdgeConfig")
+            .field("rest_url", &self.rest_url)
+            .field("token", &"<secret>")
+            .finish()
+    }
 }
 
 /// A client of one REST deployment.

@@ -4,10 +4,14 @@
 //! Each connection that has sent an event has one task that handles its
 //! events one after another, in the order they arrived (socketioxide runs
 //! every handler as its own task, which would let two sends from one
-//! socket be stored out of order); an idle connection has none. The handler socketioxide calls only checks the connection's
-//! rate limit and queues the event, synchronously, so the queue's order is
-//! the arrival order. Excess events, beyond the rate or the queue, get a
+//! socket be stored out of order); an idle connection has none. The
+//! handler socketioxide calls only checks the connection's rate limit and
+//! queues the event, synchronously, so the queue's order is the arrival
+//! order. Excess events, beyond the rate or the queue, get a
 //! `rate_limited` error and the connection stays.
+//!
+//! With an auth secret, a handshake without a valid token is refused
+//! (`identity`), and a connection speaks only as its token's user.
 //!
 //! Every failure is an `error` event to the sender (and `{"ok": false}` on
 //! its ack); the connection and other clients are never disturbed.
