@@ -17,10 +17,12 @@ fi
 bin=${CHATROOM_BIN_DIR:-$root/target/debug}
 python=${PYTHON:-python3}
 state=$(mktemp -d)
-rest_port=${REST_PORT:-38100}
-port=${PORT:-38101}
-port_b=${PORT_B:-38102}
-redis_port=${REDIS_PORT:-38103}
+# Fixed ports below Linux's ephemeral range (32768-60999), so no outgoing
+# connection of one process here can be holding one when the next binds it.
+rest_port=${REST_PORT:-28100}
+port=${PORT:-28101}
+port_b=${PORT_B:-28102}
+redis_port=${REDIS_PORT:-28103}
 pids=()
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
