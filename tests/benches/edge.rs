@@ -10,6 +10,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use chatroom_tests::bench::{self, joined_clients};
 use chatroom_tests::edge::{EdgeRest, TOKEN};
 use chatroom_tests::http::create_room;
 use chatroom_tests::process::SidecarProcess;
@@ -45,25 +46,11 @@ async fn sidecar(rest: &str, node: &str, extra: &[&str]) -> SidecarProcess {
     .await
 }
 
-async fn joined(url: &str, room: i64, n: usize, tag: &str) -> Vec<SocketClient> {
-    let mut clients = Vec::with_capacity(n);
-    for i in 0..n {
-        let c = SocketClient::connect(url).await;
-        c.join(room, &format!("{tag}{i}")).await;
-        clients.push(c);
-    }
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    for c in &clients {
-        c.drain("user_joined", Duration::ZERO).await;
-    }
-    clients
-}
-
 /// REST POST until the member on each sidecar has it.
 async fn rest_to_sockets(label: &str, rest: &str, a: &str, b: &str, samples: usize) {
     let room = create_room(rest, &format!("latency {label}")).await;
-    let on_a = &joined(a, room, 1, "a").await[0];
-    let on_b = &joined(b, room, 1, "b").await[0];
+    let on_a = &joined_clients(a, room, 1, "a").await[0];
+    let on_b = &joined_clients(b, room, 1, "b").await[0];
     let http = Client::new();
     let (mut to_a, mut to_b) = (Vec::new(), Vec::new());
     for i in 0..samples {
@@ -95,43 +82,18 @@ async fn rest_to_sockets(label: &str, rest: &str, a: &str, b: &str, samples: usi
 /// `per_sidecar` members on each sidecar.
 async fn fan_out(label: &str, rest: &str, a: &str, b: &str, per_sidecar: usize, messages: usize) {
     let room = create_room(rest, &format!("fan-out {label}")).await;
-    let mut members = joined(a, room, per_sidecar, "a").await;
-    members.extend(joined(b, room, per_sidecar, "b").await);
+    let mut members = joined_clients(a, room, per_sidecar, "a").await;
+    members.extend(joined_clients(b, room, per_sidecar, "b").await);
     let sender = SocketClient::connect(a).await;
-    let start = Instant::now();
-    for i in 0..messages {
-        sender
-            .emit(
-                "send_message",
-                json!({"room_id": room, "sender": "fan", "message": format!("{i}")}),
-            )
-            .await;
-    }
-    let mut last = start;
-    let mut out_of_order = 0;
-    for c in &members {
-        let mut previous = -1i64;
-        for _ in 0..messages {
-            let (message, at) = c.expect_timed("new_message").await;
-            last = last.max(at);
-            let n: i64 = message["content"]
-                .as_str()
-                .unwrap_or("")
-                .parse()
-                .unwrap_or(-1);
-            if n != previous + 1 {
-                out_of_order += 1;
-            }
-            previous = n;
-        }
-    }
-    let deliveries = members.len() * messages;
-    let secs = (last - start).as_secs_f64();
+    let f = bench::fan_out(&sender, room, &members, messages).await;
     println!(
-        "{label:<22} fan-out {} + {} members x {messages} messages  {:>8.0} deliveries/s ({deliveries} in {secs:.3} s, {out_of_order} out of order)",
+        "{label:<22} fan-out {} + {} members x {messages} messages  {:>8.0} deliveries/s ({} in {:.3} s, {} out of order)",
         per_sidecar,
         per_sidecar,
-        deliveries as f64 / secs,
+        f.per_sec(),
+        f.deliveries,
+        f.secs,
+        f.out_of_order
     );
 }
 

@@ -13,6 +13,7 @@
 use std::time::{Duration, Instant};
 
 use chatroom_tests::TestServer;
+use chatroom_tests::bench::{self, joined_clients};
 use chatroom_tests::http::create_room;
 use chatroom_tests::process::SidecarProcess;
 use chatroom_tests::socket::SocketClient;
@@ -73,59 +74,18 @@ fn cpu_and_rss(pid: u32) -> (f64, f64) {
     (ticks / 100.0, rss_kib / 1024.0)
 }
 
-async fn joined_clients(url: &str, room: i64, n: usize) -> Vec<SocketClient> {
-    let mut clients = Vec::with_capacity(n);
-    for i in 0..n {
-        let c = SocketClient::connect(url).await;
-        c.join(room, &format!("u{i}")).await;
-        clients.push(c);
-    }
-    // Let the user_joined storm settle, then forget it.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    for c in &clients {
-        c.drain("user_joined", Duration::ZERO).await;
-    }
-    clients
-}
-
 /// One sender, `clients.len()` receivers, `messages` sent back to back.
 async fn fan_out(url: &str, room: i64, clients: &[SocketClient], messages: usize) {
     let sender = SocketClient::connect(url).await;
-    let start = Instant::now();
-    for i in 0..messages {
-        sender
-            .emit(
-                "send_message",
-                json!({"room_id": room, "sender": "fan", "message": format!("{i}")}),
-            )
-            .await;
-    }
-    let mut last = start;
-    let mut out_of_order = 0;
-    for c in clients {
-        let mut previous = -1i64;
-        for _ in 0..messages {
-            let (message, at) = c.expect_timed("new_message").await;
-            last = last.max(at);
-            let n: i64 = message["content"]
-                .as_str()
-                .unwrap_or("")
-                .parse()
-                .unwrap_or(-1);
-            if n != previous + 1 {
-                out_of_order += 1;
-            }
-            previous = n;
-        }
-    }
-    let deliveries = clients.len() * messages;
-    let secs = (last - start).as_secs_f64();
+    let f = bench::fan_out(&sender, room, clients, messages).await;
     println!(
-        "fan-out, {:>4} clients x {:>3} messages              {:>9.0} deliveries/s ({deliveries} in {:.3} s, {out_of_order} out of the sender's order)",
+        "fan-out, {:>4} clients x {:>3} messages              {:>9.0} deliveries/s ({} in {:.3} s, {} out of the sender's order)",
         clients.len(),
         messages,
-        deliveries as f64 / secs,
-        secs
+        f.per_sec(),
+        f.deliveries,
+        f.secs,
+        f.out_of_order
     );
 }
 
@@ -133,7 +93,7 @@ async fn fan_out(url: &str, room: i64, clients: &[SocketClient], messages: usize
 /// `in_flight` acknowledged sends outstanding for the whole measurement.
 async fn under_flood(url: &str, in_flight: usize) {
     let room = create_room(url, "flood").await;
-    let pair = joined_clients(url, room, 2).await;
+    let pair = joined_clients(url, room, 2, "u").await;
     let flooder = std::sync::Arc::new(SocketClient::connect(url).await);
     flooder.join(room, "flooder").await;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -215,7 +175,7 @@ async fn main() {
 
     // REST -> socket.
     let room = create_room(&url, "latency").await;
-    let listener = &joined_clients(&url, room, 1).await[0];
+    let listener = &joined_clients(&url, room, 1, "u").await[0];
     let http = Client::new();
     let (mut end_to_end, mut after_201) = (Vec::new(), Vec::new());
     for i in 0..300 {
@@ -255,7 +215,7 @@ async fn main() {
 
     // Socket -> 100 sockets.
     let room = create_room(&url, "hundred").await;
-    let clients = joined_clients(&url, room, 100).await;
+    let clients = joined_clients(&url, room, 100, "u").await;
     let sender = SocketClient::connect(&url).await;
     let mut samples = Vec::new();
     for i in 0..100 {
@@ -278,7 +238,7 @@ async fn main() {
 
     // 1000 clients: fan-out, then idle.
     let room = create_room(&url, "thousand").await;
-    let clients = joined_clients(&url, room, 1000).await;
+    let clients = joined_clients(&url, room, 1000, "u").await;
     fan_out(&url, room, &clients, 20).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let pid = sidecar_unlimited.pid();

@@ -12,6 +12,7 @@ use chatroom_host::{HostOptions, SpinHost};
 use chatroom_sidecar::{Sidecar, SidecarConfig, upstream};
 use tokio::sync::oneshot;
 
+pub mod bench;
 pub mod edge;
 pub mod http;
 pub mod process;
