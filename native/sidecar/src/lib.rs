@@ -309,7 +309,7 @@ impl Sidecar {
         });
         rest.route("/metrics", metrics)
             .layer(self.layer.clone())
-            .layer(axum::middleware::from_fn(own_head::slim_upgrade))
+            .layer(axum::middleware::from_fn(own_head::for_socket_io))
             .layer(axum::middleware::from_fn(move |req, next| {
                 event_guard::guard_polling(max_payload, req, next)
             }))
@@ -318,7 +318,6 @@ impl Sidecar {
                 self.address_limits.clone(),
                 address_limits::limit,
             ))
-            .layer(axum::middleware::from_fn(own_head::copy_head))
             .layer(self.cors.clone())
     }
 

@@ -1,71 +1,71 @@
-//! Socket.IO keeps each connection's request head (headers, URI and
-//! extensions) for as long as the connection lives. hyper parses a head as
-//! slices of its 8 KiB read buffer, and axum's `OriginalUri` is one more
-//! such slice, so keeping the head kept that whole buffer: about half of
-//! what an idle connection cost. [`copy_head`] gives Socket.IO requests a
-//! head of their own, sized to what it holds, so the read buffer is freed
-//! once the connection is upgraded.
-//!
-//! A websocket that upgrades a polling session keeps the upgrade request's
-//! head too, beside the session's (engineioxide holds it until the
-//! websocket closes, unused): [`slim_upgrade`], just outside Socket.IO,
-//! leaves that head only the header the upgrade reads.
+//! Socket.IO keeps each session's request head (headers, URI and
+//! extensions) for as long as the session lives, and a websocket's upgrade
+//! request head for as long as the websocket does; it reads almost none
+//! of it. hyper parses a head as slices of its 8 KiB read buffer, and
+//! axum's `OriginalUri` is one more such slice, so keeping the head kept
+//! that whole buffer; and even copied, the headers and extensions of a
+//! browser's request cost an idle connection over a kilobyte.
+//! [`for_socket_io`], the innermost middleware, gives Socket.IO requests a
+//! head of their own holding only what Engine.IO and our handlers read:
+//! the method, a copy of the URI, `Content-Type` (a polling body's
+//! encoding), `Sec-WebSocket-Key`, hyper's upgrade handle and the
+//! connection's [`ConnectionSlot`]. Every middleware before it (CORS, the
+//! origin check, the address limits) has seen the whole head.
 
-use axum::extract::{OriginalUri, Request};
-use axum::http::header::SEC_WEBSOCKET_KEY;
-use axum::http::{HeaderMap, HeaderValue, Uri};
+use axum::extract::Request;
+use axum::http::header::{CONTENT_TYPE, SEC_WEBSOCKET_KEY};
+use axum::http::{Extensions, HeaderMap, HeaderName, HeaderValue, Uri};
 use axum::middleware::Next;
 use axum::response::Response;
+use hyper::upgrade::OnUpgrade;
+
+use crate::address_limits::ConnectionSlot;
+
+/// The headers Engine.IO reads.
+const READ_BY_ENGINE_IO: [HeaderName; 2] = [CONTENT_TYPE, SEC_WEBSOCKET_KEY];
 
 /// A copy of `uri` in an allocation of its own.
 fn own_uri(uri: &Uri) -> Option<Uri> {
     Uri::try_from(uri.to_string()).ok()
 }
 
-/// Middleware: Socket.IO requests go on with their head copied.
-pub async fn copy_head(mut req: Request, next: Next) -> Response {
-    if req.uri().path().starts_with("/socket.io") {
-        let headers = req.headers();
-        let mut own = HeaderMap::with_capacity(headers.len());
-        for (name, value) in headers {
+/// Copies of the headers of `headers` that Engine.IO reads, in a map
+/// sized to hold just them.
+fn read_headers(headers: &HeaderMap) -> HeaderMap {
+    let kept: Vec<(HeaderName, HeaderValue)> = READ_BY_ENGINE_IO
+        .iter()
+        .filter_map(|name| {
             // A value that came in as a header is a valid header value.
-            if let Ok(copied) = HeaderValue::from_bytes(value.as_bytes()) {
-                own.append(name.clone(), copied);
-            }
-        }
-        *req.headers_mut() = own;
+            let value = HeaderValue::from_bytes(headers.get(name)?.as_bytes()).ok()?;
+            Some((name.clone(), value))
+        })
+        .collect();
+    let mut own = HeaderMap::with_capacity(kept.len());
+    own.extend(kept);
+    own
+}
+
+/// The extensions of `extensions` that Socket.IO or our handlers read.
+fn read_extensions(extensions: &mut Extensions) -> Extensions {
+    let mut own = Extensions::new();
+    if let Some(upgrade) = extensions.remove::<OnUpgrade>() {
+        own.insert(upgrade);
+    }
+    if let Some(slot) = extensions.remove::<ConnectionSlot>() {
+        own.insert(slot);
+    }
+    own
+}
+
+/// Middleware, innermost: Socket.IO requests go on with only the head it
+/// reads, copied.
+pub async fn for_socket_io(mut req: Request, next: Next) -> Response {
+    if req.uri().path().starts_with("/socket.io") {
+        *req.headers_mut() = read_headers(req.headers());
         if let Some(uri) = own_uri(req.uri()) {
             *req.uri_mut() = uri;
         }
-        if let Some(OriginalUri(original)) = req.extensions_mut().get_mut::<OriginalUri>()
-            && let Some(uri) = own_uri(original)
-        {
-            *original = uri;
-        }
-    }
-    next.run(req).await
-}
-
-/// Whether `req` upgrades an existing polling session to a websocket.
-fn upgrades_session(req: &Request) -> bool {
-    req.uri().path().starts_with("/socket.io")
-        && req.uri().query().is_some_and(|q| {
-            q.split('&').any(|p| p == "transport=websocket")
-                && q.split('&').any(|p| p.starts_with("sid="))
-        })
-}
-
-/// Middleware, innermost: a session upgrade reaches Socket.IO with only
-/// its `Sec-WebSocket-Key` header (all the upgrade reads); every middleware
-/// before it has seen them all.
-pub async fn slim_upgrade(mut req: Request, next: Next) -> Response {
-    if upgrades_session(&req) {
-        let key = req.headers_mut().remove(SEC_WEBSOCKET_KEY);
-        let mut slim = HeaderMap::with_capacity(1);
-        if let Some(key) = key {
-            slim.insert(SEC_WEBSOCKET_KEY, key);
-        }
-        *req.headers_mut() = slim;
+        *req.extensions_mut() = read_extensions(req.extensions_mut());
     }
     next.run(req).await
 }
@@ -75,57 +75,80 @@ mod tests {
     use super::*;
     use axum::Router;
     use axum::body::{Body, Bytes};
+    use axum::extract::OriginalUri;
 
-    /// Whether the `x-a` header and the `OriginalUri` a handler sees
-    /// still point into the buffer the request was parsed from.
-    async fn shares_buffer(path: &'static str) -> (bool, bool) {
-        let buffer = Bytes::from(format!("x-a: 1\r\n{path}"));
+    /// What a handler behind [`for_socket_io`] sees of a request for
+    /// `path` parsed from one buffer: its header names, whether its
+    /// `Content-Type` and URI still point into that buffer, and whether
+    /// `OriginalUri` is still there.
+    async fn seen_behind(path: &'static str) -> (Vec<String>, bool, bool, bool) {
+        let buffer = Bytes::from(format!("text/plain\r\n{path}"));
         let range = buffer.as_ptr() as usize..buffer.as_ptr() as usize + buffer.len();
         let mut req = Request::new(Body::empty());
-        let value = HeaderValue::from_maybe_shared(buffer.slice(5..6)).unwrap();
-        req.headers_mut().insert("x-a", value);
-        *req.uri_mut() = Uri::from_maybe_shared(buffer.slice(8..)).unwrap();
+        let value = HeaderValue::from_maybe_shared(buffer.slice(0..10)).unwrap();
+        req.headers_mut().insert(CONTENT_TYPE, value);
+        req.headers_mut()
+            .insert("cookie", HeaderValue::from_static("a=1"));
+        let uri = Uri::from_maybe_shared(buffer.slice(12..)).unwrap();
+        req.extensions_mut().insert(OriginalUri(uri.clone()));
+        *req.uri_mut() = uri;
         let seen = std::sync::Arc::new(std::sync::Mutex::new(None));
         let record = seen.clone();
         let app = Router::new()
             .fallback(move |req: Request| async move {
-                let header = req.headers()["x-a"].as_bytes().as_ptr() as usize;
-                let original = req.extensions().get::<OriginalUri>().map(|u| u.0.clone());
-                let original = original.map_or(0, |u| u.path().as_ptr() as usize);
-                *record.lock().unwrap() = Some((header, original));
+                let names = req.headers().keys().map(|n| n.to_string()).collect();
+                let content_type = req.headers()[CONTENT_TYPE].as_bytes().as_ptr() as usize;
+                let uri = req.uri().path().as_ptr() as usize;
+                let original = req.extensions().get::<OriginalUri>().is_some();
+                *record.lock().unwrap() = Some((names, content_type, uri, original));
             })
-            .layer(axum::middleware::from_fn(copy_head));
+            .layer(axum::middleware::from_fn(for_socket_io));
         let response = tower::ServiceExt::oneshot(app, req).await.unwrap();
         assert!(response.status().is_success());
-        let (header, original) = seen.lock().unwrap().take().unwrap();
-        (range.contains(&header), range.contains(&original))
-    }
-
-    #[test]
-    fn only_session_upgrades_are_slimmed() {
-        let req = |uri: &str| Request::builder().uri(uri).body(Body::empty()).unwrap();
-        assert!(upgrades_session(&req(
-            "/socket.io/?EIO=4&transport=websocket&sid=abc"
-        )));
-        // A websocket opened directly keeps its head: it is the session's.
-        assert!(!upgrades_session(&req(
-            "/socket.io/?EIO=4&transport=websocket"
-        )));
-        assert!(!upgrades_session(&req(
-            "/socket.io/?EIO=4&transport=polling&sid=abc"
-        )));
-        assert!(!upgrades_session(&req(
-            "/chatrooms?transport=websocket&sid=a"
-        )));
+        let (names, content_type, uri, original) = seen.lock().unwrap().take().unwrap();
+        (
+            names,
+            range.contains(&content_type),
+            range.contains(&uri),
+            original,
+        )
     }
 
     #[tokio::test]
-    async fn socket_io_requests_get_a_head_of_their_own() {
-        assert_eq!(shares_buffer("/socket.io/?EIO=4").await, (false, false));
+    async fn socket_io_requests_get_only_what_they_read_in_a_head_of_their_own() {
         assert_eq!(
-            shares_buffer("/chatrooms").await,
-            (true, true),
+            seen_behind("/socket.io/?EIO=4&transport=polling").await,
+            (vec!["content-type".to_owned()], false, false, false)
+        );
+        assert_eq!(
+            seen_behind("/chatrooms").await,
+            (
+                vec!["content-type".to_owned(), "cookie".to_owned()],
+                true,
+                true,
+                true
+            ),
             "other requests are left as they are"
         );
+    }
+
+    #[test]
+    fn a_websocket_keeps_its_key_and_its_upgrade() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            SEC_WEBSOCKET_KEY,
+            HeaderValue::from_static("dGhlIHNhbXBsZQ=="),
+        );
+        headers.insert("user-agent", HeaderValue::from_static("x"));
+        let kept = read_headers(&headers);
+        assert_eq!(kept.len(), 1);
+        assert_eq!(kept[SEC_WEBSOCKET_KEY], "dGhlIHNhbXBsZQ==");
+
+        let mut extensions = Extensions::new();
+        extensions.insert(hyper::upgrade::on(Request::new(Body::empty())));
+        extensions.insert(OriginalUri(Uri::from_static("/socket.io/")));
+        let kept = read_extensions(&mut extensions);
+        assert!(kept.get::<OnUpgrade>().is_some());
+        assert!(kept.get::<OriginalUri>().is_none());
     }
 }
