@@ -514,6 +514,63 @@ async fn the_front_closes_idle_connections_and_caps_open_ones() {
     }
 }
 
+/// Once a connection is upgraded, the front's idle timer is dropped (a
+/// websocket is watched by Engine.IO's heartbeat): an upgraded connection
+/// quiet for longer than the idle timeout is still open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_front_leaves_upgraded_connections_to_the_heartbeat() {
+    use axum::http::{StatusCode, header};
+    use chatroom_sidecar::front::{FrontLimits, listen};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let front = listen(
+        listener,
+        FrontLimits {
+            max_connections: 2,
+            idle_timeout: Duration::from_millis(300),
+        },
+    );
+    // Answers 101, then waits to read for three idle timeouts (as a
+    // websocket's reader does) and writes if that wait was not cut short.
+    let upgrade = |mut req: axum::extract::Request| async move {
+        let on = hyper::upgrade::on(&mut req);
+        tokio::spawn(async move {
+            let mut io = hyper_util::rt::TokioIo::new(on.await.expect("upgraded"));
+            let mut byte = [0u8; 1];
+            let read = tokio::time::timeout(Duration::from_millis(900), io.read(&mut byte)).await;
+            if read.is_err() {
+                io.write_all(b"still here").await.ok();
+            }
+        });
+        (
+            StatusCode::SWITCHING_PROTOCOLS,
+            [
+                (header::UPGRADE, "websocket"),
+                (header::CONNECTION, "upgrade"),
+            ],
+        )
+    };
+    let app = axum::Router::new().route("/", axum::routing::get(upgrade));
+    tokio::spawn(async move { axum::serve(front, app).await });
+
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n")
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut seen)).await;
+    let seen = String::from_utf8_lossy(&seen);
+    assert!(
+        read.is_ok(),
+        "the connection was not closed after the write"
+    );
+    assert!(seen.starts_with("HTTP/1.1 101"), "{seen}");
+    assert!(
+        seen.ends_with("still here"),
+        "the idle timer closed an upgraded connection: {seen}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_event_names_get_errors_over_both_transports() {
     let stack = Stack::start().await;

@@ -7,7 +7,10 @@
 //! connections exchange a ping every 25 s and never go idle that long); and
 //! accept errors back off (axum's own listener pauses after each one).
 //! Once a connection is upgraded to a websocket, the client's frames pass
-//! through the [`FrameGuard`] before socketioxide reads them.
+//! through the [`FrameGuard`] before socketioxide reads them, and the idle
+//! timer is dropped: Engine.IO's heartbeat watches a websocket from then
+//! on (a client that stops answering its pings is closed within the ping
+//! interval and timeout), and an idle websocket costs a timer less.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -72,7 +75,7 @@ impl Listener for FrontListener {
             }
         };
         let (stream, addr) = Listener::accept(&mut self.inner).await;
-        let idle = Box::pin(tokio::time::sleep(self.idle_timeout));
+        let idle = Some(Box::pin(tokio::time::sleep(self.idle_timeout)));
         let io = FrontStream {
             stream,
             idle,
@@ -93,7 +96,8 @@ impl Listener for FrontListener {
 /// with `TimedOut` once idle too long.
 pub struct FrontStream {
     stream: TcpStream,
-    idle: Pin<Box<Sleep>>,
+    /// `None` once upgraded to a websocket.
+    idle: Option<Pin<Box<Sleep>>>,
     timeout: Duration,
     /// Set once the server answered `101 Switching Protocols`.
     guard: Option<Box<FrameGuard>>,
@@ -107,10 +111,11 @@ impl FrontStream {
     }
 
     /// Notes a write of the server's `101` answer: from now on the client
-    /// speaks websocket frames.
+    /// speaks websocket frames, and Engine.IO's heartbeat keeps time.
     fn saw_written(&mut self, head: &[u8]) {
         if self.guard.is_none() && head.starts_with(b"HTTP/1.1 101") {
             self.guard = Some(Box::default());
+            self.idle = None;
         }
     }
 
@@ -147,7 +152,9 @@ impl FrontStream {
     }
 
     fn active(&mut self) {
-        self.idle.as_mut().reset(Instant::now() + self.timeout);
+        if let Some(idle) = self.idle.as_mut() {
+            idle.as_mut().reset(Instant::now() + self.timeout);
+        }
     }
 
     /// After a read or write: progress resets the idle timer; waiting
@@ -162,9 +169,9 @@ impl FrontStream {
                 self.active();
                 Poll::Ready(result)
             }
-            Poll::Pending => match self.idle.as_mut().poll(cx) {
-                Poll::Ready(()) => Poll::Ready(Err(std::io::ErrorKind::TimedOut.into())),
-                Poll::Pending => Poll::Pending,
+            Poll::Pending => match self.idle.as_mut().map(|idle| idle.as_mut().poll(cx)) {
+                Some(Poll::Ready(())) => Poll::Ready(Err(std::io::ErrorKind::TimedOut.into())),
+                Some(Poll::Pending) | None => Poll::Pending,
             },
         }
     }

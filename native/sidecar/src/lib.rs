@@ -91,7 +91,7 @@ pub const PRESENCE_LEASE: Duration = Duration::from_secs(30);
 pub const FILE_NODE_ID: &str = "local";
 
 /// The websocket read buffer of one connection, in bytes.
-const WS_READ_BUFFER: usize = 512;
+const WS_READ_BUFFER: usize = 128;
 
 /// How the sidecar is set up.
 #[derive(Debug, Clone)]

@@ -12,6 +12,7 @@
 //! connection's [`ConnectionSlot`]. Every middleware before it (CORS, the
 //! origin check, the address limits) has seen the whole head.
 
+use axum::body::Bytes;
 use axum::extract::Request;
 use axum::http::header::{CONTENT_TYPE, SEC_WEBSOCKET_KEY};
 use axum::http::{Extensions, HeaderMap, HeaderName, HeaderValue, Uri};
@@ -24,9 +25,9 @@ use crate::address_limits::ConnectionSlot;
 /// The headers Engine.IO reads.
 const READ_BY_ENGINE_IO: [HeaderName; 2] = [CONTENT_TYPE, SEC_WEBSOCKET_KEY];
 
-/// A copy of `uri` in an allocation of its own.
+/// A copy of `uri` in an allocation of its own, of its exact length.
 fn own_uri(uri: &Uri) -> Option<Uri> {
-    Uri::try_from(uri.to_string()).ok()
+    Uri::from_maybe_shared(Bytes::copy_from_slice(uri.to_string().as_bytes())).ok()
 }
 
 /// Copies of the headers of `headers` that Engine.IO reads, in a map
@@ -74,7 +75,7 @@ pub async fn for_socket_io(mut req: Request, next: Next) -> Response {
 mod tests {
     use super::*;
     use axum::Router;
-    use axum::body::{Body, Bytes};
+    use axum::body::Body;
     use axum::extract::OriginalUri;
 
     /// What a handler behind [`for_socket_io`] sees of a request for
