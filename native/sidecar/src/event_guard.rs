@@ -106,10 +106,14 @@ pub struct FrameGuard {
 }
 
 impl FrameGuard {
-    /// Takes bytes read from the client.
+    /// Takes bytes read from the client. Once every byte has been parsed,
+    /// the guard lets go of its buffer: an idle connection holds none.
     pub fn push(&mut self, bytes: &[u8]) {
         self.raw.extend_from_slice(bytes);
         self.process();
+        if self.raw.is_empty() {
+            self.raw = BytesMut::new();
+        }
     }
 
     /// Bytes ready for the websocket reader.
@@ -233,11 +237,15 @@ fn apply_mask(bytes: &mut [u8], key: [u8; 4]) {
     }
 }
 
-/// Copies ready bytes into a read buffer; how many.
+/// Copies ready bytes into a read buffer; how many. Once `ready` is
+/// drained its buffer is freed (an idle connection holds none).
 pub fn drain_into(ready: &mut BytesMut, buf: &mut tokio::io::ReadBuf<'_>) -> usize {
     let n = ready.len().min(buf.remaining());
     buf.put_slice(&ready[..n]);
     ready.advance(n);
+    if ready.is_empty() {
+        *ready = BytesMut::new();
+    }
     n
 }
 
@@ -318,5 +326,27 @@ mod tests {
             }
             assert_eq!(guard.ready().to_vec(), expected, "in chunks of {step}");
         }
+    }
+
+    #[test]
+    fn an_idle_guard_holds_no_buffer() {
+        let frame = client_frame(r#"42["send_message",{"room_id":1}]"#, [9, 8, 7, 6]);
+        let mut guard = FrameGuard::default();
+        guard.push(&frame[..5]);
+        assert!(guard.raw.capacity() > 0, "a partial frame is held");
+        guard.push(&frame[5..]);
+        assert_eq!(guard.raw.capacity(), 0, "every byte was parsed");
+        let mut read = [0u8; 8];
+        let mut buf = tokio::io::ReadBuf::new(&mut read);
+        drain_into(guard.ready(), &mut buf);
+        assert!(
+            guard.ready().capacity() > 0,
+            "part of the frame is still to read"
+        );
+        let mut rest = vec![0u8; frame.len()];
+        let mut buf = tokio::io::ReadBuf::new(&mut rest);
+        drain_into(guard.ready(), &mut buf);
+        assert_eq!(buf.filled(), &frame[8..]);
+        assert_eq!(guard.ready().capacity(), 0, "all was read");
     }
 }

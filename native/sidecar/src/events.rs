@@ -28,6 +28,7 @@ use serde_json::{Value, json};
 use socketioxide::SocketIo;
 use socketioxide::extract::{AckSender, Event, SocketRef, TryData};
 use socketioxide::handler::ConnectHandler;
+use socketioxide::socket::Sid;
 use tokio::sync::mpsc;
 
 use crate::address_limits::ConnectionSlot;
@@ -148,7 +149,7 @@ impl From<StoreError> for Refusal {
 /// costs neither: a task and a queue block are several KiB each.
 struct Lane {
     chat: Arc<Chat>,
-    public_id: Arc<str>,
+    public_id: Sid,
     counted: Arc<Counted>,
     /// The token's user, when auth is on.
     user: Option<Sender>,
@@ -167,7 +168,7 @@ impl Lane {
             let (jobs, queue) = mpsc::channel(self.chat.limits.queue.max(1));
             let peer = Peer::new(
                 s.clone(),
-                self.public_id.clone(),
+                self.public_id,
                 self.counted.clone(),
                 self.user.clone(),
             );
@@ -225,7 +226,7 @@ pub fn register(io: &SocketIo, chat: Arc<Chat>) {
                 } else {
                     Some(job)
                 };
-                let public_id = lane.public_id.clone();
+                let public_id = lane.public_id;
                 drop(lane);
                 if let Some(Job::Event { name, ack, .. }) = refused {
                     tracing::debug!(sid = %public_id, event = %name, "event refused: rate limited");
@@ -240,7 +241,7 @@ pub fn register(io: &SocketIo, chat: Arc<Chat>) {
         s.on_disconnect(move || async move {
             let (jobs, public_id) = {
                 let mut lane = lane.lock().unwrap_or_else(|p| p.into_inner());
-                (lane.jobs.take(), lane.public_id.clone())
+                (lane.jobs.take(), lane.public_id)
             };
             match jobs {
                 // Waits for room in the queue: the task must see it.

@@ -71,7 +71,7 @@ impl Drop for Counted {
 /// One connection.
 pub struct Peer {
     socket: SocketRef,
-    public_id: Arc<str>,
+    public_id: Sid,
     /// The token's user, when auth is on.
     user: Option<Sender>,
     evicted: AtomicBool,
@@ -83,7 +83,7 @@ impl Peer {
     /// connection's place in the [`ConnectionCount`].
     pub fn new(
         socket: SocketRef,
-        public_id: Arc<str>,
+        public_id: Sid,
         counted: Arc<Counted>,
         user: Option<Sender>,
     ) -> Arc<Self> {
@@ -96,9 +96,10 @@ impl Peer {
         })
     }
 
-    /// A fresh public id, unrelated to the session id.
-    pub fn new_public_id() -> Arc<str> {
-        Sid::new().to_string().into()
+    /// A fresh public id, unrelated to the session id (and, like it, 16
+    /// characters kept inline).
+    pub fn new_public_id() -> Sid {
+        Sid::new()
     }
 
     /// The transport session id: a key for the sidecar's own maps only.
@@ -113,7 +114,7 @@ impl Peer {
 
     /// The id others may see.
     pub fn public_id(&self) -> &str {
-        &self.public_id
+        self.public_id.as_str()
     }
 
     pub fn socket(&self) -> &SocketRef {
