@@ -470,8 +470,9 @@ async fn a_database_file_deleted_or_replaced_underneath_is_refused_not_recreated
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_front_closes_idle_connections_and_caps_open_ones() {
+/// Serves `app` behind a front listener of two connections and a 300 ms
+/// idle timeout; its address.
+async fn serve_small_front(app: axum::Router) -> std::net::SocketAddr {
     use chatroom_sidecar::front::{FrontLimits, listen};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -482,8 +483,14 @@ async fn the_front_closes_idle_connections_and_caps_open_ones() {
             idle_timeout: Duration::from_millis(300),
         },
     );
-    let app = axum::Router::new().route("/", axum::routing::get(|| async { "ok" }));
     tokio::spawn(async move { axum::serve(front, app).await });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_front_closes_idle_connections_and_caps_open_ones() {
+    let app = axum::Router::new().route("/", axum::routing::get(|| async { "ok" }));
+    let addr = serve_small_front(app).await;
 
     // Two clients hold both slots with half-sent request heads.
     let mut holders = Vec::new();
@@ -520,16 +527,6 @@ async fn the_front_closes_idle_connections_and_caps_open_ones() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_front_leaves_upgraded_connections_to_the_heartbeat() {
     use axum::http::{StatusCode, header};
-    use chatroom_sidecar::front::{FrontLimits, listen};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let front = listen(
-        listener,
-        FrontLimits {
-            max_connections: 2,
-            idle_timeout: Duration::from_millis(300),
-        },
-    );
     // Answers 101, then waits to read for three idle timeouts (as a
     // websocket's reader does) and writes if that wait was not cut short.
     let upgrade = |mut req: axum::extract::Request| async move {
@@ -551,7 +548,7 @@ async fn the_front_leaves_upgraded_connections_to_the_heartbeat() {
         )
     };
     let app = axum::Router::new().route("/", axum::routing::get(upgrade));
-    tokio::spawn(async move { axum::serve(front, app).await });
+    let addr = serve_small_front(app).await;
 
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
     s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n")
