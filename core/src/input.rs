@@ -133,6 +133,30 @@ pub fn room_id_field(obj: &Map<String, Value>) -> Result<i64, ApiError> {
     }
 }
 
+/// A `typing` payload: `{"room_id", "typing"?}`; `typing` is `true`
+/// (started, or still typing) unless it is `false` (stopped).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TypingRequest {
+    pub room_id: i64,
+    pub typing: bool,
+}
+
+impl TypingRequest {
+    pub fn from_object(obj: &Map<String, Value>) -> Result<Self, ApiError> {
+        let room_id = room_id_field(obj)?;
+        let typing = match obj.get("typing") {
+            None | Some(Value::Null) => true,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => {
+                return Err(ApiError::InvalidPayload(
+                    "typing must be true or false".to_owned(),
+                ));
+            }
+        };
+        Ok(TypingRequest { room_id, typing })
+    }
+}
+
 /// A `join_room` payload: `{"room_id", "username"?, "since"?}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JoinRequest {
@@ -172,6 +196,31 @@ impl JoinRequest {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_typing_payload_is_a_room_and_a_flag() {
+        let parse = |v: Value| {
+            TypingRequest::from_object(v.as_object().expect("an object"))
+                .map(|t| (t.room_id, t.typing))
+        };
+        assert_eq!(parse(serde_json::json!({"room_id": 3})), Ok((3, true)));
+        assert_eq!(
+            parse(serde_json::json!({"room_id": "3", "typing": false})),
+            Ok((3, false))
+        );
+        assert_eq!(
+            parse(serde_json::json!({"room_id": 3, "typing": null})),
+            Ok((3, true))
+        );
+        assert!(matches!(
+            parse(serde_json::json!({"room_id": 3, "typing": "yes"})),
+            Err(ApiError::InvalidPayload(_))
+        ));
+        assert_eq!(
+            parse(serde_json::json!({"typing": true})),
+            Err(ApiError::InvalidRoomId)
+        );
+    }
 
     #[test]
     fn room_draft_needs_a_string_name_in_an_object() {

@@ -24,7 +24,9 @@ mod write_gate;
 
 pub use db::{Database, Row, StoreError, Value};
 pub use error::ApiError;
-pub use input::{JoinRequest, MessageDraft, RoomDraft, event_object, json_object, room_id_field};
+pub use input::{
+    JoinRequest, MessageDraft, RoomDraft, TypingRequest, event_object, json_object, room_id_field,
+};
 pub use request::{Query, check_path};
 pub use schema::{SCHEMA_VERSION, migrate};
 pub use store::{

@@ -1,5 +1,6 @@
 //! The Socket.IO events of SPEC §3 on the default namespace: `join_room`,
-//! `leave_room`, `send_message`, and what a disconnect does.
+//! `leave_room`, `send_message`, `typing` (never stored: see `typing`),
+//! and what a disconnect does.
 //!
 //! Each connection that has sent an event has one task that handles its
 //! events one after another, in the order they arrived (socketioxide runs
@@ -22,7 +23,8 @@ use std::time::{Duration, Instant};
 use chatroom_core::auth::TokenKey;
 use chatroom_core::limits::HISTORY_PAGE_ROWS;
 use chatroom_core::{
-    ApiError, JoinRequest, MessageDraft, Sender, StoreError, event_object, room_id_field,
+    ApiError, JoinRequest, MessageDraft, Sender, StoreError, TypingRequest, event_object,
+    room_id_field,
 };
 use serde_json::{Value, json};
 use socketioxide::SocketIo;
@@ -39,6 +41,7 @@ use crate::presence::PresenceStore;
 use crate::rooms::{Admission, RoomRegistry, encode};
 use crate::store::ChatStore;
 use crate::tail::MessageTail;
+use crate::typing::TypingBoard;
 
 /// How long a `since` replay waits for a socket whose buffer is full before
 /// it counts as unable to keep up.
@@ -111,6 +114,8 @@ pub struct Chat {
     pub connections: ConnectionCount,
     /// The auth secret's key: with one, handshakes need a token.
     pub auth: Option<TokenKey>,
+    /// Who is typing where.
+    pub typing: Arc<TypingBoard>,
 }
 
 /// One unit of work for a connection's task.
@@ -283,6 +288,7 @@ async fn serve_connection(chat: Arc<Chat>, peer: Arc<Peer>, mut queue: mpsc::Rec
         let result = match name.as_str() {
             "join_room" => join_room(&chat, &peer, data).await,
             "leave_room" => leave_room(&chat, &peer, data).await,
+            "typing" => typing(&chat, &peer, &data),
             "send_message" => {
                 let mut sends = vec![(data, ack)];
                 while sends.len() < SEND_BATCH {
@@ -310,6 +316,7 @@ async fn serve_connection(chat: Arc<Chat>, peer: Arc<Peer>, mut queue: mpsc::Rec
         answer(&chat, &peer, ack, &name, result);
     }
     tracing::debug!(sid = %peer.public_id(), "disconnected");
+    chat.typing.stopped_everywhere(peer.sid());
     chat.rooms.leave_all(&peer).await;
 }
 
@@ -453,12 +460,30 @@ async fn leave_room(
         .rooms
         .remove(peer, room_id)
         .map_err(|_| ApiError::NotInRoom(room_id))?;
+    chat.typing.stopped(room_id, peer.sid());
     let left = json!({"sid": peer.public_id(), "username": username, "room_id": room_id});
     // The leaver is told too, then the room.
     peer.send("user_left", &left);
     chat.rooms.announce(room_id, "user_left", &left);
     chat.presence.leave(peer.public_id(), room_id).await?;
     Ok(json!({"room_id": room_id}))
+}
+
+/// `typing` in a room the socket joined: announced to the other members
+/// (throttled), never stored.
+fn typing(chat: &Chat, peer: &Peer, data: &Result<Value, String>) -> Result<Value, Refusal> {
+    let req = TypingRequest::from_object(event_object(payload(data)?)?)?;
+    let username = chat
+        .rooms
+        .username(peer, req.room_id)
+        .map_err(|_| ApiError::NotInRoom(req.room_id))?
+        .unwrap_or_default();
+    if req.typing {
+        chat.typing.typing(req.room_id, peer.sid(), &username);
+    } else {
+        chat.typing.stopped(req.room_id, peer.sid());
+    }
+    Ok(json!({"room_id": req.room_id, "typing": req.typing}))
 }
 
 /// Stores a run of `send_message` events in one transaction, in order, and

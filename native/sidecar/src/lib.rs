@@ -34,6 +34,7 @@ pub mod rest_upstream;
 pub mod rooms;
 mod store;
 mod tail;
+mod typing;
 pub mod upstream;
 mod wakeups;
 mod watch;
@@ -255,6 +256,7 @@ impl Sidecar {
             config.commits.clone().unwrap_or_default(),
         );
         let connections = ConnectionCount::default();
+        let typing = typing::TypingBoard::new(&rooms);
         let chat = Arc::new(events::Chat {
             store,
             tail: tail.clone(),
@@ -263,6 +265,7 @@ impl Sidecar {
             limits: limits.events,
             connections: connections.clone(),
             auth: config.auth.clone(),
+            typing,
         });
         events::register(&io, chat.clone());
         let (watch, redis) = match &config.source {

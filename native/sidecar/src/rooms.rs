@@ -108,9 +108,12 @@ impl RoomRegistry {
     /// A presence event another sidecar announced: for the members here.
     pub fn relayed(&self, relayed: &Relayed) {
         let own = self.relay.get().is_some_and(|r| r.is_own(relayed));
-        let presence_event = matches!(relayed.event.as_str(), "user_joined" | "user_left");
-        if !own && presence_event {
-            self.announce_here(relayed.room_id, &relayed.event, &relayed.data);
+        let relayable = matches!(
+            relayed.event.as_str(),
+            "user_joined" | "user_left" | "typing"
+        );
+        if !own && relayable {
+            self.announce_here(relayed.room_id, &relayed.event, &relayed.data, None);
         }
     }
 
@@ -273,18 +276,43 @@ impl RoomRegistry {
     /// relayed) on the other sidecars; members whose buffer is full are
     /// evicted.
     pub fn announce(&self, room_id: i64, event: &str, payload: &serde_json::Value) {
-        self.announce_here(room_id, event, payload);
+        self.announce_here(room_id, event, payload, None);
         if let Some(relay) = self.relay.get() {
             relay.publish(room_id, event, payload);
         }
     }
 
-    /// Sends `event` to the members of `room_id` on this sidecar.
-    fn announce_here(&self, room_id: i64, event: &str, payload: &serde_json::Value) {
+    /// As [`RoomRegistry::announce`], to every member but `except` (the
+    /// socket the event is about).
+    pub fn announce_except(
+        &self,
+        room_id: i64,
+        event: &str,
+        payload: &serde_json::Value,
+        except: Sid,
+    ) {
+        self.announce_here(room_id, event, payload, Some(except));
+        if let Some(relay) = self.relay.get() {
+            relay.publish(room_id, event, payload);
+        }
+    }
+
+    /// Sends `event` to the members of `room_id` on this sidecar (but
+    /// `except`).
+    fn announce_here(
+        &self,
+        room_id: i64,
+        event: &str,
+        payload: &serde_json::Value,
+        except: Option<Sid>,
+    ) {
         let mut full = Vec::new();
         {
             let inner = self.lock();
             for m in inner.rooms.get(&room_id).into_iter().flatten() {
+                if Some(m.peer.sid()) == except {
+                    continue;
+                }
                 if m.peer.send(event, payload) == Sent::Full {
                     full.push(m.peer.clone());
                 }
