@@ -9,7 +9,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use chatroom_tests::edge::{EdgeRest, TOKEN, variables};
+use chatroom_tests::edge::{EdgeRest, TOKEN, receives_exactly, send_everywhere, variables};
 use chatroom_tests::http::{create_room, history_ids, ids, post_message, room_users};
 use chatroom_tests::process::SidecarProcess;
 use chatroom_tests::redis::RedisServer;
@@ -47,48 +47,6 @@ async fn edge_sidecar(rest: &str, node: &str, extra: &[&str]) -> SidecarProcess 
     let mut flags = vec!["--node-id", node];
     flags.extend(extra);
     SidecarProcess::start_edge(sidecar_bin(), rest, TOKEN, &flags).await
-}
-
-/// Sends `rounds` messages each through a socket on sidecar A, a socket on
-/// sidecar B and REST, interleaved; the acknowledged ids, in order.
-async fn send_everywhere(
-    rest: &str,
-    room: i64,
-    a: &SocketClient,
-    b: &SocketClient,
-    rounds: usize,
-    tag: &str,
-) -> Vec<i64> {
-    let mut sent = Vec::new();
-    for i in 0..rounds {
-        for (client, who) in [(a, "ann"), (b, "bob")] {
-            let ack = client
-                .call(
-                    "send_message",
-                    json!({"room_id": room, "message": format!("{tag} {who} {i}")}),
-                )
-                .await;
-            assert_eq!(ack["ok"], true, "{ack}");
-            assert_eq!(ack["message"]["sender"], who);
-            sent.push(ack["message"]["id"].as_i64().expect("an id"));
-        }
-        let posted = post_message(rest, room, "rest", &format!("{tag} rest {i}")).await;
-        sent.push(posted["id"].as_i64().expect("an id"));
-    }
-    sent
-}
-
-/// What `client` receives as `new_message`: exactly `sent`, once each, in
-/// id order, and nothing more.
-async fn receives_exactly(client: &SocketClient, sent: &[i64], who: &str) {
-    let mut want = sent.to_vec();
-    want.sort_unstable();
-    let got = ids(&client.expect_n("new_message", want.len()).await);
-    assert_eq!(got, want, "{who}: every message once, in id order");
-    let extra = client
-        .drain("new_message", Duration::from_millis(300))
-        .await;
-    assert!(extra.is_empty(), "{who}: duplicates {extra:?}");
 }
 
 /// Two sidecars on one REST deployment: a member on each, messages sent

@@ -1,9 +1,12 @@
 //! Edge mode's figures (issue 10), printed, not asserted: REST-to-socket
 //! latency to a member on each of two edge-mode sidecars, and fan-out
-//! throughput across both, with Redis wake-ups and with feed polling. The
-//! REST component runs in the host as a process of its own, with a real
-//! `redis-server`; the sidecars are separate processes that reach the data
-//! only through the component. The load generator shares the machine.
+//! throughput across both, with Redis wake-ups, with Redis wake-ups and
+//! everything the sidecars reach behind TLS (the REST host behind a TLS
+//! listener, Redis's own TLS port with a password: what the TLS costs),
+//! and with feed polling. The REST component runs in the host as a process
+//! of its own, with a real `redis-server`; the sidecars are separate
+//! processes that reach the data only through the component. The load
+//! generator (and, in the TLS run, the TLS listener) shares the machine.
 //!
 //! Run: `cargo bench -p chatroom-tests --bench edge`.
 
@@ -16,6 +19,7 @@ use chatroom_tests::http::create_room;
 use chatroom_tests::process::SidecarProcess;
 use chatroom_tests::redis::RedisServer;
 use chatroom_tests::socket::SocketClient;
+use chatroom_tests::tls::{TestCa, TlsProxy};
 use reqwest::Client;
 use serde_json::json;
 
@@ -119,7 +123,33 @@ async fn main() {
     let b = sidecar(&rest.url, "b", &flags).await;
     rest_to_sockets("redis", &rest.url, &a.url, &b.url, 300).await;
     fan_out("redis", &rest.url, &a.url, &b.url, 50, 200).await;
-    drop((a, b, rest));
+    drop((a, b, rest, redis));
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ca = TestCa::new(dir.path(), "bench");
+    let redis = RedisServer::start_secured(&ca, "chat", "bench");
+    let rest = EdgeRest::host(host, Some(&redis)).await;
+    let rest_addr = rest
+        .url
+        .trim_start_matches("http://")
+        .parse()
+        .expect("addr");
+    let proxy = TlsProxy::start(&ca, rest_addr).await;
+    let (upstream, rediss) = (proxy.url(""), redis.tls_url());
+    let ca_file = ca.ca_file.to_str().expect("UTF-8").to_owned();
+    let flags = [
+        "--redis",
+        &rediss,
+        "--ca-file",
+        &ca_file,
+        "--poll-ms",
+        "60000",
+    ];
+    let a = sidecar(&upstream, "a", &flags).await;
+    let b = sidecar(&upstream, "b", &flags).await;
+    rest_to_sockets("redis, all TLS", &rest.url, &a.url, &b.url, 300).await;
+    fan_out("redis, all TLS", &rest.url, &a.url, &b.url, 50, 200).await;
+    drop((a, b, proxy, rest, redis));
 
     let rest = EdgeRest::host(host, None).await;
     let poll = POLL_MS.to_string();

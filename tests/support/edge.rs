@@ -6,12 +6,16 @@
 //! started beside it reach the data only over HTTP.
 
 use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use crate::http::wait_until_up;
+use serde_json::json;
+
+use crate::http::{ids, post_message, wait_until_up};
 use crate::redis::RedisServer;
+use crate::socket::SocketClient;
 use crate::spin::{SpinUp, SpinUpOptions};
 use crate::workspace_root;
 
@@ -68,29 +72,8 @@ impl EdgeRest {
     /// The host with exactly these environment variables.
     pub async fn host_with(bin: &Path, vars: Vec<(String, String)>) -> Self {
         let state = tempfile::tempdir().expect("temp dir");
-        let mut child = Command::new(bin)
-            .arg(workspace_root().join("spin.toml"))
-            .arg(state.path())
-            .envs(vars)
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("the host process starts");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let line = tokio::task::spawn_blocking(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            let first = lines.next().and_then(Result::ok);
-            std::thread::spawn(move || lines.for_each(drop));
-            first
-        });
-        let line = tokio::time::timeout(Duration::from_secs(60), line)
-            .await
-            .expect("the host printed its address in time")
-            .expect("reading the host's stdout")
-            .expect("the host printed a line");
-        let url = line
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line from the host: {line:?}"))
-            .to_owned();
+        let manifest = workspace_root().join("spin.toml");
+        let (child, url) = spawn_host(bin, &manifest, state.path(), "127.0.0.1:0", &vars).await;
         let rest = EdgeRest {
             url,
             server: Server::Host(child),
@@ -114,4 +97,147 @@ impl EdgeRest {
             _state: state,
         }
     }
+}
+
+/// Starts the host process on `manifest` and `state`, bound to `addr`;
+/// the process and its base URL (from its start-up line).
+async fn spawn_host(
+    bin: &Path,
+    manifest: &Path,
+    state: &Path,
+    addr: &str,
+    vars: &[(String, String)],
+) -> (Child, String) {
+    let mut child = Command::new(bin)
+        .arg(manifest)
+        .arg(state)
+        .arg(addr)
+        .envs(vars.iter().cloned())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("the host process starts");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let line = tokio::task::spawn_blocking(move || {
+        let mut lines = BufReader::new(stdout).lines();
+        let first = lines.next().and_then(Result::ok);
+        std::thread::spawn(move || lines.for_each(drop));
+        first
+    });
+    let line = tokio::time::timeout(Duration::from_secs(60), line)
+        .await
+        .expect("the host printed its address in time")
+        .expect("reading the host's stdout")
+        .expect("the host printed a line");
+    let url = line
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line from the host: {line:?}"))
+        .to_owned();
+    (child, url)
+}
+
+/// The host as a process on a state directory the test keeps, which the
+/// test can kill and start again on the same address (an outage of the
+/// REST deployment, data kept).
+pub struct HostProcess {
+    child: Option<Child>,
+    bin: PathBuf,
+    manifest: PathBuf,
+    state: PathBuf,
+    vars: Vec<(String, String)>,
+    /// Its base URL, `http://127.0.0.1:PORT`.
+    pub url: String,
+    /// Its address.
+    pub addr: SocketAddr,
+}
+
+impl HostProcess {
+    /// Starts the host on `manifest` with its database in `state`, on a
+    /// free port, with these environment variables.
+    pub async fn start(
+        bin: &Path,
+        manifest: &Path,
+        state: &Path,
+        vars: Vec<(String, String)>,
+    ) -> Self {
+        let (child, url) = spawn_host(bin, manifest, state, "127.0.0.1:0", &vars).await;
+        let addr = url
+            .trim_start_matches("http://")
+            .parse()
+            .expect("the host's address");
+        HostProcess {
+            child: Some(child),
+            bin: bin.to_owned(),
+            manifest: manifest.to_owned(),
+            state: state.to_owned(),
+            vars,
+            url,
+            addr,
+        }
+    }
+
+    /// Kills it (an outage).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same address and state.
+    pub async fn restart(&mut self) {
+        assert!(self.child.is_none(), "kill it first");
+        let addr = self.addr.to_string();
+        let (child, url) =
+            spawn_host(&self.bin, &self.manifest, &self.state, &addr, &self.vars).await;
+        assert_eq!(url, self.url);
+        self.child = Some(child);
+    }
+}
+
+impl Drop for HostProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Sends `rounds` messages each through a socket on sidecar A, a socket on
+/// sidecar B and REST, interleaved; the acknowledged ids, in order.
+pub async fn send_everywhere(
+    rest: &str,
+    room: i64,
+    a: &SocketClient,
+    b: &SocketClient,
+    rounds: usize,
+    tag: &str,
+) -> Vec<i64> {
+    let mut sent = Vec::new();
+    for i in 0..rounds {
+        for (client, who) in [(a, "ann"), (b, "bob")] {
+            let ack = client
+                .call(
+                    "send_message",
+                    json!({"room_id": room, "message": format!("{tag} {who} {i}")}),
+                )
+                .await;
+            assert_eq!(ack["ok"], true, "{ack}");
+            assert_eq!(ack["message"]["sender"], who);
+            sent.push(ack["message"]["id"].as_i64().expect("an id"));
+        }
+        let posted = post_message(rest, room, "rest", &format!("{tag} rest {i}")).await;
+        sent.push(posted["id"].as_i64().expect("an id"));
+    }
+    sent
+}
+
+/// What `client` receives as `new_message`: exactly `sent`, once each, in
+/// id order, and nothing more.
+pub async fn receives_exactly(client: &SocketClient, sent: &[i64], who: &str) {
+    let mut want = sent.to_vec();
+    want.sort_unstable();
+    let got = ids(&client.expect_n("new_message", want.len()).await);
+    assert_eq!(got, want, "{who}: every message once, in id order");
+    let extra = client
+        .drain("new_message", Duration::from_millis(300))
+        .await;
+    assert!(extra.is_empty(), "{who}: duplicates {extra:?}");
 }

@@ -81,3 +81,30 @@ pub async fn wait_until_up(base: &str) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Waits (up to 30 s) until `base` answers `/healthz` with `200`: a
+/// sidecar says `503` until it serves Socket.IO.
+pub async fn wait_until_ready(base: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let answer = Client::new().get(format!("{base}/healthz")).send().await;
+        if answer.is_ok_and(|r| r.status() == reqwest::StatusCode::OK) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{base} did not become ready"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The status of `GET {base}/healthz` (`None`: no answer).
+pub async fn health(base: &str) -> Option<u16> {
+    Client::new()
+        .get(format!("{base}/healthz"))
+        .send()
+        .await
+        .ok()
+        .map(|r| r.status().as_u16())
+}

@@ -20,6 +20,7 @@ pub mod raw;
 pub mod redis;
 pub mod socket;
 pub mod spin;
+pub mod tls;
 
 /// The workspace root (where `spin.toml` is).
 pub fn workspace_root() -> PathBuf {
@@ -142,9 +143,16 @@ impl TestServer {
             .expect("bind");
         let addr = listener.local_addr().expect("local addr");
         let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(chatroom_host::serve(Arc::new(host), listener, async {
+        let stopped = async {
             let _ = stopped.await;
-        }));
+        };
+        let grace = std::time::Duration::ZERO;
+        tokio::spawn(chatroom_host::serve(
+            Arc::new(host),
+            listener,
+            stopped,
+            grace,
+        ));
         TestServer {
             url: format!("http://{addr}"),
             addr,
@@ -262,7 +270,9 @@ impl Stack {
         adjust(&mut config);
         let sidecar = Sidecar::start(config).await.expect("the sidecar starts");
         let connections = sidecar.connections();
-        let upstream = upstream::forward_to(rest.url.parse().expect("url"));
+        let rest_upstream = chatroom_sidecar::rest_upstream::RestUpstream::new(&rest.url, None)
+            .expect("the REST upstream");
+        let upstream = upstream::forward_to(rest_upstream);
         let router = sidecar.router(upstream);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use crate::http::wait_until_up;
+use crate::http::wait_until_ready;
 
 /// The start-up line's prefix (see `chatroom_sidecar::cli`).
 const LISTENING: &str = "listening on http://";
@@ -52,8 +52,24 @@ impl SidecarProcess {
         Self::start_args(bin, rest, &args).await
     }
 
-    /// Starts `bin` forwarding REST to `rest`, with `flags`.
+    /// As [`SidecarProcess::start_edge`], without waiting until it is
+    /// ready: once it listens (it may still be waiting for `rest`).
+    pub async fn launch_edge(bin: &Path, rest: &str, token: &str, extra: &[&str]) -> Self {
+        let mut args = vec!["--internal-token", token];
+        args.extend(extra);
+        Self::launch(bin, rest, &args).await
+    }
+
+    /// Starts `bin` forwarding REST to `rest`, with `flags`, and waits
+    /// until it is ready.
     async fn start_args(bin: &Path, rest: &str, flags: &[&str]) -> Self {
+        let process = Self::launch(bin, rest, flags).await;
+        wait_until_ready(&process.url).await;
+        process
+    }
+
+    /// Starts `bin` forwarding REST to `rest`, with `flags`.
+    async fn launch(bin: &Path, rest: &str, flags: &[&str]) -> Self {
         let mut args: Vec<String> = vec![
             "--rest-upstream".into(),
             rest.into(),
@@ -62,15 +78,13 @@ impl SidecarProcess {
         ];
         args.extend(flags.iter().map(|flag| flag.to_string()));
         let (child, addr) = spawn(bin, &args, "127.0.0.1:0".parse().expect("addr")).await;
-        let process = SidecarProcess {
+        SidecarProcess {
             child: Some(child),
             bin: bin.to_owned(),
             args,
             addr,
             url: format!("http://{addr}"),
-        };
-        wait_until_up(&process.url).await;
-        process
+        }
     }
 
     pub fn pid(&self) -> u32 {
@@ -113,7 +127,7 @@ impl SidecarProcess {
         let (child, addr) = spawn(&self.bin, &self.args, self.addr).await;
         assert_eq!(addr, self.addr);
         self.child = Some(child);
-        wait_until_up(&self.url).await;
+        wait_until_ready(&self.url).await;
     }
 }
 

@@ -9,11 +9,25 @@ use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::tls::TestCa;
+
 pub struct RedisServer {
     child: Option<Child>,
     pub port: u16,
     /// `redis://127.0.0.1:PORT`.
     pub url: String,
+    /// The TLS port, when started with [`RedisServer::start_secured`].
+    pub tls_port: Option<u16>,
+    /// More flags, kept across restarts.
+    extra: Vec<String>,
+}
+
+/// A port the kernel just said was free.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
 }
 
 fn binary() -> String {
@@ -23,17 +37,61 @@ fn binary() -> String {
 impl RedisServer {
     /// Starts a server on a port the kernel just said was free.
     pub fn start() -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
+        Self::start_with(Vec::new(), None)
+    }
+
+    fn start_with(extra: Vec<String>, tls_port: Option<u16>) -> Self {
+        let port = free_port();
         let mut server = RedisServer {
             child: None,
             port,
             url: format!("redis://127.0.0.1:{port}"),
+            tls_port,
+            extra,
         };
         server.restart();
         server
+    }
+
+    /// A server that needs `user`'s `password` (the default user is off),
+    /// on a plain port and on a TLS port (redis-server's own TLS) with
+    /// `ca`'s server certificate. `url` then carries the credentials.
+    pub fn start_secured(ca: &TestCa, user: &str, password: &str) -> Self {
+        let tls_port = free_port();
+        let path = |p: &std::path::Path| p.to_str().expect("a UTF-8 path").to_owned();
+        let extra = vec![
+            "--tls-port".into(),
+            tls_port.to_string(),
+            "--tls-cert-file".into(),
+            path(&ca.cert_file),
+            "--tls-key-file".into(),
+            path(&ca.key_file),
+            "--tls-ca-cert-file".into(),
+            path(&ca.ca_file),
+            "--tls-auth-clients".into(),
+            "no".into(),
+            "--user".into(),
+            "default".into(),
+            "off".into(),
+            "--user".into(),
+            user.into(),
+            "on".into(),
+            format!(">{password}"),
+            "~*".into(),
+            "&*".into(),
+            "+@all".into(),
+        ];
+        let mut server = Self::start_with(extra, Some(tls_port));
+        server.url = format!("redis://{user}:{password}@127.0.0.1:{}", server.port);
+        server
+    }
+
+    /// `rediss://USER:PASSWORD@127.0.0.1:TLS_PORT`, for a secured server.
+    pub fn tls_url(&self) -> String {
+        let tls_port = self.tls_port.expect("started with TLS");
+        self.url
+            .replacen("redis://", "rediss://", 1)
+            .replace(&format!(":{}", self.port), &format!(":{tls_port}"))
     }
 
     /// Starts it (again) on its port and waits until it accepts.
@@ -42,6 +100,7 @@ impl RedisServer {
         let child = Command::new(binary())
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
+            .args(&self.extra)
             .stdout(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| {

@@ -9,7 +9,8 @@ use spin_sdk::http::{Fields, IncomingRequest, OutgoingResponse, ResponseOutparam
 
 /// How much of an oversized body is read (and thrown away) before answering
 /// `413`, so ordinary clients that send the whole body see the answer
-/// instead of a reset connection. Bodies declared larger are not read.
+/// instead of a reset connection. Bodies declared larger are not read, nor
+/// is an oversized one whose client waits for `100 Continue`.
 const DRAIN_LIMIT: usize = 16 * 1024 * 1024;
 
 /// Flush a streamed response to the host once this much is buffered.
@@ -24,7 +25,14 @@ pub async fn read_body(req: IncomingRequest) -> Result<Vec<u8>, ApiError> {
         .get("content-length")
         .first()
         .and_then(|v| std::str::from_utf8(v).ok()?.trim().parse::<usize>().ok());
-    if declared.is_some_and(|n| n > DRAIN_LIMIT) {
+    // A client waiting for `100 Continue` has sent nothing: refuse it
+    // before it does (reading the body would tell it to go on).
+    let expects_continue = req
+        .headers()
+        .get("expect")
+        .iter()
+        .any(|v| v.eq_ignore_ascii_case(b"100-continue"));
+    if declared.is_some_and(|n| n > DRAIN_LIMIT || (expects_continue && n > MAX_BODY_BYTES)) {
         return Err(ApiError::PayloadTooLarge);
     }
     let mut body = Vec::new();

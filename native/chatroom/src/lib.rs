@@ -3,6 +3,8 @@
 //! one process, one SQLite file. [`app`] builds the router without a socket,
 //! so tests drive exactly what `chatroom` serves.
 
+pub mod cli;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 

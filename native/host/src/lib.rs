@@ -9,6 +9,7 @@
 //! servers (the Socket.IO sidecar) can embed it; [`serve`] runs it alone.
 
 mod allowed_hosts;
+pub mod cli;
 mod compile_cache;
 mod headers;
 mod manifest;
@@ -27,6 +28,7 @@ use std::time::Duration;
 
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
@@ -47,18 +49,27 @@ pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// does not spin.
 pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
-/// Serves HTTP/1.1 on `listener` until `shutdown` completes.
+/// Serves HTTP/1.1 on `listener` until `shutdown` completes, then drains:
+/// stops accepting, lets the requests in flight finish (idle keep-alive
+/// connections are closed at once) and returns when they have, or after
+/// `grace`.
 pub async fn serve(
     host: Arc<SpinHost>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
+    grace: Duration,
 ) -> std::io::Result<()> {
     let local = listener.local_addr()?;
     let connections = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
-        let Ok(permit) = connections.clone().acquire_owned().await else {
-            return Ok(());
+        let permit = tokio::select! {
+            permit = connections.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
         };
         let (stream, client) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -69,24 +80,36 @@ pub async fn serve(
                     continue;
                 }
             },
-            () = &mut shutdown => return Ok(()),
+            () = &mut shutdown => break,
         };
         let host = host.clone();
+        let service = hyper::service::service_fn(move |req| {
+            let host = host.clone();
+            async move { Ok::<_, std::convert::Infallible>(host.handle(req, local, client).await) }
+        });
+        let connection = http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT)
+            .keep_alive(true)
+            .serve_connection(TokioIo::new(stream), service);
+        let connection = graceful.watch(connection);
         tokio::spawn(async move {
             let _permit = permit;
-            let service = hyper::service::service_fn(move |req| {
-                let host = host.clone();
-                async move { Ok::<_, std::convert::Infallible>(host.handle(req, local, client).await) }
-            });
-            if let Err(e) = http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_READ_TIMEOUT)
-                .keep_alive(true)
-                .serve_connection(TokioIo::new(stream), service)
-                .await
-            {
+            if let Err(e) = connection.await {
                 tracing::debug!(error = %e, %client, "connection ended with an error");
             }
         });
     }
+    drop(listener);
+    tracing::info!("no longer accepting; finishing the requests in flight");
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            grace_secs = grace.as_secs(),
+            "grace period over: exiting with requests still in flight"
+        );
+    }
+    Ok(())
 }

@@ -14,9 +14,11 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use bytes::Bytes;
+use chatroom_front::body::{self, DiscardOnDrop};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Body;
 use tokio::sync::{Notify, Semaphore};
+
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{
     Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimits,
@@ -431,7 +433,7 @@ impl SpinHost {
     /// from the `Host` header), `client` the peer's.
     pub async fn handle<B>(
         &self,
-        mut req: hyper::Request<B>,
+        req: hyper::Request<B>,
         _local: SocketAddr,
         client: SocketAddr,
     ) -> hyper::Response<ResponseBody>
@@ -439,6 +441,10 @@ impl SpinHost {
         B: Body<Data = Bytes> + Send + 'static,
         B::Error: Into<wasmtime_wasi_http::Error>,
     {
+        // Whoever refuses the body (the component's `413`, an early
+        // answer here) leaves the rest to be discarded, not reset.
+        let expects_continue = body::expects_continue(req.headers());
+        let mut req = req.map(|b| DiscardOnDrop::new(b, expects_continue));
         let path = req.uri().path().to_owned();
         if let Some(response) = self.well_known.answer(&path) {
             return response;

@@ -1,19 +1,35 @@
-//! The sidecar's command line: flags, logging, serving until Ctrl-C or
-//! SIGTERM. `main.rs` only calls [`main`].
+//! The sidecar's command line: flags, logging, serving until SIGTERM or
+//! Ctrl-C, then draining. `main.rs` only calls [`main`]; [`command`] is the
+//! same definition, for checks of the deployment files.
+//!
+//! It listens at once. In edge mode it then waits for the REST deployment
+//! (retrying with capped backoff, saying why): meanwhile `/healthz` answers
+//! `503` and Socket.IO is refused with `503`, while REST is forwarded as
+//! usual. A refused certificate or internal token stops the start with a
+//! message saying what to fix; an upstream that is only away does not.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use axum::http::Uri;
-use clap::Parser;
-use tracing_subscriber::EnvFilter;
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use clap::{CommandFactory, Parser};
+use tower::ServiceExt;
+
+use chatroom_front::logging::LogFlags;
+use chatroom_front::shutdown::{self, ShutdownFlags};
 
 use crate::address_limits::AddressLimitsConfig;
+use crate::edge::{EdgeApi, Readiness};
 use crate::front::{self, FrontLimits};
+use crate::rest_upstream::{self, RestUpstream};
 use crate::{
     DataSource, EdgeConfig, EventLimits, RedisConfig, Sidecar, SidecarConfig, SocketLimits,
-    upstream,
+    upstream, wakeups,
 };
 
 /// The database file when neither `--db` nor `--rest-upstream` is given.
@@ -23,7 +39,7 @@ const DEFAULT_DB: &str = ".spin/sqlite_db.db";
 /// file the Spin component uses (file mode, `--db`), or through the REST
 /// deployment's API alone (edge mode: `--rest-upstream` without `--db`).
 #[derive(Debug, Parser)]
-#[command(version)]
+#[command(name = "chatroom-sidecar", version)]
 struct Args {
     /// Address to listen on; port 0 picks a free one. Once bound, the
     /// sidecar prints one line on stdout, `listening on http://ADDR`.
@@ -34,19 +50,26 @@ struct Args {
     /// without `--db` means edge mode.
     #[arg(long, env = "CHATROOM_DB")]
     db: Option<PathBuf>,
-    /// The REST deployment (e.g. http://127.0.0.1:3000 for `spin up`).
-    /// Every non-Socket.IO request is forwarded there, so one origin serves
-    /// REST and Socket.IO; without `--db` it is also where the data is.
+    /// The REST deployment (e.g. http://127.0.0.1:3000 for `spin up`, or
+    /// https://app.example.com/chat: the path prefix is kept). Every
+    /// non-Socket.IO request is forwarded there, so one origin serves REST
+    /// and Socket.IO; without `--db` it is also where the data is.
     #[arg(long, env = "CHATROOM_REST_UPSTREAM")]
-    rest_upstream: Option<Uri>,
+    rest_upstream: Option<String>,
+    /// PEM certificates of a private CA to trust for an https:// upstream
+    /// and rediss:// Redis, beyond the system's roots; default: the file
+    /// `SSL_CERT_FILE` names, if set.
+    #[arg(long, env = "CHATROOM_CA_FILE")]
+    ca_file: Option<PathBuf>,
     /// Edge mode: the token of the component's internal API (its
     /// `internal_token` variable).
     #[arg(long, env = "CHATROOM_INTERNAL_TOKEN", hide_env_values = true)]
     internal_token: Option<String>,
     /// Edge mode: the Redis server the component publishes new messages on
-    /// (`redis://host:port`, its `redis_url` variable). Without it the
-    /// feed is polled every `--poll-ms`.
-    #[arg(long, env = "CHATROOM_REDIS_URL")]
+    /// (`redis://[user:password@]host:port`, or `rediss://` for TLS; its
+    /// `redis_url` variable). Without it the feed is polled every
+    /// `--poll-ms`.
+    #[arg(long, env = "CHATROOM_REDIS_URL", hide_env_values = true)]
     redis: Option<String>,
     /// Edge mode: the Redis channel (the component's `redis_channel`).
     #[arg(long, default_value = chatroom_core::internal::DEFAULT_CHANNEL, env = "CHATROOM_REDIS_CHANNEL")]
@@ -66,11 +89,15 @@ struct Args {
 
 impl Args {
     /// Where the data is, from `--db`, `--rest-upstream` and the edge flags.
-    fn source(&self) -> anyhow::Result<DataSource> {
-        match (&self.db, &self.rest_upstream) {
+    fn source(
+        &self,
+        upstream: Option<&RestUpstream>,
+        ca_file: Option<&std::path::Path>,
+    ) -> anyhow::Result<DataSource> {
+        match (&self.db, upstream) {
             (Some(path), _) => Ok(DataSource::File(path.clone())),
             (None, None) => Ok(DataSource::File(DEFAULT_DB.into())),
-            (None, Some(rest)) => {
+            (None, Some(upstream)) => {
                 let token = self
                     .internal_token
                     .clone()
@@ -81,9 +108,10 @@ impl Args {
                              (or CHATROOM_INTERNAL_TOKEN): the component's internal_token variable"
                         )
                     })?;
+                let ca_pem = ca_file.map(rest_upstream::read_ca_file).transpose()?;
                 Ok(DataSource::Edge {
                     api: EdgeConfig {
-                        rest_url: rest.to_string(),
+                        upstream: upstream.clone(),
                         token,
                     },
                     redis: self
@@ -93,6 +121,7 @@ impl Args {
                         .map(|url| RedisConfig {
                             url,
                             channel: self.redis_channel.clone(),
+                            ca_pem,
                         }),
                 })
             }
@@ -151,22 +180,13 @@ pub struct SidecarFlags {
     /// speaks only as the token's user. Empty or unset: no auth.
     #[arg(long, env = "CHATROOM_AUTH_SECRET", hide_env_values = true)]
     pub auth_secret: Option<String>,
-    /// Log filter: a level (`debug`) or `tracing` directives
-    /// (`info,chatroom_sidecar=debug`).
-    #[arg(long, default_value = "info", env = "RUST_LOG")]
-    log: String,
+    #[command(flatten)]
+    pub log: LogFlags,
+    #[command(flatten)]
+    pub shutdown: ShutdownFlags,
 }
 
 impl SidecarFlags {
-    /// Starts `tracing` output to stderr as `--log` says.
-    pub fn start_logging(&self) -> anyhow::Result<()> {
-        tracing_subscriber::fmt()
-            .with_writer(std::io::stderr)
-            .with_env_filter(EnvFilter::try_new(&self.log)?)
-            .init();
-        Ok(())
-    }
-
     /// The sidecar's configuration on `source`.
     pub fn config(self, source: DataSource) -> SidecarConfig {
         let auth = self
@@ -197,21 +217,47 @@ impl SidecarFlags {
     }
 }
 
+/// The command line, as `--help` shows it.
+pub fn command() -> clap::Command {
+    Args::command()
+}
+
 /// Parses the command line and serves.
 #[tokio::main]
 pub async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    args.flags.start_logging()?;
-    let source = args.source()?;
+    args.flags.log.start()?;
+    let ca_file = rest_upstream::ca_file(args.ca_file.clone());
+    let upstream = args
+        .rest_upstream
+        .as_deref()
+        .map(|base| RestUpstream::new(base, ca_file.as_deref()))
+        .transpose()?;
+    let source = args.source(upstream.as_ref(), ca_file.as_deref())?;
+    if let DataSource::Edge {
+        redis: Some(redis), ..
+    } = &source
+    {
+        wakeups::check(redis).await?;
+    }
+    if let (DataSource::File(_), Some(upstream)) = (&source, &upstream) {
+        upstream.check_tls().await?;
+    }
+    let grace = args.flags.shutdown.grace();
     let mut config = args.flags.config(source.clone());
     if let Some(node) = args.node_id {
         config.node_id = node;
     }
     config.presence_lease = Duration::from_secs(args.presence_lease_secs.max(3));
-    let sidecar = Sidecar::start(config).await?;
-    let rest = match args.rest_upstream.clone() {
-        Some(base) => upstream::forward_to(base),
+
+    let stop = shutdown::on_signal();
+    let rest = match upstream.clone() {
+        Some(upstream) => upstream::forward_to(upstream),
         None => upstream::not_found(),
+    };
+    let gate = Gate {
+        rest,
+        ready: Arc::default(),
     };
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     let local = listener.local_addr()?;
@@ -222,16 +268,132 @@ pub async fn main() -> anyhow::Result<()> {
     tracing::info!(
         socket_io = %format!("http://{local}/socket.io/"),
         data = %describe(&source),
-        rest_upstream = ?args.rest_upstream.map(|u| u.to_string()),
+        rest_upstream = ?upstream.as_ref().map(RestUpstream::base),
         "serving"
     );
-    let app = sidecar
-        .router(rest)
+    let app = gate
+        .router()
         .into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(sidecar.shutdown())
-        .await?;
-    Ok(())
+    let serving = axum::serve(listener, app)
+        .with_graceful_shutdown(stop.clone().cancelled_owned())
+        .into_future();
+    let server = tokio::spawn(serving);
+
+    let started = tokio::select! {
+        started = start_when_ready(config, gate.rest.clone()) => Some(started?),
+        () = stop.cancelled() => None,
+    };
+    if let Some(sidecar) = started {
+        let _ = gate.ready.set(sidecar);
+        tracing::info!("ready: Socket.IO served");
+    }
+    let closing = async {
+        if let Some(sidecar) = gate.ready.get() {
+            sidecar.0.close().await;
+        }
+    };
+    let serving = async {
+        match server.await {
+            Ok(served) => served.map_err(anyhow::Error::from),
+            Err(e) => Err(anyhow::anyhow!("the server task failed: {e}")),
+        }
+    };
+    shutdown::drain(&stop, grace, serving, closing).await
+}
+
+/// The sidecar with the router serving it, once started.
+struct Ready(Sidecar, Router);
+
+/// What the listener serves: REST forwarding from the start, `/healthz`,
+/// and the sidecar's router once it is [`Ready`].
+#[derive(Clone)]
+struct Gate {
+    rest: Router,
+    ready: Arc<OnceLock<Ready>>,
+}
+
+impl Gate {
+    fn router(&self) -> Router {
+        Router::new()
+            .route("/healthz", axum::routing::get(health))
+            .fallback(gated)
+            .with_state(self.clone())
+    }
+}
+
+/// Starts the sidecar; in edge mode, first waits for the REST deployment,
+/// retrying with capped backoff.
+async fn start_when_ready(config: SidecarConfig, rest: Router) -> anyhow::Result<Ready> {
+    const FIRST: Duration = Duration::from_millis(250);
+    const CAP: Duration = Duration::from_secs(10);
+    let DataSource::Edge { api, .. } = &config.source else {
+        let sidecar = Sidecar::start(config.clone()).await?;
+        return Ok(Ready::new(sidecar, rest));
+    };
+    let probe = EdgeApi::new(api);
+    let mut pause = FIRST;
+    loop {
+        let why = match probe.probe().await {
+            Readiness::Ready => match Sidecar::start(config.clone()).await {
+                Ok(sidecar) => return Ok(Ready::new(sidecar, rest)),
+                Err(e) => format!("{e:#}"),
+            },
+            Readiness::Misconfigured(why) => anyhow::bail!(why),
+            Readiness::Unavailable(why) => why,
+        };
+        tracing::warn!(
+            error = %why,
+            retry_in_ms = u64::try_from(pause.as_millis()).unwrap_or(u64::MAX),
+            "the REST deployment is not serving the feed yet; not ready"
+        );
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(CAP);
+    }
+}
+
+impl Ready {
+    /// `sidecar` serving Socket.IO and `/metrics` in front of `rest`.
+    fn new(sidecar: Sidecar, rest: Router) -> Self {
+        let router = sidecar.router(rest);
+        Ready(sidecar, router)
+    }
+}
+
+/// `/healthz`: `200` once started and while new messages can be read,
+/// `503` before and during an outage of the database or the REST side.
+async fn health(State(gate): State<Gate>) -> Response {
+    let (ok, detail) = match gate.ready.get() {
+        Some(ready) if ready.0.is_reading() => (true, ""),
+        Some(_) => (false, "New messages cannot be read; retrying"),
+        None => (false, "Starting: waiting for the REST deployment"),
+    };
+    let json = [(header::CONTENT_TYPE, "application/json; charset=utf-8")];
+    if ok {
+        (StatusCode::OK, json, r#"{"status":"ok"}"#).into_response()
+    } else {
+        let body = serde_json::json!({"detail": detail, "code": "upstream_unavailable"});
+        (StatusCode::SERVICE_UNAVAILABLE, json, body.to_string()).into_response()
+    }
+}
+
+/// Everything but `/healthz`: the sidecar's router once ready; before,
+/// REST is forwarded and Socket.IO refused with `503`.
+async fn gated(State(gate): State<Gate>, req: Request) -> Response {
+    let router = match gate.ready.get() {
+        Some(ready) => ready.1.clone(),
+        None if req.uri().path().starts_with("/socket.io") => {
+            let mut refused = upstream::unavailable(StatusCode::SERVICE_UNAVAILABLE);
+            refused
+                .headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+            return refused;
+        }
+        None => gate.rest.clone(),
+    };
+    match router.oneshot(req).await {
+        Ok(response) => response,
+        Err(never) => match never {},
+    }
 }
 
 /// Where the data is, for the log (never the token).
@@ -240,7 +402,7 @@ fn describe(source: &DataSource) -> String {
         DataSource::File(path) => format!("file {}", path.display()),
         DataSource::Edge { api, redis } => format!(
             "edge: REST {} with {}",
-            api.rest_url,
+            api.upstream.base(),
             redis
                 .as_ref()
                 .map_or("feed polling".to_owned(), |r| format!(

@@ -18,6 +18,18 @@ use chatroom_core::{ApiError, Message, MessageDraft, StoreError};
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 
+use crate::rest_upstream::{RestUpstream, UpstreamError, classify};
+
+/// Whether the upstream's internal API serves this sidecar.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Readiness {
+    Ready,
+    /// Away or failing for now (unreachable, `5xx`): worth retrying.
+    Unavailable(String),
+    /// Refused for good (certificate, token, URL): an operator must act.
+    Misconfigured(String),
+}
+
 /// How long one call to the component may take.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// A batch of drafts is split so that each request body stays under the
@@ -27,9 +39,9 @@ const BATCH_BODY_BYTES: usize = MAX_BODY_BYTES - 4 * 1024;
 /// Where the component is, and the token of its internal API.
 #[derive(Clone)]
 pub struct EdgeConfig {
-    /// The REST deployment's base URL (`https://chat.example.com`, or with
-    /// a path prefix where the component is mounted under one).
-    pub rest_url: String,
+    /// The REST deployment (`https://chat.example.com`, or with a path
+    /// prefix where the component is mounted under one) and its client.
+    pub upstream: RestUpstream,
     /// The value of the component's `internal_token` variable.
     pub token: String,
 }
@@ -37,7 +49,7 @@ pub struct EdgeConfig {
 impl std::fmt::Debug for EdgeConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EdgeConfig")
-            .field("rest_url", &self.rest_url)
+            .field("upstream", &self.upstream.base())
             .field("token", &"<secret>")
             .finish()
     }
@@ -45,8 +57,7 @@ impl std::fmt::Debug for EdgeConfig {
 
 /// A client of one REST deployment.
 pub struct EdgeApi {
-    client: reqwest::Client,
-    base: String,
+    upstream: RestUpstream,
     token: String,
 }
 
@@ -55,17 +66,50 @@ fn upstream(what: &str, e: impl std::fmt::Display) -> StoreError {
 }
 
 impl EdgeApi {
-    pub fn new(config: &EdgeConfig) -> Result<Self, StoreError> {
-        let client = reqwest::Client::builder()
-            .timeout(CALL_TIMEOUT)
-            .tcp_nodelay(true)
-            .build()
-            .map_err(|e| upstream("client", e))?;
-        Ok(EdgeApi {
-            client,
-            base: config.rest_url.trim_end_matches('/').to_owned(),
+    pub fn new(config: &EdgeConfig) -> Self {
+        EdgeApi {
+            upstream: config.upstream.clone(),
             token: config.token.clone(),
-        })
+        }
+    }
+
+    /// Checks that the internal API answers this sidecar: the feed's head
+    /// (what a start needs first). A refused certificate or token is for
+    /// the operator to fix, [`Readiness::Misconfigured`]; anything else
+    /// (unreachable, `5xx`) may pass, [`Readiness::Unavailable`].
+    pub async fn probe(&self) -> Readiness {
+        let call = self
+            .upstream
+            .client()
+            .get(self.upstream.url("/internal/feed/head"))
+            .bearer_auth(&self.token)
+            .timeout(CALL_TIMEOUT)
+            .send()
+            .await;
+        match call {
+            Err(e) => match classify(&e) {
+                tls @ UpstreamError::Tls(_) => Readiness::Misconfigured(tls.to_string()),
+                other => Readiness::Unavailable(other.to_string()),
+            },
+            Ok(res) if res.status().is_success() => Readiness::Ready,
+            Ok(res) => {
+                let status = res.status();
+                let body = res.bytes().await.unwrap_or_default();
+                let said = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
+                match status {
+                    StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::NOT_FOUND => {
+                        Readiness::Misconfigured(format!(
+                            "the REST upstream refused the internal API ({status}: {said}); \
+                             check --internal-token against the component's internal_token \
+                             and the --rest-upstream URL (its path prefix included)"
+                        ))
+                    }
+                    _ => Readiness::Unavailable(format!(
+                        "the REST upstream answered {status}: {said}"
+                    )),
+                }
+            }
+        }
     }
 
     /// Sends one request; the status and body of the answer.
@@ -76,13 +120,15 @@ impl EdgeApi {
         body: Option<Vec<u8>>,
     ) -> Result<(StatusCode, bytes::Bytes), StoreError> {
         let mut req = self
-            .client
-            .request(method, format!("{}{path}", self.base))
+            .upstream
+            .client()
+            .request(method, self.upstream.url(path))
+            .timeout(CALL_TIMEOUT)
             .bearer_auth(&self.token);
         if let Some(body) = body {
             req = req.header("content-type", "application/json").body(body);
         }
-        let res = req.send().await.map_err(|e| upstream(path, e))?;
+        let res = req.send().await.map_err(|e| upstream(path, classify(&e)))?;
         let status = res.status();
         let body = res.bytes().await.map_err(|e| upstream(path, e))?;
         Ok((status, body))

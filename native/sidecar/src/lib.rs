@@ -30,6 +30,7 @@ mod own_head;
 mod peer;
 mod presence;
 mod relay;
+pub mod rest_upstream;
 pub mod rooms;
 mod store;
 mod tail;
@@ -77,11 +78,24 @@ pub enum DataSource {
 }
 
 /// The Redis server and channel the component publishes new messages on.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RedisConfig {
-    /// `redis://host:port`.
+    /// `redis://[user:password@]host:port`, or `rediss://` for TLS.
     pub url: String,
     pub channel: String,
+    /// A private CA's certificates (PEM) to trust for `rediss://`, beyond
+    /// the system's.
+    pub ca_pem: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for RedisConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisConfig")
+            .field("url", &wakeups::without_password(&self.url))
+            .field("channel", &self.channel)
+            .field("private_ca", &self.ca_pem.is_some())
+            .finish()
+    }
 }
 
 /// The default presence lease (SPEC §6).
@@ -212,7 +226,7 @@ impl Sidecar {
     pub async fn start(config: SidecarConfig) -> anyhow::Result<Self> {
         let store = match &config.source {
             DataSource::File(path) => ChatStore::File(Db::open(path)?),
-            DataSource::Edge { api, .. } => ChatStore::Edge(Arc::new(edge::EdgeApi::new(api)?)),
+            DataSource::Edge { api, .. } => ChatStore::Edge(Arc::new(edge::EdgeApi::new(api))),
         };
         chatroom_core::parse_node_token("node id", &config.node_id)?;
         let presence = PresenceStore::new(store.clone(), &config.node_id, config.presence_lease);
@@ -264,13 +278,7 @@ impl Sidecar {
                 redis
                     .as_ref()
                     .map(|r| {
-                        RedisWakeups::start(
-                            &r.url,
-                            &r.channel,
-                            &config.node_id,
-                            tail.clone(),
-                            chat.rooms.clone(),
-                        )
+                        RedisWakeups::start(r, &config.node_id, tail.clone(), chat.rooms.clone())
                     })
                     .transpose()?,
             ),
@@ -336,21 +344,21 @@ impl Sidecar {
         &self.tail
     }
 
-    /// Resolves on Ctrl-C or SIGTERM once every Socket.IO connection is
-    /// closed (clients see a disconnect and reconnect elsewhere), so that a
-    /// graceful HTTP shutdown does not wait forever on open sockets.
-    /// Its users leave the presence table with it, so REST does not list
-    /// them once it is gone.
-    pub fn shutdown(&self) -> impl Future<Output = ()> + Send + 'static {
-        let io = self.io.clone();
-        let presence = self.presence.clone();
-        async move {
-            shutdown_signal().await;
-            io.close().await;
-            if let Err(e) = presence.drop_all().await {
-                tracing::warn!(error = %e, "could not clear presence on the way out");
-            }
+    /// Lets go of everything held open, on the way out: every Socket.IO
+    /// connection's transport is closed (clients see the transport close
+    /// and reconnect, elsewhere behind a load balancer), and this node's
+    /// users leave the presence table, so REST does not list them once it
+    /// is gone.
+    pub async fn close(&self) {
+        self.io.close().await;
+        if let Err(e) = self.presence.drop_all().await {
+            tracing::warn!(error = %e, "could not clear presence on the way out");
         }
+    }
+
+    /// Whether the tail's last read of new messages worked.
+    pub fn is_reading(&self) -> bool {
+        self.tail.is_reading()
     }
 }
 
@@ -365,27 +373,4 @@ fn cors(origins: &[String]) -> CorsLayer {
         .allow_origin(allow)
         .allow_methods(Any)
         .allow_headers(Any)
-}
-
-/// Completes on Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
-    }
-    tracing::info!("shutting down");
 }

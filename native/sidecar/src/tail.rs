@@ -14,6 +14,7 @@
 //! re-checks when a file event showed no new row, and by a safety poll.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::sync::Notify;
@@ -37,6 +38,7 @@ const RECHECKS: [Duration; 5] = [
 pub struct MessageTail {
     own_write: Arc<Notify>,
     file_change: Arc<Notify>,
+    reading: Arc<AtomicBool>,
 }
 
 impl MessageTail {
@@ -51,18 +53,27 @@ impl MessageTail {
     ) -> Self {
         let own_write = commits;
         let file_change = Arc::new(Notify::new());
+        let reading = Arc::new(AtomicBool::new(true));
         let task = TailTask {
             store,
             rooms,
             own_write: own_write.clone(),
             file_change: file_change.clone(),
+            reading: reading.clone(),
             poll,
         };
         tokio::spawn(task.run());
         MessageTail {
             own_write,
             file_change,
+            reading,
         }
+    }
+
+    /// Whether its last read of new messages worked (the database, or in
+    /// edge mode the component's feed): what `/healthz` reports.
+    pub fn is_reading(&self) -> bool {
+        self.reading.load(Ordering::Relaxed)
     }
 
     /// A new commit is visible (the sidecar's own, or one the commit probe
@@ -83,6 +94,7 @@ struct TailTask {
     rooms: Arc<RoomRegistry>,
     own_write: Arc<Notify>,
     file_change: Arc<Notify>,
+    reading: Arc<AtomicBool>,
     poll: Duration,
 }
 
@@ -117,10 +129,21 @@ impl TailTask {
             let batch = match self.store.messages_after(after, BATCH).await {
                 Ok(batch) => batch,
                 Err(e) => {
-                    tracing::warn!(error = %e, "reading new messages failed; will retry");
+                    // Said once per outage, not once per retry.
+                    if self.reading.swap(false, Ordering::Relaxed) {
+                        tracing::warn!(error = %e, "reading new messages failed; retrying until it works");
+                    } else {
+                        tracing::debug!(error = %e, "reading new messages failed again");
+                    }
                     return sent;
                 }
             };
+            if !self.reading.swap(true, Ordering::Relaxed) {
+                tracing::info!(
+                    cursor = after,
+                    "reading new messages again; catching up from the cursor"
+                );
+            }
             let encoded: Vec<_> = batch.iter().map(|m| (m.id, m.room_id, encode(m))).collect();
             let timestamps: Vec<&str> = batch.iter().map(|m| m.timestamp.as_str()).collect();
             self.rooms.deliver(&encoded, &timestamps);

@@ -1,37 +1,33 @@
-//! Forwarding non-Socket.IO HTTP to a REST server (e.g. `spin up`), so the
-//! sidecar alone gives clients one origin for both halves.
+//! Forwarding non-Socket.IO HTTP to the REST deployment (`spin up`, or a
+//! Spin host at `https://host/prefix`), so the sidecar alone gives clients
+//! one origin for both halves. The calls go through the [`RestUpstream`]'s
+//! client (TLS, the base path kept).
 //!
 //! The request body is read here, whole and within the REST size limit,
 //! before anything is sent upstream: a body the sidecar cannot read (bad
 //! chunked framing, shorter than its `Content-Length`, too slow) is the
-//! client's fault and gets the REST `400` (or `413`), never a `502`.
+//! client's fault and gets the REST `400`, never a `502`. A body over the
+//! limit gets `413`, and the rest of it is read and thrown away (bounded,
+//! [`chatroom_front::body`]) so the client sees that answer rather than a
+//! reset; one announced with `Expect: 100-continue` is refused unsent.
 
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
-use axum::http::{StatusCode, Uri, header};
+use axum::http::{HeaderMap, HeaderName, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chatroom_core::ApiError;
 use chatroom_core::limits::MAX_BODY_BYTES;
-use http_body_util::{BodyExt, LengthLimitError, Limited};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use chatroom_front::body::{discard, expects_continue};
+use http_body_util::BodyExt;
 
-#[derive(Clone)]
-struct Upstream {
-    base: Uri,
-    client: Client<HttpConnector, Body>,
-}
+use crate::rest_upstream::{RestUpstream, UpstreamError, classify};
 
-/// A router sending every request to `base` (`http://host:port`).
-pub fn forward_to(base: Uri) -> Router {
-    let client = Client::builder(TokioExecutor::new()).build_http();
-    Router::new()
-        .fallback(forward)
-        .with_state(Upstream { base, client })
+/// A router sending every request to the REST deployment.
+pub fn forward_to(upstream: RestUpstream) -> Router {
+    Router::new().fallback(forward).with_state(upstream)
 }
 
 /// A router answering every request with the REST `404` body.
@@ -43,60 +39,117 @@ pub fn not_found() -> Router {
 const BODY_PATIENCE: Duration = Duration::from_secs(30);
 
 /// A REST error answer, with the component's content type.
-fn error_response(err: &ApiError) -> Response {
+pub fn error_response(err: &ApiError) -> Response {
     let status = StatusCode::from_u16(err.status()).unwrap_or(StatusCode::BAD_REQUEST);
     let body = serde_json::to_vec(&err.body()).unwrap_or_default();
     let json = [(header::CONTENT_TYPE, "application/json; charset=utf-8")];
     (status, json, body).into_response()
 }
 
+/// The `502` for an upstream that could not answer.
+pub fn unavailable(status: StatusCode) -> Response {
+    let body = serde_json::json!({
+        "detail": "The REST server is unavailable",
+        "code": "upstream_unavailable",
+    });
+    let json = [(header::CONTENT_TYPE, "application/json; charset=utf-8")];
+    (status, json, body.to_string()).into_response()
+}
+
 /// Reads the whole body, within [`MAX_BODY_BYTES`] and [`BODY_PATIENCE`].
-async fn read_body(body: Body) -> Result<axum::body::Bytes, ApiError> {
-    let limited = Limited::new(body, MAX_BODY_BYTES);
-    match tokio::time::timeout(BODY_PATIENCE, limited.collect()).await {
-        Ok(Ok(collected)) => Ok(collected.to_bytes()),
-        Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => {
-            Err(ApiError::PayloadTooLarge)
+async fn read_body(headers: &HeaderMap, mut body: Body) -> Result<Bytes, ApiError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) && expects_continue(headers) {
+        // Nothing was sent yet: refuse before the client sends it.
+        return Err(ApiError::PayloadTooLarge);
+    }
+    let deadline = tokio::time::Instant::now() + BODY_PATIENCE;
+    let mut whole = Vec::new();
+    loop {
+        let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
+            Ok(Some(Ok(frame))) => frame,
+            Ok(None) => return Ok(whole.into()),
+            Ok(Some(Err(_))) => {
+                return Err(ApiError::BadRequest(
+                    "the request body is malformed or ended early".to_owned(),
+                ));
+            }
+            Err(_) => {
+                return Err(ApiError::BadRequest(
+                    "the request body did not arrive in time".to_owned(),
+                ));
+            }
+        };
+        if let Some(data) = frame.data_ref() {
+            if whole.len() + data.len() > MAX_BODY_BYTES {
+                discard(body);
+                return Err(ApiError::PayloadTooLarge);
+            }
+            whole.extend_from_slice(data);
         }
-        Ok(Err(_)) => Err(ApiError::BadRequest(
-            "the request body is malformed or ended early".to_owned(),
-        )),
-        Err(_) => Err(ApiError::BadRequest(
-            "the request body did not arrive in time".to_owned(),
-        )),
     }
 }
 
-async fn forward(State(up): State<Upstream>, req: Request) -> Response {
+/// Headers that describe one connection, not the message: never passed on.
+fn hop_by_hop(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "connection"
+            | "keep-alive"
+            | "proxy-connection"
+            | "proxy-authenticate"
+            | "proxy-authorization"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+            | "upgrade"
+            | "host"
+            | "content-length"
+            | "expect"
+    )
+}
+
+async fn forward(State(up): State<RestUpstream>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
-    let body = match read_body(body).await {
+    let body = match read_body(&parts.headers, body).await {
         Ok(body) => body,
         Err(e) => return error_response(&e),
     };
-    let mut req = Request::from_parts(parts, Body::from(body));
-    let path = req
-        .uri()
-        .path_and_query()
-        .map_or("/", |pq| pq.as_str())
-        .to_owned();
-    let mut parts = up.base.clone().into_parts();
-    parts.path_and_query = path.parse().ok();
-    let Ok(uri) = Uri::from_parts(parts) else {
-        return error_response(&ApiError::BadRequest(
-            "the request target is invalid".into(),
-        ));
-    };
-    *req.uri_mut() = uri;
-    req.headers_mut().remove(header::HOST);
-    match up.client.request(req).await {
-        Ok(res) => res.map(Body::new).into_response(),
-        Err(e) => {
-            tracing::warn!(error = %e, "REST upstream unavailable");
-            let body = serde_json::json!({
-                "detail": "The REST server is unavailable",
-                "code": "upstream_unavailable",
-            });
-            (StatusCode::BAD_GATEWAY, axum::Json(body)).into_response()
+    let path = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+    let mut headers = HeaderMap::with_capacity(parts.headers.len());
+    for (name, value) in &parts.headers {
+        if !hop_by_hop(name) {
+            headers.append(name, value.clone());
         }
     }
+    let call = up
+        .client()
+        .request(parts.method, up.url(path))
+        .headers(headers)
+        .body(body);
+    let res = match call.send().await {
+        Ok(res) => res,
+        Err(e) => {
+            match classify(&e) {
+                tls @ UpstreamError::Tls(_) => {
+                    tracing::error!(error = %tls, "REST upstream refused")
+                }
+                other => tracing::warn!(error = %other, "REST upstream unavailable"),
+            }
+            return unavailable(StatusCode::BAD_GATEWAY);
+        }
+    };
+    let mut answer = Response::builder().status(res.status());
+    if let Some(out) = answer.headers_mut() {
+        for (name, value) in res.headers() {
+            if !hop_by_hop(name) || name == header::CONTENT_LENGTH {
+                out.append(name, value.clone());
+            }
+        }
+    }
+    answer
+        .body(Body::from_stream(res.bytes_stream()))
+        .unwrap_or_else(|_| unavailable(StatusCode::BAD_GATEWAY))
 }

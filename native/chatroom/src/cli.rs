@@ -1,0 +1,158 @@
+//! `chatroom`'s command line: the whole backend on one port until SIGTERM
+//! or Ctrl-C, then draining (stop accepting, finish the requests in
+//! flight, close Socket.IO transports, clear presence; bounded by
+//! `--shutdown-grace-secs`). `main.rs` only calls [`main`]; [`command`] is
+//! the same definition, for checks of the deployment files.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::Parser;
+
+use clap::CommandFactory;
+
+use chatroom_front::shutdown;
+use chatroom_host::{HostOptions, RuntimeConfig, SpinHost, VariableSource};
+use chatroom_sidecar::Sidecar;
+use chatroom_sidecar::cli::SidecarFlags;
+use chatroom_sidecar::front::{self, FrontLimits};
+
+/// chatroom: REST (the Spin component) and Socket.IO on one port.
+#[derive(Debug, Parser)]
+#[command(name = "chatroom", version)]
+struct Args {
+    /// Address to listen on, for REST and Socket.IO alike.
+    #[arg(long, default_value = "127.0.0.1:3000", env = "CHATROOM_LISTEN")]
+    listen: SocketAddr,
+    /// The Spin manifest naming the REST component.
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../../spin.toml"), env = "CHATROOM_MANIFEST")]
+    manifest: PathBuf,
+    /// Directory of the SQLite file `sqlite_db.db` (Spin's `--state-dir`);
+    /// default `.spin` beside the manifest, where `spin up` keeps it.
+    #[arg(long, env = "CHATROOM_STATE_DIR")]
+    state_dir: Option<PathBuf>,
+    /// Directory of compiled components, keyed by the `.wasm`'s SHA-256;
+    /// default `$XDG_CACHE_HOME/chatroom` (or `~/.cache/chatroom`).
+    #[arg(long, env = "CHATROOM_COMPILE_CACHE")]
+    compile_cache: Option<PathBuf>,
+    /// Spin's runtime config file (`spin up --runtime-config-file`):
+    /// `[sqlite_database.default]` with `type = "spin"` and `path`
+    /// (relative to the current directory), and `state_dir`; anything else
+    /// it names is refused at start-up. The sidecar uses the same file.
+    #[arg(long, env = "CHATROOM_RUNTIME_CONFIG_FILE")]
+    runtime_config_file: Option<PathBuf>,
+    /// With `--auth-secret`: reads (rooms, history, users) need a token
+    /// too (the component's `auth_private_reads`).
+    #[arg(long, env = "CHATROOM_PRIVATE_READS")]
+    private_reads: bool,
+    #[command(flatten)]
+    sidecar: SidecarFlags,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Prints a token for `NAME`, signed with `--auth-secret` (or
+    /// `CHATROOM_AUTH_SECRET`), for trying auth out locally.
+    Token {
+        /// The username the token speaks for (its `sub`).
+        name: String,
+        /// How long it is valid, in seconds.
+        #[arg(long, default_value_t = 86_400)]
+        ttl: u64,
+    },
+}
+
+/// `chatroom token NAME`: a token signed with the auth secret.
+fn print_token(secret: Option<&str>, name: &str, ttl: u64) -> anyhow::Result<()> {
+    let key = secret
+        .and_then(chatroom_core::auth::TokenKey::new)
+        .ok_or_else(|| {
+            anyhow::anyhow!("no secret: pass --auth-secret or set CHATROOM_AUTH_SECRET")
+        })?;
+    let user = chatroom_core::Sender::parse(name)?;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?;
+    println!(
+        "{}",
+        key.sign(user.as_str(), now.as_secs().saturating_add(ttl))?
+    );
+    Ok(())
+}
+
+/// The command line, as `--help` shows it.
+pub fn command() -> clap::Command {
+    Args::command()
+}
+
+/// Parses the command line and serves (or prints a token).
+#[tokio::main]
+pub async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    if let Some(Command::Token { name, ttl }) = &args.command {
+        return print_token(args.sidecar.auth_secret.as_deref(), name, *ttl);
+    }
+    args.sidecar.log.start()?;
+    let grace = args.sidecar.shutdown.grace();
+    let manifest = std::path::absolute(&args.manifest)?;
+    let defaults = HostOptions::default();
+    let commits = defaults.commits.clone();
+    let runtime_config = match &args.runtime_config_file {
+        Some(file) => RuntimeConfig::load(file)?,
+        None => RuntimeConfig::default(),
+    };
+    let variables = component_settings(&args);
+    let host = SpinHost::load(
+        &manifest,
+        HostOptions {
+            state_dir: args.state_dir,
+            compile_cache: args.compile_cache.or(defaults.compile_cache.clone()),
+            runtime_config,
+            variables,
+            ..defaults
+        },
+    )?;
+    let db_path = host.database_path();
+    let config = crate::beside_host(
+        args.sidecar
+            .config(chatroom_sidecar::DataSource::File(db_path.clone())),
+        commits,
+    );
+    let sidecar = Sidecar::start(config).await?;
+    let listener = tokio::net::TcpListener::bind(args.listen).await?;
+    let local = listener.local_addr()?;
+    let listener = front::listen(listener, FrontLimits::default());
+    let app = crate::app(Arc::new(host), &sidecar, local);
+    println!("chatroom is up");
+    println!("  REST       http://{local}/chatrooms");
+    println!("  Socket.IO  http://{local}/socket.io/ (same origin)");
+    println!("  data       {}", db_path.display());
+    println!("Ctrl-C stops it.");
+    let stop = shutdown::on_signal();
+    let serving = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(stop.clone().cancelled_owned())
+    .into_future();
+    shutdown::drain(&stop, grace, serving, sidecar.close()).await?;
+    Ok(())
+}
+
+/// The component's variables the command line sets (the auth secret, so
+/// the component and the sidecar share it), over the environment's
+/// `SPIN_VARIABLE_*`.
+fn component_settings(args: &Args) -> VariableSource {
+    let mut given = std::collections::BTreeMap::new();
+    if let Some(secret) = args.sidecar.auth_secret.as_ref().filter(|s| !s.is_empty()) {
+        given.insert("SPIN_VARIABLE_AUTH_SECRET".to_owned(), secret.clone());
+    }
+    if args.private_reads {
+        given.insert(
+            "SPIN_VARIABLE_AUTH_PRIVATE_READS".to_owned(),
+            "true".to_owned(),
+        );
+    }
+    VariableSource::EnvironmentWith(given)
+}

@@ -1,0 +1,90 @@
+//! `chatroom-host`'s command line: serve a Spin application's HTTP
+//! components like `spin up`, without Spin, until SIGTERM or Ctrl-C (then
+//! drain: see [`chatroom_front::shutdown`]). `main.rs` only calls [`main`];
+//! [`command`] is the same definition, for checks of the deployment files.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::{CommandFactory, Parser};
+
+use chatroom_front::{logging, shutdown};
+
+use crate::{HostOptions, RuntimeConfig, SpinHost, serve};
+
+/// Runs the HTTP components of a Spin manifest with Spin's SQLite store.
+#[derive(Debug, Parser)]
+#[command(name = "chatroom-host", version)]
+struct Args {
+    /// The Spin manifest.
+    #[arg(
+        long,
+        short = 'f',
+        default_value = "spin.toml",
+        env = "CHATROOM_MANIFEST"
+    )]
+    manifest: PathBuf,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:3000", env = "CHATROOM_LISTEN")]
+    listen: std::net::SocketAddr,
+    /// Directory for `sqlite_db.db` (Spin's `--state-dir`); default `.spin`
+    /// beside the manifest.
+    #[arg(long, env = "CHATROOM_STATE_DIR")]
+    state_dir: Option<PathBuf>,
+    /// Directory of compiled components, keyed by the `.wasm`'s SHA-256;
+    /// default `$XDG_CACHE_HOME/chatroom` (or `~/.cache/chatroom`).
+    #[arg(long, env = "CHATROOM_COMPILE_CACHE")]
+    compile_cache: Option<PathBuf>,
+    /// Spin's runtime config file: `[sqlite_database.default]` with
+    /// `type = "spin"` and `path` (relative to the current directory), and
+    /// `state_dir`; anything else it names is refused at start-up.
+    #[arg(long, env = "CHATROOM_RUNTIME_CONFIG_FILE")]
+    runtime_config_file: Option<PathBuf>,
+    #[command(flatten)]
+    shutdown: shutdown::ShutdownFlags,
+    #[command(flatten)]
+    log: logging::LogFlags,
+}
+
+/// The command line, as `--help` shows it.
+pub fn command() -> clap::Command {
+    Args::command()
+}
+
+/// Parses the command line and serves.
+#[tokio::main]
+pub async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    args.log.start()?;
+    let defaults = HostOptions::default();
+    let runtime_config = match &args.runtime_config_file {
+        Some(file) => RuntimeConfig::load(file)?,
+        None => RuntimeConfig::default(),
+    };
+    let host = SpinHost::load(
+        &args.manifest,
+        HostOptions {
+            state_dir: args.state_dir,
+            compile_cache: args.compile_cache.or(defaults.compile_cache.clone()),
+            runtime_config,
+            ..defaults
+        },
+    )?;
+    let listener = tokio::net::TcpListener::bind(args.listen).await?;
+    // The only line on stdout (logs go to stderr), as the sidecar prints
+    // it: what a script that asked for port 0 reads.
+    println!("listening on http://{}", listener.local_addr()?);
+    tracing::info!(
+        url = %format!("http://{}", listener.local_addr()?),
+        database = %host.database_path().display(),
+        "serving"
+    );
+    serve(
+        Arc::new(host),
+        listener,
+        shutdown::signal(),
+        args.shutdown.grace(),
+    )
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,7 @@
+//! `chatroom`'s own command line (`chatroom::cli::main`), built inside the
+//! tests package so that tests can run the real binary's code as a process
+//! and signal it.
+
+fn main() -> anyhow::Result<()> {
+    chatroom::cli::main()
+}
