@@ -8,6 +8,8 @@
 #
 # The database lives in the /data volume; compiled components are cached
 # in /var/cache/chatroom (a start with a warm cache does not recompile).
+# On SIGTERM it drains for up to CHATROOM_SHUTDOWN_GRACE_SECS (10 s), as
+# long as `docker stop` waits by default: give it more with `-t 15`.
 
 FROM rust:1-bookworm AS builder
 # rust-toolchain.toml names "stable"; use the image's own toolchain instead

@@ -8,7 +8,8 @@
 # Configure it with CHATROOM_* environment variables (README "With real
 # Spin" lists them): CHATROOM_REST_UPSTREAM, CHATROOM_INTERNAL_TOKEN,
 # CHATROOM_REDIS_URL, CHATROOM_NODE_ID, ... The listen address is fixed
-# below; it answers GET /healthz on that port.
+# below; it answers GET /healthz on that port. On SIGTERM it drains for up
+# to CHATROOM_SHUTDOWN_GRACE_SECS (10 s): stop it with `docker stop -t 15`.
 
 FROM rust:1-bookworm AS builder
 # rust-toolchain.toml names "stable"; use the image's own toolchain instead
