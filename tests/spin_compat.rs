@@ -5,6 +5,8 @@
 //! (`SPIN_BIN`, or `spin` on PATH; see `build.rs`) and then fails if that
 //! Spin does not start; elsewhere `cargo test` lists it as ignored.
 
+use chatroom_tests::http::create_room;
+use chatroom_tests::raw::refuses_oversized_bodies_cleanly;
 use chatroom_tests::spin::{SpinUp, SpinUpOptions, ask};
 use chatroom_tests::{TestServer, workspace_root};
 use reqwest::{Client, Method};
@@ -101,4 +103,20 @@ async fn the_host_answers_like_spin_up() {
         "compared {} requests with real Spin: identical",
         script.len()
     );
+}
+
+/// Under `spin up` too (which discards nothing itself), the component
+/// answers 1 MB and 20 MB bodies, and ones announced with `Expect:
+/// 100-continue`, with `413` and never a reset connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(spin_cli),
+    ignore = "no Spin CLI: set SPIN_BIN to run the comparison with real Spin"
+)]
+async fn oversized_bodies_get_413_under_spin_up_too() {
+    let state = tempfile::tempdir().unwrap();
+    let manifest = workspace_root().join("spin.toml");
+    let spin_up = SpinUp::start(SpinUpOptions::new(&manifest, state.path()), "/healthz").await;
+    let room = create_room(&spin_up.url, "Big").await;
+    refuses_oversized_bodies_cleanly(&spin_up.url, room, "spin up").await;
 }

@@ -8,6 +8,12 @@ pub const SENDER_MAX_CHARS: usize = 64;
 pub const CONTENT_MAX_CHARS: usize = 4000;
 /// A request body larger than this is refused with `413`.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// How much of a body over [`MAX_BODY_BYTES`] is read and thrown away
+/// before the `413`, so a client still sending reads the answer instead of
+/// a reset connection (the component does it under any Spin host; the
+/// project's fronts do it for every refused body). Beyond it, or for a
+/// body declared larger, the connection may be reset.
+pub const DISCARD_BYTES: usize = 64 * 1024 * 1024;
 /// Largest `limit` accepted when paging messages.
 pub const PAGE_LIMIT_MAX: i64 = 1000;
 /// Rows read per query when a whole history is streamed; keeps every single

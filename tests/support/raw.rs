@@ -4,6 +4,9 @@
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::tungstenite::Message as Frame;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -223,4 +226,88 @@ impl Polling {
         }
         panic!("no packet with {needle} within the patience: {seen:?}");
     }
+}
+
+fn authority(url: &str) -> &str {
+    url.trim_start_matches("http://").trim_end_matches('/')
+}
+
+/// Reads an HTTP answer's head and whatever body follows within a moment.
+pub async fn read_answer(stream: &mut TcpStream) -> String {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let read = tokio::time::timeout_at(deadline, stream.read(&mut buf)).await;
+        match read {
+            Ok(Ok(0)) | Err(_) => break,
+            Ok(Ok(n)) => {
+                got.extend_from_slice(&buf[..n]);
+                let text = String::from_utf8_lossy(&got);
+                if let Some(end) = text.find("\r\n\r\n")
+                    && text[end..].contains('}')
+                {
+                    break;
+                }
+            }
+            Ok(Err(e)) => panic!("the connection failed while reading the answer: {e}"),
+        }
+    }
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+/// POSTs a JSON body of `size` bytes to `path` as a plain client does
+/// (the whole body, then the answer), or announces it with
+/// `Expect: 100-continue` and sends nothing until told to; the answer.
+pub async fn post_oversized(base: &str, path: &str, size: usize, expect_continue: bool) -> String {
+    let mut stream = TcpStream::connect(authority(base)).await.expect("connect");
+    let expect = if expect_continue {
+        "Expect: 100-continue\r\n"
+    } else {
+        ""
+    };
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
+         Content-Length: {size}\r\n{expect}\r\n",
+        authority(base)
+    );
+    stream
+        .write_all(head.as_bytes())
+        .await
+        .expect("send the head");
+    if !expect_continue {
+        let mut body = br#"{"sender":"big","message":""#.to_vec();
+        body.resize(size, b'x');
+        for chunk in body.chunks(64 * 1024) {
+            if let Err(e) = stream.write_all(chunk).await {
+                panic!("{base}: the connection was reset while the body was sent: {e}");
+            }
+        }
+    }
+    read_answer(&mut stream).await
+}
+
+/// Every oversized shape through the front at `base`, for room `room`.
+pub async fn refuses_oversized_bodies_cleanly(base: &str, room: i64, front: &str) {
+    let path = format!("/chatrooms/{room}/messages");
+    for (size, expect) in [
+        (1_000_000, false),
+        (20_000_000, false),
+        (20_000_000, true),
+        (1_000_000, true),
+    ] {
+        let answer = post_oversized(base, &path, size, expect).await;
+        assert!(
+            answer.starts_with("HTTP/1.1 413"),
+            "{front}: {size} bytes (Expect: 100-continue {expect}) got {answer:?}"
+        );
+        assert!(answer.contains("payload_too_large"), "{front}: {answer}");
+        assert!(
+            !answer.contains("100 Continue"),
+            "{front}: nothing to continue for a refused body"
+        );
+    }
+    // Nothing was stored, and the front still serves.
+    let history = crate::http::history_ids(base, room).await;
+    assert!(history.is_empty(), "{front}: {history:?}");
 }

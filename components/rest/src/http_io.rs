@@ -2,23 +2,22 @@
 //! either whole or streamed as an array a page at a time (so a history of any
 //! length never sits in the component's memory).
 
-use chatroom_core::{ApiError, limits::MAX_BODY_BYTES};
+use chatroom_core::ApiError;
+use chatroom_core::limits::{DISCARD_BYTES, MAX_BODY_BYTES};
 use futures::{Sink, SinkExt, StreamExt};
 use serde::Serialize;
 use spin_sdk::http::{Fields, IncomingRequest, OutgoingResponse, ResponseOutparam};
-
-/// How much of an oversized body is read (and thrown away) before answering
-/// `413`, so ordinary clients that send the whole body see the answer
-/// instead of a reset connection. Bodies declared larger are not read, nor
-/// is an oversized one whose client waits for `100 Continue`.
-const DRAIN_LIMIT: usize = 16 * 1024 * 1024;
 
 /// Flush a streamed response to the host once this much is buffered.
 const STREAM_CHUNK: usize = 64 * 1024;
 
 const JSON: &str = "application/json; charset=utf-8";
 
-/// Reads the whole body if it is at most [`MAX_BODY_BYTES`].
+/// Reads the whole body if it is at most [`MAX_BODY_BYTES`]. Of an
+/// oversized one, up to [`DISCARD_BYTES`] are read and thrown away before
+/// the `413`, so ordinary clients that send the whole body see the answer
+/// instead of a reset connection; bodies declared larger are not read, nor
+/// is an oversized one whose client waits for `100 Continue`.
 pub async fn read_body(req: IncomingRequest) -> Result<Vec<u8>, ApiError> {
     let declared = req
         .headers()
@@ -32,7 +31,7 @@ pub async fn read_body(req: IncomingRequest) -> Result<Vec<u8>, ApiError> {
         .get("expect")
         .iter()
         .any(|v| v.eq_ignore_ascii_case(b"100-continue"));
-    if declared.is_some_and(|n| n > DRAIN_LIMIT || (expects_continue && n > MAX_BODY_BYTES)) {
+    if declared.is_some_and(|n| n > DISCARD_BYTES || (expects_continue && n > MAX_BODY_BYTES)) {
         return Err(ApiError::PayloadTooLarge);
     }
     let mut body = Vec::new();
@@ -44,7 +43,7 @@ pub async fn read_body(req: IncomingRequest) -> Result<Vec<u8>, ApiError> {
         seen += chunk.len();
         if seen <= MAX_BODY_BYTES {
             body.extend_from_slice(&chunk);
-        } else if seen > DRAIN_LIMIT {
+        } else if seen > DISCARD_BYTES {
             break;
         }
     }

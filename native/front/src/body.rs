@@ -17,8 +17,9 @@ use bytes::Buf;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 
-/// Bytes of a refused body read and thrown away at most.
-pub const DISCARD_LIMIT: u64 = 64 * 1024 * 1024;
+/// Bytes of a refused body read and thrown away at most (the REST
+/// component's own bound, so every layout answers the same bodies).
+pub const DISCARD_LIMIT: u64 = chatroom_core::limits::DISCARD_BYTES as u64;
 /// How long a refused body is read at most.
 pub const DISCARD_TIME: Duration = Duration::from_secs(10);
 

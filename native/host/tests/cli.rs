@@ -85,13 +85,14 @@ fn the_default_database_is_where_the_runtime_config_file_says() {
         .arg(state.path())
         .env("RUST_LOG", "info")
         .env("NO_COLOR", "1")
-        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .spawn()
         .expect("chatroom-host starts");
-    let stdout = child.stdout.take().expect("stdout");
+    // The log goes to stderr (stdout has only the `listening on` line).
+    let stderr = child.stderr.take().expect("stderr");
     let running = Running(child);
     let mut line = String::new();
-    let mut lines = BufReader::new(stdout);
+    let mut lines = BufReader::new(stderr);
     while !line.contains("url=http://") {
         line.clear();
         let read = lines.read_line(&mut line).expect("read the log");
