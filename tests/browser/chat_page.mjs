@@ -263,6 +263,14 @@ try {
     await a.waitForFunction(() => document.querySelectorAll("#messages .msg").length === 50, null, { timeout: TIMEOUT });
   });
 
+  await check("typing in page A shows 'alice is typing…' in page B; clearing the box ends it", async () => {
+    await a.fill("#composer-input", "hel");
+    await b.locator("#typing", { hasText: "alice is typing…" }).waitFor({ timeout: TIMEOUT });
+    assert(((await a.textContent("#typing")) || "") === "", "alice is not shown her own typing");
+    await a.fill("#composer-input", "");
+    await b.waitForFunction(() => document.querySelector("#typing").textContent === "", null, { timeout: TIMEOUT });
+  });
+
   await check("Enter in page A sends; page B shows it, A shows it once", async () => {
     await a.fill("#composer-input", "hello from alice");
     await a.press("#composer-input", "Enter");

@@ -43,6 +43,10 @@ const state = {
   /** The oldest message of the room is shown. */
   atStart: false,
   loadingOlder: false,
+  /** Others typing in the open room: username → the timer that forgets them. */
+  typists: new Map(),
+  /** When this page last told the room it is typing (ms), 0 when not typing. */
+  typingSince: 0,
 };
 
 // ---------------------------------------------------------------- REST
@@ -150,6 +154,8 @@ async function createRoom(event) {
 function selectRoom(room) {
   if (state.room && state.room.id === room.id) return;
   if (state.room && state.joined) socket.emit("leave_room", { room_id: state.room.id });
+  stopTyping();
+  clearTypists();
   state.generation += 1;
   state.room = { id: room.id, name: room.name };
   state.joined = false;
@@ -294,6 +300,7 @@ async function sendMessage(event) {
   const text = input.value;
   if (!text.trim() || !state.room || !state.username) return;
   const room = state.room;
+  stopTyping();
   $("send").disabled = true;
   try {
     let message;
@@ -418,12 +425,74 @@ function setName(event) {
   if (state.room) $("composer-input").focus();
 }
 
+// ---------------------------------------------------------------- typing
+
+/** A refresh goes out at most this often while typing (the server's
+ * throttle is 2 s and it expires a typist after 5 s without one). */
+const TYPING_REFRESH_MS = 1500;
+/** Others are forgotten after this long without news (the server says
+ * when they stop; this covers a relayed stop that got lost). */
+const TYPIST_TIMEOUT_MS = 6000;
+
+function onComposerInput() {
+  if (!state.room || !state.joined || !socket.connected) return;
+  if (!$("composer-input").value) {
+    stopTyping();
+    return;
+  }
+  const now = Date.now();
+  if (now - state.typingSince < TYPING_REFRESH_MS) return;
+  state.typingSince = now;
+  socket.emit("typing", { room_id: state.room.id, typing: true });
+}
+
+function stopTyping() {
+  if (!state.typingSince) return;
+  state.typingSince = 0;
+  if (state.room && state.joined && socket.connected) {
+    socket.emit("typing", { room_id: state.room.id, typing: false });
+  }
+}
+
+function clearTypists() {
+  for (const timer of state.typists.values()) clearTimeout(timer);
+  state.typists.clear();
+  renderTypists();
+}
+
+function someoneTyping(data) {
+  const name = data.username;
+  if (!name || name === state.username) return;
+  clearTimeout(state.typists.get(name));
+  if (data.typing) {
+    state.typists.set(name, setTimeout(() => {
+      state.typists.delete(name);
+      renderTypists();
+    }, TYPIST_TIMEOUT_MS));
+  } else {
+    state.typists.delete(name);
+  }
+  renderTypists();
+}
+
+function renderTypists() {
+  const names = [...state.typists.keys()];
+  $("typing").textContent = names.length === 0 ? ""
+    : names.length === 1 ? `${names[0]} is typing…`
+    : names.length === 2 ? `${names[0]} and ${names[1]} are typing…`
+    : `${names.length} people are typing…`;
+}
+
 // ---------------------------------------------------------------- the socket
 
 const socket = new SocketIoClient({
   token: () => state.token,
   onState(kind, detail) {
-    if (kind !== "connected") state.joined = false;
+    if (kind !== "connected") {
+      state.joined = false;
+      state.typingSince = 0;
+      clearTypists();
+    }
     showStatus(kind, detail);
   },
   onConnect() {
@@ -436,6 +505,8 @@ const socket = new SocketIoClient({
     const here = Boolean(state.room && data.room_id === state.room.id);
     if (name === "new_message") {
       if (here) addMessages([data], { scroll: "follow" });
+    } else if (name === "typing") {
+      if (here) someoneTyping(data);
     } else if (name === "user_joined" || name === "user_left") {
       if (here) refreshUsersSoon();
     } else if (name === "error") {
@@ -458,6 +529,7 @@ function start() {
   $("new-room").addEventListener("submit", createRoom);
   $("refresh-rooms").addEventListener("click", loadRooms);
   $("composer").addEventListener("submit", sendMessage);
+  $("composer-input").addEventListener("input", onComposerInput);
   $("composer-input").addEventListener("keydown", (event) => {
     if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
       event.preventDefault();
