@@ -82,38 +82,35 @@ async fn https_under_a_prefix_and_tls_redis_with_a_password_deliver_exactly_once
     assert_eq!(history, want);
 }
 
-/// Runs the sidecar until it exits by itself; its exit status and stderr.
-fn run_to_exit(args: &[&str]) -> (std::process::ExitStatus, String) {
-    let child = Command::new(sidecar_bin())
-        .args(["--listen", "127.0.0.1:0"])
-        .args(args)
-        .env_remove("SSL_CERT_FILE")
-        .env_remove("CHATROOM_CA_FILE")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the sidecar starts");
-    let out = wait_with_deadline(child, Duration::from_secs(30));
-    (
-        out.status,
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn wait_with_deadline(mut child: std::process::Child, patience: Duration) -> std::process::Output {
-    let deadline = std::time::Instant::now() + patience;
-    while child.try_wait().expect("wait").is_none() {
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            let out = child.wait_with_output().expect("its output");
-            panic!(
-                "the sidecar kept running instead of refusing to start:\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+/// Runs the sidecar with `args` (and no CA from the environment) and
+/// expects it to refuse to start: a non-zero exit within 30 s. Its stderr.
+async fn refused_start(args: &[&str]) -> String {
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    let run = tokio::task::spawn_blocking(move || {
+        let mut child = Command::new(sidecar_bin())
+            .args(["--listen", "127.0.0.1:0"])
+            .args(&args)
+            .env_remove("SSL_CERT_FILE")
+            .env_remove("CHATROOM_CA_FILE")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the sidecar starts");
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while child.try_wait().expect("wait").is_none() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
         }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().expect("its output")
+        let _ = child.kill();
+        child.wait_with_output().expect("its output")
+    });
+    let out = run.await.expect("the run");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        !out.status.success() && out.status.code().is_some(),
+        "it must refuse to start by itself ({}): {stderr}",
+        out.status
+    );
+    stderr
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -130,61 +127,34 @@ async fn a_certificate_from_an_unknown_ca_stops_the_start_with_a_clear_error() {
     .await;
     let proxy = TlsProxy::start(&good, host.addr).await;
     let upstream = proxy.url("/chat");
+    let edge = [
+        "--rest-upstream",
+        upstream.as_str(),
+        "--internal-token",
+        TOKEN,
+    ];
 
-    // No CA given: the system's roots do not know the test's CA.
-    for ca_flag in [None, Some(&other.ca_file)] {
-        let mut args = vec!["--rest-upstream", &upstream, "--internal-token", TOKEN];
-        if let Some(file) = ca_flag {
-            args.extend(["--ca-file", path(file)]);
-        }
-        let (status, stderr) = tokio::task::spawn_blocking({
-            let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-            move || run_to_exit(&args.iter().map(String::as_str).collect::<Vec<_>>())
-        })
-        .await
-        .expect("the run");
-        assert!(!status.success(), "it must not start: {stderr}");
-        assert!(
-            stderr.contains("TLS certificate was refused") && stderr.contains("--ca-file"),
-            "the error says what is wrong and what to do: {stderr}"
-        );
-    }
+    // No CA given (the system's roots do not know the test's CA), or
+    // another CA's.
+    let stderr = refused_start(&edge).await;
+    assert!(
+        stderr.contains("TLS certificate was refused") && stderr.contains("--ca-file"),
+        "the error says what is wrong and what to do: {stderr}"
+    );
+    let other_ca = path(&other.ca_file);
+    let stderr = refused_start(&[&edge[..], &["--ca-file", other_ca]].concat()).await;
+    assert!(stderr.contains("TLS certificate was refused"), "{stderr}");
 
     // Forwarding only (file mode): the same check at start-up.
     let db = dir.path().join("split.db");
-    let (status, stderr) = {
-        let upstream = upstream.clone();
-        let db = path(&db).to_owned();
-        tokio::task::spawn_blocking(move || {
-            run_to_exit(&["--db", &db, "--rest-upstream", &upstream])
-        })
-        .await
-        .expect("the run")
-    };
-    assert!(!status.success(), "{stderr}");
+    let stderr = refused_start(&["--db", path(&db), "--rest-upstream", &upstream]).await;
     assert!(stderr.contains("TLS certificate was refused"), "{stderr}");
 
     // Redis over TLS with a certificate from the other CA.
+    let good_ca = ["--ca-file", path(&good.ca_file)];
     let redis = RedisServer::start_secured(&other, "chat", "pw");
     let rediss = redis.tls_url();
-    let (status, stderr) = {
-        let (upstream, ca, rediss) = (upstream.clone(), path(&good.ca_file).to_owned(), rediss);
-        tokio::task::spawn_blocking(move || {
-            run_to_exit(&[
-                "--rest-upstream",
-                &upstream,
-                "--internal-token",
-                TOKEN,
-                "--ca-file",
-                &ca,
-                "--redis",
-                &rediss,
-            ])
-        })
-        .await
-        .expect("the run")
-    };
-    assert!(!status.success(), "{stderr}");
+    let stderr = refused_start(&[&edge[..], &good_ca, &["--redis", &rediss]].concat()).await;
     assert!(
         stderr.contains("Redis's TLS certificate was refused"),
         "{stderr}"
@@ -194,45 +164,21 @@ async fn a_certificate_from_an_unknown_ca_stops_the_start_with_a_clear_error() {
         "the password stays out of the log: {stderr}"
     );
 
-    // A wrong password is refused at start-up too.
-    let (status, stderr) = {
-        let (upstream, ca) = (upstream.clone(), path(&good.ca_file).to_owned());
-        let wrong = format!("redis://chat:nope@127.0.0.1:{}", redis.port);
-        tokio::task::spawn_blocking(move || {
-            run_to_exit(&[
-                "--rest-upstream",
-                &upstream,
-                "--internal-token",
-                TOKEN,
-                "--ca-file",
-                &ca,
-                "--redis",
-                &wrong,
-            ])
-        })
-        .await
-        .expect("the run")
-    };
-    assert!(!status.success(), "{stderr}");
+    // A wrong Redis password.
+    let wrong = format!("redis://chat:nope@127.0.0.1:{}", redis.port);
+    let stderr = refused_start(&[&edge[..], &good_ca, &["--redis", &wrong]].concat()).await;
     assert!(stderr.contains("Redis refused the credentials"), "{stderr}");
 
-    // A wrong internal token too.
-    let (status, stderr) = {
-        let (upstream, ca) = (upstream.clone(), path(&good.ca_file).to_owned());
-        tokio::task::spawn_blocking(move || {
-            run_to_exit(&[
-                "--rest-upstream",
-                &upstream,
-                "--internal-token",
-                "not-the-token",
-                "--ca-file",
-                &ca,
-            ])
-        })
-        .await
-        .expect("the run")
-    };
-    assert!(!status.success(), "{stderr}");
+    // A wrong internal token.
+    let stderr = refused_start(&[
+        "--rest-upstream",
+        &upstream,
+        "--internal-token",
+        "not-the-token",
+        good_ca[0],
+        good_ca[1],
+    ])
+    .await;
     assert!(stderr.contains("--internal-token"), "{stderr}");
 }
 

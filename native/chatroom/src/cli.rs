@@ -13,7 +13,8 @@ use clap::Parser;
 use clap::CommandFactory;
 
 use chatroom_front::shutdown;
-use chatroom_host::{HostOptions, RuntimeConfig, SpinHost, VariableSource};
+use chatroom_host::cli::HostFlags;
+use chatroom_host::{HostOptions, SpinHost, VariableSource};
 use chatroom_sidecar::Sidecar;
 use chatroom_sidecar::cli::SidecarFlags;
 use chatroom_sidecar::front::{self, FrontLimits};
@@ -28,20 +29,8 @@ struct Args {
     /// The Spin manifest naming the REST component.
     #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../../spin.toml"), env = "CHATROOM_MANIFEST")]
     manifest: PathBuf,
-    /// Directory of the SQLite file `sqlite_db.db` (Spin's `--state-dir`);
-    /// default `.spin` beside the manifest, where `spin up` keeps it.
-    #[arg(long, env = "CHATROOM_STATE_DIR")]
-    state_dir: Option<PathBuf>,
-    /// Directory of compiled components, keyed by the `.wasm`'s SHA-256;
-    /// default `$XDG_CACHE_HOME/chatroom` (or `~/.cache/chatroom`).
-    #[arg(long, env = "CHATROOM_COMPILE_CACHE")]
-    compile_cache: Option<PathBuf>,
-    /// Spin's runtime config file (`spin up --runtime-config-file`):
-    /// `[sqlite_database.default]` with `type = "spin"` and `path`
-    /// (relative to the current directory), and `state_dir`; anything else
-    /// it names is refused at start-up. The sidecar uses the same file.
-    #[arg(long, env = "CHATROOM_RUNTIME_CONFIG_FILE")]
-    runtime_config_file: Option<PathBuf>,
+    #[command(flatten)]
+    host: HostFlags,
     /// With `--auth-secret`: reads (rooms, history, users) need a token
     /// too (the component's `auth_private_reads`).
     #[arg(long, env = "CHATROOM_PRIVATE_READS")]
@@ -96,23 +85,12 @@ pub async fn main() -> anyhow::Result<()> {
     args.sidecar.log.start()?;
     let grace = args.sidecar.shutdown.grace();
     let manifest = std::path::absolute(&args.manifest)?;
-    let defaults = HostOptions::default();
-    let commits = defaults.commits.clone();
-    let runtime_config = match &args.runtime_config_file {
-        Some(file) => RuntimeConfig::load(file)?,
-        None => RuntimeConfig::default(),
+    let options = HostOptions {
+        variables: component_settings(&args),
+        ..args.host.options()?
     };
-    let variables = component_settings(&args);
-    let host = SpinHost::load(
-        &manifest,
-        HostOptions {
-            state_dir: args.state_dir,
-            compile_cache: args.compile_cache.or(defaults.compile_cache.clone()),
-            runtime_config,
-            variables,
-            ..defaults
-        },
-    )?;
+    let commits = options.commits.clone();
+    let host = SpinHost::load(&manifest, options)?;
     let db_path = host.database_path();
     let config = crate::beside_host(
         args.sidecar

@@ -27,23 +27,54 @@ struct Args {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:3000", env = "CHATROOM_LISTEN")]
     listen: std::net::SocketAddr,
-    /// Directory for `sqlite_db.db` (Spin's `--state-dir`); default `.spin`
-    /// beside the manifest.
-    #[arg(long, env = "CHATROOM_STATE_DIR")]
-    state_dir: Option<PathBuf>,
-    /// Directory of compiled components, keyed by the `.wasm`'s SHA-256;
-    /// default `$XDG_CACHE_HOME/chatroom` (or `~/.cache/chatroom`).
-    #[arg(long, env = "CHATROOM_COMPILE_CACHE")]
-    compile_cache: Option<PathBuf>,
-    /// Spin's runtime config file: `[sqlite_database.default]` with
-    /// `type = "spin"` and `path` (relative to the current directory), and
-    /// `state_dir`; anything else it names is refused at start-up.
-    #[arg(long, env = "CHATROOM_RUNTIME_CONFIG_FILE")]
-    runtime_config_file: Option<PathBuf>,
+    #[command(flatten)]
+    host: HostFlags,
     #[command(flatten)]
     shutdown: shutdown::ShutdownFlags,
     #[command(flatten)]
     log: logging::LogFlags,
+}
+
+/// The host's flags beside the manifest, shared with `chatroom`: where the
+/// data and the compiled components live, and Spin's runtime config.
+#[derive(Debug, Clone, clap::Args)]
+pub struct HostFlags {
+    /// Directory of the SQLite file `sqlite_db.db` (Spin's `--state-dir`);
+    /// default `.spin` beside the manifest, where `spin up` keeps it.
+    #[arg(long, env = "CHATROOM_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Directory of compiled components, keyed by the `.wasm`'s SHA-256;
+    /// default `$XDG_CACHE_HOME/chatroom` (or `~/.cache/chatroom`).
+    #[arg(long, env = "CHATROOM_COMPILE_CACHE")]
+    pub compile_cache: Option<PathBuf>,
+    /// Spin's runtime config file (`spin up --runtime-config-file`):
+    /// `[sqlite_database.default]` with `type = "spin"` and `path`
+    /// (relative to the current directory), and `state_dir`; anything else
+    /// it names is refused at start-up. (In `chatroom`, the sidecar uses
+    /// the same file.)
+    #[arg(long, env = "CHATROOM_RUNTIME_CONFIG_FILE")]
+    pub runtime_config_file: Option<PathBuf>,
+}
+
+impl HostFlags {
+    /// The host's options these flags ask for (the runtime config read
+    /// and checked), over the defaults.
+    pub fn options(&self) -> anyhow::Result<HostOptions> {
+        let defaults = HostOptions::default();
+        let runtime_config = match &self.runtime_config_file {
+            Some(file) => RuntimeConfig::load(file)?,
+            None => RuntimeConfig::default(),
+        };
+        Ok(HostOptions {
+            state_dir: self.state_dir.clone(),
+            compile_cache: self
+                .compile_cache
+                .clone()
+                .or(defaults.compile_cache.clone()),
+            runtime_config,
+            ..defaults
+        })
+    }
 }
 
 /// The command line, as `--help` shows it.
@@ -56,20 +87,7 @@ pub fn command() -> clap::Command {
 pub async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     args.log.start()?;
-    let defaults = HostOptions::default();
-    let runtime_config = match &args.runtime_config_file {
-        Some(file) => RuntimeConfig::load(file)?,
-        None => RuntimeConfig::default(),
-    };
-    let host = SpinHost::load(
-        &args.manifest,
-        HostOptions {
-            state_dir: args.state_dir,
-            compile_cache: args.compile_cache.or(defaults.compile_cache.clone()),
-            runtime_config,
-            ..defaults
-        },
-    )?;
+    let host = SpinHost::load(&args.manifest, args.host.options()?)?;
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     // The only line on stdout (logs go to stderr), as the sidecar prints
     // it: what a script that asked for port 0 reads.
