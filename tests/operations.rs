@@ -35,6 +35,20 @@ fn path(p: &Path) -> &str {
     p.to_str().expect("a UTF-8 path")
 }
 
+/// The REST deployment of these tests: the host on the prefixed manifest,
+/// its database in `dir`, with the internal token (and `redis`'s URL when
+/// given), behind a TLS listener with `ca`'s certificate.
+async fn behind_tls(
+    dir: &Path,
+    ca: &TestCa,
+    redis: Option<&RedisServer>,
+) -> (HostProcess, TlsProxy) {
+    let vars = variables(Some(TOKEN), redis);
+    let host = HostProcess::start(host_bin(), &prefixed_manifest(), dir, vars).await;
+    let proxy = TlsProxy::start(ca, host.addr).await;
+    (host, proxy)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn https_under_a_prefix_and_tls_redis_with_a_password_deliver_exactly_once() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -42,14 +56,7 @@ async fn https_under_a_prefix_and_tls_redis_with_a_password_deliver_exactly_once
     let redis = RedisServer::start_secured(&ca, "chat", "s3cret");
     // The component publishes on the plain port with the password; the
     // sidecars follow over TLS.
-    let host = HostProcess::start(
-        host_bin(),
-        &prefixed_manifest(),
-        dir.path(),
-        variables(Some(TOKEN), Some(&redis)),
-    )
-    .await;
-    let proxy = TlsProxy::start(&ca, host.addr).await;
+    let (_host, proxy) = behind_tls(dir.path(), &ca, Some(&redis)).await;
     let upstream = proxy.url("/chat");
     let rediss = redis.tls_url();
     assert!(rediss.starts_with("rediss://chat:s3cret@"), "{rediss}");
@@ -118,14 +125,7 @@ async fn a_certificate_from_an_unknown_ca_stops_the_start_with_a_clear_error() {
     let dir = tempfile::tempdir().expect("temp dir");
     let good = TestCa::new(dir.path(), "good");
     let other = TestCa::new(dir.path(), "other");
-    let host = HostProcess::start(
-        host_bin(),
-        &prefixed_manifest(),
-        dir.path(),
-        variables(Some(TOKEN), None),
-    )
-    .await;
-    let proxy = TlsProxy::start(&good, host.addr).await;
+    let (_host, proxy) = behind_tls(dir.path(), &good, None).await;
     let upstream = proxy.url("/chat");
     let edge = [
         "--rest-upstream",
@@ -186,14 +186,7 @@ async fn a_certificate_from_an_unknown_ca_stops_the_start_with_a_clear_error() {
 async fn an_upstream_that_is_not_there_yet_is_waited_for() {
     let dir = tempfile::tempdir().expect("temp dir");
     let ca = TestCa::new(dir.path(), "good");
-    let mut host = HostProcess::start(
-        host_bin(),
-        &prefixed_manifest(),
-        dir.path(),
-        variables(Some(TOKEN), None),
-    )
-    .await;
-    let mut proxy = TlsProxy::start(&ca, host.addr).await;
+    let (mut host, mut proxy) = behind_tls(dir.path(), &ca, None).await;
     proxy.stop();
     host.kill();
     let upstream = proxy.url("/chat");
@@ -233,14 +226,7 @@ const OUTAGE: Duration = Duration::from_secs(30);
 async fn a_thirty_second_outage_of_the_rest_host_loses_nothing() {
     let dir = tempfile::tempdir().expect("temp dir");
     let ca = TestCa::new(dir.path(), "good");
-    let mut host = HostProcess::start(
-        host_bin(),
-        &prefixed_manifest(),
-        dir.path(),
-        variables(Some(TOKEN), None),
-    )
-    .await;
-    let proxy = TlsProxy::start(&ca, host.addr).await;
+    let (mut host, proxy) = behind_tls(dir.path(), &ca, None).await;
     let upstream = proxy.url("/chat");
     let flags = ["--ca-file", path(&ca.ca_file), "--poll-ms", "200"];
     let sidecar = SidecarProcess::start_edge(sidecar_bin(), &upstream, TOKEN, &flags).await;
