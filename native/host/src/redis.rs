@@ -187,8 +187,11 @@ impl RedisView<'_> {
         Ok((c.address.clone(), c.conn.clone()))
     }
 
-    /// Runs one command on a handle's connection; a connection error drops
-    /// the pooled connection so that the next `open` reconnects.
+    /// Runs one command on a handle's connection. A connection error drops
+    /// the pooled connection and reconnects at once (the command is never
+    /// run twice): a server that is gone then answers as Spin's fresh
+    /// connection would (`Connection refused`), whether or not the pooled
+    /// connection had noticed yet.
     async fn run<T>(
         &mut self,
         handle: &Resource<RedisConnection>,
@@ -199,8 +202,11 @@ impl RedisView<'_> {
             Ok(value) => Ok(Ok(value)),
             Err(e) => {
                 if e.is_connection_dropped() || e.is_unrecoverable_error() {
-                    tracing::warn!(error = %e, "Redis connection failed; it will be reopened");
+                    tracing::warn!(error = %e, "Redis connection failed; reopening it");
                     self.ctx.config.pool.forget(&address);
+                    if let Err(refused) = self.ctx.config.pool.connection(&address).await {
+                        return Ok(Err(refused));
+                    }
                 }
                 Ok(Err(other(e)))
             }
