@@ -69,13 +69,20 @@ pub async fn signal() {
 /// Runs `serving` (a server that stops accepting and finishes its
 /// requests once `stop` is cancelled) and, once `stop` is cancelled,
 /// `closing` (what else must be let go of). Returns when both are done,
-/// or `grace` after the cancellation, whichever comes first.
+/// or `grace` after the cancellation, whichever comes first. A server
+/// that ends by itself (an error) cancels `stop`, so the rest is let go
+/// of too.
 pub async fn drain<E>(
     stop: &CancellationToken,
     grace: Duration,
     serving: impl Future<Output = Result<(), E>>,
     closing: impl Future<Output = ()>,
 ) -> Result<(), E> {
+    let serving = async {
+        let served = serving.await;
+        stop.cancel();
+        served
+    };
     let closing = async {
         stop.cancelled().await;
         closing.await;
@@ -130,6 +137,24 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_server_that_fails_by_itself_still_closes_the_rest() {
+        let stop = CancellationToken::new();
+        let closed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let seen = closed.clone();
+        let run = drain(
+            &stop,
+            Duration::from_secs(10),
+            async { Err("bind failed") },
+            async move {
+                seen.store(true, std::sync::atomic::Ordering::SeqCst);
+            },
+        );
+        let ended = tokio::time::timeout(Duration::from_secs(60), run).await;
+        assert_eq!(ended, Ok(Err("bind failed")));
+        assert!(closed.load(std::sync::atomic::Ordering::SeqCst));
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn nothing_closes_before_the_stop() {
         let stop = CancellationToken::new();
         let closed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -137,7 +162,7 @@ mod tests {
         let run = drain::<()>(
             &stop,
             Duration::from_secs(10),
-            async { Ok(()) },
+            std::future::pending(),
             async move {
                 seen.store(true, std::sync::atomic::Ordering::SeqCst);
             },
