@@ -276,10 +276,7 @@ impl RoomRegistry {
     /// relayed) on the other sidecars; members whose buffer is full are
     /// evicted.
     pub fn announce(&self, room_id: i64, event: &str, payload: &serde_json::Value) {
-        self.announce_here(room_id, event, payload, None);
-        if let Some(relay) = self.relay.get() {
-            relay.publish(room_id, event, payload);
-        }
+        self.announce_but(room_id, event, payload, None);
     }
 
     /// As [`RoomRegistry::announce`], to every member but `except` (the
@@ -291,7 +288,17 @@ impl RoomRegistry {
         payload: &serde_json::Value,
         except: Sid,
     ) {
-        self.announce_here(room_id, event, payload, Some(except));
+        self.announce_but(room_id, event, payload, Some(except));
+    }
+
+    fn announce_but(
+        &self,
+        room_id: i64,
+        event: &str,
+        payload: &serde_json::Value,
+        except: Option<Sid>,
+    ) {
+        self.announce_here(room_id, event, payload, except);
         if let Some(relay) = self.relay.get() {
             relay.publish(room_id, event, payload);
         }
