@@ -1,4 +1,4 @@
-//! Edge mode (SPEC §6), end to end: the REST component served by the host
+//! Edge mode (docs/protocol.md §6), end to end: the REST component served by the host
 //! in a process of its own (and by the real `spin up` when there is one),
 //! a real `redis-server`, and two edge-mode sidecars in separate processes
 //! that share no file with the REST deployment. Real Socket.IO clients on

@@ -8,7 +8,10 @@
 //! - SIGTERM drains: the listener closes at once, a request in flight
 //!   finishes, Socket.IO transports are closed (so clients reconnect
 //!   elsewhere) and presence is cleared, then the process exits cleanly,
-//!   for `chatroom`, `chatroom-host` and `chatroom-sidecar`.
+//!   for `chatroom`, `chatroom-host` and `chatroom-sidecar`;
+//! - the listener's limits come from the same flags in every binary
+//!   (`--idle-timeout-secs`, `--max-connections`): a half-sent request is
+//!   closed once idle, and connections beyond the cap wait.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -21,7 +24,7 @@ use chatroom_tests::process::SidecarProcess;
 use chatroom_tests::raw::{RawSocket, read_answer, refuses_oversized_bodies_cleanly};
 use chatroom_tests::{DefaultRun, Stack, TestServer, workspace_root};
 use serde_json::json;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 fn bin(name: &str) -> &'static Path {
@@ -258,4 +261,79 @@ async fn socket_was_closed(socket: &mut RawSocket) {
             Err(_) => panic!("the socket stayed open after the drain"),
         }
     }
+}
+
+/// With `--idle-timeout-secs 1 --max-connections 2`: while two clients
+/// hold half-sent request heads, a third connection is not served; once
+/// the idle timeout closes theirs, it is.
+async fn front_flags_hold(started: &Started, name: &str) {
+    let mut holders = Vec::new();
+    for _ in 0..2 {
+        let mut s = TcpStream::connect(started.addr).await.expect("connect");
+        s.write_all(b"GET /chatrooms HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .expect("half a head");
+        holders.push(s);
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let asked = tokio::time::Instant::now();
+    let mut third = TcpStream::connect(started.addr).await.expect("backlog");
+    third
+        .write_all(b"GET /chatrooms HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("a whole request");
+    let answer = read_answer(&mut third).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{name}: {answer:?}");
+    let waited = asked.elapsed();
+    assert!(
+        waited >= Duration::from_millis(500),
+        "{name}: served after {waited:?}, beside two held connections: --max-connections 2 did not hold"
+    );
+    for mut s in holders {
+        let mut rest = Vec::new();
+        let closed = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut rest)).await;
+        assert!(
+            closed.is_ok(),
+            "{name}: an idle half-sent head was not closed"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_binary_takes_its_listener_limits_from_the_same_flags() {
+    let limits = ["--idle-timeout-secs", "1", "--max-connections", "2"];
+    let manifest = workspace_root().join("spin.toml");
+    let manifest = manifest.to_str().expect("UTF-8");
+
+    let state = tempfile::tempdir().expect("temp dir");
+    let dir = state.path().to_str().expect("UTF-8");
+    let mut args = vec!["--manifest", manifest, "--state-dir", dir];
+    args.extend(["--listen", "127.0.0.1:0", "--log", "warn"]);
+    args.extend(limits);
+    let host = start_printing_address(bin("host-cli"), &args).await;
+    front_flags_hold(&host, "chatroom-host").await;
+
+    let state = tempfile::tempdir().expect("temp dir");
+    let dir = state.path().to_str().expect("UTF-8");
+    let mut args = vec![
+        "--state-dir",
+        dir,
+        "--listen",
+        "127.0.0.1:0",
+        "--log",
+        "warn",
+    ];
+    args.extend(limits);
+    let chatroom = start_printing_address(bin("chatroom-cli"), &args).await;
+    front_flags_hold(&chatroom, "chatroom").await;
+
+    let rest = format!("http://{}", host.addr);
+    let db = tempfile::tempdir().expect("temp dir");
+    let db = db.path().join("sqlite_db.db");
+    let db = db.to_str().expect("UTF-8");
+    let mut args = vec!["--db", db, "--rest-upstream", &rest];
+    args.extend(["--listen", "127.0.0.1:0", "--log", "warn"]);
+    args.extend(limits);
+    let sidecar = start_printing_address(bin("sidecar-process"), &args).await;
+    front_flags_hold(&sidecar, "chatroom-sidecar").await;
 }

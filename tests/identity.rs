@@ -1,4 +1,4 @@
-//! Identity and abuse control (SPEC §7), through the default run (the real
+//! Identity and abuse control (docs/protocol.md §7), through the default run (the real
 //! `.wasm` in the host, the sidecar, one SQLite file) with the auth secret
 //! set as `chatroom --auth-secret` sets it: the component's `auth_secret`
 //! variable and the sidecar's key. Forged, expired, `none` and other-
@@ -12,8 +12,9 @@ use std::sync::OnceLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use chatroom_core::auth::TokenKey;
+use chatroom_front::access::AccessConfig;
+use chatroom_front::address_limits::AddressLimitsConfig;
 use chatroom_host::SpinHost;
-use chatroom_sidecar::address_limits::AddressLimitsConfig;
 use chatroom_tests::DefaultRun;
 use chatroom_tests::raw::Polling;
 use chatroom_tests::socket::SocketClient;
@@ -105,7 +106,7 @@ fn private_host() -> &'static SpinHost {
 }
 
 async fn with_auth() -> DefaultRun {
-    DefaultRun::start_on(auth_host(), |c| c.auth = Some(key())).await
+    DefaultRun::start_on(auth_host(), |c| c.auth = Some(key()), &no_limits()).await
 }
 
 async fn send(req: reqwest::RequestBuilder) -> (StatusCode, Value) {
@@ -220,7 +221,7 @@ async fn rest_writes_need_a_token_and_speak_as_its_user() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn private_reads_need_a_token_too() {
-    let run = DefaultRun::start_on(private_host(), |c| c.auth = Some(key())).await;
+    let run = DefaultRun::start_on(private_host(), |c| c.auth = Some(key()), &no_limits()).await;
     let http = Client::new();
     let alice = token("alice");
     let (status, room) = send(
@@ -356,15 +357,24 @@ async fn auth_off_keeps_the_original_open_contract() {
     assert!(answer.starts_with("40{"), "{answer}");
 }
 
-fn limited(config: AddressLimitsConfig) -> impl FnOnce(&mut chatroom_sidecar::SidecarConfig) {
-    move |c| c.address_limits = config
+/// The default run's front with only these limits per address.
+fn limited(address_limits: AddressLimitsConfig) -> AccessConfig {
+    AccessConfig {
+        address_limits,
+        ..AccessConfig::default()
+    }
+}
+
+fn no_limits() -> AccessConfig {
+    AccessConfig::default()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_per_address_are_capped_while_others_connect() {
     let run = DefaultRun::start_on(
         chatroom_tests::shared_host(),
-        limited(AddressLimitsConfig {
+        |_| {},
+        &limited(AddressLimitsConfig {
             connections: Some(2),
             trust_forwarded_for: true,
             ..Default::default()
@@ -408,7 +418,8 @@ async fn connections_per_address_are_capped_while_others_connect() {
 async fn rest_writes_and_room_creations_per_address_are_rate_limited() {
     let run = DefaultRun::start_on(
         chatroom_tests::shared_host(),
-        limited(AddressLimitsConfig {
+        |_| {},
+        &limited(AddressLimitsConfig {
             writes_per_minute: Some(5),
             rooms_per_hour: Some(2),
             trust_forwarded_for: true,
@@ -468,7 +479,8 @@ async fn rest_writes_and_room_creations_per_address_are_rate_limited() {
 async fn forwarded_for_is_ignored_unless_trusted() {
     let run = DefaultRun::start_on(
         chatroom_tests::shared_host(),
-        limited(AddressLimitsConfig {
+        |_| {},
+        &limited(AddressLimitsConfig {
             writes_per_minute: Some(2),
             ..Default::default()
         }),
@@ -546,4 +558,51 @@ async fn spin_up_verifies_tokens_in_the_component() {
         (status, &m["sender"]),
         (StatusCode::CREATED, &json!("alice"))
     );
+}
+
+/// In edge mode with identity and private reads on, a sidecar still joins
+/// members to rooms and replays to them: it reads through the component
+/// with the deployment's internal token, which private reads accept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edge_sidecars_read_private_rooms_with_the_internal_token() {
+    use chatroom_tests::edge::{EdgeRest, TOKEN, variables};
+    use chatroom_tests::process::SidecarProcess;
+    let mut vars = variables(Some(TOKEN), None);
+    vars.push(("SPIN_VARIABLE_AUTH_SECRET".into(), SECRET.into()));
+    vars.push(("SPIN_VARIABLE_AUTH_PRIVATE_READS".into(), "true".into()));
+    let rest = EdgeRest::host_with(
+        std::path::Path::new(env!("CARGO_BIN_EXE_host-process")),
+        vars,
+    )
+    .await;
+    let sidecar = SidecarProcess::start_edge(
+        std::path::Path::new(env!("CARGO_BIN_EXE_sidecar-process")),
+        &rest.url,
+        TOKEN,
+        &["--auth-secret", SECRET, "--node-id", "private-reads"],
+    )
+    .await;
+    let alice = key().sign("alice", now() + 600).unwrap();
+    let http = Client::new();
+    let (status, room) = send(
+        http.post(format!("{}/chatrooms", rest.url))
+            .bearer_auth(&alice)
+            .json(&json!({"name": "Private"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{room}");
+    let room = room["id"].as_i64().unwrap();
+    // Reads stay private for everyone else.
+    let (status, _) = send(http.get(format!("{}/chatrooms/{room}", rest.url))).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let socket = SocketClient::connect_as(&sidecar.url, &alice).await;
+    let ack = socket
+        .call("join_room", json!({"room_id": room, "since": 0}))
+        .await;
+    assert_eq!(ack["ok"], true, "{ack}");
+    let ack = socket
+        .call("send_message", json!({"room_id": room, "message": "hello"}))
+        .await;
+    assert_eq!(ack["sender"], "alice", "{ack}");
+    assert_eq!(socket.expect("new_message").await["content"], "hello");
 }

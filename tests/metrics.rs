@@ -1,4 +1,4 @@
-//! `/metrics` (SPEC §8), scraped after a known sequence of events through
+//! `/metrics` (docs/protocol.md §8), scraped after a known sequence of events through
 //! the sidecar in front of the real component: connections, joined sockets
 //! and rooms, messages delivered (live and replayed), the broadcast lag's
 //! count, replays, refused events by code, rate-limited events, and a slow

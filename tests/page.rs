@@ -1,4 +1,4 @@
-//! The chat page (SPEC §8, `components/page`): served at `/` by its own Spin
+//! The chat page (docs/protocol.md §8, `components/page`): served at `/` by its own Spin
 //! component beside the REST one, through the host and through the default
 //! run, with its files under `/page/`; and the REST API still answering
 //! every other path (unknown ones with its JSON `404`). The page's

@@ -1,4 +1,4 @@
-//! SPEC §2 end to end: the real `chatroom_rest.wasm` in the Spin-compatible
+//! docs/protocol.md §2 end to end: the real `chatroom_rest.wasm` in the Spin-compatible
 //! host, over real HTTP, on a real SQLite file per test.
 
 use chatroom_core::{Message, MessageDraft, Room, insert_message};
@@ -17,6 +17,14 @@ async fn send(req: reqwest::RequestBuilder) -> Reply {
     let status = res.status();
     let headers = res.headers().clone();
     let text = res.text().await.expect("body read");
+    if status == StatusCode::NO_CONTENT {
+        assert_eq!(text, "", "a 204 has no body");
+        return Reply {
+            status,
+            headers,
+            body: Value::Null,
+        };
+    }
     let body = serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text:?}"));
     assert_eq!(
         headers.get("content-type").map(|v| v.to_str().unwrap()),
@@ -596,6 +604,8 @@ async fn the_schema_is_shared_with_native_code_both_ways() {
 /// `/openapi.json` describes exactly the routes the component serves: every
 /// documented path and method is routed (no `404 not_found`, no `405`) and
 /// answers with a documented status; every undocumented method is `405`.
+/// The path parameters are real: a room, messages by `doc` (the sender of
+/// every request), an emoji and a username.
 #[tokio::test]
 async fn the_openapi_document_matches_the_routes() {
     let s = TestServer::start().await;
@@ -604,6 +614,15 @@ async fn the_openapi_document_matches_the_routes() {
     assert_eq!(doc.body["openapi"], "3.1.0");
     let room = post_json(&s, "/chatrooms", json!({"name": "Documented"})).await;
     let id = room.body["id"].as_i64().expect("room id");
+    // One message for the message routes (which delete it) and one for the
+    // reactions (so they answer for a live message whatever the order).
+    let mut message_ids = Vec::new();
+    for text in ["edit me", "react to me"] {
+        let path = format!("/chatrooms/{id}/messages");
+        let m = post_json(&s, &path, json!({"sender": "doc", "message": text})).await;
+        assert_eq!(m.status, 201, "{:?}", m.body);
+        message_ids.push(m.body["id"].as_i64().expect("message id"));
+    }
     let paths = doc.body["paths"].as_object().expect("paths");
     for expected in [
         "/healthz",
@@ -611,10 +630,16 @@ async fn the_openapi_document_matches_the_routes() {
         "/chatrooms/{room_id}",
         "/chatrooms/{room_id}/messages",
         "/chatrooms/{room_id}/users",
+        "/chatrooms/{room_id}/changes",
+        "/chatrooms/{room_id}/messages/{message_id}",
+        "/chatrooms/{room_id}/messages/{message_id}/reactions/{emoji}",
+        "/chatrooms/{room_id}/read",
+        "/users/{name}/unread",
         "/openapi.json",
         "/internal/feed",
         "/internal/feed/head",
         "/internal/messages",
+        "/internal/actions",
         "/internal/nodes/{node}",
         "/internal/nodes/{node}/presence/{sid}/{room_id}",
         "/internal/nodes/{node}/presence/{sid}",
@@ -623,12 +648,24 @@ async fn the_openapi_document_matches_the_routes() {
     }
     let http = Client::new();
     for (path, item) in paths {
+        let message_id = if path.contains("/reactions/") {
+            message_ids[1]
+        } else {
+            message_ids[0]
+        };
         let path_params = path
             .replace("{room_id}", &id.to_string())
+            .replace("{message_id}", &message_id.to_string())
+            .replace("{emoji}", "%F0%9F%91%8D")
+            .replace("{name}", "doc")
             .replace("{node}", "node-1")
             .replace("{sid}", "sid-1");
+        assert!(
+            !path_params.contains('{'),
+            "{path} has a parameter this test does not fill in"
+        );
         let url = format!("{}{}", s.url, path_params);
-        for method in ["get", "post", "put", "delete"] {
+        for method in ["get", "post", "put", "patch", "delete"] {
             let documented = item.get(method).is_some();
             let verb = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
             let res =

@@ -1,4 +1,4 @@
-//! SPEC §3 and §4 end to end: real Socket.IO clients against the sidecar,
+//! docs/protocol.md §3 and §4 end to end: real Socket.IO clients against the sidecar,
 //! with the REST component running through the wasmtime host on the same
 //! SQLite file (REST reached through the sidecar's forwarding, one origin).
 
@@ -635,7 +635,7 @@ async fn kill_9_of_the_sidecar_loses_no_acknowledged_message() {
 /// Socket.IO and forwarded REST alike); the default allows any.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cors_allows_only_the_configured_origins() {
-    let stack = Stack::start_with(|c| c.cors_origins = vec![ALLOWED.to_owned()]).await;
+    let stack = Stack::start_behind(|_| {}, &allowed_origin()).await;
     let url = stack.url.clone();
     let allowed_origin = |origin: &'static str, path: &'static str| {
         let url = url.clone();
@@ -673,6 +673,14 @@ async fn cors_allows_only_the_configured_origins() {
 
 const ALLOWED: &str = "https://chat.example";
 const FOREIGN: &str = "https://evil.example";
+
+/// A front that allows only [`ALLOWED`].
+fn allowed_origin() -> chatroom_front::access::AccessConfig {
+    chatroom_front::access::AccessConfig {
+        origins: vec![ALLOWED.to_owned()],
+        ..Default::default()
+    }
+}
 
 /// An Engine.IO request to `url` with an optional `Origin`: its status and
 /// body.
@@ -738,7 +746,7 @@ async fn websocket_upgrade(url: &str, origin: Option<&str>) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn socket_io_from_origins_not_allowed_is_refused() {
     use reqwest::Method;
-    let stack = Stack::start_with(|c| c.cors_origins = vec![ALLOWED.to_owned()]).await;
+    let stack = Stack::start_behind(|_| {}, &allowed_origin()).await;
     let url = stack.url.as_str();
     let refused = |(status, body): (u16, String)| {
         assert_eq!(status, 403, "{body}");

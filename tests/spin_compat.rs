@@ -80,6 +80,70 @@ async fn the_host_answers_like_spin_up() {
         (Method::GET, "/chatrooms/1/messages?limit=0", String::new()),
         (Method::GET, "/chatrooms/1/users", String::new()),
         (Method::GET, "/chatrooms/9/users", String::new()),
+        // Conversations: edits, deletes, reactions, the change log, reads.
+        (Method::GET, "/chatrooms/1/messages/1", String::new()),
+        (
+            Method::PATCH,
+            "/chatrooms/1/messages/1",
+            r#"{"sender":"Alice","message":"Hello, edited"}"#.into(),
+        ),
+        (
+            Method::PATCH,
+            "/chatrooms/1/messages/1",
+            r#"{"sender":"Bob","message":"not mine"}"#.into(),
+        ),
+        (
+            Method::PUT,
+            "/chatrooms/1/messages/1/reactions/%F0%9F%91%8D",
+            r#"{"username":"Bob"}"#.into(),
+        ),
+        (
+            Method::PUT,
+            "/chatrooms/1/messages/1/reactions/:tada:",
+            r#"{"username":"Carol"}"#.into(),
+        ),
+        (
+            Method::PUT,
+            "/chatrooms/1/messages/1/reactions/x",
+            r#"{"username":"Carol"}"#.into(),
+        ),
+        (
+            Method::DELETE,
+            "/chatrooms/1/messages/1/reactions/:tada:?username=Carol",
+            String::new(),
+        ),
+        (
+            Method::DELETE,
+            "/chatrooms/1/messages/2?sender=Bob",
+            String::new(),
+        ),
+        (
+            Method::PATCH,
+            "/chatrooms/1/messages/2",
+            r#"{"sender":"Bob","message":"again"}"#.into(),
+        ),
+        (Method::GET, "/chatrooms/1/messages/99", String::new()),
+        (Method::POST, "/chatrooms/1/messages/1", String::new()),
+        (Method::GET, "/chatrooms/1/messages", String::new()),
+        (Method::GET, "/chatrooms/1/changes", String::new()),
+        (
+            Method::GET,
+            "/chatrooms/1/changes?after=3&limit=2",
+            String::new(),
+        ),
+        (Method::GET, "/chatrooms/9/changes", String::new()),
+        (
+            Method::PUT,
+            "/chatrooms/1/read",
+            r#"{"username":"Carol","message_id":1}"#.into(),
+        ),
+        (
+            Method::PUT,
+            "/chatrooms/1/read",
+            r#"{"username":"Carol","message_id":99}"#.into(),
+        ),
+        (Method::GET, "/users/Carol/unread", String::new()),
+        (Method::GET, "/users/Nobody/unread", String::new()),
         (Method::DELETE, "/chatrooms", String::new()),
         (Method::GET, "/nope", String::new()),
         // The chat page's component beside the API.

@@ -1,4 +1,4 @@
-//! Delivery you can trust (issue 8, SPEC §2 and §3): one socket's events
+//! Delivery you can trust (issue 8, docs/protocol.md §2 and §3): one socket's events
 //! keep their order, a public `sid` opens nobody's transport, a member that
 //! cannot keep up is disconnected rather than skipped, a slow replay holds
 //! up no other room, a flooding connection is rate-limited while others are
@@ -473,17 +473,19 @@ async fn a_database_file_deleted_or_replaced_underneath_is_refused_not_recreated
 /// Serves `app` behind a front listener of two connections and a 300 ms
 /// idle timeout; its address.
 async fn serve_small_front(app: axum::Router) -> std::net::SocketAddr {
-    use chatroom_sidecar::front::{FrontLimits, listen};
+    use chatroom_front::listener::FrontLimits;
+    use chatroom_front::serve::Front;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let front = listen(
-        listener,
-        FrontLimits {
+    let front = Front {
+        limits: FrontLimits {
             max_connections: 2,
             idle_timeout: Duration::from_millis(300),
         },
-    );
-    tokio::spawn(async move { axum::serve(front, app).await });
+        ..Front::default()
+    };
+    let stop = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(async move { front.serve(listener, app, stop, async {}).await });
     addr
 }
 

@@ -1,4 +1,4 @@
-//! Identity (SPEC §7): HS256 JSON Web Tokens carrying the username in `sub`
+//! Identity (docs/protocol.md §7): HS256 JSON Web Tokens carrying the username in `sub`
 //! and an expiry in `exp`, signed with one secret the component (a secret
 //! Spin variable) and the sidecar (a flag) share. Off unless that secret is
 //! set.

@@ -1,8 +1,15 @@
-//! The errors a client can see, with their HTTP status and stable `code`.
-//! Both the REST component and the Socket.IO sidecar report these.
+//! The errors a client can see, with their HTTP status and stable `code`:
+//! every error any chatroom process answers with is an [`ApiError`], and
+//! [`ApiError::to_json`] is the one way its body `{"detail", "code"}` is
+//! written (with [`CONTENT_TYPE`], the REST content type, everywhere). The
+//! REST component, the page, the host, the sidecar's front and its
+//! Socket.IO events all report these.
 
 use crate::db::StoreError;
 use crate::wire::ErrorBody;
+
+/// The content type of every JSON answer, errors included.
+pub const CONTENT_TYPE: &str = "application/json; charset=utf-8";
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ApiError {
@@ -28,6 +35,21 @@ pub enum ApiError {
     InvalidPaging(String),
     #[error("Chatroom not found")]
     RoomNotFound,
+    #[error("message_id must be a positive integer")]
+    InvalidMessageId,
+    #[error("{0}")]
+    InvalidEmoji(String),
+    #[error("Message not found")]
+    MessageNotFound,
+    #[error("Only the sender of a message may change it")]
+    NotSender,
+    #[error("The message was deleted")]
+    MessageDeleted,
+    #[error(
+        "A message takes at most {} different reactions",
+        crate::limits::REACTION_KINDS_MAX
+    )]
+    TooManyReactions,
     #[error("Chatroom '{0}' already exists")]
     RoomExists(String),
     #[error("Request body is larger than {} bytes", crate::limits::MAX_BODY_BYTES)]
@@ -44,6 +66,20 @@ pub enum ApiError {
     InternalApiDisabled,
     #[error("Method not allowed")]
     MethodNotAllowed,
+    #[error("Socket.IO connections from this origin are not allowed")]
+    OriginNotAllowed,
+    #[error("The server is busy; retry shortly")]
+    Overloaded,
+    #[error("The request took too long")]
+    Timeout,
+    #[error("Internal server error")]
+    Internal,
+    /// The REST side behind a sidecar did not answer (`502`).
+    #[error("The REST server is unavailable")]
+    BadGateway,
+    /// The sidecar cannot serve yet or now (`503`): why, in a sentence.
+    #[error("{0}")]
+    UpstreamUnavailable(&'static str),
     #[error("Storage failed: {0}")]
     Storage(#[from] StoreError),
 }
@@ -59,17 +95,25 @@ impl ApiError {
             | ApiError::InvalidMessage(_)
             | ApiError::InvalidUsername(_)
             | ApiError::InvalidRoomId
+            | ApiError::InvalidMessageId
+            | ApiError::InvalidEmoji(_)
             | ApiError::InvalidPayload(_)
             | ApiError::NotInRoom(_)
             | ApiError::InvalidPaging(_) => 400,
             ApiError::Unauthorized => 401,
-            ApiError::InternalApiDisabled | ApiError::SenderMismatch(_) => 403,
-            ApiError::RoomNotFound | ApiError::NotFound => 404,
+            ApiError::InternalApiDisabled
+            | ApiError::SenderMismatch(_)
+            | ApiError::NotSender
+            | ApiError::OriginNotAllowed => 403,
+            ApiError::RoomNotFound | ApiError::MessageNotFound | ApiError::NotFound => 404,
             ApiError::MethodNotAllowed => 405,
-            ApiError::RoomExists(_) => 409,
+            ApiError::RoomExists(_) | ApiError::MessageDeleted | ApiError::TooManyReactions => 409,
             ApiError::PayloadTooLarge => 413,
             ApiError::RateLimited => 429,
-            ApiError::Storage(_) => 500,
+            ApiError::Storage(_) | ApiError::Internal => 500,
+            ApiError::BadGateway => 502,
+            ApiError::Overloaded | ApiError::UpstreamUnavailable(_) => 503,
+            ApiError::Timeout => 504,
         }
     }
 
@@ -87,6 +131,12 @@ impl ApiError {
             ApiError::NotInRoom(_) => "not_in_room",
             ApiError::InvalidPaging(_) => "invalid_paging",
             ApiError::RoomNotFound => "room_not_found",
+            ApiError::InvalidMessageId => "invalid_message_id",
+            ApiError::InvalidEmoji(_) => "invalid_emoji",
+            ApiError::MessageNotFound => "message_not_found",
+            ApiError::NotSender => "not_sender",
+            ApiError::MessageDeleted => "message_deleted",
+            ApiError::TooManyReactions => "too_many_reactions",
             ApiError::RoomExists(_) => "room_exists",
             ApiError::PayloadTooLarge => "payload_too_large",
             ApiError::RateLimited => "rate_limited",
@@ -96,6 +146,11 @@ impl ApiError {
             ApiError::InternalApiDisabled => "internal_api_disabled",
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::Storage(_) => "storage_error",
+            ApiError::OriginNotAllowed => "origin_not_allowed",
+            ApiError::Overloaded => "overloaded",
+            ApiError::Timeout => "timeout",
+            ApiError::Internal => "internal_error",
+            ApiError::BadGateway | ApiError::UpstreamUnavailable(_) => "upstream_unavailable",
         }
     }
 
@@ -109,11 +164,52 @@ impl ApiError {
         }
     }
 
+    /// The error a peer reported as `code` and `detail` (the internal API's
+    /// answers): the same variant for every client error; anything else
+    /// is a storage failure, whose text goes to the log only.
+    pub fn from_wire(code: &str, detail: &str) -> ApiError {
+        let text = || detail.to_owned();
+        match code {
+            "invalid_json" => ApiError::InvalidJson(text()),
+            "invalid_sender" => ApiError::InvalidSender(text()),
+            "invalid_message" => ApiError::InvalidMessage(text()),
+            "invalid_username" => ApiError::InvalidUsername(text()),
+            "invalid_room_id" => ApiError::InvalidRoomId,
+            "invalid_message_id" => ApiError::InvalidMessageId,
+            "invalid_emoji" => ApiError::InvalidEmoji(text()),
+            "invalid_payload" => ApiError::InvalidPayload(text()),
+            "room_not_found" => ApiError::RoomNotFound,
+            "message_not_found" => ApiError::MessageNotFound,
+            "not_sender" => ApiError::NotSender,
+            "message_deleted" => ApiError::MessageDeleted,
+            "too_many_reactions" => ApiError::TooManyReactions,
+            _ => ApiError::Storage(StoreError::Database(format!(
+                "the REST upstream refused: {detail} ({code})"
+            ))),
+        }
+    }
+
     /// The REST error body `{"detail", "code"}`.
     pub fn body(&self) -> ErrorBody {
         ErrorBody {
             detail: self.public_detail(),
             code: self.code(),
+        }
+    }
+
+    /// The body, written: what every error response carries, with
+    /// [`CONTENT_TYPE`].
+    pub fn to_json(&self) -> Vec<u8> {
+        // Two strings: serialising cannot fail.
+        serde_json::to_vec(&self.body()).unwrap_or_default()
+    }
+
+    /// Seconds a client should wait before retrying, for the errors that
+    /// pass (a rate limit says its own).
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            ApiError::Overloaded | ApiError::UpstreamUnavailable(_) => Some(1),
+            _ => None,
         }
     }
 }

@@ -24,11 +24,25 @@ fn string_field<'a>(
     field: &str,
     err: fn(String) -> ApiError,
 ) -> Result<Option<&'a str>, ApiError> {
-    match obj.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
-        Some(_) => Err(err(format!("{field} must be a string"))),
+    first_string_field(obj, &[field], err)
+}
+
+/// The first of `fields` that is present (`null` counts as absent), as a
+/// string; present with another type is an error. For fields with
+/// aliases: `message` or `content`, `username` or `sender`.
+pub(crate) fn first_string_field<'a>(
+    obj: &'a Map<String, Value>,
+    fields: &[&str],
+    err: fn(String) -> ApiError,
+) -> Result<Option<&'a str>, ApiError> {
+    for field in fields {
+        match obj.get(*field) {
+            None | Some(Value::Null) => continue,
+            Some(Value::String(s)) => return Ok(Some(s)),
+            Some(_) => return Err(err(format!("{field} must be a string"))),
+        }
     }
+    Ok(None)
 }
 
 /// A room to create.
@@ -68,10 +82,7 @@ impl MessageDraft {
         default_sender: Option<&str>,
     ) -> Result<Self, ApiError> {
         let sender = string_field(obj, "sender", ApiError::InvalidSender)?.or(default_sender);
-        let text = match string_field(obj, "message", ApiError::InvalidMessage)? {
-            Some(text) => Some(text),
-            None => string_field(obj, "content", ApiError::InvalidMessage)?,
-        };
+        let text = first_string_field(obj, &["message", "content"], ApiError::InvalidMessage)?;
         Self::from_fields(sender, text)
     }
 
@@ -123,13 +134,32 @@ pub fn event_object(payload: &Value) -> Result<&Map<String, Value>, ApiError> {
 
 /// `room_id`: a positive integer, as a JSON number or a decimal string.
 pub fn room_id_field(obj: &Map<String, Value>) -> Result<i64, ApiError> {
-    match obj.get("room_id") {
-        Some(Value::Number(n)) => n
-            .as_i64()
-            .filter(|id| *id > 0)
-            .ok_or(ApiError::InvalidRoomId),
-        Some(Value::String(s)) => parse_room_id(s),
-        _ => Err(ApiError::InvalidRoomId),
+    id_field(obj, "room_id", ApiError::InvalidRoomId)
+}
+
+/// `message_id`: a positive integer, as a JSON number or a decimal string.
+pub fn message_id_field(obj: &Map<String, Value>) -> Result<i64, ApiError> {
+    id_field(obj, "message_id", ApiError::InvalidMessageId)
+}
+
+fn id_field(obj: &Map<String, Value>, name: &str, invalid: ApiError) -> Result<i64, ApiError> {
+    let id = match obj.get(name) {
+        Some(Value::Number(n)) => n.as_i64(),
+        Some(Value::String(s)) => parse_room_id(s).ok(),
+        _ => None,
+    };
+    id.filter(|id| *id > 0).ok_or(invalid)
+}
+
+/// An optional flag: `default` when absent or null, else it must be a
+/// JSON boolean.
+pub fn flag_field(obj: &Map<String, Value>, name: &str, default: bool) -> Result<bool, ApiError> {
+    match obj.get(name) {
+        None | Some(Value::Null) => Ok(default),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(_) => Err(ApiError::InvalidPayload(format!(
+            "{name} must be true or false"
+        ))),
     }
 }
 
@@ -144,15 +174,7 @@ pub struct TypingRequest {
 impl TypingRequest {
     pub fn from_object(obj: &Map<String, Value>) -> Result<Self, ApiError> {
         let room_id = room_id_field(obj)?;
-        let typing = match obj.get("typing") {
-            None | Some(Value::Null) => true,
-            Some(Value::Bool(b)) => *b,
-            Some(_) => {
-                return Err(ApiError::InvalidPayload(
-                    "typing must be true or false".to_owned(),
-                ));
-            }
-        };
+        let typing = flag_field(obj, "typing", true)?;
         Ok(TypingRequest { room_id, typing })
     }
 }

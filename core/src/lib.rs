@@ -6,7 +6,12 @@
 //! through the small [`Database`] trait: the component implements it on Spin's
 //! SQLite API, native code on rusqlite (feature `rusqlite`).
 
+#[macro_use]
+mod sql;
+
 pub mod auth;
+mod change_log;
+mod conversation;
 mod db;
 mod error;
 mod input;
@@ -18,24 +23,40 @@ mod validate;
 mod wire;
 
 #[cfg(feature = "rusqlite")]
+mod database_file;
+#[cfg(feature = "rusqlite")]
 mod sqlite_file;
 #[cfg(feature = "rusqlite")]
 mod write_gate;
 
-pub use db::{Database, Row, StoreError, Value};
-pub use error::ApiError;
-pub use input::{
-    JoinRequest, MessageDraft, RoomDraft, TypingRequest, event_object, json_object, room_id_field,
+pub use change_log::{
+    changes_after, changes_after_json, latest_seq, room_changes, room_changes_json,
 };
-pub use request::{Query, check_path};
+pub use conversation::{
+    Action, ActionKind, Actor, Applied, Write, Written, apply, message, unread, write_batch,
+};
+pub use db::{Database, Row, StoreError, Value};
+pub use error::{ApiError, CONTENT_TYPE};
+pub use input::{
+    JoinRequest, MessageDraft, RoomDraft, TypingRequest, event_object, flag_field, json_object,
+    message_id_field, room_id_field,
+};
+pub use request::{Query, check_path, path_segment};
 pub use schema::{SCHEMA_VERSION, migrate};
 pub use store::{
     HistoryPages, MessagePage, PageDirection, RoomPages, create_room, find_room, insert_message,
-    insert_messages, latest_message_id, messages_after, messages_after_json, presence, room_users,
+    insert_messages, presence, room_users,
 };
-pub use validate::{Content, RoomName, Sender, parse_node_token, parse_room_id};
-pub use wire::{ErrorBody, Message, Room, RoomUsers, internal};
+pub use validate::{
+    Content, Emoji, RoomName, Sender, parse_message_id, parse_node_token, parse_room_id,
+};
+pub use wire::{
+    Change, ChangeEvent, ErrorBody, Message, Reaction, ReadPosition, Room, RoomUsers, Unread,
+    internal,
+};
 
+#[cfg(feature = "rusqlite")]
+pub use database_file::DatabaseFile;
 #[cfg(feature = "rusqlite")]
 pub use sqlite_file::{BUSY_TIMEOUT, FileIdentity, assert_wal, open_file, poll_when_busy};
 #[cfg(feature = "rusqlite")]

@@ -1,4 +1,4 @@
-//! The limits of the contract (SPEC §2), in one place.
+//! The limits of the contract (docs/protocol.md §2), in one place.
 
 /// Room names: characters after trimming.
 pub const ROOM_NAME_MAX_CHARS: usize = 100;
@@ -19,3 +19,10 @@ pub const PAGE_LIMIT_MAX: i64 = 1000;
 /// Rows read per query when a whole history is streamed; keeps every single
 /// query result far below Spin's 128 MiB cap (1000 × 16 KiB at most).
 pub const HISTORY_PAGE_ROWS: i64 = 1000;
+/// Distinct emoji on one message; a new one beyond it is `409`
+/// `too_many_reactions` (adding to an emoji already there always works).
+pub const REACTION_KINDS_MAX: i64 = 20;
+/// A reaction's short name (`:name:`): characters between the colons.
+pub const EMOJI_NAME_MAX_CHARS: usize = 32;
+/// A reaction that is one grapheme cluster: bytes (long ZWJ sequences fit).
+pub const EMOJI_MAX_BYTES: usize = 64;

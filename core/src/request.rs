@@ -52,6 +52,12 @@ fn decode(part: &str, what: &str) -> Result<String, ApiError> {
         .map_err(|_| ApiError::BadRequest(format!("the {what} is not valid UTF-8")))
 }
 
+/// One path segment, percent-decoded (`+` stays a plus): an emoji or a
+/// username in a path.
+pub fn path_segment(raw: &str) -> Result<String, ApiError> {
+    decode(raw, "path")
+}
+
 /// Refuses a path any of whose segments does not decode to UTF-8.
 pub fn check_path(path: &str) -> Result<(), ApiError> {
     path.split('/')

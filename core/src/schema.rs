@@ -7,47 +7,127 @@
 
 use crate::db::{Database, StoreError};
 
-/// Bumped whenever [`MIGRATION`] changes.
-pub const SCHEMA_VERSION: i64 = 2;
+/// The newest schema version: the last of [`MIGRATIONS`].
+pub const SCHEMA_VERSION: i64 = 3;
 
-/// The tables. Room names are unique by `name_key`, the Unicode-lowercased
-/// name; `AUTOINCREMENT` keeps message ids increasing and never reused, which
-/// the sidecar's tail cursor relies on.
+/// Each version's statements, applied in order to a database below it.
 ///
-/// Presence is not history (SPEC §4): version 2 gave each row the sidecar
-/// (`node_id`) that holds the connection, and each sidecar a lease in
-/// `presence_nodes`, by dropping the version 1 table rather than migrating
-/// its rows.
-const MIGRATION: &[&str] = &[
-    "CREATE TABLE IF NOT EXISTS chatrooms (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        name TEXT NOT NULL,
-        name_key TEXT NOT NULL UNIQUE,
-        created_at TEXT NOT NULL
-    )",
-    "CREATE TABLE IF NOT EXISTS messages (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        room_id INTEGER NOT NULL,
-        sender TEXT NOT NULL,
-        content TEXT NOT NULL,
-        timestamp TEXT NOT NULL
-    )",
-    "CREATE INDEX IF NOT EXISTS messages_by_room ON messages (room_id, id)",
-    "DROP TABLE IF EXISTS presence",
-    "CREATE TABLE presence (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        node_id TEXT NOT NULL,
-        sid TEXT NOT NULL,
-        room_id INTEGER NOT NULL,
-        username TEXT NOT NULL,
-        UNIQUE (sid, room_id)
-    )",
-    "CREATE INDEX presence_by_room ON presence (room_id, id)",
-    "CREATE INDEX presence_by_node ON presence (node_id)",
-    "CREATE TABLE IF NOT EXISTS presence_nodes (
-        node_id TEXT PRIMARY KEY,
-        expires_at INTEGER NOT NULL
-    )",
+/// 1. Rooms and messages. Room names are unique by `name_key`, the
+///    Unicode-lowercased name.
+/// 2. Presence is not history (docs/protocol.md): each row names the
+///    sidecar (`node_id`) holding the connection, and each sidecar holds a
+///    lease in `presence_nodes`; the version 1 table is dropped, not
+///    migrated.
+/// 3. Conversations: edits, tombstones, reactions, read positions, and the
+///    change log. Every change to a room (a message created, edited or
+///    deleted, a reaction added or removed) is a row of `changes`, written
+///    by a trigger in the same statement as the change itself, so no writer
+///    can forget it. `seq` is one sequence for the whole database and a
+///    message's id is the `seq` of its creation, so `since` (a message id,
+///    as clients written before the log already send) is a position in the
+///    log. Writers serialise, so rows commit in `seq` order and a cursor
+///    never skips one. Existing messages get their `new_message` rows.
+const MIGRATIONS: &[(i64, &[&str])] = &[
+    (
+        1,
+        &[
+            "CREATE TABLE IF NOT EXISTS chatrooms (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                name TEXT NOT NULL,
+                name_key TEXT NOT NULL UNIQUE,
+                created_at TEXT NOT NULL
+            )",
+            "CREATE TABLE IF NOT EXISTS messages (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                room_id INTEGER NOT NULL,
+                sender TEXT NOT NULL,
+                content TEXT NOT NULL,
+                timestamp TEXT NOT NULL
+            )",
+            "CREATE INDEX IF NOT EXISTS messages_by_room ON messages (room_id, id)",
+        ],
+    ),
+    (
+        2,
+        &[
+            "DROP TABLE IF EXISTS presence",
+            "CREATE TABLE presence (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                node_id TEXT NOT NULL,
+                sid TEXT NOT NULL,
+                room_id INTEGER NOT NULL,
+                username TEXT NOT NULL,
+                UNIQUE (sid, room_id)
+            )",
+            "CREATE INDEX presence_by_room ON presence (room_id, id)",
+            "CREATE INDEX presence_by_node ON presence (node_id)",
+            "CREATE TABLE IF NOT EXISTS presence_nodes (
+                node_id TEXT PRIMARY KEY,
+                expires_at INTEGER NOT NULL
+            )",
+        ],
+    ),
+    (
+        3,
+        &[
+            "ALTER TABLE messages ADD COLUMN version INTEGER NOT NULL DEFAULT 1",
+            "ALTER TABLE messages ADD COLUMN edited_at TEXT",
+            "ALTER TABLE messages ADD COLUMN deleted_at TEXT",
+            "CREATE TABLE changes (
+                seq INTEGER PRIMARY KEY,
+                room_id INTEGER NOT NULL,
+                message_id INTEGER NOT NULL,
+                event TEXT NOT NULL,
+                at TEXT NOT NULL,
+                emoji TEXT,
+                username TEXT
+            )",
+            "CREATE INDEX changes_by_room ON changes (room_id, seq)",
+            "INSERT INTO changes (seq, room_id, message_id, event, at)
+                SELECT id, room_id, id, 'new_message', timestamp FROM messages",
+            "CREATE TABLE reactions (
+                message_id INTEGER NOT NULL,
+                emoji TEXT NOT NULL,
+                username TEXT NOT NULL,
+                PRIMARY KEY (message_id, emoji, username)
+            )",
+            "CREATE TABLE read_positions (
+                room_id INTEGER NOT NULL,
+                username TEXT NOT NULL,
+                message_id INTEGER NOT NULL,
+                PRIMARY KEY (username, room_id)
+            )",
+            // A message's id is given by its insert (the next seq); this
+            // logs its creation under the same number.
+            "CREATE TRIGGER message_created AFTER INSERT ON messages BEGIN
+                INSERT INTO changes (seq, room_id, message_id, event, at)
+                VALUES (NEW.id, NEW.room_id, NEW.id, 'new_message', NEW.timestamp);
+            END",
+            // An edit bumps `version`; a delete sets `deleted_at` and takes
+            // the message's reactions with it (unlogged: the tombstone says
+            // they are gone).
+            "CREATE TRIGGER message_changed AFTER UPDATE OF version, deleted_at ON messages BEGIN
+                INSERT INTO changes (seq, room_id, message_id, event, at)
+                VALUES (
+                    (SELECT COALESCE(MAX(seq), 0) + 1 FROM changes), NEW.room_id, NEW.id,
+                    CASE WHEN NEW.deleted_at IS NULL THEN 'message_edited' ELSE 'message_deleted' END,
+                    strftime('%Y-%m-%dT%H:%M:%fZ', 'now'));
+                DELETE FROM reactions WHERE message_id = NEW.id AND NEW.deleted_at IS NOT NULL;
+            END",
+            "CREATE TRIGGER reaction_added AFTER INSERT ON reactions BEGIN
+                INSERT INTO changes (seq, room_id, message_id, event, at, emoji, username)
+                SELECT (SELECT COALESCE(MAX(seq), 0) + 1 FROM changes), room_id, id,
+                    'reaction_added', strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), NEW.emoji, NEW.username
+                FROM messages WHERE id = NEW.message_id;
+            END",
+            "CREATE TRIGGER reaction_removed AFTER DELETE ON reactions BEGIN
+                INSERT INTO changes (seq, room_id, message_id, event, at, emoji, username)
+                SELECT (SELECT COALESCE(MAX(seq), 0) + 1 FROM changes), room_id, id,
+                    'reaction_removed', strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), OLD.emoji, OLD.username
+                FROM messages WHERE id = OLD.message_id AND deleted_at IS NULL;
+            END",
+        ],
+    ),
 ];
 
 fn schema_version(db: &impl Database) -> Result<i64, StoreError> {
@@ -73,8 +153,10 @@ pub fn migrate(db: &impl Database) -> Result<(), StoreError> {
         if version >= SCHEMA_VERSION {
             return Ok(());
         }
-        MIGRATION
+        MIGRATIONS
             .iter()
+            .filter(|(step, _)| *step > version)
+            .flat_map(|(_, statements)| statements.iter())
             .try_for_each(|sql| db.query(sql, &[]).map(drop))
             .and_then(|()| {
                 // PRAGMA takes no bound parameters; the value is our constant.

@@ -13,13 +13,6 @@ use crate::wire::{Message, Room, RoomUsers};
 // bound `LIMIT ?`, which makes every new binding re-prepare the statement
 // (parse and plan again on each use); an expression it does not read.
 
-/// RFC 3339, UTC, milliseconds: `2026-11-24T14:20:42.123Z`.
-macro_rules! now_utc_millis {
-    () => {
-        "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
-    };
-}
-
 const INSERT_ROOM: &str = concat!(
     "INSERT INTO chatrooms (name, name_key, created_at) VALUES (?1, ?2, ",
     now_utc_millis!(),
@@ -33,8 +26,11 @@ macro_rules! rooms_after {
 }
 const SELECT_ROOMS_AFTER: &str = rooms_after!();
 /// Inserts only if the room exists, in one statement: no row back means 404.
+/// The id is the change log's next `seq` (the schema's `message_created`
+/// trigger logs the creation under it).
 const INSERT_MESSAGE: &str = concat!(
-    "INSERT INTO messages (room_id, sender, content, timestamp) SELECT ?1, ?2, ?3, ",
+    "INSERT INTO messages (id, room_id, sender, content, timestamp) ",
+    "SELECT (SELECT COALESCE(MAX(seq), 0) + 1 FROM changes), ?1, ?2, ?3, ",
     now_utc_millis!(),
     " WHERE EXISTS (SELECT 1 FROM chatrooms WHERE id = ?1)",
     " RETURNING id, room_id, sender, content, timestamp"
@@ -42,62 +38,45 @@ const INSERT_MESSAGE: &str = concat!(
 macro_rules! messages_in_range {
     ($order:literal) => {
         concat!(
-            "SELECT id, room_id, sender, content, timestamp FROM messages ",
-            "WHERE room_id = ?1 AND id > ?2 AND id < ?3 ORDER BY id ",
+            "SELECT ",
+            message_columns!(),
+            " FROM messages WHERE room_id = ?1 AND id > ?2 AND id < ?3 ORDER BY id ",
             $order,
             " LIMIT ?4 + 0"
         )
     };
 }
-const SELECT_MESSAGES_FORWARD: &str = messages_in_range!("ASC");
-const SELECT_MESSAGES_BACKWARD: &str = messages_in_range!("DESC");
 
-// The same pages as one JSON array each, built by SQLite: the wire shapes
-// of `Room` and `Message` (same keys, same order), with the row count and
-// the last id for paging. The REST component answers with these as they
-// are, so no row crosses into the component one value at a time. A
-// subquery's ORDER BY with LIMIT is kept by the aggregate over it (SQLite
-// does not flatten such a subquery into an aggregate).
+// Pages as one JSON array each, built by SQLite: the wire shapes of `Room`
+// and `Message` (same keys, same order), with the row count and the last
+// id for paging. The REST component answers with these as they are, so no
+// row crosses into the component one value at a time; typed pages are
+// these, parsed. A subquery's ORDER BY with LIMIT is kept by the aggregate
+// over it (SQLite does not flatten such a subquery into an aggregate).
 macro_rules! json_page {
     ($object:expr, $rows:expr) => {
         concat!(
-            "SELECT json_group_array(json_object(",
+            "SELECT json_group_array(",
             $object,
-            ")), count(*), max(id) FROM (",
+            "), count(*), max(m.id) FROM (",
             $rows,
-            ")"
+            ") AS m"
         )
     };
 }
 const SELECT_ROOMS_AFTER_JSON: &str = json_page!(
-    "'id', id, 'name', name, 'created_at', created_at",
+    "json_object('id', m.id, 'name', m.name, 'created_at', m.created_at)",
     rooms_after!()
 );
-macro_rules! message_object {
-    () => {
-        "'id', id, 'room_id', room_id, 'sender', sender, 'content', content, 'timestamp', timestamp"
-    };
-}
-const SELECT_MESSAGES_FORWARD_JSON: &str = json_page!(message_object!(), messages_in_range!("ASC"));
+const SELECT_MESSAGES_FORWARD_JSON: &str = json_page!(message_json!(), messages_in_range!("ASC"));
 const SELECT_MESSAGES_BACKWARD_JSON: &str = json_page!(
-    message_object!(),
+    message_json!(),
     concat!(
         "SELECT * FROM (",
         messages_in_range!("DESC"),
         ") ORDER BY id"
     )
 );
-/// Every room's new messages in id order: the sidecar's broadcast tail
-/// (file mode), and the feed the component serves it (edge mode).
-macro_rules! all_messages_after {
-    () => {
-        "SELECT id, room_id, sender, content, timestamp \
-         FROM messages WHERE id > ?1 ORDER BY id LIMIT ?2 + 0"
-    };
-}
-const SELECT_ALL_MESSAGES_AFTER: &str = all_messages_after!();
-const SELECT_ALL_MESSAGES_AFTER_JSON: &str = json_page!(message_object!(), all_messages_after!());
-const SELECT_LATEST_MESSAGE_ID: &str = "SELECT COALESCE(MAX(id), 0) FROM messages";
 /// Now as Unix milliseconds, the unit of presence leases (`julianday`
 /// rather than `unixepoch('subsec')`, which older SQLite and libSQL lack).
 macro_rules! now_unix_millis {
@@ -153,6 +132,7 @@ fn message_from(row: &Row) -> Result<Message, StoreError> {
         sender: row.text(2)?,
         content: row.text(3)?,
         timestamp: row.text(4)?,
+        ..Message::default()
     })
 }
 
@@ -197,11 +177,21 @@ pub fn insert_messages(
     db: &impl Database,
     drafts: &[(i64, MessageDraft)],
 ) -> Result<Vec<Result<Message, ApiError>>, StoreError> {
+    in_one_transaction(db, drafts, |db, (room_id, draft)| {
+        insert_message(db, *room_id, draft)
+    })
+}
+
+/// Runs `each` on every item in one transaction, in order; each gets its
+/// own answer, and a client error fails only its item. `Err` if the
+/// transaction failed (a storage error in any item rolls it all back).
+pub(crate) fn in_one_transaction<D: Database, I, T>(
+    db: &D,
+    items: &[I],
+    each: impl Fn(&D, &I) -> Result<T, ApiError>,
+) -> Result<Vec<Result<T, ApiError>>, StoreError> {
     db.query("BEGIN IMMEDIATE", &[])?;
-    let results: Vec<_> = drafts
-        .iter()
-        .map(|(room_id, draft)| insert_message(db, *room_id, draft))
-        .collect();
+    let results: Vec<_> = items.iter().map(|item| each(db, item)).collect();
     let failed = results.iter().find_map(|r| match r {
         Err(ApiError::Storage(e)) => Some(e.clone()),
         _ => None,
@@ -232,40 +222,6 @@ pub fn room_users(db: &impl Database, room_id: i64) -> Result<RoomUsers, ApiErro
         user_count: users.len(),
         users,
     })
-}
-
-/// Up to `limit` messages of any room with an id above `after`, in id order.
-pub fn messages_after(
-    db: &impl Database,
-    after: i64,
-    limit: i64,
-) -> Result<Vec<Message>, StoreError> {
-    db.query(SELECT_ALL_MESSAGES_AFTER, &[after.into(), limit.into()])?
-        .iter()
-        .map(message_from)
-        .collect()
-}
-
-/// Like [`messages_after`], as the JSON array of the messages.
-pub fn messages_after_json(
-    db: &impl Database,
-    after: i64,
-    limit: i64,
-) -> Result<String, StoreError> {
-    JsonPage::read(
-        db,
-        SELECT_ALL_MESSAGES_AFTER_JSON,
-        &[after.into(), limit.into()],
-    )
-    .map(|page| page.json)
-}
-
-/// The highest message id stored (0 when there is none).
-pub fn latest_message_id(db: &impl Database) -> Result<i64, StoreError> {
-    db.query(SELECT_LATEST_MESSAGE_ID, &[])?
-        .first()
-        .ok_or(StoreError::Shape("MAX(id) returned no row"))?
-        .int(0)
 }
 
 /// Presence: who is connected to which room, as the sidecars record it and
@@ -514,20 +470,12 @@ impl HistoryPages {
 
     /// The next messages in id order, or `None` once the range is exhausted.
     pub fn next_page(&mut self, db: &impl Database) -> Result<Option<Vec<Message>>, StoreError> {
-        if self.done {
-            return Ok(None);
-        }
-        let (sql, params, want) = self.query(SELECT_MESSAGES_FORWARD, SELECT_MESSAGES_BACKWARD);
-        let mut messages = db
-            .query(sql, &params)?
-            .iter()
-            .map(message_from)
-            .collect::<Result<Vec<_>, _>>()?;
-        if self.page.direction == PageDirection::Newest {
-            messages.reverse();
-        }
-        let last = messages.last().map(|m| m.id);
-        Ok(self.advance(messages.len(), want, last).then_some(messages))
+        self.next_json_page(db)?
+            .map(|json| {
+                serde_json::from_str(&json)
+                    .map_err(|_| StoreError::Shape("a message page is not the wire shape"))
+            })
+            .transpose()
     }
 
     /// Like [`Self::next_page`], as the JSON array of the messages.
@@ -713,23 +661,6 @@ mod tests {
     }
 
     #[test]
-    fn the_tail_reads_every_room_in_id_order() {
-        let conn = db();
-        create_room(&conn, &RoomName::parse("a").unwrap()).unwrap();
-        create_room(&conn, &RoomName::parse("b").unwrap()).unwrap();
-        assert_eq!(latest_message_id(&conn).unwrap(), 0);
-        post(&conn, 1, 2);
-        post(&conn, 2, 2);
-        let got: Vec<_> = messages_after(&conn, 1, 2)
-            .unwrap()
-            .iter()
-            .map(|m| (m.id, m.room_id))
-            .collect();
-        assert_eq!(got, [(2, 1), (3, 2)]);
-        assert_eq!(latest_message_id(&conn).unwrap(), 4);
-    }
-
-    #[test]
     fn presence_rows_follow_joins_leaves_and_disconnects() {
         let conn = db();
         create_room(&conn, &RoomName::parse("a").unwrap()).unwrap();
@@ -797,20 +728,7 @@ mod tests {
     }
 
     #[test]
-    fn the_feed_is_every_room_in_id_order_as_json() {
-        let conn = db();
-        create_room(&conn, &RoomName::parse("a").unwrap()).unwrap();
-        create_room(&conn, &RoomName::parse("b").unwrap()).unwrap();
-        post(&conn, 1, 2);
-        post(&conn, 2, 2);
-        let page: Vec<Message> =
-            serde_json::from_str(&messages_after_json(&conn, 1, 2).unwrap()).unwrap();
-        assert_eq!(page, messages_after(&conn, 1, 2).unwrap());
-        assert_eq!(messages_after_json(&conn, 4, 10).unwrap(), "[]");
-    }
-
-    #[test]
-    fn a_version_1_database_is_brought_to_version_2() {
+    fn a_version_1_database_is_brought_to_the_latest() {
         let conn = rusqlite::Connection::open_in_memory().unwrap();
         conn.execute_batch(
             "CREATE TABLE chatrooms (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL,
@@ -829,7 +747,15 @@ mod tests {
         .unwrap();
         crate::migrate(&conn).unwrap();
         crate::migrate(&conn).unwrap();
-        assert_eq!(messages_after(&conn, 0, 10).unwrap()[0].content, "kept");
+        assert_eq!(ids(&conn, 1, MessagePage::since(0)), [1]);
+        let created = crate::changes_after(&conn, 0, 10).unwrap();
+        assert_eq!(
+            (created.len(), created[0].seq),
+            (1, 1),
+            "the old message is in the log"
+        );
+        let d = MessageDraft::from_fields(Some("a"), Some("new")).unwrap();
+        assert_eq!(insert_message(&conn, 1, &d).unwrap().id, 2);
         assert_eq!(room_users(&conn, 1).unwrap().user_count, 0);
         presence::renew(&conn, "n", 1000).unwrap();
         presence::join(&conn, "n", "s", 1, "alice").unwrap();
@@ -881,15 +807,11 @@ mod tests {
             ids(&conn, 1, MessagePage::since(0));
             ids(&conn, 1, MessagePage::parse(None, None, Some("2")).unwrap());
             RoomPages::default().next_json_page(&conn).unwrap();
-            messages_after(&conn, 0, 10).unwrap();
         }
         for sql in [
-            SELECT_MESSAGES_FORWARD,
-            SELECT_MESSAGES_BACKWARD,
             SELECT_MESSAGES_FORWARD_JSON,
             SELECT_MESSAGES_BACKWARD_JSON,
             SELECT_ROOMS_AFTER_JSON,
-            SELECT_ALL_MESSAGES_AFTER,
         ] {
             let stmt = conn.prepare_cached(sql).unwrap();
             let again = stmt.get_status(rusqlite::StatementStatus::RePrepare);

@@ -1,8 +1,10 @@
-//! Validation rules for everything a client sends (SPEC §2 limits). A value of
+//! Validation rules for everything a client sends (docs/protocol.md §2 limits). A value of
 //! one of these types has passed its rule, so storage never sees raw input.
 
 use crate::error::ApiError;
-use crate::limits::{CONTENT_MAX_CHARS, ROOM_NAME_MAX_CHARS, SENDER_MAX_CHARS};
+use crate::limits::{
+    CONTENT_MAX_CHARS, EMOJI_MAX_BYTES, EMOJI_NAME_MAX_CHARS, ROOM_NAME_MAX_CHARS, SENDER_MAX_CHARS,
+};
 
 /// Control characters are refused everywhere, except newline and tab.
 fn has_forbidden_control(s: &str) -> bool {
@@ -89,6 +91,48 @@ impl Content {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// A reaction: one grapheme cluster that is not plain ASCII (an emoji,
+/// ZWJ sequences and keycaps included), or a short name like `:party:`
+/// (lowercase ASCII letters, digits, `_`, `+`, `-`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Emoji(String);
+
+impl Emoji {
+    pub fn parse(raw: &str) -> Result<Self, ApiError> {
+        use unicode_segmentation::UnicodeSegmentation;
+        let valid = match raw.strip_prefix(':').and_then(|r| r.strip_suffix(':')) {
+            Some(name) => {
+                (1..=EMOJI_NAME_MAX_CHARS).contains(&name.len())
+                    && name.bytes().all(|b| {
+                        b.is_ascii_lowercase() || b.is_ascii_digit() || b"_+-".contains(&b)
+                    })
+            }
+            None => {
+                raw.len() <= EMOJI_MAX_BYTES
+                    && !raw.is_ascii()
+                    && raw.graphemes(true).count() == 1
+                    && !raw.chars().any(|c| c.is_control() || c.is_whitespace())
+            }
+        };
+        if !valid {
+            return Err(ApiError::InvalidEmoji(format!(
+                "emoji must be one emoji or a :short_name: of 1 to {EMOJI_NAME_MAX_CHARS} lowercase letters, digits, _, + or -"
+            )));
+        }
+        Ok(Emoji(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A message id from a path segment, query or payload string: a positive
+/// decimal integer.
+pub fn parse_message_id(raw: &str) -> Result<i64, ApiError> {
+    parse_room_id(raw).map_err(|_| ApiError::InvalidMessageId)
 }
 
 /// A room id from a path segment or query: a positive decimal integer.

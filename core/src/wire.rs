@@ -10,14 +10,109 @@ pub struct Room {
     pub created_at: String,
 }
 
-/// A stored message: `{"id", "room_id", "sender", "content", "timestamp"}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A stored message: `{"id", "room_id", "sender", "content", "timestamp"}`,
+/// and only once they apply: `edited_at` and `version` (2 and up) after an
+/// edit, `deleted: true` and `deleted_at` for a tombstone (its `content`
+/// is then empty), `reactions` while it has any. A message nobody touched
+/// is exactly the five keys clients have always read.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Message {
     pub id: i64,
     pub room_id: i64,
     pub sender: String,
     pub content: String,
     pub timestamp: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edited_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<i64>,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub deleted: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reactions: Vec<Reaction>,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// One emoji's reactions to a message: how many, and who (by name).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reaction {
+    pub emoji: String,
+    pub count: i64,
+    pub users: Vec<String>,
+}
+
+/// The events of the change log, by their Socket.IO names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeEvent {
+    NewMessage,
+    MessageEdited,
+    MessageDeleted,
+    ReactionAdded,
+    ReactionRemoved,
+}
+
+impl ChangeEvent {
+    /// Every event, for documentation checks.
+    pub const ALL: [ChangeEvent; 5] = [
+        ChangeEvent::NewMessage,
+        ChangeEvent::MessageEdited,
+        ChangeEvent::MessageDeleted,
+        ChangeEvent::ReactionAdded,
+        ChangeEvent::ReactionRemoved,
+    ];
+
+    /// The Socket.IO event name (as stored in `changes.event`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeEvent::NewMessage => "new_message",
+            ChangeEvent::MessageEdited => "message_edited",
+            ChangeEvent::MessageDeleted => "message_deleted",
+            ChangeEvent::ReactionAdded => "reaction_added",
+            ChangeEvent::ReactionRemoved => "reaction_removed",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|e| e.as_str() == name)
+    }
+}
+
+/// One row of a room's change log, as the tail, the feed and a `since`
+/// replay carry it: `data` is the event's payload, already JSON (for
+/// `new_message` the message itself; for the others `{"seq", "room_id",
+/// "message_id", "message"}` with the message as it is now, plus `emoji`
+/// and `username` for reactions). `at` is when the change was committed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Change {
+    pub seq: i64,
+    pub room_id: i64,
+    pub event: ChangeEvent,
+    pub data: Box<serde_json::value::RawValue>,
+    pub at: String,
+}
+
+/// A user's read position in a room, and what is left to read there: the
+/// messages after it that are neither theirs nor deleted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadPosition {
+    pub room_id: i64,
+    pub username: String,
+    pub last_read_id: i64,
+    pub unread: i64,
+}
+
+/// `GET /users/{name}/unread`: every room the user has a read position in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unread {
+    pub username: String,
+    pub total: i64,
+    pub rooms: Vec<ReadPosition>,
 }
 
 /// Who is in a room: distinct usernames in order of joining.
@@ -35,7 +130,7 @@ pub struct ErrorBody {
     pub code: &'static str,
 }
 
-/// The internal API of edge mode (SPEC §6): what the component and the
+/// The internal API of edge mode (docs/protocol.md §6): what the component and the
 /// edge-mode sidecars say to each other, behind the deployment's token.
 pub mod internal {
     use super::Message;
@@ -46,7 +141,7 @@ pub mod internal {
     /// Where new messages are announced on Redis unless configured.
     pub const DEFAULT_CHANNEL: &str = "chatroom:messages";
 
-    /// `GET /internal/feed/head`: the newest message id (0 for none).
+    /// `GET /internal/feed/head`: the newest change's `seq` (0 for none).
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
     pub struct FeedHead {
         pub last_id: i64,
@@ -93,6 +188,9 @@ pub mod internal {
         pub ok: bool,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub message: Option<Message>,
+        /// A read position (`mark_read`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub read: Option<super::ReadPosition>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub code: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -3,18 +3,18 @@
 //! lock and sleeping in its busy handler (whose back-off grows to 100 ms
 //! steps, which is what made busy write loads slow at the tail).
 //!
-//! In the default run the Spin host's connections and the sidecar's share
-//! one gate per file, so a REST write and a socket write never meet in
-//! SQLite's lock. Writers in other processes (`spin up` beside a sidecar)
+//! A gate belongs to a [`crate::DatabaseFile`]: in the default run the
+//! Spin host's connections and the sidecar's share one (handed to both),
+//! so a REST write and a socket write never meet in SQLite's lock. Writers in other processes (`spin up` beside a sidecar)
 //! still meet there, and SQLite's own locking keeps them correct; the gate
 //! is only about waiting well. A writer that cannot get the gate within its
 //! wait goes on without it, so a stuck holder degrades to SQLite's busy
 //! handling (and its timeout error), never to a deadlock.
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Condvar, LazyLock, Mutex, MutexGuard, PoisonError, Weak};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
 
 /// The gate of one database file.
 #[derive(Debug, Default)]
@@ -48,32 +48,12 @@ pub struct WritePermit {
     gate: Arc<WriteGate>,
 }
 
-static GATES: LazyLock<Mutex<HashMap<PathBuf, Weak<WriteGate>>>> = LazyLock::new(Default::default);
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // The state is a few integers, consistent after every statement.
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
 impl WriteGate {
-    /// The gate every user of `path` in this process shares.
-    pub fn for_file(path: &Path) -> Arc<WriteGate> {
-        let key = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
-        let mut gates = lock(&GATES);
-        gates.retain(|_, gate| gate.strong_count() > 0);
-        if let Some(gate) = gates.get(&key).and_then(Weak::upgrade) {
-            return gate;
-        }
-        let gate = Arc::new(WriteGate::default());
-        gates.insert(key, Arc::downgrade(&gate));
-        gate
-    }
-
     /// Waits (blocking the thread) for this caller's turn, at most `wait`.
     /// `None` when the turn did not come in time.
     pub fn acquire(self: &Arc<Self>, wait: Duration) -> Option<WritePermit> {
         let deadline = Instant::now() + wait;
-        let mut turns = lock(&self.state);
+        let mut turns = self.state.lock();
         let ticket = turns.next;
         turns.next += 1;
         while turns.serving != ticket {
@@ -82,11 +62,7 @@ impl WriteGate {
                 turns.abandoned.push(ticket);
                 return None;
             }
-            turns = self
-                .turn
-                .wait_timeout(turns, left)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
+            self.turn.wait_for(&mut turns, left);
         }
         Some(WritePermit { gate: self.clone() })
     }
@@ -94,7 +70,7 @@ impl WriteGate {
 
 impl Drop for WritePermit {
     fn drop(&mut self) {
-        lock(&self.gate.state).advance();
+        self.gate.state.lock().advance();
         self.gate.turn.notify_all();
     }
 }
@@ -105,7 +81,7 @@ mod tests {
 
     #[test]
     fn writers_of_one_file_take_turns_in_arrival_order() {
-        let gate = WriteGate::for_file(Path::new("turns.db"));
+        let gate = Arc::new(WriteGate::default());
         let first = gate.acquire(Duration::from_secs(1)).unwrap();
         let order = Arc::new(Mutex::new(Vec::new()));
         let mut waiters = Vec::new();
@@ -113,25 +89,25 @@ mod tests {
             let (gate, order) = (gate.clone(), order.clone());
             waiters.push(std::thread::spawn(move || {
                 let _permit = gate.acquire(Duration::from_secs(5)).unwrap();
-                lock(&order).push(i);
+                order.lock().push(i);
             }));
             // Each waiter takes its ticket before the next one starts.
             std::thread::sleep(Duration::from_millis(30));
         }
         assert!(
-            lock(&order).is_empty(),
+            order.lock().is_empty(),
             "nobody writes while the first holds the gate"
         );
         drop(first);
         for w in waiters {
             w.join().unwrap();
         }
-        assert_eq!(*lock(&order), [0, 1, 2, 3]);
+        assert_eq!(*order.lock(), [0, 1, 2, 3]);
     }
 
     #[test]
     fn a_waiter_gives_up_after_its_wait_and_does_not_block_the_next() {
-        let gate = WriteGate::for_file(Path::new("give-up.db"));
+        let gate = Arc::new(WriteGate::default());
         let held = gate.acquire(Duration::ZERO).unwrap();
         assert!(gate.acquire(Duration::from_millis(20)).is_none());
         drop(held);
@@ -139,14 +115,5 @@ mod tests {
             gate.acquire(Duration::ZERO).is_some(),
             "the abandoned turn is skipped"
         );
-    }
-
-    #[test]
-    fn different_files_have_different_gates() {
-        let a = WriteGate::for_file(Path::new("a.db"));
-        let b = WriteGate::for_file(Path::new("b.db"));
-        let _held = a.acquire(Duration::ZERO).unwrap();
-        assert!(b.acquire(Duration::ZERO).is_some());
-        assert!(Arc::ptr_eq(&a, &WriteGate::for_file(Path::new("a.db"))));
     }
 }

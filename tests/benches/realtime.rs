@@ -234,6 +234,18 @@ async fn main() {
     }
     report("socket send -> each of 100 sockets", &mut samples);
     fan_out(&url, room, &clients, 200).await;
+    // The same room with edits, reactions and typing mixed in.
+    let sender = SocketClient::connect(&url).await;
+    let f = bench::fan_out_mixed(&sender, room, &clients, 200).await;
+    println!(
+        "fan-out, {:>4} clients x {:>3} rounds, mixed stream  {:>9.0} deliveries/s ({} in {:.3} s, {} out of seq order; a round: message, edit, reaction, typing)",
+        clients.len(),
+        200,
+        f.per_sec(),
+        f.deliveries,
+        f.secs,
+        f.out_of_order
+    );
     drop(clients);
 
     // 1000 clients: fan-out, then idle.

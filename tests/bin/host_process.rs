@@ -7,7 +7,8 @@
 
 use std::sync::Arc;
 
-use chatroom_host::{HostOptions, SpinHost, serve};
+use chatroom_front::serve::Front;
+use chatroom_host::{HostOptions, SpinHost, router};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -32,12 +33,13 @@ async fn main() -> anyhow::Result<()> {
     )?;
     let listener = tokio::net::TcpListener::bind(addr).await?;
     println!("listening on http://{}", listener.local_addr()?);
-    serve(
-        Arc::new(host),
-        listener,
-        std::future::pending(),
-        std::time::Duration::ZERO,
-    )
-    .await?;
+    let front = Front {
+        grace: std::time::Duration::ZERO,
+        ..Front::default()
+    };
+    let stop = tokio_util::sync::CancellationToken::new();
+    front
+        .serve(listener, router(Arc::new(host)), stop, async {})
+        .await?;
     Ok(())
 }

@@ -349,6 +349,73 @@ try {
     }
   });
 
+  await check("alice edits her message in the box; bob sees the new text marked (edited)", async () => {
+    assert((await b.locator("#messages .msg", { hasText: "hello from alice" }).locator("button.edit").count()) === 0,
+      "bob is offered to edit alice's message");
+    await a.locator("#messages .msg.mine", { hasText: "hello from alice" }).locator("button.edit").click();
+    assert((await a.inputValue("#composer-input")) === "hello from alice", "the box holds the text to edit");
+    await a.fill("#composer-input", "hello from alice, edited");
+    await a.press("#composer-input", "Enter");
+    for (const page of [a, b]) {
+      const msg = page.locator("#messages .msg", { hasText: "hello from alice, edited" });
+      await msg.locator(".edited").waitFor({ timeout: TIMEOUT });
+      assert((await msg.count()) === 1, "the edit replaced the message in place");
+    }
+  });
+
+  await check("bob reacts with 👍; alice sees 👍 1 from bob; bob takes it back", async () => {
+    const onB = b.locator("#messages .msg", { hasText: "hello from alice, edited" });
+    await onB.hover();
+    await onB.locator('button.reaction[data-emoji="👍"]').click();
+    const onA = a.locator("#messages .msg", { hasText: "hello from alice, edited" });
+    const reaction = onA.locator('button.reaction[data-emoji="👍"]', { hasText: "👍 1" });
+    await reaction.waitFor({ timeout: TIMEOUT });
+    assert((await reaction.getAttribute("title")) === "bob", "who reacted is shown");
+    await onB.locator('button.reaction[data-emoji="👍"][aria-pressed="true"]').click();
+    await onA.locator('button.reaction.offer[data-emoji="👍"]').waitFor({ timeout: TIMEOUT });
+  });
+
+  await check("alice deletes it; both pages keep its place, shown as deleted", async () => {
+    const before = await shownIds(b);
+    await a.locator("#messages .msg.mine", { hasText: "hello from alice, edited" }).locator("button.delete").click();
+    for (const page of [a, b]) {
+      await page.locator("#messages .msg.deleted", { hasText: "This message was deleted." }).waitFor({ timeout: TIMEOUT });
+      assert((await messageWithText(page, "hello from alice, edited").count()) === 0, "the text is gone");
+    }
+    assert(JSON.stringify(await shownIds(b)) === JSON.stringify(before), "the order is kept");
+  });
+
+  await check("unread: a message in a room bob is not in shows a badge; opening it clears it", async () => {
+    const other = await rest(url, "/chatrooms", { name: "Elsewhere" });
+    await rest(url, `/chatrooms/${other.id}/messages`, { sender: "curl", message: "first elsewhere" });
+    await b.click("#refresh-rooms");
+    await b.click(`#room-list button[data-room-id="${other.id}"]`);
+    await messageWithText(b, "first elsewhere").waitFor({ timeout: TIMEOUT });
+    // Opening a room marks it read (bob has a position there now).
+    const deadline = Date.now() + TIMEOUT;
+    for (;;) {
+      const unread = await (await fetch(`${url}/users/bob/unread`)).json();
+      if ((unread.rooms || []).some((r) => r.room_id === other.id)) break;
+      assert(Date.now() < deadline, `bob has no read position in the room: ${JSON.stringify(unread)}`);
+      await new Promise((ok) => setTimeout(ok, 100));
+    }
+    await b.click(`#room-list button[data-room-id="${room.id}"]`);
+    await b.waitForSelector('#status[data-state="connected"]', { timeout: TIMEOUT });
+    await rest(url, `/chatrooms/${other.id}/messages`, { sender: "curl", message: "while bob is away" });
+    const badge = b.locator(`#room-list button[data-room-id="${other.id}"] .badge`, { hasText: "1" });
+    try {
+      await badge.waitFor({ timeout: TIMEOUT });
+    } catch (err) {
+      const unread = await (await fetch(`${url}/users/bob/unread`)).json();
+      throw new Error(`${err.message}; list: ${await b.innerHTML("#room-list")}; unread: ${JSON.stringify(unread)}`);
+    }
+    await b.click(`#room-list button[data-room-id="${other.id}"]`);
+    await messageWithText(b, "while bob is away").waitFor({ timeout: TIMEOUT });
+    await b.waitForFunction((id) => !document.querySelector(`#room-list button[data-room-id="${id}"] .badge`),
+      other.id, { timeout: TIMEOUT });
+    await b.click(`#room-list button[data-room-id="${room.id}"]`);
+  });
+
   await check("keyboard: every field has a label, focus is visible, Tab reaches the message box", async () => {
     const unlabelled = await a.$$eval("input, textarea",
       (els) => els.filter((el) => el.labels.length === 0).map((el) => el.id));
@@ -363,6 +430,15 @@ try {
       reached = await a.evaluate(() => document.activeElement && document.activeElement.id === "composer-input");
     }
     assert(reached, "Tab never reached the message box");
+    // A message's buttons: arrows in the log pick a message, Tab enters it.
+    await a.focus("#log");
+    await a.keyboard.press("ArrowUp");
+    const picked = await a.evaluate(() => document.activeElement.classList.contains("msg"));
+    assert(picked, "ArrowUp in the log focuses the newest message");
+    await a.keyboard.press("Tab");
+    const inside = await a.evaluate(() => document.activeElement.tagName === "BUTTON"
+      && document.activeElement.closest(".msg") !== null);
+    assert(inside, "Tab from a focused message reaches its buttons");
   });
 
   await check("on a phone-sized screen nothing overflows sideways", async () => {

@@ -1,4 +1,4 @@
-// SPEC §3 with the official JavaScript client (socket.io-client 4.x) and
+// docs/protocol.md §3 with the official JavaScript client (socket.io-client 4.x) and
 // fetch for REST, against a running chatroom at CHATROOM_URL (default
 // http://127.0.0.1:3000). Exits non-zero on the first failed check.
 import { io } from "socket.io-client";

@@ -1,4 +1,4 @@
-"""SPEC §3 with the official python-socketio 5.x asyncio client (and aiohttp
+"""docs/protocol.md §3 with the official python-socketio 5.x asyncio client (and aiohttp
 for REST), against a running chatroom at CHATROOM_URL (default
 http://127.0.0.1:3000). The original project's test drove python-socketio
 the same way: join_room, send_message, user_count before and after a

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::socket::SocketClient;
 
@@ -56,27 +56,117 @@ pub async fn fan_out(
             )
             .await;
     }
+    // The sender's numbers, each one more than the last.
+    let number = |m: &Value| {
+        m["content"]
+            .as_str()
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(-1)
+    };
+    gather(
+        start,
+        members,
+        &["new_message"],
+        messages,
+        number,
+        -1,
+        |p, n| n == p + 1,
+    )
+    .await
+}
+
+/// Waits for `n` events of `events` at every member, timed from `start`
+/// to the last delivery; each event's `key` must `follow` the one before
+/// it (the first follows `first`), or it counts as out of order.
+async fn gather(
+    start: Instant,
+    members: &[SocketClient],
+    events: &[&str],
+    n: usize,
+    key: impl Fn(&Value) -> i64,
+    first: i64,
+    follows: impl Fn(i64, i64) -> bool,
+) -> FanOut {
     let mut last = start;
     let mut out_of_order = 0;
     for c in members {
-        let mut previous = -1i64;
-        for _ in 0..messages {
-            let (message, at) = c.expect_timed("new_message").await;
+        let mut previous = first;
+        for (_, (data, at)) in c.expect_any_n_timed(events, n).await {
             last = last.max(at);
-            let n: i64 = message["content"]
-                .as_str()
-                .unwrap_or("")
-                .parse()
-                .unwrap_or(-1);
-            if n != previous + 1 {
+            let k = key(&data);
+            if !follows(previous, k) {
                 out_of_order += 1;
             }
-            previous = n;
+            previous = k;
         }
     }
     FanOut {
-        deliveries: members.len() * messages,
+        deliveries: members.len() * n,
         secs: (last - start).as_secs_f64(),
         out_of_order,
     }
+}
+
+/// The change events a member counts in a mixed fan-out.
+const CHANGE_EVENTS: [&str; 3] = ["new_message", "message_edited", "reaction_added"];
+
+/// A mixed stream: `sender` (joined to `room` as `fan`) sends `rounds`
+/// rounds of a new message, an edit and a reaction to an earlier message
+/// of its own, and a typing refresh, back to back; every member must get
+/// every message, edit and reaction (typing is throttled and not counted).
+/// Timed until the last delivery; `out_of_order` counts changes whose
+/// `seq` did not grow.
+pub async fn fan_out_mixed(
+    sender: &SocketClient,
+    room: i64,
+    members: &[SocketClient],
+    rounds: usize,
+) -> FanOut {
+    sender.join(room, "fan").await;
+    // Messages to edit and react to, sent (and delivered) before the clock.
+    let mut targets = Vec::with_capacity(rounds);
+    for i in 0..rounds {
+        let ack = sender
+            .call(
+                "send_message",
+                json!({"room_id": room, "message": format!("target {i}")}),
+            )
+            .await;
+        targets.push(ack["id"].as_i64().expect("a stored message"));
+    }
+    for c in members {
+        c.expect_n("new_message", rounds).await;
+    }
+    sender.drain("new_message", Duration::ZERO).await;
+    let start = Instant::now();
+    for (i, target) in targets.iter().enumerate() {
+        sender
+            .emit(
+                "send_message",
+                json!({"room_id": room, "message": format!("{i}")}),
+            )
+            .await;
+        sender
+            .emit(
+                "edit_message",
+                json!({"room_id": room, "message_id": target, "message": format!("edited {i}")}),
+            )
+            .await;
+        sender
+            .emit(
+                "add_reaction",
+                json!({"room_id": room, "message_id": target, "emoji": "👍"}),
+            )
+            .await;
+        sender
+            .emit("typing", json!({"room_id": room, "typing": true}))
+            .await;
+    }
+    let changes = rounds * CHANGE_EVENTS.len();
+    // A change's seq (a new message's is its id) only grows.
+    let seq = |d: &Value| d["seq"].as_i64().or(d["id"].as_i64()).unwrap_or(0);
+    gather(start, members, &CHANGE_EVENTS, changes, seq, 0, |p, s| {
+        s > p
+    })
+    .await
 }

@@ -1,4 +1,4 @@
-//! Edge mode's REST deployment for the tests (SPEC §6): the repository's
+//! Edge mode's REST deployment for the tests (docs/protocol.md §6): the repository's
 //! `spin.toml` served by the host in a process of its own, or by the real
 //! `spin up`, with the variables of an edge deployment (the internal token,
 //! and Redis when there is one) set the way Spin takes them,

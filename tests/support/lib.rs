@@ -8,9 +8,12 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
+use chatroom_front::access::{Access, AccessConfig};
+use chatroom_front::forward as upstream;
+use chatroom_front::serve::Front;
 use chatroom_host::{HostOptions, SpinHost};
-use chatroom_sidecar::{Sidecar, SidecarConfig, upstream};
-use tokio::sync::oneshot;
+use chatroom_sidecar::{Sidecar, SidecarConfig};
+use tokio_util::sync::{CancellationToken, DropGuard};
 
 pub mod bench;
 pub mod edge;
@@ -72,14 +75,14 @@ pub struct TestServer {
     pub addr: SocketAddr,
     pub db_path: PathBuf,
     _dir: tempfile::TempDir,
-    stop: Option<oneshot::Sender<()>>,
+    _stop: DropGuard,
 }
 
 impl TestServer {
     /// Serves the repository's `spin.toml`.
     pub async fn start() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let host = shared_host().with_state_dir(dir.path().to_owned(), Default::default());
+        let host = shared_host().with_state_dir(dir.path().to_owned());
         Self::serve(host, dir).await
     }
 
@@ -142,23 +145,17 @@ impl TestServer {
             .await
             .expect("bind");
         let addr = listener.local_addr().expect("local addr");
-        let (stop, stopped) = oneshot::channel::<()>();
-        let stopped = async {
-            let _ = stopped.await;
+        let app = chatroom_host::router(Arc::new(host));
+        let front = Front {
+            grace: std::time::Duration::ZERO,
+            ..Front::default()
         };
-        let grace = std::time::Duration::ZERO;
-        tokio::spawn(chatroom_host::serve(
-            Arc::new(host),
-            listener,
-            stopped,
-            grace,
-        ));
         TestServer {
             url: format!("http://{addr}"),
             addr,
             db_path: dir.path().join("sqlite_db.db"),
             _dir: dir,
-            stop: Some(stop),
+            _stop: serve_in_background(front, listener, app, async {}),
         }
     }
 
@@ -169,72 +166,67 @@ impl TestServer {
     }
 }
 
-impl Drop for TestServer {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
-}
-
 /// The default run (`chatroom::app`: REST and Socket.IO on one port), on a
 /// fresh state directory; stops when dropped.
 pub struct DefaultRun {
     pub url: String,
     pub db_path: PathBuf,
     _dir: tempfile::TempDir,
-    stop: Option<oneshot::Sender<()>>,
+    _stop: DropGuard,
 }
 
 impl DefaultRun {
     pub async fn start() -> Self {
-        Self::start_on(shared_host(), |_| {}).await
+        Self::start_on(shared_host(), |_| {}, &AccessConfig::default()).await
     }
 
     /// The default run of `host` (loaded with the variables a test wants),
     /// with the sidecar's configuration adjusted by `adjust` (the auth
-    /// key, limits per address), as `chatroom`'s flags would set them.
-    pub async fn start_on(host: &SpinHost, adjust: impl FnOnce(&mut SidecarConfig)) -> Self {
+    /// key) and `access` (limits per address), as `chatroom`'s flags would
+    /// set them.
+    pub async fn start_on(
+        host: &SpinHost,
+        adjust: impl FnOnce(&mut SidecarConfig),
+        access: &AccessConfig,
+    ) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let commits = Arc::new(tokio::sync::Notify::new());
-        let host = host.with_state_dir(dir.path().to_owned(), commits.clone());
-        let db_path = dir.path().join("sqlite_db.db");
-        let mut config = chatroom::beside_host(SidecarConfig::new(&db_path), commits);
+        let host = host.with_state_dir(dir.path().to_owned());
+        let db_path = host.database_path();
+        let mut config = chatroom::beside_host(&host, SidecarConfig::new);
         adjust(&mut config);
         let sidecar = Sidecar::start(config).await.expect("the sidecar starts");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
         let local = listener.local_addr().expect("addr");
-        let app = chatroom::app(Arc::new(host), &sidecar, local);
-        let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(async move {
-            let _sidecar = sidecar;
-            let front = chatroom_sidecar::front::listen(listener, Default::default());
-            let _ = axum::serve(
-                front,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(async {
-                let _ = stopped.await;
-            })
-            .await;
+        let app = chatroom::app(Arc::new(host), &sidecar, &Access::new(access));
+        let front = Sidecar::front(Front {
+            grace: std::time::Duration::ZERO,
+            ..Front::default()
         });
+        // The sidecar lives as long as the server.
+        let stop = serve_in_background(front, listener, app, async move { drop(sidecar) });
         DefaultRun {
             url: format!("http://{local}"),
             db_path,
             _dir: dir,
-            stop: Some(stop),
+            _stop: stop,
         }
     }
 }
 
-impl Drop for DefaultRun {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
+/// Serves `app` on `front` until the guard is dropped; `closing` is what
+/// is let go of then.
+fn serve_in_background(
+    front: Front,
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    closing: impl std::future::Future<Output = ()> + Send + 'static,
+) -> DropGuard {
+    let stop = CancellationToken::new();
+    let token = stop.clone();
+    tokio::spawn(async move { front.serve(listener, app, token, closing).await });
+    stop.drop_guard()
 }
 
 /// The Spin CLI to compare against: `SPIN_BIN`, else `spin` (on PATH).
@@ -254,7 +246,7 @@ pub struct Stack {
     pub url: String,
     /// How many connections the sidecar holds state for.
     pub connections: chatroom_sidecar::ConnectionCount,
-    stop: Option<oneshot::Sender<()>>,
+    _stop: DropGuard,
 }
 
 impl Stack {
@@ -263,49 +255,45 @@ impl Stack {
     }
 
     /// With the sidecar's configuration adjusted by `adjust` (e.g. its
-    /// wake-up paths or allowed origins).
+    /// wake-up paths).
     pub async fn start_with(adjust: impl FnOnce(&mut SidecarConfig)) -> Self {
+        Self::start_behind(adjust, &AccessConfig::default()).await
+    }
+
+    /// With the sidecar's configuration adjusted by `adjust`, behind
+    /// `access` (e.g. allowed origins).
+    pub async fn start_behind(
+        adjust: impl FnOnce(&mut SidecarConfig),
+        access: &AccessConfig,
+    ) -> Self {
         let rest = TestServer::start().await;
         let mut config = SidecarConfig::new(&rest.db_path);
         adjust(&mut config);
         let sidecar = Sidecar::start(config).await.expect("the sidecar starts");
         let connections = sidecar.connections();
-        let rest_upstream = chatroom_sidecar::rest_upstream::RestUpstream::new(&rest.url, None)
+        let rest_upstream = chatroom_front::rest_upstream::RestUpstream::new(&rest.url, None)
             .expect("the REST upstream");
         let upstream = upstream::forward_to(rest_upstream);
-        let router = sidecar.router(upstream);
+        let router = Access::new(access).around(sidecar.router(upstream));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
-        let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(async move {
-            // The sidecar lives as long as the server.
-            let _sidecar = sidecar;
-            let front = chatroom_sidecar::front::listen(listener, Default::default());
-            let _ = axum::serve(front, router)
-                .with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                })
-                .await;
+        let front = Sidecar::front(Front {
+            grace: std::time::Duration::ZERO,
+            ..Front::default()
         });
+        // The sidecar lives as long as the server.
+        let stop = serve_in_background(front, listener, router, async move { drop(sidecar) });
         Stack {
             rest,
             url,
             connections,
-            stop: Some(stop),
+            _stop: stop,
         }
     }
 
     pub async fn client(&self) -> socket::SocketClient {
         socket::SocketClient::connect(&self.url).await
-    }
-}
-
-impl Drop for Stack {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
     }
 }

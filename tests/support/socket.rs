@@ -176,6 +176,48 @@ impl SocketClient {
         out
     }
 
+    /// Waits for `n` events named any of `events` and returns them, with
+    /// their names, in arrival order (across names).
+    pub async fn expect_any_n(&self, events: &[&str], n: usize) -> Vec<(String, Value)> {
+        self.expect_any_n_timed(events, n)
+            .await
+            .into_iter()
+            .map(|(name, (value, _))| (name, value))
+            .collect()
+    }
+
+    /// Like [`Self::expect_any_n`], with the instant each arrived.
+    pub async fn expect_any_n_timed(
+        &self,
+        events: &[&str],
+        n: usize,
+    ) -> Vec<(String, (Value, Instant))> {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        let mut out = Vec::with_capacity(n);
+        while out.len() < n {
+            let arrived = self.inbox.arrived.notified();
+            let next = {
+                let mut inbox = self.inbox.events.lock().unwrap();
+                let i = inbox
+                    .iter()
+                    .position(|(name, _, _)| events.contains(&name.as_str()));
+                i.map(|i| inbox.remove(i))
+            };
+            if let Some((name, value, at)) = next {
+                out.push((name, (value, at)));
+                continue;
+            }
+            if tokio::time::timeout_at(deadline, arrived).await.is_err() {
+                panic!(
+                    "{} of {n} {events:?} events within {PATIENCE:?}; inbox {:?}",
+                    out.len(),
+                    self.inbox.events.lock().unwrap()
+                );
+            }
+        }
+        out
+    }
+
     fn take(&self, event: &str) -> Option<(Value, Instant)> {
         let mut events = self.inbox.events.lock().unwrap();
         let i = events.iter().position(|(name, _, _)| name == event)?;

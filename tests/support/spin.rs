@@ -231,7 +231,9 @@ fn blank_timestamps(v: &mut Value) {
     match v {
         Value::Object(map) => {
             for (k, v) in map.iter_mut() {
-                if k == "created_at" || k == "timestamp" {
+                if ["created_at", "timestamp", "edited_at", "deleted_at", "at"]
+                    .contains(&k.as_str())
+                {
                     *v = Value::String("<ts>".into());
                 } else {
                     blank_timestamps(v);

@@ -47,7 +47,18 @@ const state = {
   typists: new Map(),
   /** When this page last told the room it is typing (ms), 0 when not typing. */
   typingSince: 0,
+  /** The newest change (`seq`) of the open room seen: where a rejoin resumes. */
+  seq: 0,
+  /** The message being edited in the message box, or null. */
+  editing: null,
+  /** Room id → unread messages, from `GET /users/{name}/unread`. */
+  unread: new Map(),
+  /** The newest message id marked read in the open room. */
+  readUpTo: 0,
 };
+
+/** The reactions offered on every message. */
+const REACTIONS = ["👍", "❤️", "😂", "🎉", "😮"];
 
 // ---------------------------------------------------------------- REST
 
@@ -111,6 +122,20 @@ async function loadRooms() {
     return;
   }
   renderRooms();
+  loadUnread();
+}
+
+/** Unread counts per room for the chosen name (rooms it has read in). */
+async function loadUnread() {
+  if (!state.username) return;
+  let unread;
+  try {
+    unread = await api(`/users/${encodeURIComponent(state.username)}/unread`);
+  } catch (_) {
+    return;
+  }
+  state.unread = new Map((unread.rooms || []).map((r) => [r.room_id, r.unread]));
+  renderRooms();
 }
 
 function renderRooms() {
@@ -129,6 +154,14 @@ function renderRooms() {
     button.className = "room";
     button.dataset.roomId = String(room.id);
     button.textContent = room.name;
+    const unread = state.room && state.room.id === room.id ? 0 : state.unread.get(room.id) || 0;
+    if (unread > 0) {
+      const badge = document.createElement("span");
+      badge.className = "badge";
+      badge.textContent = String(unread);
+      badge.title = `${unread} unread`;
+      button.append(" ", badge);
+    }
     if (state.room && state.room.id === room.id) button.setAttribute("aria-current", "true");
     button.addEventListener("click", () => selectRoom(room));
     li.append(button);
@@ -156,7 +189,11 @@ function selectRoom(room) {
   if (state.room && state.joined) socket.emit("leave_room", { room_id: state.room.id });
   stopTyping();
   clearTypists();
+  stopEditing();
+  markRead();
   state.generation += 1;
+  state.seq = 0;
+  state.readUpTo = 0;
   state.room = { id: room.id, name: room.name };
   state.joined = false;
   state.historyLoaded = false;
@@ -251,7 +288,11 @@ function addMessages(messages, { scroll }) {
   let added = 0;
   for (const m of messages) {
     if (!m || !state.room || m.room_id !== state.room.id || !Number.isInteger(m.id)) continue;
-    if (state.shown.has(m.id)) continue;
+    state.seq = Math.max(state.seq, m.id);
+    if (state.shown.has(m.id)) {
+      replaceMessage(m);
+      continue;
+    }
     const el = messageElement(m);
     const at = insertionPoint(m.id);
     const next = at < state.ids.length ? state.shown.get(state.ids[at]) : null;
@@ -261,6 +302,7 @@ function addMessages(messages, { scroll }) {
     added += 1;
   }
   if (added === 0) return;
+  markReadSoon();
   if (scroll === "bottom" || (scroll === "follow" && nearBottom)) {
     log.scrollTop = log.scrollHeight;
   } else if (scroll === "keep") {
@@ -273,7 +315,9 @@ function messageElement(m) {
   const li = document.createElement("li");
   li.className = "msg";
   if (m.sender === state.username) li.classList.add("mine");
+  if (m.deleted) li.classList.add("deleted");
   li.dataset.id = String(m.id);
+  li.dataset.version = String(m.version || 1);
   const meta = document.createElement("div");
   meta.className = "meta";
   const sender = document.createElement("span");
@@ -287,11 +331,183 @@ function messageElement(m) {
     time.title = when.toLocaleString();
   }
   meta.append(sender, " ", time);
+  if (m.edited_at && !m.deleted) {
+    const edited = document.createElement("span");
+    edited.className = "edited";
+    edited.textContent = "(edited)";
+    edited.title = new Date(m.edited_at).toLocaleString();
+    meta.append(" ", edited);
+  }
   const content = document.createElement("p");
   content.className = "content";
-  content.textContent = m.content;
+  content.textContent = m.deleted ? "This message was deleted." : m.content;
   li.append(meta, content);
+  if (m.deleted) return li;
+  li.append(reactionBar(m), messageActions(m));
+  // Keyboard: a message's buttons are not Tab stops of their own (a long
+  // history would bury the message box); arrows move between messages in
+  // the log, and Tab then reaches the focused message's buttons.
+  li.tabIndex = -1;
+  for (const b of li.querySelectorAll("button")) b.tabIndex = -1;
+  li.addEventListener("focusin", () => {
+    for (const b of li.querySelectorAll("button")) b.tabIndex = 0;
+  });
+  li.addEventListener("focusout", (event) => {
+    if (li.contains(event.relatedTarget)) return;
+    for (const b of li.querySelectorAll("button")) b.tabIndex = -1;
+  });
   return li;
+}
+
+/** ArrowUp/ArrowDown in the log move focus between messages. */
+function onLogKey(event) {
+  if (event.key !== "ArrowUp" && event.key !== "ArrowDown") return;
+  const items = [...document.querySelectorAll("#messages .msg")];
+  if (items.length === 0) return;
+  const current = items.findIndex((li) => li.contains(document.activeElement));
+  const next = current < 0
+    ? (event.key === "ArrowUp" ? items.length - 1 : 0)
+    : Math.min(items.length - 1, Math.max(0, current + (event.key === "ArrowUp" ? -1 : 1)));
+  event.preventDefault();
+  items[next].focus();
+}
+
+/** The message's reactions, each a toggle of your own, then the palette. */
+function reactionBar(m) {
+  const bar = document.createElement("div");
+  bar.className = "reactions";
+  const mine = (r) => (r.users || []).includes(state.username);
+  for (const r of m.reactions || []) {
+    bar.append(reactionButton(m, r.emoji, `${r.emoji} ${r.count}`, mine(r), (r.users || []).join(", ")));
+  }
+  for (const emoji of REACTIONS) {
+    if ((m.reactions || []).some((r) => r.emoji === emoji)) continue;
+    const b = reactionButton(m, emoji, emoji, false, `React with ${emoji}`);
+    b.classList.add("offer");
+    bar.append(b);
+  }
+  return bar;
+}
+
+function reactionButton(m, emoji, label, pressed, title) {
+  const b = document.createElement("button");
+  b.type = "button";
+  b.className = "reaction";
+  b.dataset.emoji = emoji;
+  b.textContent = label;
+  b.title = title;
+  b.setAttribute("aria-pressed", String(pressed));
+  b.addEventListener("click", () => react(m.id, emoji, !pressed));
+  return b;
+}
+
+/** Edit and delete, on your own messages. */
+function messageActions(m) {
+  const actions = document.createElement("div");
+  actions.className = "actions";
+  if (m.sender !== state.username) return actions;
+  const edit = document.createElement("button");
+  edit.type = "button";
+  edit.className = "edit link";
+  edit.textContent = "Edit";
+  edit.addEventListener("click", () => startEditing(m));
+  const del = document.createElement("button");
+  del.type = "button";
+  del.className = "delete link";
+  del.textContent = "Delete";
+  del.addEventListener("click", () => change("delete_message", { message_id: m.id }));
+  actions.append(edit, " ", del);
+  return actions;
+}
+
+/** Shows `m` in place of the element for its id (an edit, a delete, a
+ * reaction: whichever came last is the truth). */
+function replaceMessage(m) {
+  const old = state.shown.get(m.id);
+  if (!old) return;
+  // A late answer never undoes a newer edit or a delete.
+  if (old.classList.contains("deleted") && !m.deleted) return;
+  if (Number(old.dataset.version) > (m.version || 1)) return;
+  const el = messageElement(m);
+  old.replaceWith(el);
+  state.shown.set(m.id, el);
+  if (m.deleted && state.editing === m.id) stopEditing();
+}
+
+/** An edit, delete or reaction through the socket (REST when offline). */
+async function change(event, fields) {
+  const room = state.room;
+  if (!room || !state.username) return;
+  const payload = { room_id: room.id, username: state.username, ...fields };
+  try {
+    if (socket.connected && state.joined) {
+      const ack = await socket.request(event, payload);
+      if (!ack || !ack.ok) throw new Error((ack && ack.error) || "refused");
+      if (ack.message) replaceMessage(ack.message);
+      return;
+    }
+    const path = `/chatrooms/${room.id}/messages/${fields.message_id}`;
+    const body = { username: state.username };
+    if (event === "edit_message") {
+      replaceMessage(await api(path, { method: "PATCH", body: { ...body, message: fields.message } }));
+    } else if (event === "delete_message") {
+      await api(path, { method: "DELETE", body });
+    } else {
+      const method = event === "add_reaction" ? "PUT" : "DELETE";
+      replaceMessage(await api(`${path}/reactions/${encodeURIComponent(fields.emoji)}`, { method, body }));
+    }
+  } catch (err) {
+    notice(`Could not change the message: ${err.message}`);
+  }
+}
+
+function react(id, emoji, add) {
+  change(add ? "add_reaction" : "remove_reaction", { message_id: id, emoji });
+}
+
+function startEditing(m) {
+  state.editing = m.id;
+  const input = $("composer-input");
+  input.value = m.content;
+  $("editing").hidden = false;
+  $("send").textContent = "Save";
+  input.focus();
+}
+
+function stopEditing() {
+  if (state.editing === null) return;
+  state.editing = null;
+  $("editing").hidden = true;
+  $("send").textContent = "Send";
+  $("composer-input").value = "";
+}
+
+// ---------------------------------------------------------------- read state
+
+let readTimer = null;
+/** Marks the open room read up to its newest message, once the burst of
+ * arrivals settles, when the page is visible. */
+function markReadSoon() {
+  clearTimeout(readTimer);
+  readTimer = setTimeout(markRead, 300);
+}
+
+/** Marks the open room read now (also as it is left: what was shown was
+ * seen). Reads the room and the newest id before any await. */
+async function markRead() {
+  clearTimeout(readTimer);
+  const room = state.room;
+  const newest = lastId();
+  if (!room || !state.username || newest === null || newest <= state.readUpTo) return;
+  if (document.visibilityState === "hidden") return;
+  state.readUpTo = newest;
+  const body = { room_id: room.id, username: state.username, message_id: newest };
+  try {
+    if (socket.connected && state.joined) await socket.request("mark_read", body);
+    else await api(`/chatrooms/${room.id}/read`, { method: "PUT", body });
+  } catch (_) {
+    state.readUpTo = 0;
+  }
 }
 
 async function sendMessage(event) {
@@ -301,6 +517,13 @@ async function sendMessage(event) {
   if (!text.trim() || !state.room || !state.username) return;
   const room = state.room;
   stopTyping();
+  if (state.editing !== null) {
+    const id = state.editing;
+    stopEditing();
+    await change("edit_message", { message_id: id, message: text });
+    updateControls();
+    return;
+  }
   $("send").disabled = true;
   try {
     let message;
@@ -333,11 +556,11 @@ async function join() {
   if (!room || !state.username || !socket.connected || state.joined) return;
   const generation = state.generation;
   const payload = { room_id: room.id, username: state.username };
-  // Everything after the last message shown; with an empty room, after 0.
-  // Without history (it failed to load) no `since`: live messages only,
-  // and the history is read again once joined.
+  // Every change after the newest seen (a message id is a change too);
+  // with an empty room, after 0. Without history (it failed to load) no
+  // `since`: live changes only, and the history is read again once joined.
   const since = lastId();
-  if (since !== null) payload.since = since;
+  if (since !== null) payload.since = Math.max(since, state.seq);
   else if (state.historyLoaded) payload.since = 0;
   state.joined = true;
   let ack;
@@ -411,10 +634,15 @@ function setName(event) {
   const changed = name !== state.username;
   state.username = name;
   saved.set("chatroom.username", name);
-  for (const el of state.shown.values()) {
-    const sender = el.querySelector(".sender");
-    el.classList.toggle("mine", Boolean(sender && sender.textContent === name));
+  if (changed && state.room) {
+    // Your messages (and so their Edit and Delete) depend on the name.
+    const generation = state.generation;
+    state.shown.clear();
+    state.ids = [];
+    $("messages").replaceChildren();
+    loadLatest(generation);
   }
+  loadUnread();
   updateControls();
   if (changed && state.room && state.joined) {
     // Rejoin under the new name (presence lists the joined name).
@@ -485,6 +713,9 @@ function renderTypists() {
 
 // ---------------------------------------------------------------- the socket
 
+/** The change log's events beyond `new_message`. */
+const CHANGES = ["message_edited", "message_deleted", "reaction_added", "reaction_removed"];
+
 const socket = new SocketIoClient({
   token: () => state.token,
   onState(kind, detail) {
@@ -505,6 +736,11 @@ const socket = new SocketIoClient({
     const here = Boolean(state.room && data.room_id === state.room.id);
     if (name === "new_message") {
       if (here) addMessages([data], { scroll: "follow" });
+    } else if (CHANGES.includes(name)) {
+      if (here && data.message) {
+        state.seq = Math.max(state.seq, data.seq || 0);
+        replaceMessage(data.message);
+      }
     } else if (name === "typing") {
       if (here) someoneTyping(data);
     } else if (name === "user_joined" || name === "user_left") {
@@ -531,16 +767,25 @@ function start() {
   $("composer").addEventListener("submit", sendMessage);
   $("composer-input").addEventListener("input", onComposerInput);
   $("composer-input").addEventListener("keydown", (event) => {
+    if (event.key === "Escape" && state.editing !== null) {
+      event.preventDefault();
+      stopEditing();
+      return;
+    }
     if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
       event.preventDefault();
       $("composer").requestSubmit();
     }
   });
   $("older").addEventListener("click", loadOlder);
+  $("log").addEventListener("keydown", onLogKey);
   $("log").addEventListener("scroll", () => {
     if ($("log").scrollTop < OLDER_THRESHOLD_PX) loadOlder();
   }, { passive: true });
   window.addEventListener("online", () => { if (!socket.connected) socket.reconnectNow(); });
+  document.addEventListener("visibilitychange", markReadSoon);
+  // Other rooms' unread counts: this page follows only the open room live.
+  setInterval(loadUnread, 10000);
 
   updateControls();
   socket.open();

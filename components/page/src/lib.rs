@@ -1,4 +1,4 @@
-//! The chat page (SPEC §8) as a Spin HTTP component of its own, beside the
+//! The chat page (docs/protocol.md §8) as a Spin HTTP component of its own, beside the
 //! REST component on the same origin: `spin.toml` routes `/` (exact) and
 //! `/page/...` here and everything else to the REST API. The files live in
 //! `assets/` and are compiled in with `include_str!`, so the page needs no
@@ -10,6 +10,7 @@
 //! are the same under `spin up` and the project's host. Only `GET` and
 //! `HEAD` are answered; the request body is never read.
 
+use chatroom_core::{ApiError, CONTENT_TYPE};
 use spin_sdk::http::{IncomingRequest, Method, Response};
 use spin_sdk::http_component;
 
@@ -54,14 +55,10 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
 fn handle(req: IncomingRequest) -> Response {
     let method = req.method();
     if !matches!(method, Method::Get | Method::Head) {
-        return error(
-            405,
-            "method_not_allowed",
-            "Only GET and HEAD are served here",
-        )
-        .into_builder()
-        .header("allow", "GET, HEAD")
-        .build();
+        return error(&ApiError::MethodNotAllowed)
+            .into_builder()
+            .header("allow", "GET, HEAD")
+            .build();
     }
     let headers = req.headers();
     let path_info = headers.get("spin-path-info");
@@ -72,7 +69,7 @@ fn handle(req: IncomingRequest) -> Response {
     // `/page` and `/page/` lead to the page as well as `/`.
     let wanted = if path_info == "/" { "" } else { path_info };
     let Some(asset) = ASSETS.iter().find(|a| a.path == wanted) else {
-        return error(404, "not_found", "No such page file");
+        return error(&ApiError::NotFound);
     };
     let etag = etag(asset.body);
     let fresh = headers
@@ -101,14 +98,14 @@ fn handle(req: IncomingRequest) -> Response {
     response.build()
 }
 
-/// An error in the API's JSON shape (`{"detail", "code"}`), so a client sees
-/// the same kind of answer whichever component it reached.
-fn error(status: u16, code: &str, detail: &str) -> Response {
-    let body = format!(r#"{{"detail":"{detail}","code":"{code}"}}"#);
+/// An error as the API answers it (`ApiError::to_json`, the REST content
+/// type), so a client sees the same kind of answer whichever component it
+/// reached.
+fn error(err: &ApiError) -> Response {
     Response::builder()
-        .status(status)
-        .header("content-type", "application/json; charset=utf-8")
-        .body(body.into_bytes())
+        .status(err.status())
+        .header("content-type", CONTENT_TYPE)
+        .body(err.to_json())
         .build()
 }
 

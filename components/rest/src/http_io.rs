@@ -11,7 +11,7 @@ use spin_sdk::http::{Fields, IncomingRequest, OutgoingResponse, ResponseOutparam
 /// Flush a streamed response to the host once this much is buffered.
 const STREAM_CHUNK: usize = 64 * 1024;
 
-const JSON: &str = "application/json; charset=utf-8";
+const JSON: &str = chatroom_core::CONTENT_TYPE;
 
 /// Reads the whole body if it is at most [`MAX_BODY_BYTES`]. Of an
 /// oversized one, up to [`DISCARD_BYTES`] are read and thrown away before
@@ -80,10 +80,19 @@ pub async fn send_json<T: Serialize>(
         // Our wire types always serialise; this is only a last resort.
         Err(e) => {
             eprintln!("chatroom-rest: serialising a response failed: {e}");
-            let body = br#"{"detail":"Response could not be written","code":"internal_error"}"#;
-            (500, body.to_vec())
+            (500, ApiError::Internal.to_json())
         }
     };
+    send_raw_json(out, status, body, extra).await
+}
+
+/// Answers with a body that is JSON already.
+async fn send_raw_json(
+    out: ResponseOutparam,
+    status: u16,
+    body: Vec<u8>,
+    extra: &[(&str, String)],
+) {
     let mut headers = extra.to_vec();
     headers.push(("content-length", body.len().to_string()));
     if let Err(e) = out.set_with_body(response(status, &headers), body).await {
@@ -117,19 +126,14 @@ pub async fn send_error(out: ResponseOutparam, err: &ApiError) {
     if err.status() >= 500 {
         eprintln!("chatroom-rest: {err}");
     }
-    send_json(out, err.status(), &err.body(), &[]).await
+    send_raw_json(out, err.status(), err.to_json(), &[]).await
 }
 
 /// Answers `405` with the methods the path does take.
 pub async fn send_method_not_allowed(out: ResponseOutparam, allow: &'static str) {
     let err = ApiError::MethodNotAllowed;
-    send_json(
-        out,
-        err.status(),
-        &err.body(),
-        &[("allow", allow.to_owned())],
-    )
-    .await
+    let allow = [("allow", allow.to_owned())];
+    send_raw_json(out, err.status(), err.to_json(), &allow).await
 }
 
 /// The body of a streamed response, once the status line is out.

@@ -1,4 +1,4 @@
-//! Who may do what (SPEC §7), from the `auth_secret` and
+//! Who may do what (docs/protocol.md §7), from the `auth_secret` and
 //! `auth_private_reads` Spin variables. With no secret, everything is open,
 //! as the original was. With one, writes need `Authorization: Bearer
 //! <token>` (an HS256 token, `chatroom_core::auth`) and a message's sender
@@ -40,13 +40,13 @@ impl Access {
     }
 
     /// For a read: `Ok` unless reads are private and the token is missing
-    /// or bad.
+    /// or bad. The deployment's internal token reads too: edge-mode
+    /// sidecars check rooms through the public routes.
     pub fn reader(&self, req: &IncomingRequest) -> Result<(), ApiError> {
-        if self.private_reads && self.key.is_some() {
-            self.writer(req).map(drop)
-        } else {
-            Ok(())
+        if !(self.private_reads && self.key.is_some()) || crate::internal::authorize(req).is_ok() {
+            return Ok(());
         }
+        self.writer(req).map(drop)
     }
 }
 

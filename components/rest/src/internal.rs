@@ -1,4 +1,4 @@
-//! The internal API of edge mode (SPEC §6): what edge-mode sidecars use
+//! The internal API of edge mode (docs/protocol.md §6): what edge-mode sidecars use
 //! instead of opening the database file. A feed of every room's messages in
 //! id order, a batch write for socket messages (so the component is the
 //! only writer), and presence rows under a renewed lease per sidecar.
@@ -13,8 +13,9 @@ use chatroom_core::internal::{
     Draft, FeedHead, LeaseAnswer, LeaseRequest, LeaseState, Outcome, PresenceEntry,
 };
 use chatroom_core::{
-    ApiError, Message, MessageDraft, Query, StoreError, insert_messages, latest_message_id,
-    limits::PAGE_LIMIT_MAX, messages_after_json, parse_node_token, parse_room_id, presence,
+    Action, ActionKind, Actor, ApiError, Applied, Message, MessageDraft, Query, StoreError, apply,
+    changes_after_json, insert_messages, json_object, latest_seq, limits::PAGE_LIMIT_MAX,
+    parse_node_token, parse_room_id, presence, room_changes_json,
 };
 use spin_sdk::http::IncomingRequest;
 
@@ -32,12 +33,15 @@ const LEASE_MS: std::ops::RangeInclusive<i64> = 1_000..=3_600_000;
 /// published shape of the API.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InternalRoute {
-    /// `GET /internal/feed?after=&limit=`
+    /// `GET /internal/feed?after=&limit=` (and `room=&through=`)
     Feed,
     /// `GET /internal/feed/head`
     FeedHead,
     /// `POST /internal/messages`
     StoreMessages,
+    /// `POST /internal/actions`: an edit, delete, reaction or read mark a
+    /// socket asked for.
+    Act,
     /// `PUT /internal/nodes/{node}`
     RenewLease(String),
     /// `DELETE /internal/nodes/{node}`
@@ -68,6 +72,7 @@ pub fn resolve(method: &str, rest: &[&str]) -> Result<InternalRoute, ResolveErro
             "POST",
             (method == "POST").then_some(InternalRoute::StoreMessages),
         ),
+        ["actions"] => ("POST", (method == "POST").then_some(InternalRoute::Act)),
         ["nodes", node] => (
             "PUT, DELETE",
             match method {
@@ -150,11 +155,23 @@ pub async fn handle(
                 Some(raw) => parse_count("limit", raw, 1, PAGE_LIMIT_MAX)?,
                 None => FEED_DEFAULT_LIMIT,
             };
-            let page = messages_after_json(&SpinDb::open()?, after, limit)?;
+            // `room` narrows the feed to one room, up to `through`: what a
+            // sidecar replays for a `since`.
+            let page = match query.get("room") {
+                None => changes_after_json(&SpinDb::open()?, after, limit)?,
+                Some(room) => {
+                    let room = parse_room_id(room)?;
+                    let through = match query.get("through") {
+                        Some(raw) => parse_count("through", raw, 0, i64::MAX)?,
+                        None => i64::MAX,
+                    };
+                    room_changes_json(&SpinDb::open()?, room, after, through, limit)?
+                }
+            };
             Ok(InternalReply::RawJson(page))
         }
         InternalRoute::FeedHead => {
-            let last_id = latest_message_id(&SpinDb::open()?)?;
+            let last_id = latest_seq(&SpinDb::open()?)?;
             Ok(json(&FeedHead { last_id }))
         }
         InternalRoute::StoreMessages => {
@@ -162,6 +179,10 @@ pub async fn handle(
             let drafts: Vec<Draft> =
                 serde_json::from_slice(&body).map_err(|e| ApiError::InvalidJson(e.to_string()))?;
             store_messages(&drafts)
+        }
+        InternalRoute::Act => {
+            let obj = json_object(&read_body(req).await?)?;
+            Ok(json(&act(&obj)))
         }
         InternalRoute::RenewLease(node) => {
             let node = node_id(&node)?;
@@ -242,6 +263,7 @@ fn store_messages(drafts: &[Draft]) -> Result<InternalReply, ApiError> {
                 Outcome {
                     ok: true,
                     message: Some(message),
+                    read: None,
                     code: None,
                     detail: None,
                 }
@@ -249,12 +271,47 @@ fn store_messages(drafts: &[Draft]) -> Result<InternalReply, ApiError> {
             Err(e) => Outcome {
                 ok: false,
                 message: None,
+                read: None,
                 code: Some(e.code().to_owned()),
                 detail: Some(e.public_detail()),
             },
         })
         .collect();
     Ok(json(&answers))
+}
+
+/// Applies one action, named by its `action` field; announces a change.
+fn act(obj: &serde_json::Map<String, serde_json::Value>) -> Outcome {
+    let kind = obj
+        .get("action")
+        .and_then(|a| a.as_str())
+        .and_then(ActionKind::parse)
+        .ok_or_else(|| ApiError::InvalidPayload("action must name an action".to_owned()));
+    let applied = kind.and_then(|kind| {
+        let action = Action::from_object(kind, obj, Actor::default())?;
+        let applied = apply(&SpinDb::open()?, &action)?;
+        if kind != ActionKind::MarkRead {
+            Announcer::from_variables().announce(&action.to_object());
+        }
+        Ok(applied)
+    });
+    let mut outcome = Outcome {
+        ok: applied.is_ok(),
+        message: None,
+        read: None,
+        code: None,
+        detail: None,
+    };
+    match applied {
+        Ok(Applied::Message(message)) => outcome.message = Some(message),
+        Ok(Applied::Read(read)) => outcome.read = Some(read),
+        Ok(Applied::Deleted { .. }) => {}
+        Err(e) => {
+            outcome.code = Some(e.code().to_owned());
+            outcome.detail = Some(e.public_detail());
+        }
+    }
+    outcome
 }
 
 fn nth(stored: &[Result<Message, ApiError>], i: usize) -> Result<Message, ApiError> {
@@ -274,7 +331,7 @@ fn parse_count(name: &str, raw: &str, min: i64, max: i64) -> Result<i64, ApiErro
 }
 
 /// `Ok` when the request carries the deployment's token.
-fn authorize(req: &IncomingRequest) -> Result<(), ApiError> {
+pub(crate) fn authorize(req: &IncomingRequest) -> Result<(), ApiError> {
     let token = spin_sdk::variables::get("internal_token").unwrap_or_default();
     if token.is_empty() {
         return Err(ApiError::InternalApiDisabled);

@@ -1,4 +1,4 @@
-//! The chatroom REST API (SPEC §2) as a Spin HTTP component.
+//! The chatroom REST API (docs/protocol.md §2) as a Spin HTTP component.
 //!
 //! Each request gets a fresh instance (Spin's model): it resolves the route,
 //! opens Spin's `default` SQLite store, makes sure the schema exists, and
@@ -17,9 +17,11 @@ mod spin_db;
 /// The OpenAPI 3.1 description of this API, served at `/openapi.json`.
 const OPENAPI: &str = include_str!("../openapi.json");
 
+use chatroom_core::limits::PAGE_LIMIT_MAX;
 use chatroom_core::{
-    ApiError, HistoryPages, Message, MessageDraft, MessagePage, Query, Room, RoomDraft, RoomPages,
-    RoomUsers, check_path, create_room, find_room, insert_message, room_users,
+    Action, ActionKind, Actor, ApiError, Applied, HistoryPages, Message, MessageDraft, MessagePage,
+    Query, Room, RoomDraft, RoomPages, RoomUsers, Sender, apply, check_path, create_room,
+    find_room, insert_message, json_object, room_changes_json, room_users,
 };
 use spin_sdk::http::{IncomingRequest, ResponseOutparam};
 use spin_sdk::http_component;
@@ -75,6 +77,11 @@ enum Reply {
     Users(RoomUsers),
     Rooms(SpinDb, RoomPages),
     Messages(SpinDb, HistoryPages),
+    /// `200` with a JSON value (a message, a read position, unread counts).
+    Found(serde_json::Value),
+    /// `200` with a JSON array as SQLite wrote it.
+    Array(String),
+    NoContent,
     Internal(InternalReply),
 }
 
@@ -133,7 +140,118 @@ async fn prepare(route: Route, req: IncomingRequest, query: &Query) -> Result<Re
             access().reader(&req)?;
             Ok(Reply::Users(room_users(&SpinDb::open()?, id)?))
         }
+        Route::Changes(id) => {
+            access().reader(&req)?;
+            let after = query
+                .get("after")
+                .map_or(Ok(0), |raw| count("after", raw, 0, i64::MAX))?;
+            let limit = query.get("limit").map_or(Ok(PAGE_LIMIT_MAX), |raw| {
+                count("limit", raw, 1, PAGE_LIMIT_MAX)
+            })?;
+            let db = SpinDb::open()?;
+            find_room(&db, id)?.ok_or(ApiError::RoomNotFound)?;
+            Ok(Reply::Array(room_changes_json(
+                &db,
+                id,
+                after,
+                i64::MAX,
+                limit,
+            )?))
+        }
+        Route::GetMessage(id, mid) => {
+            access().reader(&req)?;
+            let message = chatroom_core::message(&SpinDb::open()?, id, mid)?;
+            Ok(Reply::Found(to_value(&message)))
+        }
+        Route::EditMessage(id, mid) => {
+            act(ActionKind::EditMessage, id, mid, None, req, query).await
+        }
+        Route::DeleteMessage(id, mid) => {
+            act(ActionKind::DeleteMessage, id, mid, None, req, query).await
+        }
+        Route::AddReaction(id, mid, emoji) => {
+            act(ActionKind::AddReaction, id, mid, Some(emoji), req, query).await
+        }
+        Route::RemoveReaction(id, mid, emoji) => {
+            act(ActionKind::RemoveReaction, id, mid, Some(emoji), req, query).await
+        }
+        Route::MarkRead(id) => act(ActionKind::MarkRead, id, 0, None, req, query).await,
+        Route::Unread(name) => {
+            let access = access();
+            let user =
+                Sender::parse(&name).map_err(|e| ApiError::InvalidUsername(e.to_string()))?;
+            // Unread counts are personal: with identity on, only the
+            // user's own token reads them.
+            if let Some(token_user) = access.writer(&req)?
+                && token_user.as_str() != user.as_str()
+            {
+                return Err(ApiError::SenderMismatch(token_user.as_str().to_owned()));
+            }
+            let unread = chatroom_core::unread(&SpinDb::open()?, &user)?;
+            Ok(Reply::Found(to_value(&unread)))
+        }
         Route::Internal(route) => Ok(Reply::Internal(internal::handle(route, req, query).await?)),
+    }
+}
+
+/// An edit, delete, reaction or read mark: the body's fields (or the
+/// query's `username`/`sender`, for a body-less `DELETE`), with the ids
+/// and emoji from the path; with identity on, the token's user acts.
+async fn act(
+    kind: ActionKind,
+    room_id: i64,
+    message_id: i64,
+    emoji: Option<String>,
+    req: IncomingRequest,
+    query: &Query,
+) -> Result<Reply, ApiError> {
+    let user = Access::from_variables().writer(&req)?;
+    let body = read_body(req).await?;
+    let mut obj = if body.trim_ascii().is_empty() {
+        serde_json::Map::new()
+    } else {
+        json_object(&body)?
+    };
+    for key in ["username", "sender"] {
+        if let (false, Some(value)) = (obj.contains_key(key), query.get(key)) {
+            obj.insert(key.to_owned(), value.into());
+        }
+    }
+    obj.insert("room_id".to_owned(), room_id.into());
+    if kind != ActionKind::MarkRead {
+        obj.insert("message_id".to_owned(), message_id.into());
+    }
+    if let Some(emoji) = emoji {
+        obj.insert("emoji".to_owned(), emoji.into());
+    }
+    let actor = Actor {
+        token_user: user.as_ref().map(Sender::as_str),
+        fallback: None,
+    };
+    let action = Action::from_object(kind, &obj, actor)?;
+    let applied = apply(&SpinDb::open()?, &action)?;
+    if kind != ActionKind::MarkRead {
+        Announcer::from_variables().announce(&action.to_object());
+    }
+    Ok(match applied {
+        Applied::Message(message) => Reply::Found(to_value(&message)),
+        Applied::Deleted { .. } => Reply::NoContent,
+        Applied::Read(read) => Reply::Found(to_value(&read)),
+    })
+}
+
+fn to_value<T: serde::Serialize>(value: &T) -> serde_json::Value {
+    // Our wire types are plain strings, numbers and lists.
+    serde_json::to_value(value).unwrap_or_default()
+}
+
+/// A whole-number query parameter within `min..=max`.
+fn count(name: &str, raw: &str, min: i64, max: i64) -> Result<i64, ApiError> {
+    match raw.parse::<i64>() {
+        Ok(v) if (min..=max).contains(&v) && raw.bytes().all(|b| b.is_ascii_digit()) => Ok(v),
+        _ => Err(ApiError::InvalidPaging(format!(
+            "{name} must be an integer from {min} to {max}"
+        ))),
     }
 }
 
@@ -163,6 +281,13 @@ impl Reply {
                 }
                 array.finish().await?;
             }
+            Reply::Found(value) => send_json(out, 200, &value, &[]).await,
+            Reply::Array(array) => {
+                let mut out = JsonArray::new(out);
+                out.extend(&array).await?;
+                out.finish().await?;
+            }
+            Reply::NoContent => send_empty(out, 204).await,
             Reply::Internal(InternalReply::Json(value)) => send_json(out, 200, &value, &[]).await,
             Reply::Internal(InternalReply::RawJson(array)) => {
                 let mut out = JsonArray::new(out);

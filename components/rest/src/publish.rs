@@ -1,4 +1,4 @@
-//! Wake-ups for edge-mode sidecars (SPEC §6): after a message is stored,
+//! Wake-ups for edge-mode sidecars (docs/protocol.md §6): after a message is stored,
 //! it is published on a Redis channel through Spin's outbound Redis, when
 //! the `redis_url` variable names a server.
 //!
@@ -8,7 +8,6 @@
 
 use std::cell::OnceCell;
 
-use chatroom_core::Message;
 use chatroom_core::internal::DEFAULT_CHANNEL;
 use spin_sdk::redis::Connection;
 
@@ -34,8 +33,9 @@ impl Announcer {
         }
     }
 
-    /// Publishes `message` (its JSON) on the channel.
-    pub fn announce(&self, message: &Message) {
+    /// Publishes `change` (a stored message, or the action that changed
+    /// one; its JSON) on the channel.
+    pub fn announce(&self, change: &impl serde::Serialize) {
         let Some((url, channel)) = &self.target else {
             return;
         };
@@ -47,11 +47,10 @@ impl Announcer {
             }
         });
         let Some(conn) = conn else { return };
-        let payload = serde_json::to_vec(message).unwrap_or_default();
+        let payload = serde_json::to_vec(change).unwrap_or_default();
         if let Err(e) = conn.publish(channel, &payload) {
             eprintln!(
-                "chatroom-rest: publishing message {} to Redis failed (sidecars will find it by the feed): {e}",
-                message.id
+                "chatroom-rest: publishing a change to Redis failed (sidecars will find it by the feed): {e}"
             );
         }
     }

@@ -3,7 +3,7 @@
 //! wrong method `405`. The path routed is the one below the component's
 //! mount point ([`Mount`]), from Spin's `spin-path-info` header.
 
-use chatroom_core::{ApiError, parse_room_id};
+use chatroom_core::{ApiError, parse_message_id, parse_room_id, path_segment};
 
 use crate::internal::{self, InternalRoute, ResolveError};
 
@@ -16,6 +16,19 @@ pub enum Route {
     ListMessages(i64),
     PostMessage(i64),
     RoomUsers(i64),
+    /// `GET /chatrooms/{id}/changes`: the room's change log.
+    Changes(i64),
+    GetMessage(i64, i64),
+    EditMessage(i64, i64),
+    DeleteMessage(i64, i64),
+    /// `PUT /chatrooms/{id}/messages/{mid}/reactions/{emoji}`; the emoji
+    /// decoded from the path, validated with the rest of the action.
+    AddReaction(i64, i64, String),
+    RemoveReaction(i64, i64, String),
+    /// `PUT /chatrooms/{id}/read`
+    MarkRead(i64),
+    /// `GET /users/{name}/unread`
+    Unread(String),
     OpenApi,
     /// Edge mode's token-protected API (`/internal/...`).
     Internal(InternalRoute),
@@ -120,6 +133,42 @@ pub fn resolve(method: &str, path: &str) -> Result<Route, NoRoute> {
             let id = parse_room_id(id)?;
             ("GET", (method == "GET").then_some(Route::RoomUsers(id)))
         }
+        ["chatrooms", id, "changes"] => {
+            let id = parse_room_id(id)?;
+            ("GET", (method == "GET").then_some(Route::Changes(id)))
+        }
+        ["chatrooms", id, "read"] => {
+            let id = parse_room_id(id)?;
+            ("PUT", (method == "PUT").then_some(Route::MarkRead(id)))
+        }
+        ["chatrooms", id, "messages", mid] => {
+            let (id, mid) = (parse_room_id(id)?, parse_message_id(mid)?);
+            (
+                "GET, PATCH, DELETE",
+                match method {
+                    "GET" => Some(Route::GetMessage(id, mid)),
+                    "PATCH" => Some(Route::EditMessage(id, mid)),
+                    "DELETE" => Some(Route::DeleteMessage(id, mid)),
+                    _ => None,
+                },
+            )
+        }
+        ["chatrooms", id, "messages", mid, "reactions", emoji] => {
+            let (id, mid) = (parse_room_id(id)?, parse_message_id(mid)?);
+            let emoji = path_segment(emoji)?;
+            (
+                "PUT, DELETE",
+                match method {
+                    "PUT" => Some(Route::AddReaction(id, mid, emoji)),
+                    "DELETE" => Some(Route::RemoveReaction(id, mid, emoji)),
+                    _ => None,
+                },
+            )
+        }
+        ["users", name, "unread"] => {
+            let name = path_segment(name)?;
+            ("GET", (method == "GET").then_some(Route::Unread(name)))
+        }
         ["internal", rest @ ..] => {
             return match internal::resolve(method, rest) {
                 Ok(route) => Ok(Route::Internal(route)),
@@ -150,6 +199,26 @@ mod tests {
             resolve("GET", "/chatrooms/7/users").unwrap(),
             Route::RoomUsers(7)
         );
+        assert_eq!(
+            resolve("PATCH", "/chatrooms/7/messages/9").unwrap(),
+            Route::EditMessage(7, 9)
+        );
+        assert_eq!(
+            resolve("PUT", "/chatrooms/7/messages/9/reactions/%F0%9F%91%8D").unwrap(),
+            Route::AddReaction(7, 9, "👍".into())
+        );
+        assert_eq!(
+            resolve("GET", "/users/al%20ice/unread").unwrap(),
+            Route::Unread("al ice".into())
+        );
+        assert!(matches!(
+            resolve("POST", "/chatrooms/7/messages/9"),
+            Err(NoRoute::Method("GET, PATCH, DELETE"))
+        ));
+        assert!(matches!(
+            resolve("GET", "/chatrooms/7/messages/x"),
+            Err(NoRoute::Error(ApiError::InvalidMessageId))
+        ));
     }
 
     #[test]

@@ -12,12 +12,13 @@ use clap::Parser;
 
 use clap::CommandFactory;
 
+use chatroom_front::access::{Access, AccessFlags};
+use chatroom_front::serve::FrontFlags;
 use chatroom_front::shutdown;
 use chatroom_host::cli::HostFlags;
 use chatroom_host::{HostOptions, SpinHost, VariableSource};
 use chatroom_sidecar::Sidecar;
 use chatroom_sidecar::cli::SidecarFlags;
-use chatroom_sidecar::front::{self, FrontLimits};
 
 /// chatroom: REST (the Spin component) and Socket.IO on one port.
 #[derive(Debug, Parser)]
@@ -37,6 +38,10 @@ struct Args {
     private_reads: bool,
     #[command(flatten)]
     sidecar: SidecarFlags,
+    #[command(flatten)]
+    access: AccessFlags,
+    #[command(flatten)]
+    front: FrontFlags,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -82,39 +87,31 @@ pub async fn main() -> anyhow::Result<()> {
     if let Some(Command::Token { name, ttl }) = &args.command {
         return print_token(args.sidecar.auth_secret.as_deref(), name, *ttl);
     }
-    args.sidecar.log.start()?;
-    let grace = args.sidecar.shutdown.grace();
+    let front = Sidecar::front(args.front.start()?);
     let manifest = std::path::absolute(&args.manifest)?;
     let options = HostOptions {
         variables: component_settings(&args),
         ..args.host.options()?
     };
-    let commits = options.commits.clone();
     let host = SpinHost::load(&manifest, options)?;
     let db_path = host.database_path();
-    let config = crate::beside_host(
+    let config = crate::beside_host(&host, |path| {
         args.sidecar
-            .config(chatroom_sidecar::DataSource::File(db_path.clone())),
-        commits,
-    );
+            .config(chatroom_sidecar::DataSource::File(path))
+    });
     let sidecar = Sidecar::start(config).await?;
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     let local = listener.local_addr()?;
-    let listener = front::listen(listener, FrontLimits::default());
-    let app = crate::app(Arc::new(host), &sidecar, local);
+    let access = Access::new(&args.access.config());
+    let app = crate::app(Arc::new(host), &sidecar, &access);
     println!("chatroom is up");
     println!("  REST       http://{local}/chatrooms");
     println!("  Socket.IO  http://{local}/socket.io/ (same origin)");
     println!("  data       {}", db_path.display());
     println!("Ctrl-C stops it.");
-    let stop = shutdown::on_signal();
-    let serving = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(stop.clone().cancelled_owned())
-    .into_future();
-    shutdown::drain(&stop, grace, serving, sidecar.close()).await?;
+    front
+        .serve(listener, app, shutdown::on_signal(), sidecar.close())
+        .await?;
     Ok(())
 }
 

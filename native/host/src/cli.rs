@@ -8,9 +8,10 @@ use std::sync::Arc;
 
 use clap::{CommandFactory, Parser};
 
-use chatroom_front::{logging, shutdown};
+use chatroom_front::serve::FrontFlags;
+use chatroom_front::shutdown;
 
-use crate::{HostOptions, RuntimeConfig, SpinHost, serve};
+use crate::{HostOptions, RuntimeConfig, SpinHost, router};
 
 /// Runs the HTTP components of a Spin manifest with Spin's SQLite store.
 #[derive(Debug, Parser)]
@@ -30,9 +31,7 @@ struct Args {
     #[command(flatten)]
     host: HostFlags,
     #[command(flatten)]
-    shutdown: shutdown::ShutdownFlags,
-    #[command(flatten)]
-    log: logging::LogFlags,
+    front: FrontFlags,
 }
 
 /// The host's flags beside the manifest, shared with `chatroom`: where the
@@ -86,7 +85,7 @@ pub fn command() -> clap::Command {
 #[tokio::main]
 pub async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    args.log.start()?;
+    let front = args.front.start()?;
     let host = SpinHost::load(&args.manifest, args.host.options()?)?;
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     // The only line on stdout (logs go to stderr), as the sidecar prints
@@ -97,12 +96,9 @@ pub async fn main() -> anyhow::Result<()> {
         database = %host.database_path().display(),
         "serving"
     );
-    serve(
-        Arc::new(host),
-        listener,
-        shutdown::signal(),
-        args.shutdown.grace(),
-    )
-    .await?;
+    let app = router(Arc::new(host));
+    front
+        .serve(listener, app, shutdown::on_signal(), async {})
+        .await?;
     Ok(())
 }

@@ -16,7 +16,9 @@
 //! is dropped from the pool, so a restarted Redis is reconnected to.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncCommands, FromRedisValue, Value as RedisValue};
@@ -36,7 +38,7 @@ mod bindings {
 use bindings::fermyon::spin::redis::{self as guest, Error, RedisParameter, RedisResult};
 
 /// Most connections one instance may hold open (Spin's cap).
-const MAX_CONNECTIONS: usize = 1024;
+const MAX_OPEN_PER_INSTANCE: usize = 1024;
 /// Most bytes a `get` or `execute` may return (Spin's cap).
 const MAX_RESULT_BYTES: usize = 128 << 20;
 /// Addresses the pool keeps a connection to; others connect per `open`.
@@ -63,10 +65,6 @@ impl std::fmt::Debug for RedisPool {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
 /// Connects to `address`, answering as Spin does when it cannot; the
 /// connection's driver runs until every clone of it is dropped.
 async fn connect(address: &str) -> Result<Pooled, Error> {
@@ -86,7 +84,7 @@ impl RedisPool {
     /// open, else a new one (pooled if there is room).
     async fn connection(&self, address: &str) -> Result<MultiplexedConnection, Error> {
         let slot = {
-            let mut slots = lock(&self.slots);
+            let mut slots = self.slots.lock();
             match slots.get(address) {
                 Some(slot) => Some(slot.clone()),
                 None if slots.len() < MAX_POOLED_ADDRESSES => {
@@ -117,7 +115,7 @@ impl RedisPool {
 
     /// Drops the pooled connection to `address` after it failed.
     fn forget(&self, address: &str) {
-        let slot = lock(&self.slots).get(address).cloned();
+        let slot = self.slots.lock().get(address).cloned();
         if let Some(slot) = slot
             && let Ok(mut pooled) = slot.try_lock()
         {
@@ -129,7 +127,7 @@ impl RedisPool {
 /// What the Redis interface needs of one component: shared by its
 /// instances.
 #[derive(Debug, Clone)]
-pub struct RedisConfig {
+pub struct RedisAccess {
     pub allowed_hosts: AllowedHosts,
     pub pool: Arc<RedisPool>,
 }
@@ -137,12 +135,12 @@ pub struct RedisConfig {
 /// Per-instance state: the config and how many connections are open.
 #[derive(Debug)]
 pub struct RedisCtx {
-    config: RedisConfig,
+    config: RedisAccess,
     open: usize,
 }
 
 impl RedisCtx {
-    pub fn new(config: RedisConfig) -> Self {
+    pub fn new(config: RedisAccess) -> Self {
         RedisCtx { config, open: 0 }
     }
 }
@@ -226,7 +224,7 @@ impl guest::HostConnection for RedisView<'_> {
             Ok(false) => return Ok(Err(Error::InvalidAddress)),
             Err(e) => return Ok(Err(other(e))),
         }
-        if self.ctx.open >= MAX_CONNECTIONS {
+        if self.ctx.open >= MAX_OPEN_PER_INSTANCE {
             return Ok(Err(Error::TooManyConnections));
         }
         let conn = match self.ctx.config.pool.connection(&address).await {

@@ -14,10 +14,11 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use bytes::Bytes;
+use chatroom_core::ApiError;
 use chatroom_front::body::{self, DiscardOnDrop};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Body;
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::Semaphore;
 
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{
@@ -35,7 +36,7 @@ use crate::compile_cache::CompileCache;
 use crate::headers::{add_spin_headers, check_head};
 use crate::manifest::Manifest;
 use crate::outbound::OutboundPolicy;
-use crate::redis::{self, RedisConfig, RedisCtx, RedisPool, RedisView};
+use crate::redis::{self, RedisAccess, RedisCtx, RedisPool, RedisView};
 use crate::routes::{RouteMatch, Router};
 use crate::runtime_config::RuntimeConfig;
 use crate::sqlite::{self, ConnectionPool, SqliteConfig, SqliteCtx, SqliteView};
@@ -55,9 +56,6 @@ pub struct HostOptions {
     /// Where compiled components are kept ([`CompileCache`]); `None`
     /// compiles at every start. Default: [`CompileCache::default_dir`].
     pub compile_cache: Option<PathBuf>,
-    /// Woken after every write to the database commits (the default run's
-    /// broadcast tail listens here).
-    pub commits: Arc<Notify>,
     /// Where `SPIN_VARIABLE_<NAME>` values are read: the process's
     /// environment by default.
     pub variables: VariableSource,
@@ -70,7 +68,6 @@ impl Default for HostOptions {
             runtime_config: RuntimeConfig::default(),
             limits: HostLimits::default(),
             compile_cache: CompileCache::default_dir(),
-            commits: Arc::new(Notify::new()),
             variables: VariableSource::default(),
         }
     }
@@ -118,10 +115,9 @@ fn start_epoch_ticker(engine: &Engine) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The connections to the `default` database.
-fn default_pool(file: PathBuf, commits: &Arc<Notify>) -> Arc<ConnectionPool> {
-    let file = chatroom_core::FileIdentity::new(file);
-    Arc::new(ConnectionPool::new(file, commits.clone()))
+/// The connections to the `default` database, and the file's owner.
+fn default_pool(file: PathBuf) -> Arc<ConnectionPool> {
+    Arc::new(ConnectionPool::new(chatroom_core::DatabaseFile::new(file)))
 }
 
 /// Instances come from wasmtime's pooling allocator, as in Spin: memories,
@@ -213,7 +209,7 @@ struct LoadedComponent {
     sqlite: SqliteConfig,
     outbound: OutboundPolicy,
     variables: ComponentVariables,
-    redis: RedisConfig,
+    redis: RedisAccess,
 }
 
 /// A Spin application ready to serve: every component pre-instantiated.
@@ -225,6 +221,9 @@ pub struct SpinHost {
     /// The `default` database file when the runtime config names it
     /// (otherwise `sqlite_db.db` in the state directory).
     configured_database: Option<PathBuf>,
+    /// The `default` database's connections (every component's), and so
+    /// the owner of its file.
+    default_db: Arc<ConnectionPool>,
     limits: HostLimits,
     slots: Arc<Semaphore>,
 }
@@ -242,31 +241,14 @@ pub(crate) fn empty_response(status: u16) -> hyper::Response<ResponseBody> {
     response
 }
 
-/// An answer of the host itself, in the REST error shape
-/// `{"detail", "code"}`; `detail` is a fixed sentence, never internal text.
-pub fn error_response(
-    status: u16,
-    code: &'static str,
-    detail: &'static str,
-) -> hyper::Response<ResponseBody> {
-    let body = format!(r#"{{"detail":"{detail}","code":"{code}"}}"#);
-    let mut response = hyper::Response::new(
-        Full::new(Bytes::from(body))
+/// An answer of the host itself: the error's status, body and headers
+/// (`chatroom_front::error`), as the host's body type.
+pub fn error_response(err: &ApiError) -> hyper::Response<ResponseBody> {
+    chatroom_front::error::response(err).map(|body| {
+        Full::new(body)
             .map_err(|never| match never {})
-            .boxed_unsync(),
-    );
-    *response.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or_default();
-    response.headers_mut().insert(
-        hyper::header::CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static("application/json; charset=utf-8"),
-    );
-    if status == 503 {
-        response.headers_mut().insert(
-            hyper::header::RETRY_AFTER,
-            hyper::header::HeaderValue::from_static("1"),
-        );
-    }
-    response
+            .boxed_unsync()
+    })
 }
 
 /// Why a request's instance gave no response.
@@ -308,7 +290,6 @@ impl SpinHost {
             configured_database
                 .clone()
                 .unwrap_or_else(|| state_dir.join("sqlite_db.db")),
-            &options.commits,
         );
         let engine = engine(&options.limits)?;
         let cache = options.compile_cache.map(CompileCache::new);
@@ -363,7 +344,7 @@ impl SpinHost {
                 },
                 outbound: OutboundPolicy::new(allowed.clone()),
                 variables: app_variables.component(&spec.id, &spec.variables)?,
-                redis: RedisConfig {
+                redis: RedisAccess {
                     allowed_hosts: allowed,
                     pool: redis_pool.clone(),
                 },
@@ -375,6 +356,7 @@ impl SpinHost {
             components,
             state_dir,
             configured_database,
+            default_db,
             limits: options.limits,
             slots: Arc::new(Semaphore::new(
                 options.limits.max_concurrent_requests.max(1),
@@ -383,15 +365,14 @@ impl SpinHost {
     }
 
     /// The same compiled application with its state in another directory
-    /// (cheap: nothing is compiled again); `commits` as in [`HostOptions`].
-    /// A `default` database the runtime config names stays where it is, as
-    /// with Spin's `--state-dir`.
-    pub fn with_state_dir(&self, state_dir: PathBuf, commits: Arc<Notify>) -> SpinHost {
+    /// (cheap: nothing is compiled again). A `default` database the
+    /// runtime config names stays where it is, as with Spin's
+    /// `--state-dir`.
+    pub fn with_state_dir(&self, state_dir: PathBuf) -> SpinHost {
         let default_db = default_pool(
             self.configured_database
                 .clone()
                 .unwrap_or_else(|| state_dir.join("sqlite_db.db")),
-            &commits,
         );
         let components = self
             .components
@@ -410,6 +391,7 @@ impl SpinHost {
             components,
             state_dir,
             configured_database: self.configured_database.clone(),
+            default_db,
             limits: self.limits,
             slots: Arc::new(Semaphore::new(self.limits.max_concurrent_requests.max(1))),
         }
@@ -422,19 +404,24 @@ impl SpinHost {
 
     /// The file of the `default` SQLite database: the runtime config's
     /// `path`, else `sqlite_db.db` in the state directory.
+    /// The owner of the `default` database file: hand it to whatever else
+    /// in this process uses the file (the default run's sidecar), so they
+    /// share its write gate and hear its commits.
+    pub fn database(&self) -> chatroom_core::DatabaseFile {
+        self.default_db.file().clone()
+    }
+
     pub fn database_path(&self) -> PathBuf {
         self.configured_database
             .clone()
             .unwrap_or_else(|| self.state_dir.join("sqlite_db.db"))
     }
 
-    /// Answers one request as Spin would. `_local` is the address the
-    /// request came in on (unused: like Spin, the host takes the authority
-    /// from the `Host` header), `client` the peer's.
+    /// Answers one request as Spin would; `client` is the peer's address
+    /// (like Spin, the host takes the authority from the `Host` header).
     pub async fn handle<B>(
         &self,
         req: hyper::Request<B>,
-        _local: SocketAddr,
         client: SocketAddr,
     ) -> hyper::Response<ResponseBody>
     where
@@ -454,7 +441,7 @@ impl SpinHost {
         };
         if let Err(refused) = check_head(&req) {
             tracing::debug!(%path, error = %refused, "request head refused");
-            return error_response(400, "bad_request", refused.detail());
+            return error_response(&ApiError::BadRequest(refused.detail().to_owned()));
         }
         add_spin_headers(&mut req, &matched, client);
         let slot = tokio::time::timeout(
@@ -464,17 +451,17 @@ impl SpinHost {
         .await;
         let Ok(Ok(slot)) = slot else {
             tracing::warn!(%path, "every instance slot is busy: answering 503");
-            return error_response(503, "overloaded", "The server is busy; retry shortly");
+            return error_response(&ApiError::Overloaded);
         };
         match self.run(req, &matched, slot).await {
             Ok(response) => response,
             Err(RunError::Deadline) => {
                 tracing::warn!(%path, "request ran past its deadline");
-                error_response(504, "timeout", "The request took too long")
+                error_response(&ApiError::Timeout)
             }
             Err(RunError::Failed(e)) => {
                 tracing::error!(error = %format!("{e:#}"), %path, "component failed");
-                error_response(500, "internal_error", "Internal server error")
+                error_response(&ApiError::Internal)
             }
         }
     }

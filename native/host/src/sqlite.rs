@@ -21,25 +21,34 @@
 //! Other writers of the file in this process take turns at a
 //! [`WriteGate`] before SQLite's lock, and a busy wait polls every
 //! millisecond (up to 5 s, as Spin's busy timeout) instead of SQLite's
-//! growing sleeps. After a write commits, the pool's `commit` [`Notify`] is
+//! growing sleeps. After a write commits, the file's `commits` notification is
 //! woken (the default run's broadcast tail listens there).
 //!
 //! Statements that may wait (writes, and anything inside a write
 //! transaction) run on tokio's blocking pool so that a wait on the database
 //! never stalls the async workers serving other requests; reads run in
 //! place.
+//!
+//! Here: the WIT binding and where each statement runs ([`Lease`]); the
+//! pool is `pool`, the reading of statements `statement`, the writer of
+//! single statements `group_commit`.
 
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::Arc;
 
-use chatroom_core::{BUSY_TIMEOUT, FileIdentity, WriteGate, WritePermit};
+use parking_lot::Mutex;
 
-use self::group_commit::GroupCommit;
+use chatroom_core::{BUSY_TIMEOUT, WritePermit};
+
 use rusqlite::types::{Value as SqlValue, ValueRef};
-use tokio::sync::Notify;
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 
+pub use self::pool::ConnectionPool;
+use self::statement::{begins_writing, leaves_no_state};
+
 mod group_commit;
+mod pool;
+mod statement;
 
 mod bindings {
     wasmtime::component::bindgen!({
@@ -55,13 +64,9 @@ use bindings::fermyon::spin::sqlite::{self, Error, QueryResult, RowResult, Value
 /// Most bytes one `execute` may return (Spin's cap).
 const MAX_RESULT_BYTES: usize = 128 * 1024 * 1024;
 /// Most connections one instance may hold open (Spin's cap).
-const MAX_CONNECTIONS: usize = 256;
+const MAX_OPEN_PER_INSTANCE: usize = 256;
 /// The label of Spin's default store.
 const DEFAULT_LABEL: &str = "default";
-/// Idle connections kept for reuse; more are closed when given back.
-const MAX_IDLE: usize = 64;
-/// Prepared statements kept per connection.
-const STATEMENT_CACHE: usize = 64;
 
 /// What the databases of one component are: shared by all its requests.
 #[derive(Debug, Clone)]
@@ -70,94 +75,6 @@ pub struct SqliteConfig {
     pub allowed: Arc<HashSet<String>>,
     /// `<state dir>/sqlite_db.db`.
     pub default_db: Arc<ConnectionPool>,
-}
-
-/// The connections to one database file, shared by every instance.
-#[derive(Debug)]
-pub struct ConnectionPool {
-    /// The file, by identity: once deleted or replaced under the running
-    /// host, opens fail instead of creating a new file.
-    file: Arc<FileIdentity>,
-    idle: Mutex<Vec<rusqlite::Connection>>,
-    gate: Arc<WriteGate>,
-    commit: Arc<Notify>,
-    /// The writer of single statements, started on the first.
-    group: OnceLock<GroupCommit>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-impl ConnectionPool {
-    /// `commit` is woken after every write that commits.
-    pub fn new(file: FileIdentity, commit: Arc<Notify>) -> Self {
-        let gate = WriteGate::for_file(file.path());
-        ConnectionPool {
-            file: Arc::new(file),
-            idle: Mutex::new(Vec::new()),
-            gate,
-            commit,
-            group: OnceLock::new(),
-        }
-    }
-
-    /// An idle connection, if the file is still the one in use.
-    fn take_idle(&self) -> Result<Option<rusqlite::Connection>, Error> {
-        self.file.check().map_err(unavailable)?;
-        Ok(lock(&self.idle).pop())
-    }
-
-    /// A new connection, if the file is still the one in use.
-    fn open_new(&self) -> Result<rusqlite::Connection, Error> {
-        open_connection(&self.file)
-    }
-
-    fn group(&self) -> &GroupCommit {
-        self.group.get_or_init(|| {
-            GroupCommit::start(self.file.clone(), self.gate.clone(), self.commit.clone())
-        })
-    }
-
-    /// Takes back a connection an instance is done with.
-    fn give_back(&self, conn: rusqlite::Connection, reusable: bool) {
-        if !conn.is_autocommit() && conn.execute_batch("ROLLBACK").is_err() {
-            return;
-        }
-        if !reusable {
-            return;
-        }
-        // SAFETY: the handle is this open connection's own, used on this
-        // thread only while `conn` is borrowed.
-        unsafe { rusqlite::ffi::sqlite3_set_last_insert_rowid(conn.handle(), 0) };
-        let mut idle = lock(&self.idle);
-        if idle.len() < MAX_IDLE {
-            idle.push(conn);
-        }
-    }
-}
-
-fn unavailable(e: chatroom_core::StoreError) -> Error {
-    tracing::error!(error = %e, "refusing to open the database");
-    Error::Io("the database is unavailable".to_owned())
-}
-
-/// A new connection to `file`, if it is still the one in use, in WAL
-/// mode, polling when busy, with no attached databases.
-fn open_connection(file: &FileIdentity) -> Result<rusqlite::Connection, Error> {
-    let path = file.path();
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(io_error)?;
-    }
-    let conn = rusqlite::Connection::open(path).map_err(io_error)?;
-    file.check().map_err(unavailable)?;
-    chatroom_core::assert_wal(&conn).map_err(unavailable)?;
-    chatroom_core::poll_when_busy(&conn).map_err(io_error)?;
-    // No attached databases: a component must not reach other files.
-    conn.set_limit(rusqlite::limits::Limit::SQLITE_LIMIT_ATTACHED, 0)
-        .map_err(io_error)?;
-    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-    Ok(conn)
 }
 
 /// Per-instance state: the config and how many connections are open.
@@ -201,33 +118,9 @@ impl Drop for Lease {
             self.pool.give_back(conn, self.reusable);
         }
         if self.wrote {
-            self.pool.commit.notify_one();
+            self.pool.file().commits().notify_one();
         }
     }
-}
-
-/// Whether a statement leaves nothing on its connection that a fresh
-/// connection would not have (judged by its first keyword).
-fn leaves_no_state(statement: &str) -> bool {
-    let s = statement.trim_start();
-    let word: String = s
-        .chars()
-        .take_while(|c| c.is_ascii_alphabetic())
-        .map(|c| c.to_ascii_uppercase())
-        .collect();
-    match word.as_str() {
-        "SELECT" | "INSERT" | "UPDATE" | "DELETE" | "REPLACE" | "WITH" | "VALUES" | "BEGIN"
-        | "COMMIT" | "END" | "ROLLBACK" | "SAVEPOINT" | "RELEASE" => true,
-        "PRAGMA" => !s.contains(['=', '(']),
-        _ => false,
-    }
-}
-
-/// `BEGIN IMMEDIATE` / `BEGIN EXCLUSIVE`: takes the write lock though
-/// SQLite counts it as read-only.
-fn begins_writing(statement: &str) -> bool {
-    let upper = statement.trim_start().to_ascii_uppercase();
-    upper.starts_with("BEGIN") && (upper.contains("IMMEDIATE") || upper.contains("EXCLUSIVE"))
 }
 
 impl Lease {
@@ -258,7 +151,7 @@ impl Lease {
         self.reusable &= leaves_no_state(statement);
         let writes = !stmt.readonly() || begins_writing(statement);
         if writes && self.permit.is_none() {
-            self.permit = self.pool.gate.acquire(BUSY_TIMEOUT);
+            self.permit = self.pool.file().gate().acquire(BUSY_TIMEOUT);
         }
         let result = run(&mut stmt, parameters);
         drop(stmt);
@@ -266,7 +159,7 @@ impl Lease {
         if conn.is_autocommit() {
             self.permit = None;
             if std::mem::take(&mut self.wrote) {
-                self.pool.commit.notify_one();
+                self.pool.file().commits().notify_one();
             }
         }
         result
@@ -367,9 +260,9 @@ impl sqlite::HostConnection for SqliteView<'_> {
         if database != DEFAULT_LABEL {
             return Ok(Err(Error::NoSuchDatabase));
         }
-        if self.ctx.open >= MAX_CONNECTIONS {
+        if self.ctx.open >= MAX_OPEN_PER_INSTANCE {
             return Ok(Err(Error::Io(format!(
-                "too many open connections (at most {MAX_CONNECTIONS})"
+                "too many open connections (at most {MAX_OPEN_PER_INSTANCE})"
             ))));
         }
         let pool = self.ctx.config.default_db.clone();
@@ -407,7 +300,7 @@ impl sqlite::HostConnection for SqliteView<'_> {
             Err(_) => return Ok(Err(Error::InvalidConnection)),
         };
         let plan = {
-            let mut here = lock(&lease);
+            let mut here = lease.lock();
             match here.plan(&statement) {
                 Plan::Here => return Ok(here.execute(&statement, parameters)),
                 plan => plan,
@@ -417,7 +310,7 @@ impl sqlite::HostConnection for SqliteView<'_> {
             let pool = self.ctx.config.default_db.clone();
             let outcome = pool.group().write(statement, parameters).await;
             if outcome.result.is_ok()
-                && let Some(conn) = lock(&lease).conn.as_ref()
+                && let Some(conn) = lease.lock().conn.as_ref()
             {
                 // SAFETY: the handle is this open connection's own, used
                 // while `conn` is borrowed under the lease's lock.
@@ -431,7 +324,7 @@ impl sqlite::HostConnection for SqliteView<'_> {
             return Ok(outcome.result);
         }
         let result =
-            tokio::task::spawn_blocking(move || lock(&lease).execute(&statement, parameters))
+            tokio::task::spawn_blocking(move || lease.lock().execute(&statement, parameters))
                 .await?;
         Ok(result)
     }
@@ -447,6 +340,9 @@ impl sqlite::HostConnection for SqliteView<'_> {
 mod tests {
     use std::time::Duration;
 
+    use chatroom_core::DatabaseFile;
+    use tokio::sync::Notify;
+
     use super::sqlite::HostConnection;
     use super::*;
 
@@ -459,10 +355,10 @@ mod tests {
     impl Instance {
         fn new(allowed: &[&str]) -> Self {
             let dir = tempfile::tempdir().unwrap();
-            let file = FileIdentity::new(dir.path().join("sqlite_db.db"));
+            let file = DatabaseFile::new(dir.path().join("sqlite_db.db"));
             let config = SqliteConfig {
                 allowed: Arc::new(allowed.iter().map(|s| s.to_string()).collect()),
-                default_db: Arc::new(ConnectionPool::new(file, Arc::new(Notify::new()))),
+                default_db: Arc::new(ConnectionPool::new(file)),
             };
             Instance {
                 ctx: SqliteCtx::new(config),
@@ -485,7 +381,7 @@ mod tests {
         }
 
         fn idle(&self) -> usize {
-            lock(&self.pool().idle).len()
+            self.pool().idle.lock().len()
         }
 
         fn view(&mut self) -> SqliteView<'_> {
@@ -599,7 +495,7 @@ mod tests {
     async fn an_instance_holds_at_most_256_connections() {
         let mut inst = Instance::new(&["default"]);
         let mut open = Vec::new();
-        for _ in 0..MAX_CONNECTIONS {
+        for _ in 0..MAX_OPEN_PER_INSTANCE {
             open.push(inst.open("default").await.unwrap());
         }
         assert!(matches!(inst.open("default").await, Err(Error::Io(_))));
@@ -662,7 +558,7 @@ mod tests {
     #[tokio::test]
     async fn a_committed_write_wakes_the_listener_and_a_read_does_not() {
         let mut inst = Instance::new(&["default"]);
-        let commit = inst.pool().commit.clone();
+        let commit = inst.pool().file().commits().clone();
         let conn = inst.open("default").await.unwrap();
         let woken = |commit: Arc<Notify>| async move {
             tokio::time::timeout(Duration::from_millis(50), commit.notified())
@@ -696,7 +592,7 @@ mod tests {
             .execute(&conn, "CREATE TABLE t (x INTEGER PRIMARY KEY, y)", vec![])
             .await
             .unwrap();
-        let commit = setup.pool().commit.clone();
+        let commit = setup.pool().file().commits().clone();
         let writers: Vec<_> = (0..64)
             .map(|i| {
                 let mut inst = setup.next();

@@ -20,17 +20,17 @@ use axum::response::{IntoResponse, Response};
 use clap::{CommandFactory, Parser};
 use tower::ServiceExt;
 
-use chatroom_front::logging::LogFlags;
-use chatroom_front::shutdown::{self, ShutdownFlags};
+use chatroom_core::ApiError;
+use chatroom_front::access::{Access, AccessFlags};
+use chatroom_front::serve::FrontFlags;
+use chatroom_front::shutdown;
 
-use crate::address_limits::AddressLimitsConfig;
 use crate::edge::{EdgeApi, Readiness};
-use crate::front::{self, FrontLimits};
-use crate::rest_upstream::{self, RestUpstream};
 use crate::{
-    DataSource, EdgeConfig, EventLimits, RedisConfig, Sidecar, SidecarConfig, SocketLimits,
-    upstream, wakeups,
+    DataSource, EdgeConfig, EventLimits, RedisConfig, Sidecar, SidecarConfig, SocketLimits, wakeups,
 };
+use chatroom_front::forward as upstream;
+use chatroom_front::rest_upstream::{self, RestUpstream};
 
 /// The database file when neither `--db` nor `--rest-upstream` is given.
 const DEFAULT_DB: &str = ".spin/sqlite_db.db";
@@ -85,6 +85,10 @@ struct Args {
     presence_lease_secs: u64,
     #[command(flatten)]
     flags: SidecarFlags,
+    #[command(flatten)]
+    access: AccessFlags,
+    #[command(flatten)]
+    front: FrontFlags,
 }
 
 impl Args {
@@ -129,19 +133,10 @@ impl Args {
     }
 }
 
-/// The flags the sidecar shares with the default run (`chatroom`).
+/// The Socket.IO flags the sidecar shares with the default run
+/// (`chatroom`).
 #[derive(Debug, clap::Args)]
 pub struct SidecarFlags {
-    /// Origins allowed by CORS and to open Socket.IO connections (repeat,
-    /// or comma-separated); `*` for any. Socket.IO requests from another
-    /// browser origin get `403` `origin_not_allowed`.
-    #[arg(
-        long,
-        value_delimiter = ',',
-        default_value = "*",
-        env = "CHATROOM_CORS_ORIGINS"
-    )]
-    cors_origin: Vec<String>,
     /// Safety poll of the database by the broadcast tail, in milliseconds.
     #[arg(long, default_value_t = 500, env = "CHATROOM_POLL_MS")]
     poll_ms: u64,
@@ -160,30 +155,11 @@ pub struct SidecarFlags {
     /// unable to keep up and is disconnected.
     #[arg(long, default_value_t = 4096, env = "CHATROOM_MAX_BUFFERED_PACKETS")]
     max_buffered_packets: usize,
-    /// Socket.IO connections one client address may hold open (`429`
-    /// beyond); off unless set. Behind a proxy see --trust-forwarded-for.
-    #[arg(long, env = "CHATROOM_MAX_CONNECTIONS_PER_ADDRESS")]
-    max_connections_per_address: Option<usize>,
-    /// REST writes one client address may make per minute (`429` with
-    /// `Retry-After` beyond); off unless set.
-    #[arg(long, env = "CHATROOM_WRITES_PER_MINUTE")]
-    writes_per_minute: Option<u32>,
-    /// Rooms one client address may create per hour; off unless set.
-    #[arg(long, env = "CHATROOM_ROOMS_PER_HOUR")]
-    rooms_per_hour: Option<u32>,
-    /// Count clients by the last `X-Forwarded-For` entry (set this only
-    /// behind a proxy that writes that header).
-    #[arg(long, env = "CHATROOM_TRUST_FORWARDED_FOR")]
-    trust_forwarded_for: bool,
     /// The secret of user tokens (HS256; the component's `auth_secret`):
     /// Socket.IO handshakes then need `auth: {token}`, and a connection
     /// speaks only as the token's user. Empty or unset: no auth.
     #[arg(long, env = "CHATROOM_AUTH_SECRET", hide_env_values = true)]
     pub auth_secret: Option<String>,
-    #[command(flatten)]
-    pub log: LogFlags,
-    #[command(flatten)]
-    pub shutdown: ShutdownFlags,
 }
 
 impl SidecarFlags {
@@ -195,13 +171,6 @@ impl SidecarFlags {
             .and_then(chatroom_core::auth::TokenKey::new);
         SidecarConfig {
             auth,
-            address_limits: AddressLimitsConfig {
-                connections: self.max_connections_per_address,
-                writes_per_minute: self.writes_per_minute,
-                rooms_per_hour: self.rooms_per_hour,
-                trust_forwarded_for: self.trust_forwarded_for,
-            },
-            cors_origins: self.cors_origin,
             poll_interval: Duration::from_millis(self.poll_ms),
             limits: SocketLimits {
                 events: EventLimits {
@@ -226,7 +195,7 @@ pub fn command() -> clap::Command {
 #[tokio::main]
 pub async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    args.flags.log.start()?;
+    let front = Sidecar::front(args.front.start()?);
     let ca_file = rest_upstream::ca_file(args.ca_file.clone());
     let upstream = args
         .rest_upstream
@@ -243,7 +212,6 @@ pub async fn main() -> anyhow::Result<()> {
     if let (DataSource::File(_), Some(upstream)) = (&source, &upstream) {
         upstream.check_tls().await?;
     }
-    let grace = args.flags.shutdown.grace();
     let mut config = args.flags.config(source.clone());
     if let Some(node) = args.node_id {
         config.node_id = node;
@@ -261,7 +229,6 @@ pub async fn main() -> anyhow::Result<()> {
     };
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     let local = listener.local_addr()?;
-    let listener = front::listen(listener, FrontLimits::default());
     // The only line on stdout (logs go to stderr): what a script or test
     // that asked for port 0 reads to find the sidecar.
     println!("listening on http://{local}");
@@ -271,12 +238,17 @@ pub async fn main() -> anyhow::Result<()> {
         rest_upstream = ?upstream.as_ref().map(RestUpstream::base),
         "serving"
     );
-    let app = gate
-        .router()
-        .into_make_service_with_connect_info::<SocketAddr>();
-    let serving = axum::serve(listener, app)
-        .with_graceful_shutdown(stop.clone().cancelled_owned())
-        .into_future();
+    let app = Access::new(&args.access.config()).around(gate.router());
+    let ready = gate.ready.clone();
+    let closing = async move {
+        if let Some(sidecar) = ready.get() {
+            sidecar.0.close().await;
+        }
+    };
+    let serving = {
+        let stop = stop.clone();
+        async move { front.serve(listener, app, stop, closing).await }
+    };
     let server = tokio::spawn(serving);
 
     let started = tokio::select! {
@@ -287,18 +259,10 @@ pub async fn main() -> anyhow::Result<()> {
         let _ = gate.ready.set(sidecar);
         tracing::info!("ready: Socket.IO served");
     }
-    let closing = async {
-        if let Some(sidecar) = gate.ready.get() {
-            sidecar.0.close().await;
-        }
-    };
-    let serving = async {
-        match server.await {
-            Ok(served) => served.map_err(anyhow::Error::from),
-            Err(e) => Err(anyhow::anyhow!("the server task failed: {e}")),
-        }
-    };
-    shutdown::drain(&stop, grace, serving, closing).await
+    match server.await {
+        Ok(served) => served.map_err(anyhow::Error::from),
+        Err(e) => Err(anyhow::anyhow!("the server task failed: {e}")),
+    }
 }
 
 /// The sidecar with the router serving it, once started.
@@ -362,18 +326,15 @@ impl Ready {
 /// `/healthz`: `200` once started and while new messages can be read,
 /// `503` before and during an outage of the database or the REST side.
 async fn health(State(gate): State<Gate>) -> Response {
-    let (ok, detail) = match gate.ready.get() {
-        Some(ready) if ready.0.is_reading() => (true, ""),
-        Some(_) => (false, "New messages cannot be read; retrying"),
-        None => (false, "Starting: waiting for the REST deployment"),
+    let why = match gate.ready.get() {
+        Some(ready) if ready.0.is_reading() => {
+            let json = [(header::CONTENT_TYPE, chatroom_core::CONTENT_TYPE)];
+            return (StatusCode::OK, json, r#"{"status":"ok"}"#).into_response();
+        }
+        Some(_) => "New messages cannot be read; retrying",
+        None => "Starting: waiting for the REST deployment",
     };
-    let json = [(header::CONTENT_TYPE, "application/json; charset=utf-8")];
-    if ok {
-        (StatusCode::OK, json, r#"{"status":"ok"}"#).into_response()
-    } else {
-        let body = serde_json::json!({"detail": detail, "code": "upstream_unavailable"});
-        (StatusCode::SERVICE_UNAVAILABLE, json, body.to_string()).into_response()
-    }
+    upstream::error_response(&ApiError::UpstreamUnavailable(why))
 }
 
 /// Everything but `/healthz`: the sidecar's router once ready; before,
@@ -381,12 +342,9 @@ async fn health(State(gate): State<Gate>) -> Response {
 async fn gated(State(gate): State<Gate>, req: Request) -> Response {
     let router = match gate.ready.get() {
         Some(ready) => ready.1.clone(),
-        None if req.uri().path().starts_with("/socket.io") => {
-            let mut refused = upstream::unavailable(StatusCode::SERVICE_UNAVAILABLE);
-            refused
-                .headers_mut()
-                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
-            return refused;
+        None if chatroom_front::is_socket_io(req.uri().path()) => {
+            let why = "Starting: waiting for the REST deployment";
+            return upstream::error_response(&ApiError::UpstreamUnavailable(why));
         }
         None => gate.rest.clone(),
     };

@@ -2,37 +2,35 @@
 //! so every use runs on tokio's blocking pool; the connection sits behind a
 //! mutex because SQLite serialises writers anyway.
 //!
-//! Writes take the file's [`WriteGate`] first, so in the default run they
-//! queue with the embedded Spin host's writes instead of meeting them in
-//! SQLite's lock.
+//! Writes take the file's write gate first (its [`DatabaseFile`], shared
+//! with the embedded Spin host in the default run), so they queue with the
+//! host's writes instead of meeting them in SQLite's lock.
 //!
 //! Before each use the file at the path must still be the one opened: if it
 //! was deleted or replaced, every use fails loudly (socket events get a
 //! storage error, the tail stops delivering) until the sidecar is restarted
 //! on the new file, rather than serving a history nobody else sees.
 
-use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use chatroom_core::{BUSY_TIMEOUT, FileIdentity, StoreError, WriteGate};
+use parking_lot::Mutex;
+
+use chatroom_core::{BUSY_TIMEOUT, DatabaseFile, StoreError};
 
 #[derive(Clone)]
 pub struct Db {
     conn: Arc<Mutex<rusqlite::Connection>>,
-    file: Arc<FileIdentity>,
-    gate: Arc<WriteGate>,
+    file: DatabaseFile,
 }
 
 impl Db {
     /// Opens the file (creating it and the schema if needed).
-    pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let conn = chatroom_core::open_file(path)?;
-        let file = FileIdentity::new(path);
+    pub fn open(file: DatabaseFile) -> Result<Self, StoreError> {
+        let conn = chatroom_core::open_file(file.path())?;
         file.check()?;
         Ok(Db {
             conn: Arc::new(Mutex::new(conn)),
-            file: Arc::new(file),
-            gate: WriteGate::for_file(path),
+            file,
         })
     }
 
@@ -74,12 +72,12 @@ impl Db {
             return Err(e.into());
         }
         let conn = self.conn.clone();
-        let gate = writes.then(|| self.gate.clone());
+        let gate = writes.then(|| self.file.gate().clone());
         tokio::task::spawn_blocking(move || {
             // Past the wait, SQLite's own busy handling takes over.
             let _turn = gate.and_then(|g| g.acquire(BUSY_TIMEOUT));
             // A panic while holding the lock leaves the connection usable.
-            let conn = conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let conn = conn.lock();
             f(&conn)
         })
         .await

@@ -1,5 +1,5 @@
 //! `EdgeApi`: the REST component as the sidecar's only way to the data, in
-//! edge mode (SPEC §6), where the database is a store the sidecar cannot
+//! edge mode (docs/protocol.md §6), where the database is a store the sidecar cannot
 //! open (Fermyon's managed SQLite, libSQL/Turso, another node's disk).
 //!
 //! Reads use the public API (rooms, a room's history) and the internal
@@ -14,11 +14,11 @@ use chatroom_core::internal::{
     Draft, FeedHead, LeaseAnswer, LeaseRequest, LeaseState, Outcome, PresenceEntry,
 };
 use chatroom_core::limits::{HISTORY_PAGE_ROWS, MAX_BODY_BYTES};
-use chatroom_core::{ApiError, Message, MessageDraft, StoreError};
+use chatroom_core::{Action, ApiError, Applied, Change, Message, MessageDraft, StoreError};
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 
-use crate::rest_upstream::{RestUpstream, UpstreamError, classify};
+use chatroom_front::rest_upstream::{RestUpstream, UpstreamError, classify};
 
 /// Whether the upstream's internal API serves this sidecar.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -173,29 +173,56 @@ impl EdgeApi {
         }
     }
 
-    /// The newest message id.
-    pub async fn latest_message_id(&self) -> Result<i64, StoreError> {
+    /// The newest change's `seq`.
+    pub async fn latest_seq(&self) -> Result<i64, StoreError> {
         let head: FeedHead = self.json(Method::GET, "/internal/feed/head", None).await?;
         Ok(head.last_id)
     }
 
-    /// Up to `limit` messages of any room after `after`, in id order.
-    pub async fn messages_after(&self, after: i64, limit: i64) -> Result<Vec<Message>, StoreError> {
+    /// Up to `limit` changes of any room after `after`, in `seq` order.
+    pub async fn changes_after(&self, after: i64, limit: i64) -> Result<Vec<Change>, StoreError> {
         let path = format!("/internal/feed?after={after}&limit={limit}");
         self.json(Method::GET, &path, None).await
     }
 
-    /// The oldest page of room `room`'s messages in `(after, before)`.
-    pub async fn room_page(
+    /// The oldest page of room `room`'s changes in `(after, through]`.
+    pub async fn room_changes(
         &self,
         room: i64,
         after: i64,
-        before: i64,
-    ) -> Result<Vec<Message>, StoreError> {
+        through: i64,
+    ) -> Result<Vec<Change>, StoreError> {
         let path = format!(
-            "/chatrooms/{room}/messages?after={after}&before={before}&limit={HISTORY_PAGE_ROWS}"
+            "/internal/feed?room={room}&after={after}&through={through}&limit={HISTORY_PAGE_ROWS}"
         );
         self.json(Method::GET, &path, None).await
+    }
+
+    /// Has the component do what `action` asks.
+    pub async fn apply(&self, action: &Action) -> Result<Applied, ApiError> {
+        let body = serde_json::to_vec(&action.to_object()).map_err(|e| upstream("actions", e))?;
+        let o: Outcome = self
+            .json(Method::POST, "/internal/actions", Some(body))
+            .await?;
+        match (o.ok, o.message, o.read) {
+            (true, Some(message), _) => Ok(Applied::Message(message)),
+            (true, None, Some(read)) => Ok(Applied::Read(read)),
+            (true, None, None) => match action {
+                Action::Delete {
+                    room_id,
+                    message_id,
+                    ..
+                } => Ok(Applied::Deleted {
+                    room_id: *room_id,
+                    message_id: *message_id,
+                }),
+                _ => Err(upstream("actions", "an answer without its result").into()),
+            },
+            (false, ..) => Err(ApiError::from_wire(
+                o.code.as_deref().unwrap_or_default(),
+                o.detail.as_deref().unwrap_or_default(),
+            )),
+        }
     }
 
     /// Stores the drafts in order; each gets its own answer.
@@ -291,14 +318,10 @@ fn batches(drafts: &[(i64, MessageDraft)]) -> Vec<Vec<Draft>> {
 fn outcome(o: Outcome) -> Result<Message, ApiError> {
     match (o.ok, o.message) {
         (true, Some(message)) => Ok(message),
-        _ => Err(match o.code.as_deref() {
-            Some("room_not_found") => ApiError::RoomNotFound,
-            code => ApiError::Storage(StoreError::Database(format!(
-                "REST upstream refused a message: {} ({})",
-                o.detail.unwrap_or_default(),
-                code.unwrap_or("no code")
-            ))),
-        }),
+        _ => Err(ApiError::from_wire(
+            o.code.as_deref().unwrap_or("no code"),
+            o.detail.as_deref().unwrap_or_default(),
+        )),
     }
 }
 

@@ -3,20 +3,22 @@
 //! socketioxide reads an event's name as a borrowed `&str`, so a name that
 //! JSON must escape (a control character, a quote, a lone surrogate) or
 //! that is not a string at all fails to parse and the library closes the
-//! connection, where SPEC §3 wants an `error` event. Before socketioxide
+//! connection, where docs/protocol.md §3 wants an `error` event. Before socketioxide
 //! sees an event packet (`42[...]`), this module checks its name and, if it
 //! is not a plain JSON string, replaces the packet with one naming
 //! [`INVALID_EVENT`] (same namespace and ack id), which the event handler
 //! answers with `invalid_payload`. Both transports pass through here: the
 //! body of a long-polling POST ([`guard_polling`]) and each websocket text
-//! frame from the client ([`FrameGuard`], used by the front listener).
+//! frame from the client ([`FrameGuard`], which the front listener reads
+//! upgraded connections through: [`frame_guard`]).
 
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use bytes::{Buf, BufMut, BytesMut};
+use bytes::{BufMut, BytesMut};
+use chatroom_front::listener::UpgradedReads;
 use http_body_util::{BodyExt, Limited};
 
 /// The name an event with an unreadable name is renamed to.
@@ -63,7 +65,7 @@ fn plain_first_string(array: &str) -> bool {
 /// (packets separated by U+001E) before socketioxide reads them.
 pub async fn guard_polling(max_payload: usize, req: Request, next: Next) -> Response {
     let is_polling_post = req.method() == Method::POST
-        && req.uri().path().starts_with("/socket.io")
+        && chatroom_front::is_socket_io(req.uri().path())
         && req
             .uri()
             .query()
@@ -105,10 +107,10 @@ pub struct FrameGuard {
     passthrough: usize,
 }
 
-impl FrameGuard {
+impl UpgradedReads for FrameGuard {
     /// Takes bytes read from the client. Once every byte has been parsed,
     /// the guard lets go of its buffer: an idle connection holds none.
-    pub fn push(&mut self, bytes: &[u8]) {
+    fn push(&mut self, bytes: &[u8]) {
         self.raw.extend_from_slice(bytes);
         self.process();
         if self.raw.is_empty() {
@@ -117,16 +119,18 @@ impl FrameGuard {
     }
 
     /// Bytes ready for the websocket reader.
-    pub fn ready(&mut self) -> &mut BytesMut {
+    fn ready(&mut self) -> &mut BytesMut {
         &mut self.out
     }
 
     /// At end of stream: whatever was held back, as it is.
-    pub fn finish(&mut self) {
+    fn finish(&mut self) {
         let rest = self.raw.split();
         self.out.extend_from_slice(&rest);
     }
+}
 
+impl FrameGuard {
     fn process(&mut self) {
         loop {
             if self.passthrough > 0 {
@@ -237,21 +241,15 @@ fn apply_mask(bytes: &mut [u8], key: [u8; 4]) {
     }
 }
 
-/// Copies ready bytes into a read buffer; how many. Once `ready` is
-/// drained its buffer is freed (an idle connection holds none).
-pub fn drain_into(ready: &mut BytesMut, buf: &mut tokio::io::ReadBuf<'_>) -> usize {
-    let n = ready.len().min(buf.remaining());
-    buf.put_slice(&ready[..n]);
-    ready.advance(n);
-    if ready.is_empty() {
-        *ready = BytesMut::new();
-    }
-    n
+/// The front listener's reader of upgraded connections: a [`FrameGuard`].
+pub fn frame_guard() -> Box<dyn UpgradedReads> {
+    Box::<FrameGuard>::default()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chatroom_front::listener::drain_into;
 
     #[test]
     fn plain_names_pass_and_others_are_renamed() {

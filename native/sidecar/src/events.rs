@@ -1,6 +1,10 @@
-//! The Socket.IO events of SPEC §3 on the default namespace: `join_room`,
+//! The Socket.IO events on the default namespace: `join_room`,
 //! `leave_room`, `send_message`, `typing` (never stored: see `typing`),
-//! and what a disconnect does.
+//! the changes people make to messages (`edit_message`, `delete_message`,
+//! `add_reaction`, `remove_reaction`: stored through
+//! `chatroom_core::apply`, broadcast by the tail from the change log like
+//! new messages), `mark_read` (with opt-in `read` receipts), and what a
+//! disconnect does.
 //!
 //! Each connection that has sent an event has one task that handles its
 //! events one after another, in the order they arrived (socketioxide runs
@@ -17,15 +21,19 @@
 //! Every failure is an `error` event to the sender (and `{"ok": false}` on
 //! its ack); the connection and other clients are never disturbed.
 
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::num::NonZeroU32;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use std::time::Duration;
 
 use chatroom_core::auth::TokenKey;
 use chatroom_core::limits::HISTORY_PAGE_ROWS;
 use chatroom_core::{
-    ApiError, JoinRequest, MessageDraft, Sender, StoreError, TypingRequest, event_object,
-    room_id_field,
+    Action, ActionKind, Actor, ApiError, Applied, JoinRequest, MessageDraft, Sender, StoreError,
+    TypingRequest, Write, Written, event_object, flag_field, room_id_field,
 };
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use serde_json::{Value, json};
 use socketioxide::SocketIo;
 use socketioxide::extract::{AckSender, Event, SocketRef, TryData};
@@ -33,21 +41,21 @@ use socketioxide::handler::ConnectHandler;
 use socketioxide::socket::Sid;
 use tokio::sync::mpsc;
 
-use crate::address_limits::ConnectionSlot;
 use crate::event_guard::INVALID_EVENT;
 use crate::identity::{self, Unauthorized};
 use crate::peer::{ConnectionCount, Counted, Peer, Sent};
 use crate::presence::PresenceStore;
-use crate::rooms::{Admission, RoomRegistry, encode};
+use crate::rooms::{Admission, Delivery, Encoded, RoomRegistry};
 use crate::store::ChatStore;
 use crate::tail::MessageTail;
 use crate::typing::TypingBoard;
+use chatroom_front::address_limits::ConnectionSlot;
 
 /// How long a `since` replay waits for a socket whose buffer is full before
 /// it counts as unable to keep up.
 const REPLAY_PATIENCE: Duration = Duration::from_secs(10);
 
-/// Per-connection event limits (SPEC §3, "Limits and fairness").
+/// Per-connection event limits (docs/protocol.md §3, "Limits and fairness").
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct EventLimits {
     /// Sustained events per second; 0 turns the rate limit off.
@@ -68,40 +76,16 @@ impl Default for EventLimits {
     }
 }
 
-/// A token bucket: `burst` tokens, refilled at `rate` a second.
-struct TokenBucket {
-    rate: f64,
-    burst: f64,
-    tokens: f64,
-    at: Instant,
-}
-
-impl TokenBucket {
-    fn new(limits: &EventLimits) -> Self {
-        let burst = f64::from(limits.burst.max(1));
-        TokenBucket {
-            rate: limits.rate,
-            burst,
-            tokens: burst,
-            at: Instant::now(),
-        }
+/// A connection's event budget: `rate` events a second sustained, bursts
+/// of `burst` (governor's GCRA limiter, a token bucket); `None` when the
+/// rate is off.
+fn event_budget(limits: &EventLimits) -> Option<DefaultDirectRateLimiter> {
+    if limits.rate <= 0.0 {
+        return None;
     }
-
-    fn allow(&mut self) -> bool {
-        if self.rate <= 0.0 {
-            return true;
-        }
-        let now = Instant::now();
-        let refill = now.duration_since(self.at).as_secs_f64() * self.rate;
-        self.tokens = (self.tokens + refill).min(self.burst);
-        self.at = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
+    let quota = Quota::with_period(Duration::from_secs_f64(1.0 / limits.rate))?
+        .allow_burst(NonZeroU32::new(limits.burst.max(1))?);
+    Some(RateLimiter::direct(quota))
 }
 
 /// What the connection tasks share.
@@ -161,7 +145,8 @@ struct Lane {
     /// The connection's place among its address's connections (when those
     /// are limited), held as long as the connection.
     _slot: Option<ConnectionSlot>,
-    bucket: TokenBucket,
+    /// `None`: not rate-limited.
+    budget: Option<DefaultDirectRateLimiter>,
     /// `Some` from the first event until the disconnect.
     jobs: Option<mpsc::Sender<Job>>,
 }
@@ -209,7 +194,7 @@ pub fn register(io: &SocketIo, chat: Arc<Chat>) {
             counted: chat.connections.count(),
             user,
             _slot: s.req_parts().extensions.get::<ConnectionSlot>().cloned(),
-            bucket: TokenBucket::new(&chat.limits),
+            budget: event_budget(&chat.limits),
             jobs: None,
         }));
         let events = lane.clone();
@@ -219,8 +204,8 @@ pub fn register(io: &SocketIo, chat: Arc<Chat>) {
                   TryData(data): TryData<Value>,
                   ack: AckSender| {
                 // Runs inline, in arrival order: only check and queue here.
-                let mut lane = events.lock().unwrap_or_else(|p| p.into_inner());
-                let allowed = lane.bucket.allow();
+                let mut lane = events.lock();
+                let allowed = lane.budget.as_ref().is_none_or(|b| b.check().is_ok());
                 let data = data.map_err(|e| e.to_string());
                 let job = Job::Event { name, data, ack };
                 let refused = if allowed {
@@ -245,7 +230,7 @@ pub fn register(io: &SocketIo, chat: Arc<Chat>) {
         );
         s.on_disconnect(move || async move {
             let (jobs, public_id) = {
-                let mut lane = lane.lock().unwrap_or_else(|p| p.into_inner());
+                let mut lane = lane.lock();
                 (lane.jobs.take(), lane.public_id)
             };
             match jobs {
@@ -265,9 +250,17 @@ pub fn register(io: &SocketIo, chat: Arc<Chat>) {
 /// Consecutive `send_message` events stored in one transaction at most.
 const SEND_BATCH: usize = 64;
 
+/// Whether an event writes (a message, or a change to one, or a read
+/// mark): consecutive writes are stored together.
+fn is_write(name: &str) -> bool {
+    name == "send_message" || ActionKind::parse(name).is_some()
+}
+
 /// The connection's task: its events, in order, then its departure.
-/// Consecutive `send_message` events already queued are stored together
-/// (one commit), still in order, each with its own answer.
+/// Consecutive writes already queued (`send_message`, `edit_message`,
+/// reactions, `mark_read`...) are stored together (one commit), still in
+/// order, each with its own answer; `typing` events among them are
+/// answered as they are met (they store nothing).
 async fn serve_connection(chat: Arc<Chat>, peer: Arc<Peer>, mut queue: mpsc::Receiver<Job>) {
     let mut next = None;
     loop {
@@ -289,12 +282,18 @@ async fn serve_connection(chat: Arc<Chat>, peer: Arc<Peer>, mut queue: mpsc::Rec
             "join_room" => join_room(&chat, &peer, data).await,
             "leave_room" => leave_room(&chat, &peer, data).await,
             "typing" => typing(&chat, &peer, &data),
-            "send_message" => {
-                let mut sends = vec![(data, ack)];
-                while sends.len() < SEND_BATCH {
+            write if is_write(write) => {
+                let mut writes = vec![(name, data, ack)];
+                while writes.len() < SEND_BATCH {
                     match queue.try_recv() {
-                        Ok(Job::Event { name, data, ack }) if name == "send_message" => {
-                            sends.push((data, ack));
+                        Ok(Job::Event { name, data, ack }) if is_write(&name) => {
+                            writes.push((name, data, ack));
+                        }
+                        // Typing never touches the database: answered at
+                        // once, it does not split a run of writes.
+                        Ok(Job::Event { name, data, ack }) if name == "typing" => {
+                            let result = typing(&chat, &peer, &data);
+                            answer(&chat, &peer, ack, &name, result);
                         }
                         Ok(other) => {
                             next = Some(other);
@@ -303,7 +302,7 @@ async fn serve_connection(chat: Arc<Chat>, peer: Arc<Peer>, mut queue: mpsc::Rec
                         Err(_) => break,
                     }
                 }
-                send_messages(&chat, &peer, sends).await;
+                store_writes(&chat, &peer, writes).await;
                 continue;
             }
             INVALID_EVENT => Err(Refusal::Api(ApiError::InvalidPayload(
@@ -396,8 +395,9 @@ async fn join_room(
     Ok(json!({"room_id": room_id, "username": username, "replayed": replayed}))
 }
 
-/// Sends `(since, through]` of the room from the database, then whatever
-/// arrived meanwhile, and makes the member live. How many were sent.
+/// Sends the room's changes in `(since, through]` from the log, then
+/// whatever arrived meanwhile, and makes the member live. How many were
+/// sent.
 async fn replay(
     chat: &Chat,
     peer: &Arc<Peer>,
@@ -405,17 +405,18 @@ async fn replay(
     since: i64,
     through: i64,
 ) -> Result<usize, Refusal> {
-    let before = through.saturating_add(1);
     let mut after = since;
     let mut replayed = 0;
     loop {
-        let page = chat.store.room_page(room_id, after, before).await?;
-        for message in &page {
-            send_replayed(chat, peer, &encode(message)).await?;
+        let page = chat.store.room_changes(room_id, after, through).await?;
+        let full = (page.len() as i64) >= HISTORY_PAGE_ROWS;
+        let last = page.last().map(|c| c.seq);
+        for change in page {
+            send_replayed(chat, peer, &Delivery::from(change).encoded).await?;
             replayed += 1;
         }
-        match page.last() {
-            Some(last) if (page.len() as i64) >= HISTORY_PAGE_ROWS => after = last.id,
+        match last {
+            Some(seq) if full => after = seq,
             _ => break,
         }
     }
@@ -432,13 +433,9 @@ async fn replay(
     Ok(replayed)
 }
 
-async fn send_replayed(
-    chat: &Chat,
-    peer: &Arc<Peer>,
-    encoded: &serde_json::value::RawValue,
-) -> Result<(), Refusal> {
+async fn send_replayed(chat: &Chat, peer: &Arc<Peer>, encoded: &Encoded) -> Result<(), Refusal> {
     match peer
-        .send_patiently("new_message", encoded, REPLAY_PATIENCE)
+        .send_patiently(encoded.event.as_str(), &*encoded.data, REPLAY_PATIENCE)
         .await
     {
         Sent::Queued => Ok(()),
@@ -486,54 +483,113 @@ fn typing(chat: &Chat, peer: &Peer, data: &Result<Value, String>) -> Result<Valu
     Ok(json!({"room_id": req.room_id, "typing": req.typing}))
 }
 
-/// Stores a run of `send_message` events in one transaction, in order, and
-/// answers each.
-async fn send_messages(
+/// Stores a run of writes in one transaction, in order, and answers each.
+/// Stored changes reach their rooms through the change log (the tail),
+/// this socket included; a read mark with `receipt: true` is announced to
+/// the room's other members as `read`.
+async fn store_writes(
     chat: &Chat,
     peer: &Arc<Peer>,
-    sends: Vec<(Result<Value, String>, AckSender)>,
+    events: Vec<(String, Result<Value, String>, AckSender)>,
 ) {
-    let mut drafts = Vec::with_capacity(sends.len());
-    let mut outcomes: Vec<Result<usize, ApiError>> = Vec::with_capacity(sends.len());
-    for (data, _) in &sends {
-        match message_draft(chat, peer, data) {
-            Ok(draft) => {
-                outcomes.push(Ok(drafts.len()));
-                drafts.push(draft);
+    let mut writes = Vec::with_capacity(events.len());
+    let mut plans: Vec<Result<(usize, bool), ApiError>> = Vec::with_capacity(events.len());
+    for (name, data, _) in &events {
+        match write_of(chat, peer, name, data) {
+            Ok((write, receipt)) => {
+                plans.push(Ok((writes.len(), receipt)));
+                writes.push(write);
             }
-            Err(e) => outcomes.push(Err(e)),
+            Err(e) => plans.push(Err(e)),
         }
     }
-    let stored = if drafts.is_empty() {
+    let stored = if writes.is_empty() {
         Ok(Vec::new())
     } else {
-        chat.store.insert_messages(drafts).await
+        chat.store.write_batch(writes).await
     };
-    if matches!(&stored, Ok(results) if results.iter().any(Result::is_ok)) {
-        // Stored: the tail delivers them to their rooms, this socket included.
+    let changed = |w: &Result<Written, ApiError>| {
+        matches!(
+            w,
+            Ok(Written::Message(_))
+                | Ok(Written::Applied(
+                    Applied::Message(_) | Applied::Deleted { .. }
+                ))
+        )
+    };
+    if matches!(&stored, Ok(results) if results.iter().any(changed)) {
         chat.tail.wake();
     }
-    for ((_, ack), outcome) in sends.into_iter().zip(outcomes) {
-        let result = match (outcome, &stored) {
+    for ((name, _, ack), plan) in events.into_iter().zip(plans) {
+        let result = match (plan, &stored) {
             (Err(e), _) => Err(e),
-            (Ok(i), Ok(results)) => match results.get(i) {
-                Some(Ok(message)) => {
-                    let mut reply = serde_json::to_value(message).unwrap_or_default();
-                    reply["message"] = serde_json::to_value(message).unwrap_or_default();
-                    Ok(reply)
-                }
+            (Ok((i, receipt)), Ok(results)) => match results.get(i) {
+                Some(Ok(written)) => Ok(reply(chat, peer, written, receipt)),
                 Some(Err(e)) => Err(e.clone()),
                 None => Err(ApiError::Storage(StoreError::Shape("missing result"))),
             },
             (Ok(_), Err(e)) => Err(ApiError::Storage(e.clone())),
         };
-        answer(
-            chat,
-            peer,
-            ack,
-            "send_message",
-            result.map_err(Refusal::Api),
-        );
+        answer(chat, peer, ack, &name, result.map_err(Refusal::Api));
+    }
+}
+
+/// A write event as a [`Write`], and whether it asked for a read receipt.
+/// The one acting is the token's user, else the payload's `username` (or
+/// `sender`), else the name the socket joined the room with.
+fn write_of(
+    chat: &Chat,
+    peer: &Peer,
+    name: &str,
+    data: &Result<Value, String>,
+) -> Result<(Write, bool), ApiError> {
+    let Some(kind) = ActionKind::parse(name) else {
+        let (room_id, draft) = message_draft(chat, peer, data)?;
+        return Ok((Write::Message(room_id, draft), false));
+    };
+    let obj = event_object(payload(data)?)?;
+    let room_id = room_id_field(obj)?;
+    let receipt = flag_field(obj, "receipt", false)?;
+    let joined = chat.rooms.username(peer, room_id).ok().flatten();
+    let actor = Actor {
+        token_user: peer.user().map(Sender::as_str),
+        fallback: joined.as_deref(),
+    };
+    Ok((
+        Write::Action(Action::from_object(kind, obj, actor)?),
+        receipt,
+    ))
+}
+
+/// The ack of a stored write: a message's fields and `"message"`, a
+/// deletion, or the read position (announcing it when asked).
+fn reply(chat: &Chat, peer: &Peer, written: &Written, receipt: bool) -> Value {
+    let message_reply = |message: &chatroom_core::Message| {
+        let value = serde_json::to_value(message).unwrap_or_default();
+        let mut reply = value.clone();
+        reply["message"] = value;
+        reply
+    };
+    match written {
+        Written::Message(message) | Written::Applied(Applied::Message(message)) => {
+            message_reply(message)
+        }
+        Written::Applied(Applied::Deleted {
+            room_id,
+            message_id,
+        }) => json!({"room_id": room_id, "message_id": message_id, "deleted": true}),
+        Written::Applied(Applied::Read(read)) => {
+            if receipt {
+                let seen = json!({
+                    "room_id": read.room_id,
+                    "username": read.username,
+                    "message_id": read.last_read_id,
+                });
+                chat.rooms
+                    .announce_except(read.room_id, "read", &seen, peer.sid());
+            }
+            serde_json::to_value(read).unwrap_or_default()
+        }
     }
 }
 

@@ -1,4 +1,4 @@
-//! Who a Socket.IO connection speaks for (SPEC §7). With an auth secret
+//! Who a Socket.IO connection speaks for (docs/protocol.md §7). With an auth secret
 //! set, a connection must present a token in its handshake (`auth:
 //! {"token": "..."}`, an HS256 token of `chatroom_core::auth`), or it gets
 //! `connect_error` with the message `unauthorized`; its username in joins

@@ -1,8 +1,8 @@
 //! The chatroom Socket.IO sidecar: persistent connections, rooms, presence,
-//! and ordered, exactly-once broadcasts of every new message (SPEC §3, §4).
+//! and ordered, exactly-once broadcasts of every new message (docs/protocol.md §3, §4).
 //!
 //! It reaches the data one of two ways ([`DataSource`]): in file mode it
-//! opens the SQLite file the Spin component uses; in edge mode (SPEC §6)
+//! opens the SQLite file the Spin component uses; in edge mode (docs/protocol.md §6)
 //! it has only the component's HTTP API, and Redis wake-ups when there are
 //! any, so several sidecars can serve one REST deployment.
 //!
@@ -13,29 +13,25 @@
 //! in order on its own task (`events`), under the limits of [`SocketLimits`].
 //! [`Sidecar::router`] wraps any axum router carrying the non-Socket.IO HTTP
 //! (a forwarder to `spin up`, or the embedded Spin host) with Socket.IO on
-//! `/socket.io/` and CORS, so one origin serves both; when allowed origins
-//! are configured, Socket.IO from other origins is refused (`origin`).
+//! `/socket.io/` and `/metrics`, so one origin serves both; the binaries
+//! serve it through `chatroom_front` (access, listener, draining) with the
+//! websocket reads of [`Sidecar::front`].
 
-pub mod address_limits;
 pub mod cli;
 mod db;
 pub mod edge;
 mod event_guard;
 mod events;
-pub mod front;
 mod identity;
 pub mod metrics;
-mod origin;
 mod own_head;
 mod peer;
 mod presence;
 mod relay;
-pub mod rest_upstream;
 pub mod rooms;
 mod store;
 mod tail;
 mod typing;
-pub mod upstream;
 mod wakeups;
 mod watch;
 
@@ -44,18 +40,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::middleware::from_fn_with_state;
+use chatroom_core::DatabaseFile;
 use socketioxide::SocketIo;
 use socketioxide::layer::SocketIoLayer;
 use tokio::sync::Notify;
-use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 
-use crate::address_limits::{AddressLimits, AddressLimitsConfig};
 pub use crate::db::Db;
 pub use crate::edge::EdgeConfig;
 pub use crate::events::EventLimits;
 use crate::metrics::{Metrics, Snapshot};
-use crate::origin::AllowedOrigins;
 pub use crate::peer::ConnectionCount;
 use crate::presence::PresenceStore;
 use crate::rooms::RoomRegistry;
@@ -63,6 +56,7 @@ use crate::store::ChatStore;
 pub use crate::tail::MessageTail;
 use crate::wakeups::RedisWakeups;
 use crate::watch::DatabaseWatch;
+use chatroom_front::serve::Front;
 
 /// Where the sidecar reads and writes chat data.
 #[derive(Debug, Clone)]
@@ -99,7 +93,7 @@ impl std::fmt::Debug for RedisConfig {
     }
 }
 
-/// The default presence lease (SPEC §6).
+/// The default presence lease (docs/protocol.md §6).
 pub const PRESENCE_LEASE: Duration = Duration::from_secs(30);
 /// The node id of a file-mode sidecar unless told otherwise: one sidecar
 /// per file, so a restart drops whatever its predecessor left.
@@ -118,9 +112,6 @@ pub struct SidecarConfig {
     pub node_id: String,
     /// How long this sidecar's presence rows count without a renewal.
     pub presence_lease: Duration,
-    /// Origins allowed by CORS and to open Socket.IO connections; empty or
-    /// `*` allows any.
-    pub cors_origins: Vec<String>,
     /// The tail's safety poll, for changes the file watch or Redis missed
     /// (in edge mode without Redis, the only way new messages are found).
     pub poll_interval: Duration,
@@ -130,19 +121,18 @@ pub struct SidecarConfig {
     /// off, only the safety poll finds them. On by default; tests turn it
     /// off to prove each wake-up path alone.
     pub watch_file: bool,
-    /// Woken after every commit of other writers in this process (the
-    /// default run's Spin host): the tail delivers at once, with no file
-    /// watch needed.
-    pub commits: Option<Arc<Notify>>,
-    /// The auth secret's key (SPEC §7): with one, Socket.IO handshakes need
+    /// The owner of the database file when something else in this process
+    /// uses it too (the default run's Spin host: `SpinHost::database`): the
+    /// sidecar's writes take turns with the host's at its gate, and the
+    /// tail delivers on its commits at once, with no file watch needed.
+    /// Must be the file of `source`; `None` makes one of its own.
+    pub database: Option<DatabaseFile>,
+    /// The auth secret's key (docs/protocol.md §7): with one, Socket.IO handshakes need
     /// a token and a connection speaks only as the token's user.
     pub auth: Option<chatroom_core::auth::TokenKey>,
-    /// Limits per client address in the front (SPEC §7), each off unless
-    /// set.
-    pub address_limits: AddressLimitsConfig,
 }
 
-/// The limits on one Socket.IO connection (SPEC §3).
+/// The limits on one Socket.IO connection (docs/protocol.md §3).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SocketLimits {
     /// Incoming events: rate, burst and queue.
@@ -183,13 +173,11 @@ impl SidecarConfig {
             source,
             node_id,
             presence_lease: PRESENCE_LEASE,
-            cors_origins: Vec::new(),
             poll_interval: Duration::from_millis(500),
             limits: SocketLimits::default(),
             watch_file: true,
-            commits: None,
+            database: None,
             auth: None,
-            address_limits: AddressLimitsConfig::default(),
         }
     }
 }
@@ -202,9 +190,6 @@ pub struct Sidecar {
     max_payload: u64,
     layer: SocketIoLayer,
     tail: MessageTail,
-    cors: CorsLayer,
-    origins: AllowedOrigins,
-    address_limits: AddressLimits,
     rooms: Arc<RoomRegistry>,
     _watch: Option<DatabaseWatch>,
     _redis: Option<RedisWakeups>,
@@ -225,9 +210,24 @@ fn random_node_id() -> String {
 
 impl Sidecar {
     pub async fn start(config: SidecarConfig) -> anyhow::Result<Self> {
-        let store = match &config.source {
-            DataSource::File(path) => ChatStore::File(Db::open(path)?),
-            DataSource::Edge { api, .. } => ChatStore::Edge(Arc::new(edge::EdgeApi::new(api))),
+        let (store, commits) = match &config.source {
+            DataSource::File(path) => {
+                let file = match &config.database {
+                    Some(file) if file.path() == path => file.clone(),
+                    Some(file) => anyhow::bail!(
+                        "the database file given ({}) is not the source's ({})",
+                        file.path().display(),
+                        path.display()
+                    ),
+                    None => DatabaseFile::new(path),
+                };
+                let commits = file.commits().clone();
+                (ChatStore::File(Db::open(file)?), commits)
+            }
+            DataSource::Edge { api, .. } => (
+                ChatStore::Edge(Arc::new(edge::EdgeApi::new(api))),
+                Arc::new(Notify::new()),
+            ),
         };
         chatroom_core::parse_node_token("node id", &config.node_id)?;
         let presence = PresenceStore::new(store.clone(), &config.node_id, config.presence_lease);
@@ -236,6 +236,7 @@ impl Sidecar {
         let limits = config.limits;
         let frame = usize::try_from(limits.max_payload).unwrap_or(usize::MAX);
         let (layer, io) = SocketIo::builder()
+            .req_path(chatroom_front::SOCKET_IO_PATH)
             .max_buffer_size(limits.max_buffered_packets.max(1))
             .max_payload(limits.max_payload)
             .ws_max_message_size(frame)
@@ -245,16 +246,11 @@ impl Sidecar {
             // listener's buffer, not the socket), 4 KiB by default.
             .ws_read_buffer_size(WS_READ_BUFFER)
             .build_layer();
-        let cursor = store.latest_message_id().await?;
+        let cursor = store.latest_seq().await?;
         let metrics = Metrics::default();
         let rooms = RoomRegistry::new(cursor, presence.clone(), metrics);
         presence.keep_lease(Arc::downgrade(&rooms));
-        let tail = MessageTail::start(
-            store.clone(),
-            rooms.clone(),
-            config.poll_interval,
-            config.commits.clone().unwrap_or_default(),
-        );
+        let tail = MessageTail::start(store.clone(), rooms.clone(), config.poll_interval, commits);
         let connections = ConnectionCount::default();
         let typing = typing::TypingBoard::new(&rooms);
         let chat = Arc::new(events::Chat {
@@ -293,19 +289,24 @@ impl Sidecar {
             max_payload: limits.max_payload,
             layer,
             tail,
-            cors: cors(&config.cors_origins),
-            origins: AllowedOrigins::new(&config.cors_origins),
-            address_limits: AddressLimits::new(config.address_limits),
             rooms: chat.rooms.clone(),
             _watch: watch,
             _redis: redis,
         })
     }
 
-    /// `rest` with Socket.IO on `/socket.io/` (refused to origins not
-    /// allowed) and CORS around both. Long-polling bodies pass the
-    /// event-name guard first (websocket frames pass it in the front
-    /// listener).
+    /// `front`, to serve a sidecar's router on: with websocket frames read
+    /// through the event-name guard.
+    pub fn front(front: Front) -> Front {
+        Front {
+            upgraded: Some(event_guard::frame_guard),
+            ..front
+        }
+    }
+
+    /// `rest` with Socket.IO on `/socket.io/` and the metrics on
+    /// `/metrics`. Long-polling bodies pass the event-name guard first
+    /// (websocket frames pass it in the listener of [`Sidecar::front`]).
     pub fn router(&self, rest: Router) -> Router {
         let max_payload = usize::try_from(self.max_payload).unwrap_or(usize::MAX);
         let (rooms, connections) = (self.rooms.clone(), self.connections.clone());
@@ -324,12 +325,6 @@ impl Sidecar {
             .layer(axum::middleware::from_fn(move |req, next| {
                 event_guard::guard_polling(max_payload, req, next)
             }))
-            .layer(from_fn_with_state(self.origins.clone(), origin::check))
-            .layer(from_fn_with_state(
-                self.address_limits.clone(),
-                address_limits::limit,
-            ))
-            .layer(self.cors.clone())
     }
 
     /// How many connections it holds state for, live.
@@ -363,17 +358,4 @@ impl Sidecar {
     pub fn is_reading(&self) -> bool {
         self.tail.is_reading()
     }
-}
-
-fn cors(origins: &[String]) -> CorsLayer {
-    let any = origins.is_empty() || origins.iter().any(|o| o == "*");
-    let allow = if any {
-        AllowOrigin::any()
-    } else {
-        AllowOrigin::list(origins.iter().filter_map(|o| o.parse().ok()))
-    };
-    CorsLayer::new()
-        .allow_origin(allow)
-        .allow_methods(Any)
-        .allow_headers(Any)
 }

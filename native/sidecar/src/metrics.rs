@@ -1,6 +1,6 @@
-//! `SidecarMetrics`: what an operator watches (SPEC §8), served at
-//! `/metrics` in the Prometheus text exposition format (OpenMetrics), by
-//! the Prometheus project's own client crate.
+//! `SidecarMetrics`: what an operator watches (docs/protocol.md §8), served at
+//! `/metrics` by the front ([`chatroom_front::metrics`]), counted with the
+//! Prometheus project's own client crate.
 //!
 //! Counters are bumped where things happen (the registry's deliveries,
 //! joins' replays, refused events, evictions); the gauges (connections,
@@ -10,18 +10,13 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use axum::http::header;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
-
-/// The exposition's content type.
-const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// The label of a refused event: its error code.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -68,7 +63,7 @@ impl Default for SidecarMetrics {
         let delivered = Counter::default();
         registry.register(
             "messages_delivered",
-            "new_message events handed to sockets, live and replayed",
+            "change events (new_message, message_edited, message_deleted, reaction_added, reaction_removed) handed to sockets, live and replayed",
             delivered.clone(),
         );
         // 0.5 ms to about 16 s.
@@ -166,14 +161,7 @@ impl SidecarMetrics {
         self.joined_sockets.set(as_gauge(now.joined_sockets));
         self.rooms_with_members
             .set(as_gauge(now.rooms_with_members));
-        let mut body = String::new();
-        match encode(&mut body, &self.registry) {
-            Ok(()) => ([(header::CONTENT_TYPE, CONTENT_TYPE)], body).into_response(),
-            Err(e) => {
-                tracing::error!(error = %e, "encoding metrics failed");
-                axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response()
-            }
-        }
+        chatroom_front::metrics::exposition(&self.registry)
     }
 }
 
@@ -183,6 +171,8 @@ pub type Metrics = Arc<SidecarMetrics>;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::header;
+    use chatroom_front::metrics::CONTENT_TYPE;
 
     #[tokio::test]
     async fn renders_every_series_with_prometheus_names() {

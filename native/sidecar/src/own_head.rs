@@ -20,7 +20,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 use hyper::upgrade::OnUpgrade;
 
-use crate::address_limits::ConnectionSlot;
+use chatroom_front::address_limits::ConnectionSlot;
 
 /// The headers Engine.IO reads.
 const READ_BY_ENGINE_IO: [HeaderName; 2] = [CONTENT_TYPE, SEC_WEBSOCKET_KEY];
@@ -61,7 +61,7 @@ fn read_extensions(extensions: &mut Extensions) -> Extensions {
 /// Middleware, innermost: Socket.IO requests go on with only the head it
 /// reads, copied.
 pub async fn for_socket_io(mut req: Request, next: Next) -> Response {
-    if req.uri().path().starts_with("/socket.io") {
+    if chatroom_front::is_socket_io(req.uri().path()) {
         *req.headers_mut() = read_headers(req.headers());
         if let Some(uri) = own_uri(req.uri()) {
             *req.uri_mut() = uri;

@@ -4,7 +4,7 @@
 //! `user_left`), which is random and unrelated to the Engine.IO session id:
 //! socketioxide makes `socket.id` equal to the transport session id, and
 //! knowing that id is enough to read and write someone else's long-polling
-//! transport, so it is never sent to anyone (SPEC §3, "Public ids").
+//! transport, so it is never sent to anyone (docs/protocol.md §3, "Public ids").
 //!
 //! Sending never waits. A connection whose outgoing buffer is full cannot
 //! keep up: it is *evicted* (it gets nothing more, and is disconnected as

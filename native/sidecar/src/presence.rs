@@ -1,6 +1,6 @@
 //! `PresenceStore`: the presence rows behind `GET /chatrooms/{id}/users`,
 //! written as sockets join, leave and go, under this sidecar's node id and
-//! a lease it keeps renewing (SPEC §6). Rows are keyed by the connection's
+//! a lease it keeps renewing (docs/protocol.md §6). Rows are keyed by the connection's
 //! public id.
 //!
 //! The lease is what makes several sidecars safe: a sidecar only ever

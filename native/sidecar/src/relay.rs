@@ -2,7 +2,7 @@
 //! reach the members of a room on every sidecar, not only on the one
 //! holding the socket that joined or left.
 //!
-//! Presence events are not history (SPEC §4): nothing stores them, so they
+//! Presence events are not history (docs/protocol.md §4): nothing stores them, so they
 //! travel on Redis itself, on `<channel>:presence`, best effort. A sidecar
 //! publishes each one it announces, and announces to its own members the
 //! ones other sidecars published. Without Redis, or while it is down, they

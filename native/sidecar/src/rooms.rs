@@ -1,22 +1,25 @@
 //! `RoomRegistry`: who is in which room, and how each member is being fed.
 //!
-//! The registry is the only place messages are handed to sockets. The tail
-//! calls [`RoomRegistry::deliver`] with each new batch of rows, in id order,
-//! and the registry's `cursor` moves with it under the same lock. A joining
-//! socket is registered at the current cursor, so from that instant every
-//! newer message reaches it through the registry; if it asked for `since`,
-//! newer messages are kept in its *backlog* while its own connection task
-//! replays `(since, cursor]` from the database, then the backlog is flushed
-//! and it turns live. So a replay never holds up anyone else, and the socket
-//! sees every message once, in order, with no gap.
+//! The registry is the only place changes (new messages, edits, deletes,
+//! reactions: the change log) are handed to sockets. The tail calls
+//! [`RoomRegistry::deliver`] with each new batch of changes, in `seq`
+//! order, and the registry's `cursor` moves with it under the same lock. A
+//! joining socket is registered at the current cursor, so from that
+//! instant every newer change reaches it through the registry; if it asked
+//! for `since`, newer changes are kept in its *backlog* while its own
+//! connection task replays `(since, cursor]` from the log, then the backlog
+//! is flushed and it turns live. So a replay never holds up anyone else,
+//! and the socket sees every change once, in order, with no gap.
 //!
 //! Nothing here waits on a socket: a member whose outgoing buffer is full,
 //! or whose backlog outgrows [`MAX_BACKLOG`], is evicted (see `peer`).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 
-use chatroom_core::Message;
+use parking_lot::Mutex;
+
+use chatroom_core::{Change, ChangeEvent};
 use serde_json::json;
 use serde_json::value::RawValue;
 use socketioxide::socket::Sid;
@@ -26,23 +29,43 @@ use crate::peer::{Peer, Sent};
 use crate::presence::PresenceStore;
 use crate::relay::{PresenceRelay, Relayed};
 
-/// Messages a catching-up member may have waiting behind its replay before
+/// Changes a catching-up member may have waiting behind its replay before
 /// it is considered unable to keep up.
 pub const MAX_BACKLOG: usize = 10_000;
 
-/// A message encoded once, sent to every member as is.
-pub type Encoded = Arc<RawValue>;
+/// A change's event, encoded once, sent to every member as is.
+#[derive(Clone)]
+pub struct Encoded {
+    pub event: ChangeEvent,
+    pub data: Arc<RawValue>,
+}
 
-/// Encodes a message for [`RoomRegistry::deliver`] and replays.
-pub fn encode(message: &Message) -> Encoded {
-    // A `Message` is plain strings and integers: encoding cannot fail.
-    let json = serde_json::to_string(message).unwrap_or_else(|_| "null".to_owned());
-    Arc::from(RawValue::from_string(json).unwrap_or_else(|_| RawValue::NULL.to_owned()))
+/// One change for [`RoomRegistry::deliver`]: where it goes, and when it
+/// was committed (for the broadcast lag).
+pub struct Delivery {
+    pub seq: i64,
+    pub room_id: i64,
+    pub encoded: Encoded,
+    pub at: String,
+}
+
+impl From<Change> for Delivery {
+    fn from(change: Change) -> Self {
+        Delivery {
+            seq: change.seq,
+            room_id: change.room_id,
+            encoded: Encoded {
+                event: change.event,
+                data: Arc::from(change.data),
+            },
+            at: change.at,
+        }
+    }
 }
 
 struct Member {
     peer: Arc<Peer>,
-    /// Only messages with a greater id are delivered by the registry.
+    /// Only changes with a greater `seq` are delivered by the registry.
     after: i64,
     /// `Some` while a replay is running: live messages wait here.
     backlog: Option<Vec<Encoded>>,
@@ -56,7 +79,7 @@ struct Joined {
 
 #[derive(Default)]
 struct Inner {
-    /// Id of the last message delivered.
+    /// `seq` of the last change delivered.
     cursor: i64,
     rooms: HashMap<i64, Vec<Member>>,
     peers: HashMap<Sid, Joined>,
@@ -110,43 +133,43 @@ impl RoomRegistry {
         let own = self.relay.get().is_some_and(|r| r.is_own(relayed));
         let relayable = matches!(
             relayed.event.as_str(),
-            "user_joined" | "user_left" | "typing"
+            "user_joined" | "user_left" | "typing" | "read"
         );
         if !own && relayable {
             self.announce_here(relayed.room_id, &relayed.event, &relayed.data, None);
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> parking_lot::MutexGuard<'_, Inner> {
+        self.inner.lock()
     }
 
-    /// The id of the last message delivered.
+    /// The `seq` of the last change delivered.
     pub fn cursor(&self) -> i64 {
         self.lock().cursor
     }
 
-    /// Hands a batch of new messages (in id order, all above the cursor) to
-    /// the members of their rooms; `timestamps` are the messages' commit
-    /// times, for the broadcast lag.
-    pub fn deliver(&self, batch: &[(i64, i64, Encoded)], timestamps: &[&str]) {
+    /// Hands a batch of new changes (in `seq` order, all above the cursor)
+    /// to the members of their rooms.
+    pub fn deliver(&self, batch: &[Delivery]) {
         let mut full = Vec::new();
         {
             let mut inner = self.lock();
-            for (i, (id, room_id, encoded)) in batch.iter().enumerate() {
-                if *id <= inner.cursor {
+            for change in batch {
+                if change.seq <= inner.cursor {
                     continue;
                 }
                 let mut sent = 0;
-                if let Some(members) = inner.rooms.get_mut(room_id) {
-                    for m in members.iter_mut().filter(|m| *id > m.after) {
+                if let Some(members) = inner.rooms.get_mut(&change.room_id) {
+                    for m in members.iter_mut().filter(|m| change.seq > m.after) {
                         match &mut m.backlog {
                             Some(backlog) if backlog.len() >= MAX_BACKLOG => {
                                 full.push(m.peer.clone())
                             }
-                            Some(backlog) => backlog.push(encoded.clone()),
+                            Some(backlog) => backlog.push(change.encoded.clone()),
                             None => {
-                                if m.peer.send("new_message", &**encoded) == Sent::Full {
+                                let Encoded { event, data } = &change.encoded;
+                                if m.peer.send(event.as_str(), &**data) == Sent::Full {
                                     full.push(m.peer.clone());
                                 } else {
                                     sent += 1;
@@ -157,11 +180,9 @@ impl RoomRegistry {
                 }
                 if sent > 0 {
                     self.metrics.delivered.inc_by(sent);
-                    if let Some(timestamp) = timestamps.get(i) {
-                        self.metrics.observe_lag(timestamp);
-                    }
+                    self.metrics.observe_lag(&change.at);
                 }
-                inner.cursor = *id;
+                inner.cursor = change.seq;
             }
         }
         self.evict_all(full);

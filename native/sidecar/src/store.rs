@@ -8,8 +8,8 @@ use std::sync::Arc;
 use chatroom_core::internal::LeaseState;
 use chatroom_core::limits::HISTORY_PAGE_ROWS;
 use chatroom_core::{
-    ApiError, HistoryPages, Message, MessageDraft, MessagePage, PageDirection, StoreError,
-    find_room, insert_messages, latest_message_id, messages_after, presence,
+    ApiError, Change, StoreError, Write, Written, changes_after, find_room, latest_seq, presence,
+    room_changes, write_batch,
 };
 
 use crate::db::Db;
@@ -30,55 +30,70 @@ impl ChatStore {
         }
     }
 
-    /// The newest message id (0 when there is none).
-    pub async fn latest_message_id(&self) -> Result<i64, StoreError> {
+    /// The newest change's `seq` (0 when there is none).
+    pub async fn latest_seq(&self) -> Result<i64, StoreError> {
         match self {
-            ChatStore::File(db) => db.run(latest_message_id).await,
-            ChatStore::Edge(api) => api.latest_message_id().await,
+            ChatStore::File(db) => db.run(latest_seq).await,
+            ChatStore::Edge(api) => api.latest_seq().await,
         }
     }
 
-    /// Up to `limit` messages of any room after `after`, in id order.
-    pub async fn messages_after(&self, after: i64, limit: i64) -> Result<Vec<Message>, StoreError> {
+    /// Up to `limit` changes of any room after `after`, in `seq` order.
+    pub async fn changes_after(&self, after: i64, limit: i64) -> Result<Vec<Change>, StoreError> {
         match self {
-            ChatStore::File(db) => db.run(move |c| messages_after(c, after, limit)).await,
-            ChatStore::Edge(api) => api.messages_after(after, limit).await,
+            ChatStore::File(db) => db.run(move |c| changes_after(c, after, limit)).await,
+            ChatStore::Edge(api) => api.changes_after(after, limit).await,
         }
     }
 
     /// The oldest page (at most [`HISTORY_PAGE_ROWS`]) of room `room`'s
-    /// messages with ids in `(after, before)`, in id order.
-    pub async fn room_page(
+    /// changes with a `seq` in `(after, through]`, in order.
+    pub async fn room_changes(
         &self,
         room: i64,
         after: i64,
-        before: i64,
-    ) -> Result<Vec<Message>, StoreError> {
+        through: i64,
+    ) -> Result<Vec<Change>, StoreError> {
         match self {
             ChatStore::File(db) => {
-                let page = MessagePage {
-                    after,
-                    before,
-                    limit: Some(HISTORY_PAGE_ROWS),
-                    direction: PageDirection::Oldest,
-                };
-                let mut pages = HistoryPages::new(room, page);
-                db.run(move |c| pages.next_page(c).map(Option::unwrap_or_default))
+                db.run(move |c| room_changes(c, room, after, through, HISTORY_PAGE_ROWS))
                     .await
             }
-            ChatStore::Edge(api) => api.room_page(room, after, before).await,
+            ChatStore::Edge(api) => api.room_changes(room, after, through).await,
         }
     }
 
-    /// Stores the drafts in order, each with its own answer.
-    pub async fn insert_messages(
+    /// Stores a socket's run of writes in order, each with its own answer:
+    /// in one transaction in file mode; in edge mode through the
+    /// component, runs of messages in one request and actions one by one.
+    pub async fn write_batch(
         &self,
-        drafts: Vec<(i64, MessageDraft)>,
-    ) -> Result<Vec<Result<Message, ApiError>>, StoreError> {
-        match self {
-            ChatStore::File(db) => db.write(move |c| insert_messages(c, &drafts)).await,
-            ChatStore::Edge(api) => api.insert_messages(&drafts).await,
+        writes: Vec<Write>,
+    ) -> Result<Vec<Result<Written, ApiError>>, StoreError> {
+        let api = match self {
+            ChatStore::File(db) => return db.write(move |c| write_batch(c, &writes)).await,
+            ChatStore::Edge(api) => api,
+        };
+        let mut results = Vec::with_capacity(writes.len());
+        let mut writes = writes.into_iter().peekable();
+        while let Some(write) = writes.next() {
+            match write {
+                Write::Action(action) => {
+                    results.push(api.apply(&action).await.map(Written::Applied))
+                }
+                Write::Message(room_id, draft) => {
+                    let mut drafts = vec![(room_id, draft)];
+                    while let Some(Write::Message(..)) = writes.peek() {
+                        if let Some(Write::Message(room_id, draft)) = writes.next() {
+                            drafts.push((room_id, draft));
+                        }
+                    }
+                    let stored = api.insert_messages(&drafts).await?;
+                    results.extend(stored.into_iter().map(|r| r.map(Written::Message)));
+                }
+            }
         }
+        Ok(results)
     }
 
     /// Takes or renews `node`'s presence lease.

@@ -1,8 +1,9 @@
-//! `MessageTail`: follows the `messages` table (in file mode) or the
-//! component's feed of it (in edge mode) and hands every new row, in id
-//! order, to the [`RoomRegistry`], whoever wrote it (a socket on this or
-//! another sidecar, or REST). Because SQLite serialises writers, rows
-//! commit in id order, so a cursor never skips one.
+//! `MessageTail`: follows the change log (`changes`, in file mode) or the
+//! component's feed of it (in edge mode) and hands every new change (a
+//! message, an edit, a delete, a reaction), in `seq` order, to the
+//! [`RoomRegistry`], whoever wrote it (a socket on this or another sidecar,
+//! or REST). Because SQLite serialises writers, changes commit in `seq`
+//! order, so a cursor never skips one.
 //!
 //! The task never waits on a socket and never replays history: joins and
 //! their `since` replays happen in each connection's own task against the
@@ -19,7 +20,7 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
-use crate::rooms::{RoomRegistry, encode};
+use crate::rooms::{Delivery, RoomRegistry};
 use crate::store::ChatStore;
 
 /// Rows read per tail query.
@@ -121,19 +122,19 @@ impl TailTask {
         }
     }
 
-    /// Delivers every message above the cursor; how many there were.
+    /// Delivers every change above the cursor; how many there were.
     async fn drain(&self) -> usize {
         let mut sent = 0;
         loop {
             let after = self.rooms.cursor();
-            let batch = match self.store.messages_after(after, BATCH).await {
+            let batch = match self.store.changes_after(after, BATCH).await {
                 Ok(batch) => batch,
                 Err(e) => {
                     // Said once per outage, not once per retry.
                     if self.reading.swap(false, Ordering::Relaxed) {
-                        tracing::warn!(error = %e, "reading new messages failed; retrying until it works");
+                        tracing::warn!(error = %e, "reading new changes failed; retrying until it works");
                     } else {
-                        tracing::debug!(error = %e, "reading new messages failed again");
+                        tracing::debug!(error = %e, "reading new changes failed again");
                     }
                     return sent;
                 }
@@ -141,14 +142,14 @@ impl TailTask {
             if !self.reading.swap(true, Ordering::Relaxed) {
                 tracing::info!(
                     cursor = after,
-                    "reading new messages again; catching up from the cursor"
+                    "reading new changes again; catching up from the cursor"
                 );
             }
-            let encoded: Vec<_> = batch.iter().map(|m| (m.id, m.room_id, encode(m))).collect();
-            let timestamps: Vec<&str> = batch.iter().map(|m| m.timestamp.as_str()).collect();
-            self.rooms.deliver(&encoded, &timestamps);
-            sent += batch.len();
-            if (batch.len() as i64) < BATCH {
+            let read = batch.len();
+            let batch: Vec<Delivery> = batch.into_iter().map(Delivery::from).collect();
+            self.rooms.deliver(&batch);
+            sent += read;
+            if (read as i64) < BATCH {
                 return sent;
             }
         }

@@ -11,7 +11,9 @@
 //! has not heard from for a few seconds.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Weak};
+
+use parking_lot::Mutex;
 use std::time::Duration;
 
 use serde_json::json;
@@ -49,8 +51,8 @@ impl TypingBoard {
         })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(i64, Sid), Typist>> {
-        self.typists.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> parking_lot::MutexGuard<'_, HashMap<(i64, Sid), Typist>> {
+        self.typists.lock()
     }
 
     /// `sid` (as `username`) is typing in `room_id`; whether that was

@@ -1,5 +1,5 @@
 //! `RedisWakeups`: in edge mode, the component publishes each stored
-//! message on a Redis channel (SPEC §6); this subscription wakes the
+//! message on a Redis channel (docs/protocol.md §6); this subscription wakes the
 //! [`MessageTail`] for each one, so sockets get it at once. The same
 //! subscription brings the other sidecars' presence events (`relay`).
 //!
@@ -17,9 +17,9 @@ use futures_util::StreamExt;
 
 use crate::RedisConfig;
 use crate::relay::{PresenceRelay, Relayed, presence_channel};
-use crate::rest_upstream::tls_failure;
 use crate::rooms::RoomRegistry;
 use crate::tail::MessageTail;
+use chatroom_front::rest_upstream::tls_failure;
 
 /// Pause between attempts to reach Redis.
 const RETRY: Duration = Duration::from_secs(1);

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, TryRecvError, sync_channel};
 use std::time::{Duration, Instant};
 
-use chatroom_core::latest_message_id;
+use chatroom_core::latest_seq;
 use notify::event::{AccessKind, AccessMode};
 use notify::{EventKind, RecursiveMode, Watcher};
 
@@ -83,7 +83,7 @@ impl CommitProbe {
     fn spawn(db_path: PathBuf, tail: MessageTail, pending: Receiver<()>) -> notify::Result<()> {
         let conn = chatroom_core::open_file(&db_path)
             .map_err(|e| notify::Error::generic(&format!("probe connection: {e}")))?;
-        let seen = latest_message_id(&conn).unwrap_or(0);
+        let seen = latest_seq(&conn).unwrap_or(0);
         let mut probe = CommitProbe { conn, tail, seen };
         std::thread::Builder::new()
             .name("commit-probe".into())
@@ -109,7 +109,7 @@ impl CommitProbe {
                     Err(TryRecvError::Disconnected) => return false,
                 }
             }
-            match latest_message_id(&self.conn) {
+            match latest_seq(&self.conn) {
                 Ok(latest) if latest > self.seen => {
                     self.seen = latest;
                     self.tail.wake();

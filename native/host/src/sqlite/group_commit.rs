@@ -9,13 +9,13 @@
 //! connection it ran on (`changes()` stays that of its own connection;
 //! `last_insert_rowid()` is carried over).
 
-use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender, TryRecvError};
 
-use chatroom_core::{BUSY_TIMEOUT, FileIdentity, WriteGate};
-use tokio::sync::{Notify, oneshot};
+use chatroom_core::{BUSY_TIMEOUT, DatabaseFile};
+use tokio::sync::oneshot;
 
-use super::{Error, QueryResult, Value, io_error, open_connection, run};
+use super::pool::open_connection;
+use super::{Error, QueryResult, Value, io_error, run};
 
 /// Most statements committed together.
 const MAX_BATCH: usize = 256;
@@ -41,14 +41,9 @@ pub struct GroupCommit {
 }
 
 impl GroupCommit {
-    pub fn start(file: Arc<FileIdentity>, gate: Arc<WriteGate>, commit: Arc<Notify>) -> Self {
+    pub fn start(file: DatabaseFile) -> Self {
         let (jobs, queue) = std::sync::mpsc::channel();
-        let writer = Writer {
-            file,
-            gate,
-            commit,
-            conn: None,
-        };
+        let writer = Writer { file, conn: None };
         let spawned = std::thread::Builder::new()
             .name("sqlite-group-commit".into())
             .spawn(move || writer.run(queue));
@@ -79,9 +74,7 @@ impl GroupCommit {
 }
 
 struct Writer {
-    file: Arc<FileIdentity>,
-    gate: Arc<WriteGate>,
-    commit: Arc<Notify>,
+    file: DatabaseFile,
     conn: Option<rusqlite::Connection>,
 }
 
@@ -115,7 +108,7 @@ impl Writer {
                 .collect()
         };
         if self.conn.is_none() {
-            match open_connection(&self.file) {
+            match open_connection(self.file.identity()) {
                 Ok(conn) => self.conn = Some(conn),
                 Err(e) => return failed(e),
             }
@@ -127,7 +120,7 @@ impl Writer {
             tracing::error!(error = %e, "refusing to write the database");
             return failed(Error::Io("the database is unavailable".to_owned()));
         }
-        let _turn = self.gate.acquire(BUSY_TIMEOUT);
+        let _turn = self.file.gate().acquire(BUSY_TIMEOUT);
         if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
             return failed(io_error(e));
         }
@@ -146,7 +139,7 @@ impl Writer {
             let _ = conn.execute_batch("ROLLBACK");
             return failed(io_error(e));
         }
-        self.commit.notify_one();
+        self.file.commits().notify_one();
         outcomes
     }
 }
@@ -193,15 +186,13 @@ mod tests {
     #[test]
     fn a_failing_statement_is_undone_alone_and_the_rest_commit_together() {
         let dir = tempfile::tempdir().unwrap();
-        let file = Arc::new(FileIdentity::new(dir.path().join("sqlite_db.db")));
-        let setup = open_connection(&file).unwrap();
+        let file = DatabaseFile::new(dir.path().join("sqlite_db.db"));
+        let setup = open_connection(file.identity()).unwrap();
         setup
             .execute_batch("CREATE TABLE t (x INTEGER PRIMARY KEY, y UNIQUE)")
             .unwrap();
         let mut writer = Writer {
             file: file.clone(),
-            gate: WriteGate::for_file(file.path()),
-            commit: Arc::new(Notify::new()),
             conn: None,
         };
         let statements = [

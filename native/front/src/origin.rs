@@ -1,4 +1,4 @@
-//! Refuses Socket.IO from browser origins that are not allowed (SPEC §7).
+//! Refuses Socket.IO from browser origins that are not allowed (docs/protocol.md §7).
 //!
 //! CORS headers only tell a browser whether a page may read a response; a
 //! websocket upgrade is not subject to CORS at all, and a polling handshake
@@ -14,12 +14,9 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::header;
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
-
-/// The Engine.IO request path (socketioxide's default).
-const SOCKET_IO_PATH: &str = "/socket.io";
+use axum::response::Response;
 
 /// The origins allowed to open Socket.IO connections; `None` allows any.
 #[derive(Clone, Debug)]
@@ -44,25 +41,15 @@ impl AllowedOrigins {
     }
 }
 
-fn is_socket_io(path: &str) -> bool {
-    path.strip_prefix(SOCKET_IO_PATH)
-        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-}
-
 /// Middleware (`axum::middleware::from_fn_with_state`): the `403` for a
 /// Socket.IO request from an origin not allowed, else the inner service.
 pub async fn check(State(allowed): State<AllowedOrigins>, req: Request, next: Next) -> Response {
-    if is_socket_io(req.uri().path())
+    if crate::is_socket_io(req.uri().path())
         && let Some(origin) = req.headers().get(header::ORIGIN)
         && !allowed.allows(origin.as_bytes())
     {
         tracing::debug!(origin = ?origin, "Socket.IO request from an origin not allowed");
-        let body = serde_json::json!({
-            "detail": "Socket.IO connections from this origin are not allowed",
-            "code": "origin_not_allowed",
-        });
-        let json = [(header::CONTENT_TYPE, "application/json; charset=utf-8")];
-        return (StatusCode::FORBIDDEN, json, body.to_string()).into_response();
+        return crate::forward::error_response(&chatroom_core::ApiError::OriginNotAllowed);
     }
     next.run(req).await
 }

@@ -1,15 +1,16 @@
-//! `FrontListener`: the TCP front of the sidecar and of the default run,
-//! with the limits a public listener needs. At most
+//! `FrontListener`: the TCP listener every chatroom binary serves on, with
+//! the limits a public listener needs. At most
 //! [`FrontLimits::max_connections`] connections are open at once (further
 //! clients wait in the kernel's backlog until one closes); a connection on
 //! which nothing is read or written for [`FrontLimits::idle_timeout`] is
 //! closed (a half-sent request head, a stalled body; live Socket.IO
 //! connections exchange a ping every 25 s and never go idle that long); and
 //! accept errors back off (axum's own listener pauses after each one).
-//! Once a connection is upgraded to a websocket, the client's frames pass
-//! through the [`FrameGuard`] before socketioxide reads them, and the idle
-//! timer is dropped: Engine.IO's heartbeat watches a websocket from then
-//! on (a client that stops answering its pings is closed within the ping
+//! Once a connection is upgraded to a websocket, the client's bytes pass
+//! through the server's [`UpgradedReads`] (the sidecar's check of Socket.IO
+//! event names) before the server reads them, and the idle timer is
+//! dropped: Engine.IO's heartbeat watches a websocket from then on (a
+//! client that stops answering its pings is closed within the ping
 //! interval and timeout), and an idle websocket costs a timer less.
 
 use std::pin::Pin;
@@ -18,12 +19,37 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::serve::{Listener, ListenerExt, TapIo};
+use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::{Instant, Sleep};
 
-use crate::event_guard::{FrameGuard, drain_into};
+/// What reads the client's bytes on an upgraded connection (once the
+/// server answered `101 Switching Protocols`) before the server does.
+pub trait UpgradedReads: Send + 'static {
+    /// Takes bytes read from the client.
+    fn push(&mut self, bytes: &[u8]);
+    /// The bytes ready for the server.
+    fn ready(&mut self) -> &mut BytesMut;
+    /// At the end of the stream: whatever was held back.
+    fn finish(&mut self);
+}
+
+/// Makes the [`UpgradedReads`] of each upgraded connection.
+pub type UpgradedReadsFactory = fn() -> Box<dyn UpgradedReads>;
+
+/// Copies ready bytes into a read buffer; how many. Once `ready` is
+/// drained its buffer is freed (an idle connection holds none).
+pub fn drain_into(ready: &mut BytesMut, buf: &mut ReadBuf<'_>) -> usize {
+    let n = ready.len().min(buf.remaining());
+    buf.put_slice(&ready[..n]);
+    ready.advance(n);
+    if ready.is_empty() {
+        *ready = BytesMut::new();
+    }
+    n
+}
 
 /// The limits of the front listener.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,19 +72,23 @@ pub struct FrontListener {
     inner: TcpListener,
     slots: Arc<Semaphore>,
     idle_timeout: Duration,
+    upgraded: Option<UpgradedReadsFactory>,
 }
 
-/// The listener to hand to `axum::serve`. Each connection is tapped to set
-/// `TCP_NODELAY`, which also lets routers read `ConnectInfo<SocketAddr>`
+/// The listener to hand to `axum::serve`; upgraded connections' reads pass
+/// through what `upgraded` makes, if anything. Each connection is tapped to
+/// set `TCP_NODELAY`, which also lets routers read `ConnectInfo<SocketAddr>`
 /// (axum provides that for tapped listeners).
 pub fn listen(
     inner: TcpListener,
     limits: FrontLimits,
+    upgraded: Option<UpgradedReadsFactory>,
 ) -> TapIo<FrontListener, fn(&mut FrontStream)> {
     FrontListener {
         inner,
         slots: Arc::new(Semaphore::new(limits.max_connections.max(1))),
         idle_timeout: limits.idle_timeout,
+        upgraded,
     }
     .tap_io(FrontStream::set_nodelay)
 }
@@ -80,6 +110,7 @@ impl Listener for FrontListener {
             stream,
             idle,
             timeout: self.idle_timeout,
+            upgraded: self.upgraded,
             guard: None,
             eof: false,
             _permit: permit,
@@ -99,8 +130,10 @@ pub struct FrontStream {
     /// `None` once upgraded to a websocket.
     idle: Option<Pin<Box<Sleep>>>,
     timeout: Duration,
-    /// Set once the server answered `101 Switching Protocols`.
-    guard: Option<Box<FrameGuard>>,
+    upgraded: Option<UpgradedReadsFactory>,
+    /// Set once the server answered `101 Switching Protocols`, if the
+    /// server reads upgraded connections through anything.
+    guard: Option<Box<dyn UpgradedReads>>,
     eof: bool,
     _permit: OwnedSemaphorePermit,
 }
@@ -113,8 +146,8 @@ impl FrontStream {
     /// Notes a write of the server's `101` answer: from now on the client
     /// speaks websocket frames, and Engine.IO's heartbeat keeps time.
     fn saw_written(&mut self, head: &[u8]) {
-        if self.guard.is_none() && head.starts_with(b"HTTP/1.1 101") {
-            self.guard = Some(Box::default());
+        if self.idle.is_some() && head.starts_with(b"HTTP/1.1 101") {
+            self.guard = self.upgraded.map(|make| make());
             self.idle = None;
         }
     }
@@ -138,7 +171,9 @@ impl FrontStream {
             let io = Pin::new(&mut self.stream).poll_read(cx, &mut read);
             match self.watch(cx, io) {
                 Poll::Ready(Ok(())) => {
-                    let guard = self.guard.get_or_insert_default();
+                    let Some(guard) = self.guard.as_mut() else {
+                        return Poll::Ready(Ok(()));
+                    };
                     if read.filled().is_empty() {
                         guard.finish();
                         self.eof = true;

@@ -1,4 +1,4 @@
-//! `AddressLimits`: limits per client address in the native front (SPEC
+//! `AddressLimits`: limits per client address in the native front (docs/protocol.md
 //! §7): Socket.IO connections open at once, REST writes per minute, and
 //! room creations per hour. Each is off unless configured, because behind a
 //! proxy every client shares the proxy's address; the client's address is
@@ -12,12 +12,17 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use parking_lot::Mutex;
+use std::time::Duration;
 
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use chatroom_core::ApiError;
@@ -62,7 +67,7 @@ struct SlotInner {
 
 impl Drop for SlotInner {
     fn drop(&mut self) {
-        let mut open = self.limits.open.lock().unwrap_or_else(|p| p.into_inner());
+        let mut open = self.limits.open.lock();
         if let Some(count) = open.get(&self.address)
             && count.fetch_sub(1, Ordering::AcqRel) <= 1
         {
@@ -72,12 +77,18 @@ impl Drop for SlotInner {
 }
 
 /// A token bucket per address: `capacity` tokens, refilled evenly over
-/// `period`.
-#[derive(Debug)]
+/// `period` (governor's keyed GCRA limiter).
 struct Buckets {
-    capacity: f64,
-    per_sec: f64,
-    state: Mutex<HashMap<IpAddr, (f64, Instant)>>,
+    limiter: DefaultKeyedRateLimiter<IpAddr>,
+    clock: DefaultClock,
+}
+
+impl std::fmt::Debug for Buckets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Buckets")
+            .field("addresses", &self.limiter.len())
+            .finish()
+    }
 }
 
 /// Addresses kept before idle (full) buckets are forgotten.
@@ -85,34 +96,24 @@ const PRUNE_AT: usize = 10_000;
 
 impl Buckets {
     fn new(capacity: u32, period: Duration) -> Self {
-        let capacity = f64::from(capacity.max(1));
+        let capacity = NonZeroU32::new(capacity.max(1)).unwrap_or(NonZeroU32::MIN);
+        let quota = Quota::with_period(period / capacity.get())
+            .unwrap_or_else(|| Quota::per_second(capacity))
+            .allow_burst(capacity);
         Buckets {
-            capacity,
-            per_sec: capacity / period.as_secs_f64(),
-            state: Mutex::new(HashMap::new()),
+            limiter: RateLimiter::keyed(quota),
+            clock: DefaultClock::default(),
         }
     }
 
     /// Takes a token for `address`; `Err(wait)` when there is none.
     fn take(&self, address: IpAddr) -> Result<(), Duration> {
-        let now = Instant::now();
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        if state.len() >= PRUNE_AT {
-            let (capacity, per_sec) = (self.capacity, self.per_sec);
-            state.retain(|_, (tokens, at)| {
-                *tokens + now.duration_since(*at).as_secs_f64() * per_sec < capacity
-            });
+        if self.limiter.len() >= PRUNE_AT {
+            self.limiter.retain_recent();
         }
-        let (tokens, at) = state.entry(address).or_insert((self.capacity, now));
-        *tokens =
-            (*tokens + now.duration_since(*at).as_secs_f64() * self.per_sec).min(self.capacity);
-        *at = now;
-        if *tokens >= 1.0 {
-            *tokens -= 1.0;
-            Ok(())
-        } else {
-            Err(Duration::from_secs_f64((1.0 - *tokens) / self.per_sec))
-        }
+        self.limiter
+            .check_key(&address)
+            .map_err(|not_until| not_until.wait_time_from(self.clock.now()))
     }
 }
 
@@ -147,7 +148,7 @@ impl AddressLimits {
     /// A slot for one more connection of `address`, if it has one left.
     fn open_slot(&self, address: IpAddr) -> Option<ConnectionSlot> {
         let max = self.config.connections?;
-        let mut open = self.tables.open.lock().unwrap_or_else(|p| p.into_inner());
+        let mut open = self.tables.open.lock();
         let count = open.entry(address).or_default();
         if count.load(Ordering::Acquire) >= max {
             return None;
@@ -186,7 +187,7 @@ impl AddressLimits {
 /// Whether `req` opens a new Socket.IO session (an Engine.IO handshake:
 /// no `sid` yet, over polling or websocket).
 fn is_handshake(req: &Request) -> bool {
-    req.uri().path().starts_with("/socket.io")
+    crate::is_socket_io(req.uri().path())
         && !req
             .uri()
             .query()
@@ -197,7 +198,7 @@ fn is_handshake(req: &Request) -> bool {
 
 /// Whether `req` is a REST write.
 fn is_write(req: &Request) -> bool {
-    !req.uri().path().starts_with("/socket.io")
+    !crate::is_socket_io(req.uri().path())
         && !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS)
 }
 
@@ -212,12 +213,9 @@ fn creates_room(req: &Request) -> bool {
 }
 
 fn too_many(wait: Duration) -> Response {
-    let err = ApiError::RateLimited;
-    let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
-    let mut res = (StatusCode::TOO_MANY_REQUESTS, axum::Json(err.body())).into_response();
-    res.headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-    res
+    crate::error::response_retry_after(&ApiError::RateLimited, Some(wait))
+        .map(axum::body::Body::from)
+        .into_response()
 }
 
 /// How long a client turned away for too many connections should wait.
@@ -294,7 +292,7 @@ mod tests {
         drop(first);
         let third = limits.open_slot(a).unwrap();
         drop((second, third));
-        assert!(limits.tables.open.lock().unwrap().is_empty());
+        assert!(limits.tables.open.lock().is_empty());
     }
 
     #[test]

@@ -13,14 +13,14 @@
 
 use std::time::Duration;
 
+use crate::body::{discard, expects_continue};
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderName, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, header};
 use axum::response::{IntoResponse, Response};
 use chatroom_core::ApiError;
 use chatroom_core::limits::MAX_BODY_BYTES;
-use chatroom_front::body::{discard, expects_continue};
 use http_body_util::BodyExt;
 
 use crate::rest_upstream::{RestUpstream, UpstreamError, classify};
@@ -38,22 +38,11 @@ pub fn not_found() -> Router {
 /// How long a client may take to send its whole request body.
 const BODY_PATIENCE: Duration = Duration::from_secs(30);
 
-/// A REST error answer, with the component's content type.
+/// A REST error answer (`chatroom_front::error`), as an axum response.
 pub fn error_response(err: &ApiError) -> Response {
-    let status = StatusCode::from_u16(err.status()).unwrap_or(StatusCode::BAD_REQUEST);
-    let body = serde_json::to_vec(&err.body()).unwrap_or_default();
-    let json = [(header::CONTENT_TYPE, "application/json; charset=utf-8")];
-    (status, json, body).into_response()
-}
-
-/// The `502` for an upstream that could not answer.
-pub fn unavailable(status: StatusCode) -> Response {
-    let body = serde_json::json!({
-        "detail": "The REST server is unavailable",
-        "code": "upstream_unavailable",
-    });
-    let json = [(header::CONTENT_TYPE, "application/json; charset=utf-8")];
-    (status, json, body.to_string()).into_response()
+    crate::error::response(err)
+        .map(axum::body::Body::from)
+        .into_response()
 }
 
 /// Reads the whole body, within [`MAX_BODY_BYTES`] and [`BODY_PATIENCE`].
@@ -138,7 +127,7 @@ async fn forward(State(up): State<RestUpstream>, req: Request) -> Response {
                 }
                 other => tracing::warn!(error = %other, "REST upstream unavailable"),
             }
-            return unavailable(StatusCode::BAD_GATEWAY);
+            return error_response(&ApiError::BadGateway);
         }
     };
     let mut answer = Response::builder().status(res.status());
@@ -151,5 +140,5 @@ async fn forward(State(up): State<RestUpstream>, req: Request) -> Response {
     }
     answer
         .body(Body::from_stream(res.bytes_stream()))
-        .unwrap_or_else(|_| unavailable(StatusCode::BAD_GATEWAY))
+        .unwrap_or_else(|_| error_response(&ApiError::BadGateway))
 }

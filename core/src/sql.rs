@@ -1,0 +1,55 @@
+//! SQL fragments more than one module's statements are built from. They
+//! are macros so that every statement stays one `&'static str` (`concat!`),
+//! prepared once and cached by both SQLite bindings.
+
+/// RFC 3339, UTC, milliseconds: `2026-11-24T14:20:42.123Z`.
+macro_rules! now_utc_millis {
+    () => {
+        "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
+    };
+}
+
+/// The columns a message's JSON is built from, for a subquery that
+/// [`message_json`] reads as `m`.
+macro_rules! message_columns {
+    () => {
+        "id, room_id, sender, content, timestamp, version, edited_at, deleted_at"
+    };
+}
+
+/// A message row `m` (every column of [`message_columns`]) as its wire
+/// object, the shape of `wire::Message` key for key: the five keys every
+/// message has, then `edited_at` and `version` once edited, `deleted` and
+/// `deleted_at` for a tombstone, and `reactions` (per emoji, in the order
+/// they were first used: the count and who) while there are any. A message
+/// never changed is built without the merge, as cheaply as before.
+macro_rules! message_json {
+    () => {
+        concat!(
+            "CASE WHEN m.version = 1 AND m.deleted_at IS NULL ",
+            "AND NOT EXISTS (SELECT 1 FROM reactions r WHERE r.message_id = m.id) THEN ",
+            message_base_json!(),
+            " ELSE json_patch(",
+            message_base_json!(),
+            ", json_object(",
+            "'edited_at', m.edited_at, ",
+            "'version', CASE WHEN m.version > 1 THEN m.version END, ",
+            "'deleted', CASE WHEN m.deleted_at IS NOT NULL THEN json('true') END, ",
+            "'deleted_at', m.deleted_at, ",
+            "'reactions', json((SELECT CASE WHEN count(*) > 0 THEN json_group_array(json_object(",
+            "'emoji', g.emoji, 'count', g.n, 'users', json(g.users))) END FROM (",
+            "SELECT r.emoji AS emoji, count(*) AS n, json_group_array(r.username) AS users, ",
+            "min(r.rowid) AS first FROM reactions r WHERE r.message_id = m.id ",
+            "GROUP BY r.emoji ORDER BY first) g))",
+            ")) END"
+        )
+    };
+}
+
+/// The five keys of every message.
+macro_rules! message_base_json {
+    () => {
+        "json_object('id', m.id, 'room_id', m.room_id, 'sender', m.sender, \
+         'content', m.content, 'timestamp', m.timestamp)"
+    };
+}
