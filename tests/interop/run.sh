@@ -2,8 +2,9 @@
 # Runs the official Socket.IO clients (socket.io-client 4.x on Node, and
 # python-socketio 5.x) and the Bruno collection (@usebruno/cli) against the
 # default run (`chatroom`: REST and Socket.IO on one port), then against the
-# sidecar alone forwarding REST to the host (the `spin up` layout), then
-# against each of two edge-mode sidecars sharing one REST host and a Redis
+# sidecar alone forwarding REST to the host (the `spin up` layout), then,
+# when SPIN_BIN names a Spin CLI, the sidecar in front of real `spin up`,
+# then against each of two edge-mode sidecars sharing one REST host and a Redis
 # server (needs Debian's redis-server; .ci/run installs it). Builds the binaries (debug, or uses
 # CHATROOM_BIN_DIR when set) and expects the client packages installed
 # (`npm ci` here, `pip install -r requirements.txt`; .ci/run does both).
@@ -24,15 +25,18 @@ port=${PORT:-28101}
 port_b=${PORT_B:-28102}
 redis_port=${REDIS_PORT:-28103}
 pids=()
+spin_group=
 cleanup() {
+  if [ -n "$spin_group" ]; then kill -- "-$spin_group" 2>/dev/null || true; fi
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
   rm -rf "$state"
 }
 trap cleanup EXIT
 
+# Waits for $1/healthz to answer, for $2 seconds (default 30).
 wait_up() {
-  for _ in $(seq 1 300); do
+  for _ in $(seq 1 $((${2:-30} * 10))); do
     curl -fsS "$1/healthz" >/dev/null 2>&1 && return 0
     sleep 0.1
   done
@@ -71,6 +75,21 @@ wait_up "http://127.0.0.1:$rest_port"
 pids+=($!)
 clients "http://127.0.0.1:$port"
 kill "${pids[@]}"; wait "${pids[@]}" 2>/dev/null || true; pids=()
+
+if [ -n "${SPIN_BIN:-}" ]; then
+  echo "== the sidecar in front of real spin up ($SPIN_BIN)"
+  # `spin up` runs its trigger as a child: its own session, stopped whole.
+  setsid "$SPIN_BIN" up -f "$root/spin.toml" --state-dir "$state/spin" \
+    --listen "127.0.0.1:$rest_port" &
+  spin_group=$!
+  wait_up "http://127.0.0.1:$rest_port" 120
+  "$bin/chatroom-sidecar" --db "$state/spin/sqlite_db.db" --listen "127.0.0.1:$port" \
+    --rest-upstream "http://127.0.0.1:$rest_port" &
+  pids+=($!)
+  clients "http://127.0.0.1:$port"
+  kill -- "-$spin_group"; kill "${pids[@]}"
+  wait "$spin_group" "${pids[@]}" 2>/dev/null || true; pids=(); spin_group=
+fi
 
 echo "== edge mode: the REST host with its variables, Redis, two edge-mode sidecars"
 redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no >/dev/null &
