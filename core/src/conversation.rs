@@ -146,7 +146,7 @@ impl Actor<'_> {
                 .fallback
                 .ok_or_else(|| ApiError::InvalidUsername("username is required".to_owned()))?,
         };
-        Sender::parse(name).map_err(|e| ApiError::InvalidUsername(e.to_string()))
+        Sender::parse_username(name)
     }
 }
 

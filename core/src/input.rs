@@ -192,14 +192,7 @@ impl JoinRequest {
     pub fn from_object(obj: &Map<String, Value>) -> Result<Self, ApiError> {
         let room_id = room_id_field(obj)?;
         let username = string_field(obj, "username", ApiError::InvalidUsername)?
-            .map(|name| {
-                Sender::parse(name).map_err(|_| {
-                    ApiError::InvalidUsername(format!(
-                        "username must be 1 to {} characters without control characters",
-                        crate::limits::SENDER_MAX_CHARS
-                    ))
-                })
-            })
+            .map(Sender::parse_username)
             .transpose()?;
         let since = match obj.get("since") {
             None | Some(Value::Null) => None,

@@ -62,9 +62,21 @@ impl RoomName {
 pub struct Sender(String);
 
 impl Sender {
+    /// A message's `sender`; a bad one is `invalid_sender`.
     pub fn parse(raw: &str) -> Result<Self, ApiError> {
+        Self::parse_as(raw, "sender", ApiError::InvalidSender)
+    }
+
+    /// A name given as a `username` (a join, an action, a read position,
+    /// an unread query): the same rule as a sender, reported as
+    /// `invalid_username`.
+    pub fn parse_username(raw: &str) -> Result<Self, ApiError> {
+        Self::parse_as(raw, "username", ApiError::InvalidUsername)
+    }
+
+    fn parse_as(raw: &str, what: &str, err: fn(String) -> ApiError) -> Result<Self, ApiError> {
         let name = raw.trim();
-        check_text(name, "sender", SENDER_MAX_CHARS).map_err(ApiError::InvalidSender)?;
+        check_text(name, what, SENDER_MAX_CHARS).map_err(err)?;
         Ok(Sender(name.to_owned()))
     }
 
@@ -182,6 +194,21 @@ mod tests {
         );
         assert!(RoomName::parse("   ").is_err());
         assert!(RoomName::parse("").is_err());
+    }
+
+    #[test]
+    fn a_username_is_a_sender_name_reported_as_a_username() {
+        assert_eq!(Sender::parse_username("  bob ").unwrap().as_str(), "bob");
+        let long = Sender::parse_username(&"x".repeat(65)).unwrap_err();
+        assert_eq!(long.code(), "invalid_username");
+        assert_eq!(
+            long.to_string(),
+            "username must be at most 64 characters (got 65)"
+        );
+        assert_eq!(
+            Sender::parse(&"x".repeat(65)).unwrap_err().code(),
+            "invalid_sender"
+        );
     }
 
     #[test]

@@ -212,8 +212,7 @@ pub async fn handle(
             let body = read_body(req).await?;
             let PresenceEntry { username } =
                 serde_json::from_slice(&body).map_err(|e| ApiError::InvalidJson(e.to_string()))?;
-            let username = chatroom_core::Sender::parse(&username)
-                .map_err(|e| ApiError::InvalidUsername(e.to_string()))?;
+            let username = chatroom_core::Sender::parse_username(&username)?;
             presence::join(&SpinDb::open()?, node, sid, room, username.as_str())?;
             Ok(InternalReply::NoContent)
         }

@@ -178,8 +178,7 @@ async fn prepare(route: Route, req: IncomingRequest, query: &Query) -> Result<Re
         Route::MarkRead(id) => act(ActionKind::MarkRead, id, 0, None, req, query).await,
         Route::Unread(name) => {
             let access = access();
-            let user =
-                Sender::parse(&name).map_err(|e| ApiError::InvalidUsername(e.to_string()))?;
+            let user = Sender::parse_username(&name)?;
             // Unread counts are personal: with identity on, only the
             // user's own token reads them.
             if let Some(token_user) = access.writer(&req)?
