@@ -65,7 +65,7 @@ pids+=($!)
 clients "http://127.0.0.1:$port"
 kill "${pids[0]}"; wait "${pids[0]}" 2>/dev/null || true; pids=()
 
-echo "== the sidecar alone in front of the REST host (the spin up layout)"
+echo "== the sidecar alone in front of chatroom-host (the spin up layout, on the project's own host)"
 "$bin/chatroom-host" --manifest "$root/spin.toml" --state-dir "$state/two" \
   --listen "127.0.0.1:$rest_port" &
 pids+=($!)
