@@ -25,6 +25,21 @@ pub struct Claims {
     pub sub: String,
     /// Expiry, Unix seconds.
     pub exp: u64,
+    /// Deployment-wide roles: [`OPERATOR_ROLE`] moderates every room
+    /// (docs/protocol.md §10.4).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<String>,
+}
+
+/// The token role of an operator: one who moderates (and reads) every room.
+pub const OPERATOR_ROLE: &str = "admin";
+
+/// Who a valid token speaks for: its user, and whether it carries the
+/// operator claim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub user: Sender,
+    pub operator: bool,
 }
 
 /// The shared secret, ready to verify and sign.
@@ -61,16 +76,30 @@ impl TokenKey {
     /// The username `token` speaks for, if it is valid; the username must
     /// itself be a valid sender name.
     pub fn verify(&self, token: &str) -> Result<Sender, ApiError> {
+        self.principal(token).map(|p| p.user)
+    }
+
+    /// The user `token` speaks for and whether it is an operator.
+    pub fn principal(&self, token: &str) -> Result<Principal, ApiError> {
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .map_err(|_| ApiError::Unauthorized)?;
-        Sender::parse(&data.claims.sub).map_err(|_| ApiError::Unauthorized)
+        Ok(Principal {
+            user: Sender::parse(&data.claims.sub).map_err(|_| ApiError::Unauthorized)?,
+            operator: data.claims.roles.iter().any(|r| r == OPERATOR_ROLE),
+        })
     }
 
     /// A token for `sub` that expires at `exp` (Unix seconds).
     pub fn sign(&self, sub: &str, exp: u64) -> Result<String, ApiError> {
+        self.sign_with_roles(sub, exp, &[])
+    }
+
+    /// A token for `sub` with deployment-wide `roles` (e.g. `admin`).
+    pub fn sign_with_roles(&self, sub: &str, exp: u64, roles: &[&str]) -> Result<String, ApiError> {
         let claims = Claims {
             sub: sub.to_owned(),
             exp,
+            roles: roles.iter().map(|r| (*r).to_owned()).collect(),
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|e| ApiError::BadRequest(format!("cannot sign a token: {e}")))
@@ -115,6 +144,16 @@ mod tests {
     }
 
     #[test]
+    fn only_the_admin_role_makes_an_operator() {
+        let key = TokenKey::new("s3cret").unwrap();
+        let admin = key.sign_with_roles("root", now() + 60, &["admin"]).unwrap();
+        let other = key.sign_with_roles("eve", now() + 60, &["Admin", "mod"]).unwrap();
+        assert!(key.principal(&admin).unwrap().operator);
+        assert!(!key.principal(&other).unwrap().operator);
+        assert!(!key.principal(&key.sign("bob", now() + 60).unwrap()).unwrap().operator);
+    }
+
+    #[test]
     fn a_signed_token_names_its_user() {
         let key = TokenKey::new("s3cret").unwrap();
         let token = key.sign("alice", now() + 60).unwrap();
@@ -155,6 +194,7 @@ mod tests {
             &Claims {
                 sub: "alice".into(),
                 exp: now() + 60,
+                roles: vec![],
             },
             &EncodingKey::from_secret(b"s3cret"),
         )

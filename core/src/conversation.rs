@@ -18,26 +18,37 @@ use crate::input::{MessageDraft, first_string_field};
 use crate::limits::REACTION_KINDS_MAX;
 use crate::store::{find_room, in_one_transaction, insert_message};
 use crate::validate::{Content, Emoji, Sender};
+use crate::walls::{Need, wall};
 use crate::wire::{Message, ReadPosition, Unread};
 
 const EDIT: &str = concat!(
     "UPDATE messages SET content = ?4, version = version + 1, edited_at = ",
     now_utc_millis!(),
-    " WHERE id = ?2 AND room_id = ?1 AND sender = ?3 AND deleted_at IS NULL RETURNING id"
+    " WHERE id = ?2 AND room_id = ?1 AND sender = ?3 AND deleted_at IS NULL AND ",
+    may_act!("?1", "?3", "'ban', 'mute'"),
+    " RETURNING id"
 );
 const DELETE: &str = concat!(
     "UPDATE messages SET content = '', deleted_at = ",
     now_utc_millis!(),
-    " WHERE id = ?2 AND room_id = ?1 AND sender = ?3 AND deleted_at IS NULL RETURNING id"
+    " WHERE id = ?2 AND room_id = ?1 AND sender = ?3 AND deleted_at IS NULL AND ",
+    may_act!("?1", "?3", "'ban'"),
+    " RETURNING id"
 );
-const ADD_REACTION: &str = "INSERT INTO reactions (message_id, emoji, username) SELECT ?2, ?3, ?4 \
+const ADD_REACTION: &str = concat!(
+    "INSERT INTO reactions (message_id, emoji, username) SELECT ?2, ?3, ?4 \
      WHERE EXISTS (SELECT 1 FROM messages WHERE id = ?2 AND room_id = ?1 AND deleted_at IS NULL) \
      AND (EXISTS (SELECT 1 FROM reactions WHERE message_id = ?2 AND emoji = ?3) \
-          OR (SELECT count(DISTINCT emoji) FROM reactions WHERE message_id = ?2) < ?5) \
-     ON CONFLICT DO NOTHING RETURNING emoji";
-const REMOVE_REACTION: &str = "DELETE FROM reactions WHERE message_id = ?2 AND emoji = ?3 AND username = ?4 \
-     AND EXISTS (SELECT 1 FROM messages WHERE id = ?2 AND room_id = ?1 AND deleted_at IS NULL) \
-     RETURNING emoji";
+          OR (SELECT count(DISTINCT emoji) FROM reactions WHERE message_id = ?2) < ?5) AND ",
+    may_act!("?1", "?4", "'ban', 'mute'"),
+    " ON CONFLICT DO NOTHING RETURNING emoji"
+);
+const REMOVE_REACTION: &str = concat!(
+    "DELETE FROM reactions WHERE message_id = ?2 AND emoji = ?3 AND username = ?4 \
+     AND EXISTS (SELECT 1 FROM messages WHERE id = ?2 AND room_id = ?1 AND deleted_at IS NULL) AND ",
+    may_act!("?1", "?4", "'ban', 'mute'"),
+    " RETURNING emoji"
+);
 const HAS_REACTED: &str =
     "SELECT 1 FROM reactions WHERE message_id = ?1 AND emoji = ?2 AND username = ?3";
 const MESSAGE_STATE: &str =
@@ -48,16 +59,23 @@ const MESSAGE: &str = concat!(
     " FROM messages m WHERE m.id = ?2 AND m.room_id = ?1"
 );
 /// Moves a read position forward only (an older id is no step back).
-const MARK_READ: &str = "INSERT INTO read_positions (room_id, username, message_id) SELECT ?1, ?2, ?3 \
-     WHERE EXISTS (SELECT 1 FROM messages WHERE id = ?3 AND room_id = ?1) \
-     ON CONFLICT (username, room_id) DO UPDATE SET message_id = max(message_id, excluded.message_id) \
-     RETURNING message_id";
+const MARK_READ: &str = concat!(
+    "INSERT INTO read_positions (room_id, username, message_id) SELECT ?1, ?2, ?3 \
+     WHERE EXISTS (SELECT 1 FROM messages WHERE id = ?3 AND room_id = ?1) AND ",
+    may_act!("?1", "?2", "'ban'"),
+    " ON CONFLICT (username, room_id) DO UPDATE SET message_id = max(message_id, excluded.message_id) \
+     RETURNING message_id"
+);
 /// A user's read positions (one room's, or every room's for room 0), with
-/// the messages after each that are neither theirs nor deleted.
+/// the messages after each that are neither theirs nor deleted; only in
+/// rooms they may still see (public ones, or where they are a member).
 const READ_POSITIONS: &str = "SELECT r.room_id, r.username, r.message_id, \
      (SELECT count(*) FROM messages m WHERE m.room_id = r.room_id AND m.id > r.message_id \
       AND m.deleted_at IS NULL AND m.sender <> r.username) \
-     FROM read_positions r WHERE r.username = ?1 AND (?2 = 0 OR r.room_id = ?2) ORDER BY r.room_id";
+     FROM read_positions r WHERE r.username = ?1 AND (?2 = 0 OR r.room_id = ?2) \
+     AND (EXISTS (SELECT 1 FROM chatrooms c WHERE c.id = r.room_id AND c.visibility = 'public') \
+          OR EXISTS (SELECT 1 FROM members mb WHERE mb.room_id = r.room_id AND mb.username = r.username)) \
+     ORDER BY r.room_id";
 
 /// The kinds of [`Action`], by their Socket.IO event names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -285,6 +303,9 @@ pub fn apply(db: &impl Database, action: &Action) -> Result<Applied, ApiError> {
             let mut params = own(*room_id, *message_id, user);
             params.push(content.as_str().into());
             if db.query(EDIT, &params)?.is_empty() {
+                if let Some(e) = wall(db, *room_id, user, Need::Speak)? {
+                    return Err(e);
+                }
                 return Err(match own_message(db, *room_id, *message_id, user)? {
                     Ownership::Deleted => ApiError::MessageDeleted,
                     Ownership::Live => {
@@ -303,6 +324,9 @@ pub fn apply(db: &impl Database, action: &Action) -> Result<Applied, ApiError> {
                 .query(DELETE, &own(*room_id, *message_id, user))?
                 .is_empty()
             {
+                if let Some(e) = wall(db, *room_id, user, Need::Act)? {
+                    return Err(e);
+                }
                 own_message(db, *room_id, *message_id, user)?;
             }
             Ok(Applied::Deleted {
@@ -330,6 +354,9 @@ pub fn apply(db: &impl Database, action: &Action) -> Result<Applied, ApiError> {
                 params.push(REACTION_KINDS_MAX.into());
             }
             if db.query(sql, &params)?.is_empty() {
+                if let Some(e) = wall(db, *room_id, user, Need::Speak)? {
+                    return Err(e);
+                }
                 match message_state(db, *room_id, *message_id)? {
                     None => return Err(missing(db, *room_id)?),
                     Some((_, true)) => return Err(ApiError::MessageDeleted),
@@ -359,6 +386,9 @@ pub fn apply(db: &impl Database, action: &Action) -> Result<Applied, ApiError> {
                 (*message_id).into(),
             ];
             if db.query(MARK_READ, &params)?.is_empty() {
+                if let Some(e) = wall(db, *room_id, user, Need::Act)? {
+                    return Err(e);
+                }
                 return Err(missing(db, *room_id)?);
             }
             read_positions(db, user, *room_id)?

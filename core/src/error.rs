@@ -80,6 +80,17 @@ pub enum ApiError {
     /// The sidecar cannot serve yet or now (`503`): why, in a sentence.
     #[error("{0}")]
     UpstreamUnavailable(&'static str),
+    /// A room's wall (docs/protocol.md §10): the user may see the room
+    /// but not do this (a role they lack, a direct message's fixed pair).
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("You are banned from this chatroom")]
+    Banned,
+    #[error("You are muted in this chatroom")]
+    Muted,
+    /// Private rooms, DMs, members and moderation need identity on.
+    #[error("{0}")]
+    IdentityRequired(String),
     #[error("Storage failed: {0}")]
     Storage(#[from] StoreError),
 }
@@ -99,12 +110,16 @@ impl ApiError {
             | ApiError::InvalidEmoji(_)
             | ApiError::InvalidPayload(_)
             | ApiError::NotInRoom(_)
-            | ApiError::InvalidPaging(_) => 400,
+            | ApiError::InvalidPaging(_)
+            | ApiError::IdentityRequired(_) => 400,
             ApiError::Unauthorized => 401,
             ApiError::InternalApiDisabled
             | ApiError::SenderMismatch(_)
             | ApiError::NotSender
-            | ApiError::OriginNotAllowed => 403,
+            | ApiError::OriginNotAllowed
+            | ApiError::Forbidden(_)
+            | ApiError::Banned
+            | ApiError::Muted => 403,
             ApiError::RoomNotFound | ApiError::MessageNotFound | ApiError::NotFound => 404,
             ApiError::MethodNotAllowed => 405,
             ApiError::RoomExists(_) | ApiError::MessageDeleted | ApiError::TooManyReactions => 409,
@@ -146,6 +161,10 @@ impl ApiError {
             ApiError::InternalApiDisabled => "internal_api_disabled",
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::Storage(_) => "storage_error",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::Banned => "banned",
+            ApiError::Muted => "muted",
+            ApiError::IdentityRequired(_) => "identity_required",
             ApiError::OriginNotAllowed => "origin_not_allowed",
             ApiError::Overloaded => "overloaded",
             ApiError::Timeout => "timeout",
@@ -183,6 +202,10 @@ impl ApiError {
             "not_sender" => ApiError::NotSender,
             "message_deleted" => ApiError::MessageDeleted,
             "too_many_reactions" => ApiError::TooManyReactions,
+            "sender_mismatch" => ApiError::SenderMismatch(text()),
+            "forbidden" => ApiError::Forbidden(text()),
+            "banned" => ApiError::Banned,
+            "muted" => ApiError::Muted,
             _ => ApiError::Storage(StoreError::Database(format!(
                 "the REST upstream refused: {detail} ({code})"
             ))),

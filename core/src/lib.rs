@@ -20,6 +20,7 @@ mod request;
 mod schema;
 mod store;
 mod validate;
+mod walls;
 mod wire;
 
 #[cfg(feature = "rusqlite")]
@@ -49,6 +50,10 @@ pub use store::{
 };
 pub use validate::{
     Content, Emoji, RoomName, Sender, parse_message_id, parse_node_token, parse_room_id,
+};
+pub use walls::{
+    Member, MemberChange, MembershipEvent, Need, Role, RoomAccess, Viewer, Visibility,
+    change_membership, create_owned_room, members, open_dm, room_access, visible_room,
 };
 pub use wire::{
     Change, ChangeEvent, ErrorBody, Message, Reaction, ReadPosition, Room, RoomUsers, Unread,

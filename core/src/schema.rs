@@ -8,7 +8,7 @@
 use crate::db::{Database, StoreError};
 
 /// The newest schema version: the last of [`MIGRATIONS`].
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// Each version's statements, applied in order to a database below it.
 ///
@@ -27,6 +27,13 @@ pub const SCHEMA_VERSION: i64 = 3;
 ///    as clients written before the log already send) is a position in the
 ///    log. Writers serialise, so rows commit in `seq` order and a cursor
 ///    never skips one. Existing messages get their `new_message` rows.
+/// 4. Walls (docs/protocol.md §10): a room's `visibility` (`public`,
+///    `private`, `dm`; existing rooms are public), its `members` with
+///    their roles, and `restrictions` (bans and mutes, each with an
+///    optional expiry in Unix milliseconds). A membership change is a row
+///    of the change log (`membership`, `message_id` 0) whose payload is
+///    in `detail`, written with the change in one transaction by
+///    `walls::change_membership`, the only writer of these tables.
 const MIGRATIONS: &[(i64, &[&str])] = &[
     (
         1,
@@ -126,6 +133,27 @@ const MIGRATIONS: &[(i64, &[&str])] = &[
                     'reaction_removed', strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), OLD.emoji, OLD.username
                 FROM messages WHERE id = OLD.message_id AND deleted_at IS NULL;
             END",
+        ],
+    ),
+    (
+        4,
+        &[
+            "ALTER TABLE chatrooms ADD COLUMN visibility TEXT NOT NULL DEFAULT 'public'",
+            "CREATE TABLE members (
+                room_id INTEGER NOT NULL,
+                username TEXT NOT NULL,
+                role TEXT NOT NULL,
+                PRIMARY KEY (room_id, username)
+            )",
+            "CREATE INDEX members_by_user ON members (username, room_id)",
+            "CREATE TABLE restrictions (
+                room_id INTEGER NOT NULL,
+                username TEXT NOT NULL,
+                kind TEXT NOT NULL,
+                expires_at INTEGER,
+                PRIMARY KEY (room_id, username, kind)
+            )",
+            "ALTER TABLE changes ADD COLUMN detail TEXT",
         ],
     ),
 ];

@@ -9,6 +9,56 @@ macro_rules! now_utc_millis {
     };
 }
 
+/// Now as Unix milliseconds, the unit of presence leases and of ban and
+/// mute expiries (`julianday` rather than `unixepoch('subsec')`, which
+/// older SQLite and libSQL lack).
+macro_rules! now_unix_millis {
+    () => {
+        "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)"
+    };
+}
+
+/// Whether user `$user` may act in room `$room` now (docs/protocol.md
+/// §10): the room exists, is public or has them as a member, and no
+/// restriction of the kinds `$kinds` (`'ban'`, `'mute'`) is in force.
+/// Part of the statement that writes, so a ban committed first always
+/// wins.
+macro_rules! may_act {
+    ($room:literal, $user:literal, $kinds:literal) => {
+        concat!(
+            "EXISTS (SELECT 1 FROM chatrooms wr WHERE wr.id = ",
+            $room,
+            " AND (wr.visibility = 'public' OR EXISTS (SELECT 1 FROM members wm WHERE wm.room_id = ",
+            $room,
+            " AND wm.username = ",
+            $user,
+            "))) AND NOT EXISTS (SELECT 1 FROM restrictions wx WHERE wx.room_id = ",
+            $room,
+            " AND wx.username = ",
+            $user,
+            " AND wx.kind IN (",
+            $kinds,
+            ") AND (wx.expires_at IS NULL OR wx.expires_at > ",
+            now_unix_millis!(),
+            "))"
+        )
+    };
+}
+
+/// A room row `m` (`id`, `name`, `created_at`, `visibility`) as its wire
+/// object: the three keys every room has, and `visibility` only for a room
+/// that is not public, so public rooms look exactly as they always have.
+macro_rules! room_json {
+    () => {
+        concat!(
+            "CASE WHEN m.visibility = 'public' THEN ",
+            "json_object('id', m.id, 'name', m.name, 'created_at', m.created_at) ",
+            "ELSE json_object('id', m.id, 'name', m.name, 'created_at', m.created_at, ",
+            "'visibility', m.visibility) END"
+        )
+    };
+}
+
 /// The columns a message's JSON is built from, for a subquery that
 /// [`message_json`] reads as `m`.
 macro_rules! message_columns {

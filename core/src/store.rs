@@ -7,32 +7,43 @@ use crate::error::ApiError;
 use crate::input::MessageDraft;
 use crate::limits::{HISTORY_PAGE_ROWS, PAGE_LIMIT_MAX};
 use crate::validate::RoomName;
+use crate::walls::{self, Need, Viewer, Visibility};
 use crate::wire::{Message, Room, RoomUsers};
 
 // Every `LIMIT` is a bound parameter plus 0: SQLite's planner reads a bare
 // bound `LIMIT ?`, which makes every new binding re-prepare the statement
 // (parse and plan again on each use); an expression it does not read.
 
-const INSERT_ROOM: &str = concat!(
-    "INSERT INTO chatrooms (name, name_key, created_at) VALUES (?1, ?2, ",
+pub(crate) const INSERT_ROOM: &str = concat!(
+    "INSERT INTO chatrooms (name, name_key, created_at, visibility) VALUES (?1, ?2, ",
     now_utc_millis!(),
-    ") ON CONFLICT (name_key) DO NOTHING RETURNING id, name, created_at"
+    ", ?3) ON CONFLICT (name_key) DO NOTHING RETURNING id, name, created_at, visibility"
 );
-const SELECT_ROOM: &str = "SELECT id, name, created_at FROM chatrooms WHERE id = ?1";
+const SELECT_ROOM: &str =
+    "SELECT id, name, created_at, visibility FROM chatrooms WHERE id = ?1";
+/// The rooms after `?1` that the viewer sees (docs/protocol.md §10.5):
+/// public ones, those naming user `?4` a member, or all when `?3` is 1
+/// (an operator, or an edge sidecar's internal token).
 macro_rules! rooms_after {
     () => {
-        "SELECT id, name, created_at FROM chatrooms WHERE id > ?1 ORDER BY id LIMIT ?2 + 0"
+        "SELECT id, name, created_at, visibility FROM chatrooms c WHERE id > ?1 \
+         AND (visibility = 'public' OR ?3 = 1 \
+              OR EXISTS (SELECT 1 FROM members WHERE room_id = c.id AND username = ?4)) \
+         ORDER BY id LIMIT ?2 + 0"
     };
 }
 const SELECT_ROOMS_AFTER: &str = rooms_after!();
-/// Inserts only if the room exists, in one statement: no row back means 404.
+/// Inserts only if the room exists and the sender may post there (a
+/// member of a private room, neither banned nor muted), in one statement:
+/// no row back means one of those is not so.
 /// The id is the change log's next `seq` (the schema's `message_created`
 /// trigger logs the creation under it).
 const INSERT_MESSAGE: &str = concat!(
     "INSERT INTO messages (id, room_id, sender, content, timestamp) ",
     "SELECT (SELECT COALESCE(MAX(seq), 0) + 1 FROM changes), ?1, ?2, ?3, ",
     now_utc_millis!(),
-    " WHERE EXISTS (SELECT 1 FROM chatrooms WHERE id = ?1)",
+    " WHERE ",
+    may_act!("?1", "?2", "'ban', 'mute'"),
     " RETURNING id, room_id, sender, content, timestamp"
 );
 macro_rules! messages_in_range {
@@ -64,10 +75,7 @@ macro_rules! json_page {
         )
     };
 }
-const SELECT_ROOMS_AFTER_JSON: &str = json_page!(
-    "json_object('id', m.id, 'name', m.name, 'created_at', m.created_at)",
-    rooms_after!()
-);
+const SELECT_ROOMS_AFTER_JSON: &str = json_page!(room_json!(), rooms_after!());
 const SELECT_MESSAGES_FORWARD_JSON: &str = json_page!(message_json!(), messages_in_range!("ASC"));
 const SELECT_MESSAGES_BACKWARD_JSON: &str = json_page!(
     message_json!(),
@@ -77,13 +85,6 @@ const SELECT_MESSAGES_BACKWARD_JSON: &str = json_page!(
         ") ORDER BY id"
     )
 );
-/// Now as Unix milliseconds, the unit of presence leases (`julianday`
-/// rather than `unixepoch('subsec')`, which older SQLite and libSQL lack).
-macro_rules! now_unix_millis {
-    () => {
-        "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)"
-    };
-}
 const UPSERT_PRESENCE: &str = "INSERT INTO presence (node_id, sid, room_id, username) \
      VALUES (?1, ?2, ?3, ?4) \
      ON CONFLICT (sid, room_id) DO UPDATE SET username = excluded.username, node_id = excluded.node_id";
@@ -117,11 +118,13 @@ const SELECT_ROOM_USERS: &str = concat!(
     " GROUP BY p.username ORDER BY MIN(p.id)"
 );
 
-fn room_from(row: &Row) -> Result<Room, StoreError> {
+pub(crate) fn room_from(row: &Row) -> Result<Room, StoreError> {
     Ok(Room {
         id: row.int(0)?,
         name: row.text(1)?,
         created_at: row.text(2)?,
+        visibility: Visibility::parse(&row.text(3)?)
+            .ok_or(StoreError::Shape("an unknown room visibility"))?,
     })
 }
 
@@ -136,9 +139,16 @@ fn message_from(row: &Row) -> Result<Message, StoreError> {
     })
 }
 
-/// Creates a room; `RoomExists` if the name is taken, ignoring case.
+/// Creates a public room without an owner (identity off); rooms with an
+/// owner are `walls::create_owned_room`. `RoomExists` if the name is
+/// taken, ignoring case.
 pub fn create_room(db: &impl Database, name: &RoomName) -> Result<Room, ApiError> {
-    let rows = db.query(INSERT_ROOM, &[name.as_str().into(), name.key().into()])?;
+    let params = [
+        name.as_str().into(),
+        name.key().into(),
+        Visibility::Public.as_str().into(),
+    ];
+    let rows = db.query(INSERT_ROOM, &params)?;
     match rows.first() {
         Some(row) => Ok(room_from(row)?),
         None => Err(ApiError::RoomExists(name.as_str().to_owned())),
@@ -153,7 +163,8 @@ pub fn find_room(db: &impl Database, id: i64) -> Result<Option<Room>, StoreError
         .transpose()
 }
 
-/// Stores a message; `RoomNotFound` if the room does not exist.
+/// Stores a message; `RoomNotFound` if the room does not exist (or is
+/// private and the sender no member), `Banned` or `Muted`.
 pub fn insert_message(
     db: &impl Database,
     room_id: i64,
@@ -166,7 +177,7 @@ pub fn insert_message(
     ];
     match db.query(INSERT_MESSAGE, &params)?.first() {
         Some(row) => Ok(message_from(row)?),
-        None => Err(ApiError::RoomNotFound),
+        None => Err(walls::refusal(db, room_id, &draft.sender, Need::Speak)?),
     }
 }
 
@@ -207,11 +218,31 @@ pub(crate) fn in_one_transaction<D: Database, I, T>(
     Ok(results)
 }
 
-/// Distinct usernames present in a room, in order of joining.
-pub fn room_users(db: &impl Database, room_id: i64) -> Result<RoomUsers, ApiError> {
-    if find_room(db, room_id)?.is_none() {
-        return Err(ApiError::RoomNotFound);
+/// Runs `f` in one write transaction: committed if it succeeds, rolled
+/// back if it fails.
+pub(crate) fn transaction<D: Database, T>(
+    db: &D,
+    f: impl FnOnce(&D) -> Result<T, ApiError>,
+) -> Result<T, ApiError> {
+    db.query("BEGIN IMMEDIATE", &[])?;
+    match f(db) {
+        Ok(value) => match db.query("COMMIT", &[]) {
+            Ok(_) => Ok(value),
+            Err(e) => {
+                let _ = db.query("ROLLBACK", &[]);
+                Err(e.into())
+            }
+        },
+        Err(e) => {
+            let _ = db.query("ROLLBACK", &[]);
+            Err(e)
+        }
     }
+}
+
+/// Distinct usernames present in a room, in order of joining.
+/// Who may see them is the caller's check (`walls::visible_room`).
+pub fn room_users(db: &impl Database, room_id: i64) -> Result<RoomUsers, ApiError> {
     let users = db
         .query(SELECT_ROOM_USERS, &[room_id.into()])?
         .iter()
@@ -310,23 +341,44 @@ pub mod presence {
     }
 }
 
-/// All rooms by id, read a page at a time.
+/// The rooms a viewer sees, by id, read a page at a time.
 #[derive(Debug, Clone, Default)]
 pub struct RoomPages {
     after: i64,
     done: bool,
+    /// The viewer's name (members see their private rooms and DMs).
+    user: Option<String>,
+    /// Sees every room.
+    sees_all: bool,
 }
 
 impl RoomPages {
+    /// The rooms `viewer` sees: public ones, and the private ones and DMs
+    /// it is a member of (every room for an operator or the internal
+    /// token).
+    pub fn for_viewer(viewer: &Viewer) -> Self {
+        RoomPages {
+            user: viewer.user.as_ref().map(|u| u.as_str().to_owned()),
+            sees_all: viewer.sees_all,
+            ..RoomPages::default()
+        }
+    }
+
+    fn params(&self) -> [Value; 4] {
+        [
+            self.after.into(),
+            HISTORY_PAGE_ROWS.into(),
+            i64::from(self.sees_all).into(),
+            self.user.as_deref().map_or(Value::Null, Value::from),
+        ]
+    }
+
     /// The next page of rooms, or `None` once all were returned.
     pub fn next_page(&mut self, db: &impl Database) -> Result<Option<Vec<Room>>, StoreError> {
         if self.done {
             return Ok(None);
         }
-        let rows = db.query(
-            SELECT_ROOMS_AFTER,
-            &[self.after.into(), HISTORY_PAGE_ROWS.into()],
-        )?;
+        let rows = db.query(SELECT_ROOMS_AFTER, &self.params())?;
         let rooms = rows.iter().map(room_from).collect::<Result<Vec<_>, _>>()?;
         let last = rooms.last().map(|r| r.id);
         Ok(self.advance(rooms.len(), last).then_some(rooms))
@@ -337,11 +389,7 @@ impl RoomPages {
         if self.done {
             return Ok(None);
         }
-        let page = JsonPage::read(
-            db,
-            SELECT_ROOMS_AFTER_JSON,
-            &[self.after.into(), HISTORY_PAGE_ROWS.into()],
-        )?;
+        let page = JsonPage::read(db, SELECT_ROOMS_AFTER_JSON, &self.params())?;
         Ok(self.advance(page.rows, page.last_id).then_some(page.json))
     }
 

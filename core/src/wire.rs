@@ -2,12 +2,17 @@
 
 use serde::{Deserialize, Serialize};
 
-/// A chat room: `{"id", "name", "created_at"}`.
+use crate::walls::Visibility;
+
+/// A chat room: `{"id", "name", "created_at"}`, and `visibility`
+/// (`private`, `dm`) for a room that is not public (docs/protocol.md §10).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Room {
     pub id: i64,
     pub name: String,
     pub created_at: String,
+    #[serde(default, skip_serializing_if = "Visibility::is_public")]
+    pub visibility: Visibility,
 }
 
 /// A stored message: `{"id", "room_id", "sender", "content", "timestamp"}`,
@@ -55,16 +60,21 @@ pub enum ChangeEvent {
     MessageDeleted,
     ReactionAdded,
     ReactionRemoved,
+    /// A member added, removed or given a role, a kick, a ban or a mute
+    /// (docs/protocol.md §10.3): `{"seq", "room_id", "username",
+    /// "change", "role", "until", "by"}`.
+    Membership,
 }
 
 impl ChangeEvent {
     /// Every event, for documentation checks.
-    pub const ALL: [ChangeEvent; 5] = [
+    pub const ALL: [ChangeEvent; 6] = [
         ChangeEvent::NewMessage,
         ChangeEvent::MessageEdited,
         ChangeEvent::MessageDeleted,
         ChangeEvent::ReactionAdded,
         ChangeEvent::ReactionRemoved,
+        ChangeEvent::Membership,
     ];
 
     /// The Socket.IO event name (as stored in `changes.event`).
@@ -75,6 +85,7 @@ impl ChangeEvent {
             ChangeEvent::MessageDeleted => "message_deleted",
             ChangeEvent::ReactionAdded => "reaction_added",
             ChangeEvent::ReactionRemoved => "reaction_removed",
+            ChangeEvent::Membership => "membership",
         }
     }
 
