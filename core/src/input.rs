@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 use crate::error::ApiError;
 use crate::limits::MAX_BODY_BYTES;
 use crate::validate::{Content, RoomName, Sender, parse_room_id};
+use crate::walls::Visibility;
 
 /// Parses a request body that must be one JSON object.
 pub fn json_object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
@@ -49,20 +50,33 @@ pub(crate) fn first_string_field<'a>(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoomDraft {
     pub name: RoomName,
+    /// `public` unless the body says `"visibility": "private"`.
+    pub visibility: Visibility,
 }
 
 impl RoomDraft {
-    /// From `{"name": "..."}`.
+    /// From `{"name": "...", "visibility": "public" | "private"}`.
     pub fn from_json(body: &[u8]) -> Result<Self, ApiError> {
         let obj = json_object(body)?;
-        Self::from_name(string_field(&obj, "name", ApiError::InvalidName)?)
+        let mut draft = Self::from_name(string_field(&obj, "name", ApiError::InvalidName)?)?;
+        draft.visibility = match string_field(&obj, "visibility", ApiError::InvalidPayload)? {
+            None | Some("public") => Visibility::Public,
+            Some("private") => Visibility::Private,
+            Some(_) => {
+                return Err(ApiError::InvalidPayload(
+                    "visibility must be public or private (a DM is POST /dms)".to_owned(),
+                ));
+            }
+        };
+        Ok(draft)
     }
 
-    /// From a bare name, e.g. the original's `?name=`.
+    /// From a bare name, e.g. the original's `?name=`: a public room.
     pub fn from_name(name: Option<&str>) -> Result<Self, ApiError> {
         let name = name.ok_or_else(|| ApiError::InvalidName("name is required".to_owned()))?;
         Ok(RoomDraft {
             name: RoomName::parse(name)?,
+            visibility: Visibility::Public,
         })
     }
 }

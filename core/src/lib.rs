@@ -52,7 +52,7 @@ pub use validate::{
     Content, Emoji, RoomName, Sender, parse_message_id, parse_node_token, parse_room_id,
 };
 pub use walls::{
-    Member, MemberChange, MembershipEvent, Need, Role, RoomAccess, Viewer, Visibility,
+    Member, MemberChange, MembershipEvent, Moderation, Need, Role, RoomAccess, Viewer, Visibility,
     change_membership, create_owned_room, members, open_dm, room_access, visible_room,
 };
 pub use wire::{

@@ -101,6 +101,15 @@ impl Viewer {
     }
 }
 
+impl From<crate::auth::Principal> for Viewer {
+    fn from(p: crate::auth::Principal) -> Self {
+        Viewer {
+            user: Some(p.user),
+            sees_all: p.operator,
+        }
+    }
+}
+
 /// What one user may do in one room, read in one statement: the room's
 /// visibility, the user's role, whether a ban or a mute is in force, and
 /// the change log's newest `seq` in the same snapshot (a sidecar admits a
@@ -362,7 +371,67 @@ pub enum MemberChange {
     Unmute(Sender),
 }
 
+/// What a moderation route (or event) asks for; with the user it names
+/// and its body it makes a [`MemberChange`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Moderation {
+    SetRole,
+    Remove,
+    Kick,
+    Ban,
+    Unban,
+    Mute,
+    Unmute,
+}
+
+/// The longest ban or mute with an end: ten years, in seconds.
+const MAX_DURATION_SECS: i64 = 315_360_000;
+
 impl MemberChange {
+    /// From what a request named: the `kind`, the user (a path segment)
+    /// and the body's fields: `role` (`member` unless given) to add or
+    /// change a member, `duration_secs` (1 to ten years; absent: for ever)
+    /// for a ban or a mute.
+    pub fn from_request(
+        kind: Moderation,
+        user: &str,
+        body: &serde_json::Map<String, Json>,
+    ) -> Result<Self, ApiError> {
+        let user = Sender::parse_username(user)?;
+        let duration_ms = || -> Result<Option<i64>, ApiError> {
+            match body.get("duration_secs") {
+                None | Some(Json::Null) => Ok(None),
+                Some(Json::Number(n)) => match n.as_i64() {
+                    Some(secs) if (1..=MAX_DURATION_SECS).contains(&secs) => Ok(Some(secs * 1000)),
+                    _ => Err(ApiError::InvalidPayload(format!(
+                        "duration_secs must be a whole number from 1 to {MAX_DURATION_SECS}"
+                    ))),
+                },
+                Some(_) => Err(ApiError::InvalidPayload(
+                    "duration_secs must be a number".to_owned(),
+                )),
+            }
+        };
+        Ok(match kind {
+            Moderation::SetRole => {
+                let role = match body.get("role") {
+                    None | Some(Json::Null) => Role::Member,
+                    Some(Json::String(role)) => Role::parse(role)?,
+                    Some(_) => {
+                        return Err(ApiError::InvalidPayload("role must be a string".to_owned()));
+                    }
+                };
+                MemberChange::SetRole(user, role)
+            }
+            Moderation::Remove => MemberChange::Remove(user),
+            Moderation::Kick => MemberChange::Kick(user),
+            Moderation::Ban => MemberChange::Ban(user, duration_ms()?),
+            Moderation::Unban => MemberChange::Unban(user),
+            Moderation::Mute => MemberChange::Mute(user, duration_ms()?),
+            Moderation::Unmute => MemberChange::Unmute(user),
+        })
+    }
+
     fn target(&self) -> &Sender {
         match self {
             MemberChange::SetRole(user, _)

@@ -15,7 +15,7 @@ use chatroom_core::internal::{
 use chatroom_core::{
     Action, ActionKind, Actor, ApiError, Applied, Message, MessageDraft, Query, StoreError, apply,
     changes_after_json, insert_messages, json_object, latest_seq, limits::PAGE_LIMIT_MAX,
-    parse_node_token, parse_room_id, presence, room_changes_json,
+    parse_node_token, parse_room_id, presence, room_access, room_changes_json,
 };
 use spin_sdk::http::IncomingRequest;
 
@@ -37,6 +37,9 @@ pub enum InternalRoute {
     Feed,
     /// `GET /internal/feed/head`
     FeedHead,
+    /// `GET /internal/rooms/{id}/access?username=`: what a user may do in
+    /// a room (a sidecar's check of a socket's join).
+    RoomAccess(String),
     /// `POST /internal/messages`
     StoreMessages,
     /// `POST /internal/actions`: an edit, delete, reaction or read mark a
@@ -73,6 +76,10 @@ pub fn resolve(method: &str, rest: &[&str]) -> Result<InternalRoute, ResolveErro
             (method == "POST").then_some(InternalRoute::StoreMessages),
         ),
         ["actions"] => ("POST", (method == "POST").then_some(InternalRoute::Act)),
+        ["rooms", room, "access"] => (
+            "GET",
+            (method == "GET").then(|| InternalRoute::RoomAccess(own(room))),
+        ),
         ["nodes", node] => (
             "PUT, DELETE",
             match method {
@@ -169,6 +176,20 @@ pub async fn handle(
                 }
             };
             Ok(InternalReply::RawJson(page))
+        }
+        InternalRoute::RoomAccess(room) => {
+            let room = parse_room_id(&room)?;
+            let username = query
+                .get("username")
+                .map(chatroom_core::Sender::parse_username)
+                .transpose()?;
+            let access = room_access(
+                &SpinDb::open()?,
+                room,
+                username.as_ref().map(|u| u.as_str()),
+            )?
+            .ok_or(ApiError::RoomNotFound)?;
+            Ok(json(&access))
         }
         InternalRoute::FeedHead => {
             let last_id = latest_seq(&SpinDb::open()?)?;

@@ -19,9 +19,10 @@ const OPENAPI: &str = include_str!("../openapi.json");
 
 use chatroom_core::limits::PAGE_LIMIT_MAX;
 use chatroom_core::{
-    Action, ActionKind, Actor, ApiError, Applied, HistoryPages, Message, MessageDraft, MessagePage,
-    Query, Room, RoomDraft, RoomPages, RoomUsers, Sender, apply, check_path, create_room,
-    find_room, insert_message, json_object, room_changes_json, room_users,
+    Action, ActionKind, Actor, ApiError, Applied, HistoryPages, MemberChange, Message,
+    MessageDraft, MessagePage, Query, Room, RoomDraft, RoomPages, RoomUsers, Sender, Viewer,
+    Visibility, apply, change_membership, check_path, create_owned_room, create_room, find_room,
+    insert_message, json_object, members, open_dm, room_changes_json, room_users, visible_room,
 };
 use spin_sdk::http::{IncomingRequest, ResponseOutparam};
 use spin_sdk::http_component;
@@ -73,6 +74,8 @@ enum Reply {
     OpenApi,
     Room(Room),
     CreatedRoom(Room),
+    /// A DM: `201` the first time, `200` after, with `Location` both times.
+    Dm(Room, bool),
     CreatedMessage(Message),
     Users(RoomUsers),
     Rooms(SpinDb, RoomPages),
@@ -92,33 +95,38 @@ async fn prepare(route: Route, req: IncomingRequest, query: &Query) -> Result<Re
         Route::Health => Ok(Reply::Health),
         Route::OpenApi => Ok(Reply::OpenApi),
         Route::ListRooms => {
-            access().reader(&req)?;
-            Ok(Reply::Rooms(SpinDb::open()?, RoomPages::default()))
+            let viewer = access().viewer(&req)?;
+            Ok(Reply::Rooms(SpinDb::open()?, RoomPages::for_viewer(&viewer)))
         }
         Route::CreateRoom => {
-            access().writer(&req)?;
+            let user = access().writer(&req)?;
             let body = read_body(req).await?;
             let draft = if body.trim_ascii().is_empty() {
                 RoomDraft::from_name(query.get("name"))?
             } else {
                 RoomDraft::from_json(&body)?
             };
-            Ok(Reply::CreatedRoom(create_room(
-                &SpinDb::open()?,
-                &draft.name,
-            )?))
+            let db = SpinDb::open()?;
+            let room = match &user {
+                Some(owner) => create_owned_room(&db, &draft.name, draft.visibility, owner)?,
+                None if draft.visibility == Visibility::Public => create_room(&db, &draft.name)?,
+                None => return Err(identity_required("private rooms")),
+            };
+            Ok(Reply::CreatedRoom(room))
         }
         Route::GetRoom(id) => {
-            access().reader(&req)?;
-            let room = find_room(&SpinDb::open()?, id)?.ok_or(ApiError::RoomNotFound)?;
+            let viewer = access().viewer(&req)?;
+            let db = SpinDb::open()?;
+            visible_room(&db, id, &viewer)?;
+            let room = find_room(&db, id)?.ok_or(ApiError::RoomNotFound)?;
             Ok(Reply::Room(room))
         }
         Route::ListMessages(id) => {
-            access().reader(&req)?;
+            let viewer = access().viewer(&req)?;
             let page =
                 MessagePage::parse(query.get("after"), query.get("before"), query.get("limit"))?;
             let db = SpinDb::open()?;
-            find_room(&db, id)?.ok_or(ApiError::RoomNotFound)?;
+            visible_room(&db, id, &viewer)?;
             Ok(Reply::Messages(db, HistoryPages::new(id, page)))
         }
         Route::PostMessage(id) => {
@@ -137,11 +145,13 @@ async fn prepare(route: Route, req: IncomingRequest, query: &Query) -> Result<Re
             Ok(Reply::CreatedMessage(message))
         }
         Route::RoomUsers(id) => {
-            access().reader(&req)?;
-            Ok(Reply::Users(room_users(&SpinDb::open()?, id)?))
+            let viewer = access().viewer(&req)?;
+            let db = SpinDb::open()?;
+            visible_room(&db, id, &viewer)?;
+            Ok(Reply::Users(room_users(&db, id)?))
         }
         Route::Changes(id) => {
-            access().reader(&req)?;
+            let viewer = access().viewer(&req)?;
             let after = query
                 .get("after")
                 .map_or(Ok(0), |raw| count("after", raw, 0, i64::MAX))?;
@@ -149,7 +159,7 @@ async fn prepare(route: Route, req: IncomingRequest, query: &Query) -> Result<Re
                 count("limit", raw, 1, PAGE_LIMIT_MAX)
             })?;
             let db = SpinDb::open()?;
-            find_room(&db, id)?.ok_or(ApiError::RoomNotFound)?;
+            visible_room(&db, id, &viewer)?;
             Ok(Reply::Array(room_changes_json(
                 &db,
                 id,
@@ -159,8 +169,10 @@ async fn prepare(route: Route, req: IncomingRequest, query: &Query) -> Result<Re
             )?))
         }
         Route::GetMessage(id, mid) => {
-            access().reader(&req)?;
-            let message = chatroom_core::message(&SpinDb::open()?, id, mid)?;
+            let viewer = access().viewer(&req)?;
+            let db = SpinDb::open()?;
+            visible_room(&db, id, &viewer)?;
+            let message = chatroom_core::message(&db, id, mid)?;
             Ok(Reply::Found(to_value(&message)))
         }
         Route::EditMessage(id, mid) => {
@@ -188,6 +200,51 @@ async fn prepare(route: Route, req: IncomingRequest, query: &Query) -> Result<Re
             }
             let unread = chatroom_core::unread(&SpinDb::open()?, &user)?;
             Ok(Reply::Found(to_value(&unread)))
+        }
+        Route::Members(id) => {
+            let viewer = access().viewer(&req)?;
+            let db = SpinDb::open()?;
+            visible_room(&db, id, &viewer)?;
+            Ok(Reply::Found(to_value(&members(&db, id)?)))
+        }
+        Route::Moderate(id, name, kind) => {
+            let actor = match access().principal(&req)? {
+                Some(principal) => Viewer::from(principal),
+                None => return Err(identity_required("members and moderation")),
+            };
+            let body = read_body(req).await?;
+            let obj = if body.trim_ascii().is_empty() {
+                serde_json::Map::new()
+            } else {
+                json_object(&body)?
+            };
+            let change = MemberChange::from_request(kind, &name, &obj)?;
+            match change_membership(&SpinDb::open()?, id, &actor, &change)? {
+                Some(event) => {
+                    Announcer::from_variables().announce(&event);
+                    Ok(Reply::Found(event))
+                }
+                None => Ok(Reply::NoContent),
+            }
+        }
+        Route::OpenDm => {
+            let Some(me) = access().writer(&req)? else {
+                return Err(identity_required("direct messages"));
+            };
+            let obj = json_object(&read_body(req).await?)?;
+            let with = match obj.get("with") {
+                Some(serde_json::Value::String(name)) => Sender::parse_username(name)?,
+                _ => {
+                    return Err(ApiError::InvalidUsername(
+                        "with must name the other user".to_owned(),
+                    ));
+                }
+            };
+            let (room, created) = open_dm(&SpinDb::open()?, &me, &with)?;
+            if created {
+                Announcer::from_variables().announce(&room);
+            }
+            Ok(Reply::Dm(room, created))
         }
         Route::Internal(route) => Ok(Reply::Internal(internal::handle(route, req, query).await?)),
     }
@@ -239,6 +296,13 @@ async fn act(
     })
 }
 
+/// The `400` for a feature that needs identity on.
+fn identity_required(what: &str) -> ApiError {
+    ApiError::IdentityRequired(format!(
+        "{what} need identity on: set the auth_secret variable (docs/protocol.md §10)"
+    ))
+}
+
 fn to_value<T: serde::Serialize>(value: &T) -> serde_json::Value {
     // Our wire types are plain strings, numbers and lists.
     serde_json::to_value(value).unwrap_or_default()
@@ -263,6 +327,11 @@ impl Reply {
             Reply::CreatedRoom(room) => {
                 let location = format!("{}/chatrooms/{}", mount.prefix(), room.id);
                 send_json(out, 201, &room, &[("location", location)]).await
+            }
+            Reply::Dm(room, created) => {
+                let location = format!("{}/chatrooms/{}", mount.prefix(), room.id);
+                let status = if created { 201 } else { 200 };
+                send_json(out, status, &room, &[("location", location)]).await
             }
             Reply::CreatedMessage(message) => send_json(out, 201, &message, &[]).await,
             Reply::Users(users) => send_json(out, 200, &users, &[]).await,

@@ -3,7 +3,7 @@
 //! wrong method `405`. The path routed is the one below the component's
 //! mount point ([`Mount`]), from Spin's `spin-path-info` header.
 
-use chatroom_core::{ApiError, parse_message_id, parse_room_id, path_segment};
+use chatroom_core::{ApiError, Moderation, parse_message_id, parse_room_id, path_segment};
 
 use crate::internal::{self, InternalRoute, ResolveError};
 
@@ -29,6 +29,14 @@ pub enum Route {
     MarkRead(i64),
     /// `GET /users/{name}/unread`
     Unread(String),
+    /// `GET /chatrooms/{id}/members`
+    Members(i64),
+    /// A membership or moderation change naming a user:
+    /// `PUT`/`DELETE /chatrooms/{id}/members/{name}`, `POST .../kicks/{name}`,
+    /// `PUT`/`DELETE .../bans/{name}` and `.../mutes/{name}`.
+    Moderate(i64, String, Moderation),
+    /// `POST /dms`: the DM of the token's user and another.
+    OpenDm,
     OpenApi,
     /// Edge mode's token-protected API (`/internal/...`).
     Internal(InternalRoute),
@@ -165,6 +173,27 @@ pub fn resolve(method: &str, path: &str) -> Result<Route, NoRoute> {
                 },
             )
         }
+        ["chatrooms", id, "members"] => {
+            let id = parse_room_id(id)?;
+            ("GET", (method == "GET").then_some(Route::Members(id)))
+        }
+        ["chatrooms", id, kind @ ("members" | "kicks" | "bans" | "mutes"), name] => {
+            let (id, name) = (parse_room_id(id)?, path_segment(name)?);
+            let (allow, moderation) = match (*kind, method) {
+                ("members", "PUT") => ("PUT, DELETE", Some(Moderation::SetRole)),
+                ("members", "DELETE") => ("PUT, DELETE", Some(Moderation::Remove)),
+                ("members", _) => ("PUT, DELETE", None),
+                ("kicks", "POST") => ("POST", Some(Moderation::Kick)),
+                ("kicks", _) => ("POST", None),
+                ("bans", "PUT") => ("PUT, DELETE", Some(Moderation::Ban)),
+                ("bans", "DELETE") => ("PUT, DELETE", Some(Moderation::Unban)),
+                ("mutes", "PUT") => ("PUT, DELETE", Some(Moderation::Mute)),
+                ("mutes", "DELETE") => ("PUT, DELETE", Some(Moderation::Unmute)),
+                _ => ("PUT, DELETE", None),
+            };
+            (allow, moderation.map(|m| Route::Moderate(id, name, m)))
+        }
+        ["dms"] => ("POST", (method == "POST").then_some(Route::OpenDm)),
         ["users", name, "unread"] => {
             let name = path_segment(name)?;
             ("GET", (method == "GET").then_some(Route::Unread(name)))
@@ -211,6 +240,19 @@ mod tests {
             resolve("GET", "/users/al%20ice/unread").unwrap(),
             Route::Unread("al ice".into())
         );
+        assert_eq!(
+            resolve("DELETE", "/chatrooms/7/bans/b%C3%B6b").unwrap(),
+            Route::Moderate(7, "böb".into(), Moderation::Unban)
+        );
+        assert_eq!(
+            resolve("POST", "/chatrooms/7/kicks/bob").unwrap(),
+            Route::Moderate(7, "bob".into(), Moderation::Kick)
+        );
+        assert_eq!(resolve("POST", "/dms").unwrap(), Route::OpenDm);
+        assert!(matches!(
+            resolve("GET", "/chatrooms/7/mutes/bob"),
+            Err(NoRoute::Method("PUT, DELETE"))
+        ));
         assert!(matches!(
             resolve("POST", "/chatrooms/7/messages/9"),
             Err(NoRoute::Method("GET, PATCH, DELETE"))

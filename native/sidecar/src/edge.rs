@@ -14,7 +14,10 @@ use chatroom_core::internal::{
     Draft, FeedHead, LeaseAnswer, LeaseRequest, LeaseState, Outcome, PresenceEntry,
 };
 use chatroom_core::limits::{HISTORY_PAGE_ROWS, MAX_BODY_BYTES};
-use chatroom_core::{Action, ApiError, Applied, Change, Message, MessageDraft, StoreError};
+use chatroom_core::{
+    Action, ApiError, Applied, Change, Message, MessageDraft, RoomAccess, StoreError,
+};
+use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 
@@ -163,12 +166,23 @@ impl EdgeApi {
         }
     }
 
-    /// Whether room `id` exists.
-    pub async fn room_exists(&self, id: i64) -> Result<bool, StoreError> {
-        let path = format!("/chatrooms/{id}");
+    /// What `user` may do in room `id` (`GET /internal/rooms/{id}/access`);
+    /// `None` when there is no such room.
+    pub async fn room_access(
+        &self,
+        id: i64,
+        user: Option<&str>,
+    ) -> Result<Option<RoomAccess>, StoreError> {
+        let mut path = format!("/internal/rooms/{id}/access");
+        if let Some(user) = user {
+            path.push_str("?username=");
+            path.extend(utf8_percent_encode(user, NON_ALPHANUMERIC));
+        }
         match self.call(Method::GET, &path, None).await? {
-            (StatusCode::OK, _) => Ok(true),
-            (StatusCode::NOT_FOUND, _) => Ok(false),
+            (StatusCode::OK, body) => serde_json::from_slice(&body)
+                .map(Some)
+                .map_err(|e| upstream("a room's access", e)),
+            (StatusCode::NOT_FOUND, _) => Ok(None),
             (status, body) => Err(refused(&path, status, &body)),
         }
     }

@@ -27,7 +27,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use std::time::Duration;
 
-use chatroom_core::auth::TokenKey;
+use chatroom_core::auth::{Principal, TokenKey};
 use chatroom_core::limits::HISTORY_PAGE_ROWS;
 use chatroom_core::{
     Action, ActionKind, Actor, ApiError, Applied, JoinRequest, MessageDraft, Sender, StoreError,
@@ -45,7 +45,7 @@ use crate::event_guard::INVALID_EVENT;
 use crate::identity::{self, Unauthorized};
 use crate::peer::{ConnectionCount, Counted, Peer, Sent};
 use crate::presence::PresenceStore;
-use crate::rooms::{Admission, Delivery, Encoded, RoomRegistry};
+use crate::rooms::{Admission, Admit, Delivery, Encoded, RoomRegistry};
 use crate::store::ChatStore;
 use crate::tail::MessageTail;
 use crate::typing::TypingBoard;
@@ -140,8 +140,8 @@ struct Lane {
     chat: Arc<Chat>,
     public_id: Sid,
     counted: Arc<Counted>,
-    /// The token's user, when auth is on.
-    user: Option<Sender>,
+    /// Who the token speaks for, when auth is on.
+    user: Option<Principal>,
     /// The connection's place among its address's connections (when those
     /// are limited), held as long as the connection.
     _slot: Option<ConnectionSlot>,
@@ -364,17 +364,36 @@ async fn join_room(
 ) -> Result<Value, Refusal> {
     let req = JoinRequest::from_object(event_object(payload(&data)?)?)?;
     let room_id = req.room_id;
-    if !chat.store.room_exists(room_id).await? {
-        return Err(ApiError::RoomNotFound.into());
-    }
     let asked = req.username.as_ref().map(|u| u.as_str());
     let username = identity::name_for(peer.user(), asked)?;
+    // The walls (docs/protocol.md §10): who the token says, never a name
+    // the socket merely claims.
+    let viewer = peer.viewer();
+    let access = chat
+        .store
+        .room_access(room_id, viewer.user.as_ref().map(Sender::as_str))
+        .await?
+        .ok_or(ApiError::RoomNotFound)?;
+    access.check_join(&viewer)?;
     match &username {
         Some(name) => chat.presence.join(peer.public_id(), room_id, name).await?,
         // A rejoin without a name is not listed.
         None => chat.presence.leave(peer.public_id(), room_id).await?,
     }
-    let replayed = match chat.rooms.admit(peer, room_id, username.clone(), req.since) {
+    let admit = Admit {
+        username: username.clone(),
+        since: req.since,
+        checked_at: access.seq,
+        muted_until_ms: access.muted_until_ms,
+    };
+    let admission = match chat.rooms.admit(peer, room_id, admit) {
+        Ok(admission) => admission,
+        Err(e) => {
+            chat.presence.leave(peer.public_id(), room_id).await?;
+            return Err(e.into());
+        }
+    };
+    let replayed = match admission {
         Admission::Live => 0,
         Admission::Replay { since, through } => {
             let metrics = chat.rooms.metrics();
@@ -475,6 +494,9 @@ fn typing(chat: &Chat, peer: &Peer, data: &Result<Value, String>) -> Result<Valu
         .username(peer, req.room_id)
         .map_err(|_| ApiError::NotInRoom(req.room_id))?
         .unwrap_or_default();
+    if req.typing && chat.rooms.muted(peer, req.room_id) {
+        return Err(ApiError::Muted.into());
+    }
     if req.typing {
         chat.typing.typing(req.room_id, peer.sid(), &username);
     } else {

@@ -6,7 +6,7 @@
 //! `sender_mismatch`. With no secret, connections are anonymous and name
 //! themselves, as in the original.
 
-use chatroom_core::auth::TokenKey;
+use chatroom_core::auth::{Principal, TokenKey};
 use chatroom_core::{ApiError, Sender};
 use serde_json::Value;
 
@@ -20,12 +20,12 @@ impl std::fmt::Display for Unauthorized {
     }
 }
 
-/// The user a handshake's `auth` payload proves, under `key`; `Ok(None)`
-/// when auth is off.
+/// Who a handshake's `auth` payload proves to be, under `key` (its user,
+/// and whether it is an operator); `Ok(None)` when auth is off.
 pub fn user_of(
     key: Option<&TokenKey>,
     auth: Option<&Value>,
-) -> Result<Option<Sender>, Unauthorized> {
+) -> Result<Option<Principal>, Unauthorized> {
     let Some(key) = key else {
         return Ok(None);
     };
@@ -33,7 +33,7 @@ pub fn user_of(
         .and_then(|a| a.get("token"))
         .and_then(Value::as_str)
         .ok_or(Unauthorized)?;
-    key.verify(token).map(Some).map_err(|_| Unauthorized)
+    key.principal(token).map(Some).map_err(|_| Unauthorized)
 }
 
 /// The name a connection of `user` uses for `asked` (a join's `username`,
@@ -60,7 +60,7 @@ mod tests {
         let token = key.sign("alice", u64::MAX / 2).unwrap();
         assert!(user_of(None, None).unwrap().is_none());
         let user = user_of(Some(&key), Some(&json!({"token": token}))).unwrap();
-        assert_eq!(user.unwrap().as_str(), "alice");
+        assert_eq!(user.unwrap().user.as_str(), "alice");
         assert!(user_of(Some(&key), None).is_err());
         assert!(user_of(Some(&key), Some(&json!({"token": 1}))).is_err());
         assert!(user_of(Some(&key), Some(&json!({"token": "x.y.z"}))).is_err());

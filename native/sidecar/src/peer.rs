@@ -16,7 +16,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use chatroom_core::Sender;
+use chatroom_core::auth::Principal;
+use chatroom_core::{Sender, Viewer};
 use serde::Serialize;
 use socketioxide::extract::SocketRef;
 use socketioxide::socket::Sid;
@@ -72,8 +73,8 @@ impl Drop for Counted {
 pub struct Peer {
     socket: SocketRef,
     public_id: Sid,
-    /// The token's user, when auth is on.
-    user: Option<Sender>,
+    /// Who the token speaks for, when auth is on.
+    principal: Option<Principal>,
     evicted: AtomicBool,
     _counted: Arc<Counted>,
 }
@@ -85,12 +86,12 @@ impl Peer {
         socket: SocketRef,
         public_id: Sid,
         counted: Arc<Counted>,
-        user: Option<Sender>,
+        principal: Option<Principal>,
     ) -> Arc<Self> {
         Arc::new(Peer {
             socket,
             public_id,
-            user,
+            principal,
             evicted: AtomicBool::new(false),
             _counted: counted,
         })
@@ -109,7 +110,13 @@ impl Peer {
 
     /// Who the connection's token speaks for (auth on), or `None`.
     pub fn user(&self) -> Option<&Sender> {
-        self.user.as_ref()
+        self.principal.as_ref().map(|p| &p.user)
+    }
+
+    /// Who the connection is to the walls (docs/protocol.md §10): its
+    /// user, and whether it is an operator.
+    pub fn viewer(&self) -> Viewer {
+        self.principal.clone().map(Viewer::from).unwrap_or_default()
     }
 
     /// The id others may see.

@@ -19,7 +19,9 @@ use std::sync::{Arc, OnceLock};
 
 use parking_lot::Mutex;
 
-use chatroom_core::{Change, ChangeEvent};
+use std::time::{Duration, Instant};
+
+use chatroom_core::{ApiError, Change, ChangeEvent};
 use serde_json::json;
 use serde_json::value::RawValue;
 use socketioxide::socket::Sid;
@@ -47,10 +49,15 @@ pub struct Delivery {
     pub room_id: i64,
     pub encoded: Encoded,
     pub at: String,
+    /// For a `membership` change: what it does to the sockets here.
+    pub membership: Option<MembershipNote>,
 }
 
 impl From<Change> for Delivery {
     fn from(change: Change) -> Self {
+        let membership = (change.event == ChangeEvent::Membership)
+            .then(|| serde_json::from_str(change.data.get()).ok())
+            .flatten();
         Delivery {
             seq: change.seq,
             room_id: change.room_id,
@@ -59,9 +66,45 @@ impl From<Change> for Delivery {
                 data: Arc::from(change.data),
             },
             at: change.at,
+            membership,
         }
     }
 }
+
+/// The part of a `membership` change the registry acts on
+/// (docs/protocol.md §10.3).
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct MembershipNote {
+    pub username: String,
+    pub change: String,
+    #[serde(default)]
+    pub until: Option<String>,
+    #[serde(default)]
+    pub by: Option<String>,
+}
+
+impl MembershipNote {
+    /// Whether the user's sockets leave the room at this change.
+    fn removes(&self) -> bool {
+        matches!(
+            self.change.as_str(),
+            "removed" | "left" | "kicked" | "banned"
+        )
+    }
+
+    /// What a join that raced this removal is told.
+    fn refusal(&self) -> ApiError {
+        match self.change.as_str() {
+            "banned" => ApiError::Banned,
+            "kicked" => ApiError::Forbidden("you were kicked from this room".to_owned()),
+            _ => ApiError::RoomNotFound,
+        }
+    }
+}
+
+/// How long a removal is remembered for joins that checked the walls
+/// before it was delivered (edge calls take at most 10 s each).
+const REMOVAL_MEMORY: Duration = Duration::from_secs(60);
 
 struct Member {
     peer: Arc<Peer>,
@@ -69,6 +112,8 @@ struct Member {
     after: i64,
     /// `Some` while a replay is running: live messages wait here.
     backlog: Option<Vec<Encoded>>,
+    /// A mute in force, until when (Unix ms; `i64::MAX` for ever).
+    muted_until_ms: Option<i64>,
 }
 
 /// A connection's rooms, in order of joining, with the username of each.
@@ -83,6 +128,10 @@ struct Inner {
     cursor: i64,
     rooms: HashMap<i64, Vec<Member>>,
     peers: HashMap<Sid, Joined>,
+    /// Recent removals by (room, username): their `seq`, what they were,
+    /// and when they were delivered, so a join whose check of the walls
+    /// read an older snapshot is refused.
+    removals: HashMap<(i64, String), (i64, MembershipNote, Instant)>,
 }
 
 /// What a join needs to do before it is complete.
@@ -97,6 +146,16 @@ pub enum Admission {
 /// The socket left (or was evicted) while joining.
 #[derive(Debug)]
 pub struct Gone;
+
+/// What the walls said when a socket asked to join a room, for
+/// [`RoomRegistry::admit`].
+pub struct Admit {
+    pub username: Option<String>,
+    pub since: Option<i64>,
+    /// The change log's `seq` when the walls were read.
+    pub checked_at: i64,
+    pub muted_until_ms: Option<i64>,
+}
 
 pub struct RoomRegistry {
     inner: Mutex<Inner>,
@@ -153,11 +212,15 @@ impl RoomRegistry {
     /// to the members of their rooms.
     pub fn deliver(&self, batch: &[Delivery]) {
         let mut full = Vec::new();
+        let mut removed = Vec::new();
         {
             let mut inner = self.lock();
             for change in batch {
                 if change.seq <= inner.cursor {
                     continue;
+                }
+                if let Some(note) = &change.membership {
+                    removed.extend(inner.apply_membership(change, note));
                 }
                 let mut sent = 0;
                 if let Some(members) = inner.rooms.get_mut(&change.room_id) {
@@ -186,6 +249,41 @@ impl RoomRegistry {
             }
         }
         self.evict_all(full);
+        self.say_removed(removed);
+    }
+
+    /// Tells the removed sockets why, then forgets their presence and
+    /// tells the room they left (on a task: nothing here waits).
+    fn say_removed(&self, removed: Vec<Removed>) {
+        if removed.is_empty() {
+            return;
+        }
+        let Some(registry) = self.me.upgrade() else {
+            return;
+        };
+        for r in &removed {
+            r.peer.send("removed_from_room", &r.notice);
+        }
+        tokio::spawn(async move {
+            for r in removed {
+                if let Err(e) = registry.presence.leave(r.peer.public_id(), r.room_id).await {
+                    tracing::warn!(error = %e, room = r.room_id, "presence of a removed socket");
+                }
+                registry.say_goodbye(&r.peer, &[(r.room_id, r.username)]);
+            }
+        });
+    }
+
+    /// Whether `peer` is muted in `room_id` now.
+    pub fn muted(&self, peer: &Peer, room_id: i64) -> bool {
+        let inner = self.lock();
+        let now = now_ms();
+        inner
+            .rooms
+            .get(&room_id)
+            .and_then(|ms| ms.iter().find(|m| m.peer.sid() == peer.sid()))
+            .and_then(|m| m.muted_until_ms)
+            .is_some_and(|until| until > now)
     }
 
     /// `(joined sockets, rooms with members)` now, for the metrics.
@@ -202,14 +300,27 @@ impl RoomRegistry {
 
     /// Registers `peer` in `room_id` at the current cursor. A rejoin
     /// replaces the earlier membership (new username, new `since`).
-    pub fn admit(
-        &self,
-        peer: &Arc<Peer>,
-        room_id: i64,
-        username: Option<String>,
-        since: Option<i64>,
-    ) -> Admission {
+    ///
+    /// A removal of the user from the room that the tail delivered after
+    /// the walls were read (`checked_at`) refuses the join: the socket
+    /// never sees a change after its removal.
+    pub fn admit(&self, peer: &Arc<Peer>, room_id: i64, join: Admit) -> Result<Admission, ApiError> {
+        let Admit {
+            username,
+            since,
+            checked_at,
+            muted_until_ms,
+        } = join;
         let mut inner = self.lock();
+        inner
+            .removals
+            .retain(|_, (_, _, at)| at.elapsed() < REMOVAL_MEMORY);
+        if let Some(name) = &username
+            && let Some((seq, note, _)) = inner.removals.get(&(room_id, name.clone()))
+            && *seq > checked_at
+        {
+            return Err(note.refusal());
+        }
         let cursor = inner.cursor;
         let (after, admission) = match since {
             Some(since) if since < cursor => (
@@ -227,6 +338,7 @@ impl RoomRegistry {
             peer: peer.clone(),
             after,
             backlog,
+            muted_until_ms,
         };
         let members = inner.rooms.entry(room_id).or_default();
         match members.iter_mut().find(|m| m.peer.sid() == peer.sid()) {
@@ -238,7 +350,7 @@ impl RoomRegistry {
             Some(entry) => entry.1 = username,
             None => joined.rooms.push((room_id, username)),
         }
-        admission
+        Ok(admission)
     }
 
     /// After a replay: the messages that arrived meanwhile, to be sent next
@@ -429,4 +541,98 @@ impl RoomRegistry {
     pub fn evict(&self, peer: &Arc<Peer>) {
         self.evict_all(vec![peer.clone()]);
     }
+}
+
+/// A socket a `membership` change took out of a room.
+struct Removed {
+    peer: Arc<Peer>,
+    room_id: i64,
+    username: Option<String>,
+    notice: serde_json::Value,
+}
+
+impl Inner {
+    /// What a `membership` change does here, at its `seq`, before anything
+    /// after it is delivered: a removal takes the user's sockets out of the
+    /// room (returned, to be told), a mute or unmute is noted on them.
+    fn apply_membership(&mut self, change: &Delivery, note: &MembershipNote) -> Vec<Removed> {
+        let room_id = change.room_id;
+        let named = |peers: &HashMap<Sid, Joined>, m: &Member| {
+            peers.get(&m.peer.sid()).is_some_and(|joined| {
+                joined
+                    .rooms
+                    .iter()
+                    .any(|(r, u)| *r == room_id && u.as_deref() == Some(note.username.as_str()))
+            })
+        };
+        match note.change.as_str() {
+            "muted" | "unmuted" => {
+                let until = match (note.change.as_str(), &note.until) {
+                    ("unmuted", _) => None,
+                    (_, None) => Some(i64::MAX),
+                    (_, Some(until)) => Some(rfc3339_ms(until).unwrap_or(i64::MAX)),
+                };
+                let peers = &self.peers;
+                for m in self.rooms.get_mut(&room_id).into_iter().flatten() {
+                    if named(peers, m) {
+                        m.muted_until_ms = until;
+                    }
+                }
+                return Vec::new();
+            }
+            _ if !note.removes() => return Vec::new(),
+            _ => {}
+        }
+        self.removals.insert(
+            (room_id, note.username.clone()),
+            (change.seq, note.clone(), Instant::now()),
+        );
+        let Some(members) = self.rooms.get_mut(&room_id) else {
+            return Vec::new();
+        };
+        let peers = &self.peers;
+        let (gone, kept): (Vec<Member>, Vec<Member>) =
+            members.drain(..).partition(|m| named(peers, m));
+        *members = kept;
+        if members.is_empty() {
+            self.rooms.remove(&room_id);
+        }
+        let notice = json!({
+            "room_id": room_id,
+            "reason": note.change,
+            "by": note.by,
+            "seq": change.seq,
+        });
+        gone.into_iter()
+            .map(|m| {
+                let sid = m.peer.sid();
+                if let Some(joined) = self.peers.get_mut(&sid) {
+                    joined.rooms.retain(|(r, _)| *r != room_id);
+                    if joined.rooms.is_empty() {
+                        self.peers.remove(&sid);
+                    }
+                }
+                Removed {
+                    peer: m.peer,
+                    room_id,
+                    username: Some(note.username.clone()),
+                    notice: notice.clone(),
+                }
+            })
+            .collect()
+    }
+}
+
+/// Now, Unix milliseconds.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// An RFC 3339 timestamp (as SQLite writes them) in Unix milliseconds.
+fn rfc3339_ms(at: &str) -> Option<i64> {
+    let t = humantime::parse_rfc3339(at).ok()?;
+    let d = t.duration_since(std::time::UNIX_EPOCH).ok()?;
+    i64::try_from(d.as_millis()).ok()
 }

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use chatroom_core::internal::LeaseState;
 use chatroom_core::limits::HISTORY_PAGE_ROWS;
 use chatroom_core::{
-    ApiError, Change, StoreError, Write, Written, changes_after, find_room, latest_seq, presence,
-    room_changes, write_batch,
+    ApiError, Change, RoomAccess, StoreError, Write, Written, changes_after, latest_seq, presence,
+    room_access, room_changes, write_batch,
 };
 
 use crate::db::Db;
@@ -22,11 +22,17 @@ pub enum ChatStore {
 }
 
 impl ChatStore {
-    /// Whether room `id` exists.
-    pub async fn room_exists(&self, id: i64) -> Result<bool, StoreError> {
+    /// What `user` (or an anonymous socket) may do in room `id`
+    /// (docs/protocol.md §10); `None` when there is no such room.
+    pub async fn room_access(
+        &self,
+        id: i64,
+        user: Option<&str>,
+    ) -> Result<Option<RoomAccess>, StoreError> {
+        let user = user.map(str::to_owned);
         match self {
-            ChatStore::File(db) => db.run(move |c| find_room(c, id)).await.map(|r| r.is_some()),
-            ChatStore::Edge(api) => api.room_exists(id).await,
+            ChatStore::File(db) => db.run(move |c| room_access(c, id, user.as_deref())).await,
+            ChatStore::Edge(api) => api.room_access(id, user.as_deref()).await,
         }
     }
 
