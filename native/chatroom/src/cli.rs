@@ -56,11 +56,15 @@ enum Command {
         /// How long it is valid, in seconds.
         #[arg(long, default_value_t = 86_400)]
         ttl: u64,
+        /// An operator's token: `--admin` moderates every room
+        /// (docs/protocol.md §10.4).
+        #[arg(long)]
+        admin: bool,
     },
 }
 
 /// `chatroom token NAME`: a token signed with the auth secret.
-fn print_token(secret: Option<&str>, name: &str, ttl: u64) -> anyhow::Result<()> {
+fn print_token(secret: Option<&str>, name: &str, ttl: u64, admin: bool) -> anyhow::Result<()> {
     let key = secret
         .and_then(chatroom_core::auth::TokenKey::new)
         .ok_or_else(|| {
@@ -68,10 +72,13 @@ fn print_token(secret: Option<&str>, name: &str, ttl: u64) -> anyhow::Result<()>
         })?;
     let user = chatroom_core::Sender::parse(name)?;
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?;
-    println!(
-        "{}",
-        key.sign(user.as_str(), now.as_secs().saturating_add(ttl))?
-    );
+    let roles: &[&str] = if admin {
+        &[chatroom_core::auth::OPERATOR_ROLE]
+    } else {
+        &[]
+    };
+    let exp = now.as_secs().saturating_add(ttl);
+    println!("{}", key.sign_with_roles(user.as_str(), exp, roles)?);
     Ok(())
 }
 
@@ -84,8 +91,8 @@ pub fn command() -> clap::Command {
 #[tokio::main]
 pub async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    if let Some(Command::Token { name, ttl }) = &args.command {
-        return print_token(args.sidecar.auth_secret.as_deref(), name, *ttl);
+    if let Some(Command::Token { name, ttl, admin }) = &args.command {
+        return print_token(args.sidecar.auth_secret.as_deref(), name, *ttl, *admin);
     }
     let front = Sidecar::front(args.front.start()?);
     let manifest = std::path::absolute(&args.manifest)?;
