@@ -68,7 +68,14 @@ fn server_events_in_code() -> BTreeSet<&'static str> {
     ChangeEvent::ALL
         .into_iter()
         .map(ChangeEvent::as_str)
-        .chain(["user_joined", "user_left", "typing", "read", "error"])
+        .chain([
+            "user_joined",
+            "user_left",
+            "typing",
+            "read",
+            "error",
+            "removed_from_room",
+        ])
         .collect()
 }
 
@@ -101,6 +108,10 @@ fn error_codes_in_code() -> BTreeSet<&'static str> {
         ApiError::SenderMismatch(s()),
         ApiError::InternalApiDisabled,
         ApiError::MethodNotAllowed,
+        ApiError::Forbidden(s()),
+        ApiError::Banned,
+        ApiError::Muted,
+        ApiError::IdentityRequired(s()),
         ApiError::Storage(StoreError::Database(s())),
     ]
     .iter()
@@ -628,7 +639,12 @@ async fn every_server_event_reaches_a_member_as_documented() {
         ("read", &alice),
         ("error", &bob),
     ];
-    for op in ops.iter().filter(|o| o.action == "send") {
+    // The walls' events need identity on: the next test provokes them.
+    let walls = ["membership", "removed_from_room"];
+    for op in ops
+        .iter()
+        .filter(|o| o.action == "send" && !walls.contains(&o.name))
+    {
         let (_, client) = receivers
             .iter()
             .find(|(name, _)| *name == op.name)
@@ -688,4 +704,75 @@ async fn every_server_event_reaches_a_member_as_documented() {
             "{event}: each change once"
         );
     }
+}
+
+/// The walls' events (docs/protocol.md §10.3), with identity on: a mute
+/// reaches the room as `membership`, a kick reaches the kicked socket as
+/// `removed_from_room`, and the refusals are documented codes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_walls_events_reach_sockets_as_documented() {
+    const SECRET: &str = "asyncapi-walls";
+    let key = chatroom_core::auth::TokenKey::new(SECRET).expect("a key");
+    let exp = u64::MAX / 4;
+    let (alice, eve) = (
+        key.sign("alice", exp).expect("a token"),
+        key.sign("eve", exp).expect("a token"),
+    );
+    let host = chatroom_tests::host_with_variables(&[("SPIN_VARIABLE_AUTH_SECRET", SECRET)]);
+    let run = chatroom_tests::DefaultRun::start_on(
+        &host,
+        |c| c.auth = Some(key.clone()),
+        &chatroom_front::access::AccessConfig::default(),
+    )
+    .await;
+    let doc = document();
+    let ops = operations(&doc);
+    let http = reqwest::Client::new();
+    let room: Value = http
+        .post(format!("{}/chatrooms", run.url))
+        .bearer_auth(&alice)
+        .json(&json!({"name": "Walls"}))
+        .send()
+        .await
+        .expect("create")
+        .json()
+        .await
+        .expect("a room");
+    let room = room["id"].as_i64().expect("an id");
+    let alice_socket = SocketClient::connect_as(&run.url, &alice).await;
+    let eve_socket = SocketClient::connect_as(&run.url, &eve).await;
+    act(&doc, &ops, &alice_socket, "join_room", json!({"room_id": room})).await;
+    act(&doc, &ops, &eve_socket, "join_room", json!({"room_id": room})).await;
+    let moderate = |method: reqwest::Method, path: &str| {
+        http.request(method, format!("{}/chatrooms/{room}/{path}", run.url))
+            .bearer_auth(&alice)
+            .send()
+    };
+    moderate(reqwest::Method::PUT, "mutes/eve").await.expect("mute");
+    let membership = alice_socket.expect("membership").await;
+    assert_fits(
+        &doc,
+        find(&ops, "send", "membership").payload(),
+        &membership,
+        "a membership event",
+    );
+    // The sidecar has the mute: eve's socket may not type or post.
+    for (event, data) in [
+        ("typing", json!({"room_id": room})),
+        ("send_message", json!({"room_id": room, "message": "hi"})),
+    ] {
+        let refused = eve_socket.call(event, data).await;
+        assert_eq!(refused["code"], "muted", "{refused}");
+        let op = find(&ops, "receive", event);
+        assert!(op.codes.contains(&"muted"), "{event} lists muted");
+        assert_fits(&doc, op.refusal.expect("a refusal"), &refused, event);
+    }
+    moderate(reqwest::Method::POST, "kicks/eve").await.expect("kick");
+    let removed = eve_socket.expect("removed_from_room").await;
+    assert_fits(
+        &doc,
+        find(&ops, "send", "removed_from_room").payload(),
+        &removed,
+        "a removed_from_room event",
+    );
 }
