@@ -19,107 +19,20 @@
 // build`), the server is `spin up` with `chatroom-sidecar` in front of it
 // on the one origin instead of `chatroom`; both are restarted.
 
-import { spawn, spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, openSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 
-import { chromium } from "playwright-core";
-
-const here = dirname(fileURLToPath(import.meta.url));
-const root = resolve(here, "../..");
-const targetDir = process.env.CARGO_TARGET_DIR
-  ? resolve(process.env.CARGO_TARGET_DIR)
-  : join(root, "target");
-const outDir = join(root, "target/browser");
-mkdirSync(outDir, { recursive: true });
-
-if (!process.env.CHATROOM_BIN_DIR) {
-  const built = spawnSync("cargo", ["build", "--workspace", "--bins"], { cwd: root, stdio: "inherit" });
-  if (built.status !== 0) process.exit(built.status || 1);
-}
-const binDir = process.env.CHATROOM_BIN_DIR || join(targetDir, "debug");
-const chromiumBin = process.env.CHROMIUM_BIN || "/usr/bin/chromium";
+import {
+  TIMEOUT, assert, check, failures, finish, freePort, launchBrowser, messageWithText, newPage,
+  outDir, root, serverLog, startProcess as start, stopAll, stopProcess, waitHealthy as healthy,
+} from "./harness.mjs";
 
 const SEEDED = 60;
-const TIMEOUT = 20000;
-
-// ---------------------------------------------------------------- checks
-
-const failures = [];
-async function check(name, fn) {
-  try {
-    await fn();
-    console.log(`ok   ${name}`);
-  } catch (err) {
-    failures.push(name);
-    console.log(`FAIL ${name}\n     ${String(err && err.stack || err).split("\n").slice(0, 4).join("\n     ")}`);
-  }
-}
-function assert(condition, message) {
-  if (!condition) throw new Error(message);
-}
-
-// ---------------------------------------------------------------- processes
-
-function freePort() {
-  return new Promise((ok, fail) => {
-    const server = createServer();
-    server.on("error", fail);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address();
-      server.close(() => ok(port));
-    });
-  });
-}
-
-const logFile = join(outDir, "server.log");
-const log = openSync(logFile, "w");
-const children = new Set();
-
-function startProcess(name, args, { detached = false } = {}) {
-  // `spin up` runs its trigger as a child of its own: it gets a process
-  // group, and the whole group is stopped.
-  const program = name.startsWith("chatroom") ? join(binDir, name) : name;
-  const child = spawn(program, args, {
-    cwd: root,
-    detached,
-    stdio: ["ignore", log, log],
-    env: { ...process.env, RUST_LOG: process.env.RUST_LOG || "warn" },
-  });
-  children.add(child);
-  child.on("exit", () => children.delete(child));
-  return child;
-}
-
-async function stopProcess(child) {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((ok) => child.once("exit", ok));
-  const signal = (sig) => {
-    try {
-      if (child.spawnargs[1] === "up") process.kill(-child.pid, sig); else child.kill(sig);
-    } catch (_) { /* gone */ }
-  };
-  signal("SIGTERM");
-  const timer = setTimeout(() => signal("SIGKILL"), 10000);
-  await exited;
-  clearTimeout(timer);
-}
-
-async function waitHealthy(url, child) {
-  const deadline = Date.now() + 180000;
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`${url}: the server exited (see ${logFile})`);
-    try {
-      const res = await fetch(`${url}/healthz`);
-      if (res.ok) return;
-    } catch (_) { /* not up yet */ }
-    await new Promise((ok) => setTimeout(ok, 100));
-  }
-  throw new Error(`${url} did not come up (see ${logFile})`);
-}
+const log = serverLog("server.log");
+const logFile = log.file;
+const startProcess = (name, args, options) => start(log, name, args, options);
+const waitHealthy = (url, child) => healthy(url, child, logFile);
 
 async function rest(base, path, body) {
   const res = await fetch(`${base}${path}`, body === undefined ? {} : {
@@ -147,10 +60,6 @@ async function assertNoDuplicates(page, who) {
     assert(ids[i - 1] < ids[i], `${who}: out of order at ${i}: ${ids.slice(Math.max(0, i - 3), i + 2)}`);
   }
   return ids;
-}
-
-function messageWithText(page, text) {
-  return page.locator("#messages .msg .content", { hasText: text });
 }
 
 async function joinAs(page, url, name, roomId) {
@@ -219,26 +128,10 @@ try {
     }
   });
 
-  browser = await chromium.launch({
-    executablePath: chromiumBin,
-    headless: true,
-    // playwright-core gives every launch a fresh temporary profile
-    // (--user-data-dir); the rest keeps Chromium off the network, which
-    // this machine does not have.
-    args: [
-      "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    ],
-  });
+  browser = await launchBrowser();
   const pageErrors = [];
-  const newPage = async (who, viewport) => {
-    const context = await browser.newContext({ viewport });
-    const page = await context.newPage();
-    page.on("pageerror", (err) => pageErrors.push(`${who}: ${err.message}`));
-    return page;
-  };
-  const a = await newPage("alice", { width: 1100, height: 720 });
-  const b = await newPage("bob", { width: 390, height: 844 });
+  const a = await newPage(browser, "alice", { width: 1100, height: 720 }, pageErrors);
+  const b = await newPage(browser, "bob", { width: 390, height: 844 }, pageErrors);
 
   await check("both pages pick names and join the room; each lists both users", async () => {
     await joinAs(a, url, "alice", room.id);
@@ -465,12 +358,8 @@ try {
   console.log(`FAIL ${err && err.stack}`);
 } finally {
   if (browser) await browser.close().catch(() => {});
-  for (const child of [...children]) await stopProcess(child);
+  await stopAll();
   rmSync(state, { recursive: true, force: true });
 }
 
-if (failures.length) {
-  console.log(`\n${failures.length} check(s) failed (server log: ${logFile})`);
-  process.exit(1);
-}
-console.log("\nall browser checks passed");
+finish(logFile);

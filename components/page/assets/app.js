@@ -55,7 +55,13 @@ const state = {
   unread: new Map(),
   /** The newest message id marked read in the open room. */
   readUpTo: 0,
+  /** The open room's members ({username, role, muted}), and this user's role there. */
+  members: [],
+  myRole: null,
 };
+
+/** Roles by rank (docs/protocol.md §10.2). */
+const RANK = { member: 1, moderator: 2, owner: 3 };
 
 /** The reactions offered on every message. */
 const REACTIONS = ["👍", "❤️", "😂", "🎉", "😮"];
@@ -153,7 +159,8 @@ function renderRooms() {
     button.type = "button";
     button.className = "room";
     button.dataset.roomId = String(room.id);
-    button.textContent = room.name;
+    button.dataset.visibility = room.visibility || "public";
+    button.textContent = roomLabel(room);
     const unread = state.room && state.room.id === room.id ? 0 : state.unread.get(room.id) || 0;
     if (unread > 0) {
       const badge = document.createElement("span");
@@ -169,18 +176,48 @@ function renderRooms() {
   }
 }
 
+/** A room as the list shows it: a lock for a private room, `@name` for a DM
+ * (its other member). */
+function roomLabel(room) {
+  if (room.visibility === "dm") {
+    const names = room.name.split(", ");
+    return `@${names.find((n) => n !== state.username) || names[0]}`;
+  }
+  return room.visibility === "private" ? `🔒 ${room.name}` : room.name;
+}
+
 async function createRoom(event) {
   event.preventDefault();
   const input = $("new-room-name");
   const name = input.value.trim();
   if (!name) return;
+  const body = { name };
+  // Only a private room says so: servers without identity take public ones.
+  if ($("new-room-private").checked) body.visibility = "private";
   try {
-    const room = await api("/chatrooms", { method: "POST", body: { name } });
+    const room = await api("/chatrooms", { method: "POST", body });
     input.value = "";
+    $("new-room-private").checked = false;
     await loadRooms();
     selectRoom(room);
   } catch (err) {
     notice(`Could not create the room: ${err.message}`);
+  }
+}
+
+/** `POST /dms`: the one room of this user and another, then open it. */
+async function openDm(event) {
+  event.preventDefault();
+  const input = $("dm-with");
+  const other = input.value.trim();
+  if (!other) return;
+  try {
+    const room = await api("/dms", { method: "POST", body: { with: other } });
+    input.value = "";
+    await loadRooms();
+    selectRoom(room);
+  } catch (err) {
+    notice(`Could not open the direct message: ${err.message}`);
   }
 }
 
@@ -194,7 +231,7 @@ function selectRoom(room) {
   state.generation += 1;
   state.seq = 0;
   state.readUpTo = 0;
-  state.room = { id: room.id, name: room.name };
+  state.room = { id: room.id, name: room.name, visibility: room.visibility || "public" };
   state.joined = false;
   state.historyLoaded = false;
   state.shown.clear();
@@ -205,14 +242,163 @@ function selectRoom(room) {
   if (window.location.hash !== `#room=${room.id}`) {
     window.history.replaceState(null, "", `#room=${room.id}`);
   }
-  $("room-title").textContent = room.name;
-  document.title = `${room.name} · chatroom`;
+  $("room-title").textContent = roomLabel(room);
+  document.title = `${roomLabel(room)} · chatroom`;
   $("messages").replaceChildren();
   $("user-list").replaceChildren();
   $("user-count").textContent = "";
+  state.members = [];
+  state.myRole = null;
+  renderMembers(room);
   renderRooms();
   updateControls();
   openRoom(state.generation);
+  loadMembers();
+}
+
+/** Leaves the open room's view (after a removal): nothing is shown of it. */
+function closeRoom() {
+  stopTyping();
+  clearTypists();
+  stopEditing();
+  state.generation += 1;
+  state.room = null;
+  state.joined = false;
+  state.members = [];
+  state.myRole = null;
+  $("room-title").textContent = "Pick a room";
+  document.title = "chatroom";
+  $("messages").replaceChildren();
+  $("user-list").replaceChildren();
+  $("user-count").textContent = "";
+  $("members").hidden = true;
+  updateControls();
+}
+
+// ---------------------------------------------------------------- members and moderation
+
+async function loadMembers() {
+  const room = state.room;
+  if (!room) return;
+  const generation = state.generation;
+  let members;
+  try {
+    members = await api(`/chatrooms/${room.id}/members`);
+  } catch (_) {
+    return;
+  }
+  if (generation !== state.generation) return;
+  state.members = members;
+  const me = members.find((m) => m.username === state.username);
+  state.myRole = me ? me.role : null;
+  renderMembers(room);
+  refreshUsers();
+}
+
+/** May this user moderate `name` (whose role is `role`, or none)? */
+function outranks(role) {
+  const mine = RANK[state.myRole] || 0;
+  return mine >= RANK.moderator && (mine === RANK.owner || mine > (RANK[role] || 0));
+}
+
+/** Kick, mute (or unmute), ban, and for members remove: for those below. */
+function moderationButtons(name, member) {
+  if (!state.room || state.room.visibility === "dm" || name === state.username) return [];
+  if (!outranks(member ? member.role : null)) return [];
+  const path = (kind) => `/chatrooms/${state.room.id}/${kind}/${encodeURIComponent(name)}`;
+  const actions = [
+    ["Kick", () => api(path("kicks"), { method: "POST" })],
+    member && member.muted
+      ? ["Unmute", () => api(path("mutes"), { method: "DELETE" })]
+      : ["Mute", () => api(path("mutes"), { method: "PUT", body: {} })],
+    ["Ban", () => api(path("bans"), { method: "PUT", body: {} })],
+  ];
+  if (member) actions.push(["Remove", () => api(path("members"), { method: "DELETE" })]);
+  return actions.map(([label, act]) => {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "moderate";
+    button.dataset.action = label.toLowerCase();
+    button.textContent = label;
+    button.setAttribute("aria-label", `${label} ${name}`);
+    button.addEventListener("click", async () => {
+      try {
+        await act();
+        loadMembers();
+      } catch (err) {
+        notice(`${label} ${name}: ${err.message}`);
+      }
+    });
+    return button;
+  });
+}
+
+function renderMembers(room) {
+  const section = $("members");
+  const dm = room.visibility === "dm";
+  section.hidden = state.members.length === 0 && (room.visibility || "public") === "public";
+  const list = $("member-list");
+  list.replaceChildren();
+  for (const m of state.members) {
+    const li = document.createElement("li");
+    li.dataset.username = m.username;
+    const name = document.createElement("span");
+    name.textContent = m.username === state.username ? `${m.username} (you)` : m.username;
+    const role = document.createElement("span");
+    role.className = "role";
+    role.textContent = m.role;
+    li.append(name, role);
+    if (m.muted) {
+      const note = document.createElement("span");
+      note.className = "muted-note";
+      note.textContent = "muted";
+      li.append(note);
+    }
+    li.append(...moderationButtons(m.username, m));
+    list.append(li);
+  }
+  $("add-member").hidden = dm || (RANK[state.myRole] || 0) < RANK.moderator;
+  $("add-member-role").querySelector('option[value="owner"]').disabled = state.myRole !== "owner";
+  $("leave-room").hidden = dm || !state.myRole;
+}
+
+async function addMember(event) {
+  event.preventDefault();
+  const input = $("add-member-name");
+  const name = input.value.trim();
+  if (!name || !state.room) return;
+  try {
+    await api(`/chatrooms/${state.room.id}/members/${encodeURIComponent(name)}`, {
+      method: "PUT",
+      body: { role: $("add-member-role").value },
+    });
+    input.value = "";
+    loadMembers();
+  } catch (err) {
+    notice(`Could not add ${name}: ${err.message}`);
+  }
+}
+
+async function leaveRoom() {
+  if (!state.room || !state.username) return;
+  try {
+    await api(`/chatrooms/${state.room.id}/members/${encodeURIComponent(state.username)}`, {
+      method: "DELETE",
+    });
+  } catch (err) {
+    notice(`Could not leave: ${err.message}`);
+  }
+}
+
+/** This socket was taken out of a room (kicked, banned, removed, left). */
+function removedFromRoom(data) {
+  const why = { kicked: "kicked out of", banned: "banned from", removed: "removed from", left: "no longer in" };
+  const room = state.rooms.find((r) => r.id === data.room_id);
+  const name = room ? roomLabel(room) : `room ${data.room_id}`;
+  const by = data.reason === "left" ? "" : ` by ${data.by}`;
+  notice(`You were ${why[data.reason] || "removed from"} ${name}${by}.`);
+  if (state.room && state.room.id === data.room_id) closeRoom();
+  loadRooms();
 }
 
 /** Reads the latest page, then joins with `since` = its last id: nothing
@@ -603,8 +789,13 @@ async function refreshUsers() {
   list.replaceChildren();
   for (const name of users.users || []) {
     const li = document.createElement("li");
-    li.textContent = name;
+    const label = document.createElement("span");
+    label.textContent = name;
+    li.append(label);
     if (name === state.username) li.classList.add("me");
+    // Anyone here can be moderated by those who rank above them; members
+    // have their buttons in the member list.
+    if (!state.members.some((m) => m.username === name)) li.append(...moderationButtons(name, null));
     list.append(li);
   }
   $("user-count").textContent = `(${users.user_count})`;
@@ -745,6 +936,14 @@ const socket = new SocketIoClient({
       if (here) someoneTyping(data);
     } else if (name === "user_joined" || name === "user_left") {
       if (here) refreshUsersSoon();
+    } else if (name === "membership") {
+      if (here) {
+        state.seq = Math.max(state.seq, data.seq || 0);
+        loadMembers();
+      }
+      if (data.username === state.username) loadRooms();
+    } else if (name === "removed_from_room") {
+      removedFromRoom(data);
     } else if (name === "error") {
       notice(`Server: ${data.error || "error"}`);
     }
@@ -763,6 +962,9 @@ function start() {
     socket.reconnectNow();
   });
   $("new-room").addEventListener("submit", createRoom);
+  $("new-dm").addEventListener("submit", openDm);
+  $("add-member").addEventListener("submit", addMember);
+  $("leave-room").addEventListener("click", leaveRoom);
   $("refresh-rooms").addEventListener("click", loadRooms);
   $("composer").addEventListener("submit", sendMessage);
   $("composer-input").addEventListener("input", onComposerInput);
