@@ -382,3 +382,120 @@ async fn the_internal_api_needs_the_token_and_is_off_without_one() {
     };
     assert!(!status.success());
 }
+
+/// A counting proxy: forwards every request to `upstream` and counts them
+/// by path, so a test sees how often a sidecar calls the component (what a
+/// metered host bills).
+struct CountingProxy {
+    url: String,
+    calls: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl CountingProxy {
+    async fn start(upstream: &str) -> Self {
+        use axum::body::Bytes;
+        use axum::extract::{Request, State};
+        use axum::response::IntoResponse;
+        let calls = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let state = (calls.clone(), upstream.to_owned(), reqwest::Client::new());
+        let forward = |State((calls, upstream, client)): State<(
+            std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+            String,
+            reqwest::Client,
+        )>,
+                       req: Request| async move {
+            let (parts, body) = req.into_parts();
+            let target = parts
+                .uri
+                .path_and_query()
+                .map_or("/", |p| p.as_str())
+                .to_owned();
+            calls.lock().unwrap().push(parts.uri.path().to_owned());
+            let body: Bytes = axum::body::to_bytes(body, usize::MAX)
+                .await
+                .unwrap_or_default();
+            let mut out = client.request(parts.method, format!("{upstream}{target}"));
+            for (name, value) in &parts.headers {
+                if name != "host" {
+                    out = out.header(name, value);
+                }
+            }
+            let res = out.body(body).send().await.expect("the upstream answers");
+            let status = res.status();
+            let headers = res.headers().clone();
+            let bytes = res.bytes().await.unwrap_or_default();
+            (status, headers, bytes).into_response()
+        };
+        let app = axum::Router::new().fallback(forward).with_state(state);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        CountingProxy { url, calls }
+    }
+
+    /// The calls since the last time, by path.
+    fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.calls.lock().unwrap())
+    }
+}
+
+/// With Redis, an idle edge sidecar's safety poll backs off (30 s): it
+/// calls the component a handful of times a minute (its lease renewals and
+/// one or two feed polls), not twice a second; a message is still
+/// delivered at once when Redis wakes it, and one whose wake-up never
+/// came within the safety interval (docs/operations.md, the quota
+/// arithmetic).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_redis_an_idle_sidecar_polls_rarely_and_still_delivers() {
+    let redis = RedisServer::start();
+    let rest = deploy(Deploy::Host, Some(&redis)).await;
+    let proxy = CountingProxy::start(&rest.url).await;
+    // The default poll: no --poll-ms.
+    let sidecar = edge_sidecar(&proxy.url, "idle", &["--redis", &redis.url]).await;
+    let room = create_room(&rest.url, "Quiet").await;
+    let client = SocketClient::connect(&sidecar.url).await;
+    client.join(room, "ann").await;
+    proxy.take();
+    // Twenty idle seconds: at most one feed poll and three lease renewals
+    // (every third of the 30 s lease); polling every 500 ms would be 40.
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    let idle = proxy.take();
+    let feed = idle
+        .iter()
+        .filter(|p| p.starts_with("/internal/feed"))
+        .count();
+    assert!(feed <= 1, "{feed} feed calls in 20 idle seconds: {idle:?}");
+    assert!(
+        idle.len() <= 4,
+        "{} component calls in 20 idle seconds: {idle:?}",
+        idle.len()
+    );
+
+    // Woken by Redis: delivered at once (well inside the 30 s poll).
+    let woken = post_message(&rest.url, room, "bob", "woken").await;
+    assert_eq!(client.expect("new_message").await["id"], woken["id"]);
+
+    // A wake-up that never comes (written behind the component's back, so
+    // nothing is published): the safety poll finds it within 30 s.
+    let db =
+        chatroom_core::open_file(&rest.state_dir().join("sqlite_db.db")).expect("the database");
+    let draft = chatroom_core::MessageDraft::from_fields(Some("bob"), Some("unannounced")).unwrap();
+    let quiet = chatroom_core::insert_message(&db, room, &draft).expect("stored");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
+    loop {
+        if let Some(m) = client
+            .drain("new_message", Duration::from_millis(250))
+            .await
+            .first()
+        {
+            assert_eq!(m["id"], quiet.id);
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not delivered within the safety interval"
+        );
+    }
+}

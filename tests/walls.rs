@@ -124,7 +124,10 @@ async fn call(method: Method, url: &str, token: Option<&str>, body: Option<Value
 
 async fn ok(method: Method, url: &str, token: &str, body: Option<Value>) -> Value {
     let (status, value) = call(method.clone(), url, Some(token), body).await;
-    assert!((200..300).contains(&status), "{method} {url}: {status} {value}");
+    assert!(
+        (200..300).contains(&status),
+        "{method} {url}: {status} {value}"
+    );
     value
 }
 
@@ -164,7 +167,10 @@ async fn the_walls_hold(url: &str, other: &str) {
     let base = format!("{rooms}/{id}");
     for who in ["bob", "carol", "dave"] {
         let added = ok(Method::PUT, &format!("{base}/members/{who}"), &alice, None).await;
-        assert_eq!((&added["change"], &added["role"]), (&json!("added"), &json!("member")));
+        assert_eq!(
+            (&added["change"], &added["role"]),
+            (&json!("added"), &json!("member"))
+        );
     }
     // carol and dave leave traces: a message each and a read position.
     let carols = ok(
@@ -188,7 +194,13 @@ async fn the_walls_hold(url: &str, other: &str) {
         Some(json!({"message": "dave was here"})),
     )
     .await;
-    let removed = ok(Method::DELETE, &format!("{base}/members/carol"), &alice, None).await;
+    let removed = ok(
+        Method::DELETE,
+        &format!("{base}/members/carol"),
+        &alice,
+        None,
+    )
+    .await;
     assert_eq!(removed["change"], "removed");
     let banned = ok(Method::PUT, &format!("{base}/bans/dave"), &alice, None).await;
     assert_eq!(banned["change"], "banned");
@@ -204,12 +216,21 @@ async fn the_walls_hold(url: &str, other: &str) {
     // The member reads everything.
     let (status, listed) = call(Method::GET, &rooms, Some(&bob), None).await;
     assert_eq!(status, 200);
-    assert!(listed.as_array().unwrap().iter().any(|r| r["id"] == id), "{listed}");
+    assert!(
+        listed.as_array().unwrap().iter().any(|r| r["id"] == id),
+        "{listed}"
+    );
     for path in ["", "/messages", "/changes", "/users", "/members"] {
         let (status, body) = call(Method::GET, &format!("{base}{path}"), Some(&bob), None).await;
         assert_eq!(status, 200, "bob GET {path}: {body}");
     }
-    let (status, _) = call(Method::GET, &format!("{base}/messages/{mid}"), Some(&bob), None).await;
+    let (status, _) = call(
+        Method::GET,
+        &format!("{base}/messages/{mid}"),
+        Some(&bob),
+        None,
+    )
+    .await;
     assert_eq!(status, 200);
     let members = ok(Method::GET, &format!("{base}/members"), &bob, None).await;
     assert_eq!(
@@ -256,14 +277,34 @@ async fn the_walls_hold(url: &str, other: &str) {
             );
         }
         let Some(token) = token else { continue };
-        let own = if who.starts_with("dave") { &daves } else { &carols };
+        let own = if who.starts_with("dave") {
+            &daves
+        } else {
+            &carols
+        };
         let own = own["id"].as_i64().unwrap();
         let writes = [
-            (Method::POST, format!("{base}/messages"), json!({"message": "let me in"})),
-            (Method::PUT, format!("{base}/read"), json!({"message_id": mid})),
-            (Method::PATCH, format!("{base}/messages/{own}"), json!({"message": "edited"})),
+            (
+                Method::POST,
+                format!("{base}/messages"),
+                json!({"message": "let me in"}),
+            ),
+            (
+                Method::PUT,
+                format!("{base}/read"),
+                json!({"message_id": mid}),
+            ),
+            (
+                Method::PATCH,
+                format!("{base}/messages/{own}"),
+                json!({"message": "edited"}),
+            ),
             (Method::DELETE, format!("{base}/messages/{own}"), json!({})),
-            (Method::PUT, format!("{base}/messages/{mid}/reactions/%F0%9F%91%8D"), json!({})),
+            (
+                Method::PUT,
+                format!("{base}/messages/{mid}/reactions/%F0%9F%91%8D"),
+                json!({}),
+            ),
             (Method::PUT, format!("{base}/members/mallory"), json!({})),
         ];
         for (method, url, body) in writes {
@@ -273,7 +314,11 @@ async fn the_walls_hold(url: &str, other: &str) {
         // Over Socket.IO: no join, with or without `since`, and no send.
         for since in [None, Some(0)] {
             let (socket, ack) = join(url, token, id, since).await;
-            assert_eq!((ack["ok"].clone(), ack["code"].clone()), (json!(false), json!(code)), "{who}: {ack}");
+            assert_eq!(
+                (ack["ok"].clone(), ack["code"].clone()),
+                (json!(false), json!(code)),
+                "{who}: {ack}"
+            );
             let sent = socket
                 .call("send_message", json!({"room_id": id, "message": "psst"}))
                 .await;
@@ -282,9 +327,19 @@ async fn the_walls_hold(url: &str, other: &str) {
         }
     }
     // A removed member's unread counts no longer name the room.
-    let unread = ok(Method::GET, &format!("{url}/users/carol/unread"), &carol, None).await;
+    let unread = ok(
+        Method::GET,
+        &format!("{url}/users/carol/unread"),
+        &carol,
+        None,
+    )
+    .await;
     assert!(
-        !unread["rooms"].as_array().unwrap().iter().any(|r| r["room_id"] == id),
+        !unread["rooms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["room_id"] == id),
         "{unread}"
     );
     // Nothing the outsiders tried was stored.
@@ -307,7 +362,11 @@ async fn the_walls_hold(url: &str, other: &str) {
     let kinds: Vec<String> = replayed
         .iter()
         .map(|(event, data)| match event.as_str() {
-            "membership" => format!("{}:{}", data["change"].as_str().unwrap(), data["username"].as_str().unwrap()),
+            "membership" => format!(
+                "{}:{}",
+                data["change"].as_str().unwrap(),
+                data["username"].as_str().unwrap()
+            ),
             _ => format!("message:{}", data["sender"].as_str().unwrap()),
         })
         .collect();
@@ -360,7 +419,12 @@ async fn the_walls_hold_beside_spin_up() {
     options.env = vec![("SPIN_VARIABLE_AUTH_SECRET".into(), SECRET.into())];
     let spin = SpinUp::start(options, "/healthz").await;
     // The component makes the schema on its first use of the store.
-    assert_eq!(call(Method::GET, &format!("{}/chatrooms", spin.url), None, None).await.0, 200);
+    assert_eq!(
+        call(Method::GET, &format!("{}/chatrooms", spin.url), None, None)
+            .await
+            .0,
+        200
+    );
     let sidecar = SidecarProcess::start_with(
         sidecar_bin(),
         &state.path().join("sqlite_db.db"),
@@ -388,14 +452,24 @@ async fn a_kick_cuts_off_the_socket_at_its_seq_on_every_sidecar() {
     .await["id"]
         .as_i64()
         .unwrap();
-    let lobby = ok(Method::POST, &rooms, &alice, Some(json!({"name": "Lobby"})))
-        .await["id"]
+    let lobby = ok(Method::POST, &rooms, &alice, Some(json!({"name": "Lobby"}))).await["id"]
         .as_i64()
         .unwrap();
-    ok(Method::PUT, &format!("{rooms}/{private}/members/bob"), &alice, None).await;
+    ok(
+        Method::PUT,
+        &format!("{rooms}/{private}/members/bob"),
+        &alice,
+        None,
+    )
+    .await;
     let (bob_socket, ack) = join(&edge.b.url, &bob, private, None).await;
     assert_eq!(ack["ok"], true, "{ack}");
-    assert_eq!(bob_socket.call("join_room", json!({"room_id": lobby})).await["ok"], true);
+    assert_eq!(
+        bob_socket
+            .call("join_room", json!({"room_id": lobby}))
+            .await["ok"],
+        true
+    );
     let (alice_socket, ack) = join(&edge.a.url, &alice, private, None).await;
     assert_eq!(ack["ok"], true, "{ack}");
 
@@ -404,12 +478,21 @@ async fn a_kick_cuts_off_the_socket_at_its_seq_on_every_sidecar() {
     let mut kick_seq = 0;
     for i in 0..60 {
         if i == 30 {
-            let kick = ok(Method::POST, &format!("{rooms}/{private}/kicks/bob"), &alice, None).await;
+            let kick = ok(
+                Method::POST,
+                &format!("{rooms}/{private}/kicks/bob"),
+                &alice,
+                None,
+            )
+            .await;
             assert_eq!(kick["change"], "kicked");
             kick_seq = kick["seq"].as_i64().unwrap();
         }
         let ack = alice_socket
-            .call("send_message", json!({"room_id": private, "message": format!("m{i}")}))
+            .call(
+                "send_message",
+                json!({"room_id": private, "message": format!("m{i}")}),
+            )
             .await;
         assert_eq!(ack["ok"], true, "{ack}");
         sent.push(ack["id"].as_i64().unwrap());
@@ -424,8 +507,18 @@ async fn a_kick_cuts_off_the_socket_at_its_seq_on_every_sidecar() {
     .await;
     let removed = bob_socket.expect("removed_from_room").await;
     assert_eq!(
-        (&removed["room_id"], &removed["reason"], &removed["by"], &removed["seq"]),
-        (&json!(private), &json!("kicked"), &json!("alice"), &json!(kick_seq))
+        (
+            &removed["room_id"],
+            &removed["reason"],
+            &removed["by"],
+            &removed["seq"]
+        ),
+        (
+            &json!(private),
+            &json!("kicked"),
+            &json!("alice"),
+            &json!(kick_seq)
+        )
     );
     let fence = loop {
         let m = bob_socket.expect("new_message").await;
@@ -436,7 +529,9 @@ async fn a_kick_cuts_off_the_socket_at_its_seq_on_every_sidecar() {
         assert!(id < kick_seq, "bob got {id} after the kick at {kick_seq}");
     };
     assert_eq!(fence["content"], "fence");
-    let late = bob_socket.drain("new_message", std::time::Duration::ZERO).await;
+    let late = bob_socket
+        .drain("new_message", std::time::Duration::ZERO)
+        .await;
     assert!(late.is_empty(), "{late:?}");
     // The room went on for alice: every message, in order.
     let got: Vec<i64> = alice_socket
@@ -448,7 +543,9 @@ async fn a_kick_cuts_off_the_socket_at_its_seq_on_every_sidecar() {
     assert_eq!(got, sent);
     assert!(sent.iter().filter(|id| **id > kick_seq).count() == 30);
     // Kicked out of a private room is out: no rejoin.
-    let again = bob_socket.call("join_room", json!({"room_id": private})).await;
+    let again = bob_socket
+        .call("join_room", json!({"room_id": private}))
+        .await;
     assert_eq!(again["code"], "room_not_found", "{again}");
 }
 
@@ -461,8 +558,7 @@ async fn kicks_mutes_and_bans_in_a_public_room() {
     let run = default_run().await;
     let (alice, bob, eve) = (token("alice"), token("bob"), token("eve"));
     let rooms = format!("{}/chatrooms", run.url);
-    let room = ok(Method::POST, &rooms, &alice, Some(json!({"name": "Open"})))
-        .await["id"]
+    let room = ok(Method::POST, &rooms, &alice, Some(json!({"name": "Open"}))).await["id"]
         .as_i64()
         .unwrap();
     let base = format!("{rooms}/{room}");
@@ -476,10 +572,16 @@ async fn kicks_mutes_and_bans_in_a_public_room() {
 
     // Kick: out now, back on a rejoin.
     ok(Method::POST, &format!("{base}/kicks/eve"), &alice, None).await;
-    assert_eq!(eve_socket.expect("removed_from_room").await["reason"], "kicked");
+    assert_eq!(
+        eve_socket.expect("removed_from_room").await["reason"],
+        "kicked"
+    );
     let left = bob_socket.expect("user_left").await;
     assert_eq!(left["username"], "eve");
-    assert_eq!(eve_socket.call("join_room", json!({"room_id": room})).await["ok"], true);
+    assert_eq!(
+        eve_socket.call("join_room", json!({"room_id": room})).await["ok"],
+        true
+    );
 
     // Mute: reads, but neither posts, types nor reacts.
     let muted = ok(
@@ -516,9 +618,16 @@ async fn kicks_mutes_and_bans_in_a_public_room() {
         Some(json!({"message": "from bob"})),
     )
     .await;
-    assert_eq!(eve_socket.expect("new_message").await["id"], m["id"], "a muted user reads");
+    assert_eq!(
+        eve_socket.expect("new_message").await["id"],
+        m["id"],
+        "a muted user reads"
+    );
     let reacted = eve_socket
-        .call("add_reaction", json!({"room_id": room, "message_id": m["id"], "emoji": "👍"}))
+        .call(
+            "add_reaction",
+            json!({"room_id": room, "message_id": m["id"], "emoji": "👍"}),
+        )
         .await;
     assert_eq!(reacted["code"], "muted", "{reacted}");
     ok(Method::DELETE, &format!("{base}/mutes/eve"), &alice, None).await;
@@ -529,7 +638,10 @@ async fn kicks_mutes_and_bans_in_a_public_room() {
 
     // Ban: removed, refused on rejoin and post, yet the public room reads.
     ok(Method::PUT, &format!("{base}/bans/eve"), &alice, None).await;
-    assert_eq!(eve_socket.expect("removed_from_room").await["reason"], "banned");
+    assert_eq!(
+        eve_socket.expect("removed_from_room").await["reason"],
+        "banned"
+    );
     let again = eve_socket.call("join_room", json!({"room_id": room})).await;
     assert_eq!(again["code"], "banned", "{again}");
     let answer = call(
@@ -540,10 +652,24 @@ async fn kicks_mutes_and_bans_in_a_public_room() {
     )
     .await;
     assert_code(&answer, 403, "banned", "a banned post");
-    assert_eq!(call(Method::GET, &format!("{base}/messages"), Some(&eve), None).await.0, 200);
+    assert_eq!(
+        call(Method::GET, &format!("{base}/messages"), Some(&eve), None)
+            .await
+            .0,
+        200
+    );
     // An operator lifts it.
-    ok(Method::DELETE, &format!("{base}/bans/eve"), &operator_token("root"), None).await;
-    assert_eq!(eve_socket.call("join_room", json!({"room_id": room})).await["ok"], true);
+    ok(
+        Method::DELETE,
+        &format!("{base}/bans/eve"),
+        &operator_token("root"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        eve_socket.call("join_room", json!({"room_id": room})).await["ok"],
+        true
+    );
 }
 
 /// `POST /dms` from both sides at once: one room, created once; nobody
@@ -553,27 +679,61 @@ async fn dms_opened_from_both_sides_at_once_are_one_room() {
     let run = default_run().await;
     let url = format!("{}/dms", run.url);
     let calls = (0..10).map(|i| {
-        let (me, with) = if i % 2 == 0 { ("alice", "bob") } else { ("bob", "alice") };
+        let (me, with) = if i % 2 == 0 {
+            ("alice", "bob")
+        } else {
+            ("bob", "alice")
+        };
         let url = url.clone();
-        async move { call(Method::POST, &url, Some(&token(me)), Some(json!({"with": with}))).await }
+        async move {
+            call(
+                Method::POST,
+                &url,
+                Some(&token(me)),
+                Some(json!({"with": with})),
+            )
+            .await
+        }
     });
     let answers = futures_util::future::join_all(calls).await;
     let created = answers.iter().filter(|(status, _)| *status == 201).count();
     assert_eq!(created, 1, "{answers:?}");
     let id = answers[0].1["id"].clone();
-    assert!(answers.iter().all(|(s, room)| (*s == 200 || *s == 201) && room["id"] == id), "{answers:?}");
+    assert!(
+        answers
+            .iter()
+            .all(|(s, room)| (*s == 200 || *s == 201) && room["id"] == id),
+        "{answers:?}"
+    );
     assert_eq!(answers[0].1["visibility"], "dm");
     let base = format!("{}/chatrooms/{id}", run.url);
     let (alice, eve) = (token("alice"), token("eve"));
-    let refused = call(Method::PUT, &format!("{base}/members/eve"), Some(&alice), None).await;
+    let refused = call(
+        Method::PUT,
+        &format!("{base}/members/eve"),
+        Some(&alice),
+        None,
+    )
+    .await;
     assert_code(&refused, 403, "forbidden", "adding to a DM");
-    assert_code(&call(Method::GET, &base, Some(&eve), None).await, 404, "room_not_found", "eve");
+    assert_code(
+        &call(Method::GET, &base, Some(&eve), None).await,
+        404,
+        "room_not_found",
+        "eve",
+    );
     let members = ok(Method::GET, &format!("{base}/members"), &alice, None).await;
     assert_eq!(
         members,
         json!([{"username": "alice", "role": "member"}, {"username": "bob", "role": "member"}])
     );
-    let self_dm = call(Method::POST, &url, Some(&alice), Some(json!({"with": "alice"}))).await;
+    let self_dm = call(
+        Method::POST,
+        &url,
+        Some(&alice),
+        Some(json!({"with": "alice"})),
+    )
+    .await;
     assert_code(&self_dm, 400, "invalid_username", "a DM with oneself");
 }
 
@@ -590,14 +750,29 @@ async fn walls_need_identity_on() {
     )
     .await;
     assert_code(&private, 400, "identity_required", "a private room");
-    assert!(private.1["detail"].as_str().unwrap().contains("auth_secret"));
+    assert!(
+        private.1["detail"]
+            .as_str()
+            .unwrap()
+            .contains("auth_secret")
+    );
     let (status, room) = call(Method::POST, &rooms, None, Some(json!({"name": "Plain"}))).await;
     assert_eq!(status, 201);
-    assert_eq!(room.as_object().unwrap().len(), 3, "a public room is as it was: {room}");
+    assert_eq!(
+        room.as_object().unwrap().len(),
+        3,
+        "a public room is as it was: {room}"
+    );
     let id = room["id"].as_i64().unwrap();
     let kick = call(Method::POST, &format!("{rooms}/{id}/kicks/bob"), None, None).await;
     assert_code(&kick, 400, "identity_required", "a kick");
-    let dm = call(Method::POST, &format!("{}/dms", run.url), None, Some(json!({"with": "bob"}))).await;
+    let dm = call(
+        Method::POST,
+        &format!("{}/dms", run.url),
+        None,
+        Some(json!({"with": "bob"})),
+    )
+    .await;
     assert_code(&dm, 400, "identity_required", "a DM");
     assert_eq!(
         call(Method::GET, &format!("{rooms}/{id}/members"), None, None).await,

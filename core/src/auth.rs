@@ -147,10 +147,16 @@ mod tests {
     fn only_the_admin_role_makes_an_operator() {
         let key = TokenKey::new("s3cret").unwrap();
         let admin = key.sign_with_roles("root", now() + 60, &["admin"]).unwrap();
-        let other = key.sign_with_roles("eve", now() + 60, &["Admin", "mod"]).unwrap();
+        let other = key
+            .sign_with_roles("eve", now() + 60, &["Admin", "mod"])
+            .unwrap();
         assert!(key.principal(&admin).unwrap().operator);
         assert!(!key.principal(&other).unwrap().operator);
-        assert!(!key.principal(&key.sign("bob", now() + 60).unwrap()).unwrap().operator);
+        assert!(
+            !key.principal(&key.sign("bob", now() + 60).unwrap())
+                .unwrap()
+                .operator
+        );
     }
 
     #[test]

@@ -19,8 +19,7 @@ pub(crate) const INSERT_ROOM: &str = concat!(
     now_utc_millis!(),
     ", ?3) ON CONFLICT (name_key) DO NOTHING RETURNING id, name, created_at, visibility"
 );
-const SELECT_ROOM: &str =
-    "SELECT id, name, created_at, visibility FROM chatrooms WHERE id = ?1";
+const SELECT_ROOM: &str = "SELECT id, name, created_at, visibility FROM chatrooms WHERE id = ?1";
 /// The rooms after `?1` that the viewer sees (docs/protocol.md §10.5):
 /// public ones, those naming user `?4` a member, or all when `?3` is 1
 /// (an operator, or an edge sidecar's internal token).

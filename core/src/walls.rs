@@ -205,8 +205,7 @@ const MEMBERS: &str = concat!(
 const UPSERT_MEMBER: &str = "INSERT INTO members (room_id, username, role) VALUES (?1, ?2, ?3) \
      ON CONFLICT (room_id, username) DO UPDATE SET role = excluded.role";
 const DELETE_MEMBER: &str = "DELETE FROM members WHERE room_id = ?1 AND username = ?2";
-const COUNT_OWNERS: &str =
-    "SELECT count(*), (SELECT count(*) FROM members WHERE room_id = ?1) FROM members \
+const COUNT_OWNERS: &str = "SELECT count(*), (SELECT count(*) FROM members WHERE room_id = ?1) FROM members \
      WHERE room_id = ?1 AND role = 'owner'";
 /// A ban or mute for `?4` milliseconds from now (`NULL`: for ever); its
 /// expiry as RFC 3339, or `NULL`.
@@ -245,9 +244,9 @@ pub fn room_access(
         return Ok(None);
     };
     let role = match row.0.get(1) {
-        Some(Value::Text(role)) => Some(
-            Role::parse(role).map_err(|_| StoreError::Shape("an unknown member role"))?,
-        ),
+        Some(Value::Text(role)) => {
+            Some(Role::parse(role).map_err(|_| StoreError::Shape("an unknown member role"))?)
+        }
         _ => None,
     };
     let muted_until_ms = match row.0.get(3) {
@@ -316,9 +315,11 @@ pub(crate) fn refusal(
     user: &Sender,
     need: Need,
 ) -> Result<ApiError, StoreError> {
-    Ok(wall(db, room_id, user, need)?.unwrap_or(ApiError::Storage(StoreError::Shape(
-        "a write was refused for no reason the walls know",
-    ))))
+    Ok(
+        wall(db, room_id, user, need)?.unwrap_or(ApiError::Storage(StoreError::Shape(
+            "a write was refused for no reason the walls know",
+        ))),
+    )
 }
 
 /// A member as `GET /chatrooms/{id}/members` lists them.
@@ -480,7 +481,8 @@ pub fn change_membership(
             ));
         }
         let target = change.target();
-        let theirs = room_access(db, room_id, Some(target.as_str()))?.ok_or(ApiError::RoomNotFound)?;
+        let theirs =
+            room_access(db, room_id, Some(target.as_str()))?.ok_or(ApiError::RoomNotFound)?;
         let leaving = matches!(change, MemberChange::Remove(user) if user == by);
         let (rank, their_rank) = (mine.rank(actor), theirs.rank(&Viewer::default()));
         if !leaving {
@@ -507,7 +509,9 @@ pub fn change_membership(
                 return Ok(());
             }
             let rows = db.query(COUNT_OWNERS, &[room_id.into()])?;
-            let row = rows.first().ok_or(StoreError::Shape("count returned no row"))?;
+            let row = rows
+                .first()
+                .ok_or(StoreError::Shape("count returned no row"))?;
             let (owners, members) = (row.int(0)?, row.int(1)?);
             if owners <= 1 && members > 1 {
                 return Err(ApiError::Forbidden(
@@ -533,7 +537,12 @@ pub fn change_membership(
             let duration = ms.map_or(Value::Null, Value::Integer);
             let rows = db.query(
                 UPSERT_RESTRICTION,
-                &[room_id.into(), target.as_str().into(), kind.into(), duration],
+                &[
+                    room_id.into(),
+                    target.as_str().into(),
+                    kind.into(),
+                    duration,
+                ],
             )?;
             Ok(rows.first().and_then(|r| r.text(0).ok()))
         };
@@ -572,7 +581,11 @@ pub fn change_membership(
                 member(*role)?;
                 Logged {
                     role: Some(*role),
-                    ..logged(if theirs.role.is_some() { "role" } else { "added" })
+                    ..logged(if theirs.role.is_some() {
+                        "role"
+                    } else {
+                        "added"
+                    })
                 }
             }
             MemberChange::Remove(_) => {
@@ -823,9 +836,14 @@ mod tests {
             "a moderator does not kick an owner"
         );
         assert_eq!(
-            change_membership(&db, room, &viewer("carol"), &MemberChange::Kick(user("dave")))
-                .unwrap_err()
-                .code(),
+            change_membership(
+                &db,
+                room,
+                &viewer("carol"),
+                &MemberChange::Kick(user("dave"))
+            )
+            .unwrap_err()
+            .code(),
             "forbidden"
         );
         let ban = change_membership(&db, room, &bob, &MemberChange::Ban(user("dave"), None))
@@ -842,8 +860,13 @@ mod tests {
             "forbidden",
             "a banned user is not added back before the ban is lifted"
         );
-        change_membership(&db, room, &bob, &MemberChange::Mute(user("carol"), Some(60_000)))
-            .unwrap();
+        change_membership(
+            &db,
+            room,
+            &bob,
+            &MemberChange::Mute(user("carol"), Some(60_000)),
+        )
+        .unwrap();
         assert_eq!(post(&db, room, "carol"), Err(ApiError::Muted));
         let listed = members(&db, room).unwrap();
         let carol = listed.iter().find(|m| m.username == "carol").unwrap();
@@ -869,7 +892,9 @@ mod tests {
             .collect();
         assert_eq!(
             logged,
-            ["added", "added", "added", "added", "banned", "muted", "unmuted", "left"]
+            [
+                "added", "added", "added", "added", "banned", "muted", "unmuted", "left"
+            ]
         );
     }
 
@@ -904,8 +929,13 @@ mod tests {
         let room = create_owned_room(&db, &name, Visibility::Public, &user("alice"))
             .unwrap()
             .id;
-        change_membership(&db, room, &viewer("alice"), &MemberChange::Ban(user("eve"), None))
-            .unwrap();
+        change_membership(
+            &db,
+            room,
+            &viewer("alice"),
+            &MemberChange::Ban(user("eve"), None),
+        )
+        .unwrap();
         let access = visible_room(&db, room, &viewer("eve")).unwrap();
         assert_eq!(access.check_join(&viewer("eve")), Err(ApiError::Banned));
         assert_eq!(post(&db, room, "eve"), Err(ApiError::Banned));

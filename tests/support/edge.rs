@@ -83,6 +83,13 @@ impl EdgeRest {
         rest
     }
 
+    /// The state directory: its SQLite file is `sqlite_db.db` there (a
+    /// test may write behind the component's back, so nothing is
+    /// published).
+    pub fn state_dir(&self) -> &Path {
+        self._state.path()
+    }
+
     /// The real `spin up` (`SPIN_BIN`) with the internal token and, if
     /// given, Redis. Panics if Spin does not start.
     pub async fn spin(redis: Option<&RedisServer>) -> Self {

@@ -26,7 +26,6 @@ impl Access {
         }
     }
 
-
     /// For a write: who the request's token speaks for, or `None` when
     /// auth is off.
     pub fn principal(&self, req: &IncomingRequest) -> Result<Option<Principal>, ApiError> {

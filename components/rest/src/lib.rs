@@ -96,7 +96,10 @@ async fn prepare(route: Route, req: IncomingRequest, query: &Query) -> Result<Re
         Route::OpenApi => Ok(Reply::OpenApi),
         Route::ListRooms => {
             let viewer = access().viewer(&req)?;
-            Ok(Reply::Rooms(SpinDb::open()?, RoomPages::for_viewer(&viewer)))
+            Ok(Reply::Rooms(
+                SpinDb::open()?,
+                RoomPages::for_viewer(&viewer),
+            ))
         }
         Route::CreateRoom => {
             let user = access().writer(&req)?;

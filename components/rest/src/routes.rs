@@ -177,7 +177,12 @@ pub fn resolve(method: &str, path: &str) -> Result<Route, NoRoute> {
             let id = parse_room_id(id)?;
             ("GET", (method == "GET").then_some(Route::Members(id)))
         }
-        ["chatrooms", id, kind @ ("members" | "kicks" | "bans" | "mutes"), name] => {
+        [
+            "chatrooms",
+            id,
+            kind @ ("members" | "kicks" | "bans" | "mutes"),
+            name,
+        ] => {
             let (id, name) = (parse_room_id(id)?, path_segment(name)?);
             let (allow, moderation) = match (*kind, method) {
                 ("members", "PUT") => ("PUT, DELETE", Some(Moderation::SetRole)),

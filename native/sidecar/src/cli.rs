@@ -137,9 +137,13 @@ impl Args {
 /// (`chatroom`).
 #[derive(Debug, clap::Args)]
 pub struct SidecarFlags {
-    /// Safety poll of the database by the broadcast tail, in milliseconds.
-    #[arg(long, default_value_t = 500, env = "CHATROOM_POLL_MS")]
-    poll_ms: u64,
+    /// Safety poll of the database (or, in edge mode, of the component's
+    /// feed) by the broadcast tail, in milliseconds. Default: 500; an edge
+    /// sidecar with `--redis` is woken by Redis, so its poll is only a
+    /// safety net for a lost wake-up, every 30 s (each poll is a component
+    /// call a metered host counts: docs/operations.md).
+    #[arg(long, env = "CHATROOM_POLL_MS")]
+    poll_ms: Option<u64>,
     /// Events one Socket.IO connection may send per second, sustained
     /// (excess ones get a `rate_limited` error); 0 turns the limit off.
     #[arg(long, default_value_t = 50.0, env = "CHATROOM_EVENT_RATE")]
@@ -162,6 +166,18 @@ pub struct SidecarFlags {
     pub auth_secret: Option<String>,
 }
 
+/// The safety poll unless `--poll-ms` says otherwise: 500 ms, or 30 s for
+/// an edge sidecar that Redis wakes.
+pub const POLL: Duration = Duration::from_millis(500);
+pub const POLL_WITH_REDIS: Duration = Duration::from_secs(30);
+
+fn default_poll(source: &DataSource) -> Duration {
+    match source {
+        DataSource::Edge { redis: Some(_), .. } => POLL_WITH_REDIS,
+        _ => POLL,
+    }
+}
+
 impl SidecarFlags {
     /// The sidecar's configuration on `source`.
     pub fn config(self, source: DataSource) -> SidecarConfig {
@@ -171,7 +187,9 @@ impl SidecarFlags {
             .and_then(chatroom_core::auth::TokenKey::new);
         SidecarConfig {
             auth,
-            poll_interval: Duration::from_millis(self.poll_ms),
+            poll_interval: self
+                .poll_ms
+                .map_or_else(|| default_poll(&source), Duration::from_millis),
             limits: SocketLimits {
                 events: EventLimits {
                     rate: self.event_rate.max(0.0),

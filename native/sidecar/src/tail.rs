@@ -34,6 +34,10 @@ const RECHECKS: [Duration; 5] = [
     Duration::from_millis(80),
 ];
 
+/// How soon a tail that could not read (an outage of the file or of the
+/// REST side) tries again, however long its safety poll.
+const OUTAGE_RETRY: Duration = Duration::from_millis(500);
+
 /// A handle on the tail task.
 #[derive(Clone)]
 pub struct MessageTail {
@@ -103,7 +107,14 @@ impl TailTask {
     async fn run(self) {
         let mut rechecks = RECHECKS.len();
         loop {
-            let delay = RECHECKS.get(rechecks).copied().unwrap_or(self.poll);
+            let poll = if self.reading.load(Ordering::Relaxed) {
+                self.poll
+            } else {
+                // Out of touch: retry soon, whatever the safety poll (a
+                // long one with Redis) would wait.
+                self.poll.min(OUTAGE_RETRY)
+            };
+            let delay = RECHECKS.get(rechecks).copied().unwrap_or(poll);
             tokio::select! {
                 biased;
                 () = self.own_write.notified() => {
