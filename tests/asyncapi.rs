@@ -741,14 +741,30 @@ async fn the_walls_events_reach_sockets_as_documented() {
     let room = room["id"].as_i64().expect("an id");
     let alice_socket = SocketClient::connect_as(&run.url, &alice).await;
     let eve_socket = SocketClient::connect_as(&run.url, &eve).await;
-    act(&doc, &ops, &alice_socket, "join_room", json!({"room_id": room})).await;
-    act(&doc, &ops, &eve_socket, "join_room", json!({"room_id": room})).await;
+    act(
+        &doc,
+        &ops,
+        &alice_socket,
+        "join_room",
+        json!({"room_id": room}),
+    )
+    .await;
+    act(
+        &doc,
+        &ops,
+        &eve_socket,
+        "join_room",
+        json!({"room_id": room}),
+    )
+    .await;
     let moderate = |method: reqwest::Method, path: &str| {
         http.request(method, format!("{}/chatrooms/{room}/{path}", run.url))
             .bearer_auth(&alice)
             .send()
     };
-    moderate(reqwest::Method::PUT, "mutes/eve").await.expect("mute");
+    moderate(reqwest::Method::PUT, "mutes/eve")
+        .await
+        .expect("mute");
     let membership = alice_socket.expect("membership").await;
     assert_fits(
         &doc,
@@ -767,7 +783,9 @@ async fn the_walls_events_reach_sockets_as_documented() {
         assert!(op.codes.contains(&"muted"), "{event} lists muted");
         assert_fits(&doc, op.refusal.expect("a refusal"), &refused, event);
     }
-    moderate(reqwest::Method::POST, "kicks/eve").await.expect("kick");
+    moderate(reqwest::Method::POST, "kicks/eve")
+        .await
+        .expect("kick");
     let removed = eve_socket.expect("removed_from_room").await;
     assert_fits(
         &doc,

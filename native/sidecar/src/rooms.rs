@@ -304,7 +304,12 @@ impl RoomRegistry {
     /// A removal of the user from the room that the tail delivered after
     /// the walls were read (`checked_at`) refuses the join: the socket
     /// never sees a change after its removal.
-    pub fn admit(&self, peer: &Arc<Peer>, room_id: i64, join: Admit) -> Result<Admission, ApiError> {
+    pub fn admit(
+        &self,
+        peer: &Arc<Peer>,
+        room_id: i64,
+        join: Admit,
+    ) -> Result<Admission, ApiError> {
         let Admit {
             username,
             since,
