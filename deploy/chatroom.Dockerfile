@@ -11,9 +11,11 @@
 # On SIGTERM it drains for up to CHATROOM_SHUTDOWN_GRACE_SECS (10 s), as
 # long as `docker stop` waits by default: give it more with `-t 15`.
 
-FROM rust:1-bookworm AS builder
-# rust-toolchain.toml names "stable"; use the image's own toolchain instead
-# of downloading another, with the target the components need
+FROM rust:1.95-bookworm AS builder
+# Pinned, not a floating `rust:1`: rust-toolchain.toml names "stable", so
+# the pin is the workspace's `rust-version` (Cargo.toml, 1.95), and
+# tests/deploy.rs fails when the two part. Use the image's own toolchain
+# instead of downloading another, with the target the components need
 # (native/chatroom/build.rs builds them by spin.toml's build commands).
 ENV RUSTUP_TOOLCHAIN=${RUST_VERSION}
 RUN rustup target add wasm32-wasip2

@@ -11,9 +11,11 @@
 # below; it answers GET /healthz on that port. On SIGTERM it drains for up
 # to CHATROOM_SHUTDOWN_GRACE_SECS (10 s): stop it with `docker stop -t 15`.
 
-FROM rust:1-bookworm AS builder
-# rust-toolchain.toml names "stable"; use the image's own toolchain instead
-# of downloading another.
+FROM rust:1.95-bookworm AS builder
+# Pinned, not a floating `rust:1`: rust-toolchain.toml names "stable", so
+# the pin is the workspace's `rust-version` (Cargo.toml, 1.95), and
+# tests/deploy.rs fails when the two part. Use the image's own toolchain
+# instead of downloading another.
 ENV RUSTUP_TOOLCHAIN=${RUST_VERSION}
 WORKDIR /src
 COPY . .
@@ -33,5 +35,7 @@ USER 10001:10001
 EXPOSE 3001
 # Exec form: SIGTERM reaches the sidecar, which closes its sockets and
 # clears its presence before exiting. (No HEALTHCHECK: the slim image has
-# no HTTP client; Kubernetes probes GET /healthz, deploy/spinkube/.)
+# no HTTP client. In deploy/spinkube/, readiness is GET /healthz and
+# liveness a TCP connect to the port: /healthz answers 503 while the REST
+# side is away, which a restart does not mend.)
 ENTRYPOINT ["/usr/local/bin/chatroom-sidecar", "--listen", "0.0.0.0:3001"]

@@ -98,7 +98,7 @@ try {
     await a.fill("#new-room-name", "Secret");
     await a.check("#new-room-private");
     await a.click("#new-room button[type=submit]");
-    await a.locator("#room-title", { hasText: "🔒 Secret" }).waitFor({ timeout: TIMEOUT });
+    await a.locator("#room-title", { hasText: "Secret (private)" }).waitFor({ timeout: TIMEOUT });
     await member(a, "alice").locator(".role", { hasText: "owner" }).waitFor({ timeout: TIMEOUT });
     // The fence: a public room made after it, which bob's list must show.
     await a.fill("#new-room-name", "Lobby");
@@ -116,7 +116,7 @@ try {
     await a.click("#add-member button[type=submit]");
     await member(a, "bob").locator(".role", { hasText: "member" }).waitFor({ timeout: TIMEOUT });
     await b.click("#refresh-rooms");
-    await roomButton(b, "🔒 Secret").click();
+    await roomButton(b, "Secret (private)").click();
     await member(b, "alice").locator(".role", { hasText: "owner" }).waitFor({ timeout: TIMEOUT });
     await member(b, "bob").waitFor({ timeout: TIMEOUT });
     assert((await b.locator("#member-list button.moderate").count()) === 0, "bob is offered moderation");
@@ -147,7 +147,7 @@ try {
 
   await check("alice kicks bob: his page says so, closes the room and drops it from his list", async () => {
     await member(a, "bob").locator('button[data-action="kick"]').click();
-    await b.locator("#notice", { hasText: "kicked out of 🔒 Secret by alice" }).waitFor({ timeout: TIMEOUT });
+    await b.locator("#notice", { hasText: "kicked out of Secret (private) by alice" }).waitFor({ timeout: TIMEOUT });
     await b.locator("#room-title", { hasText: "Pick a room" }).waitFor({ timeout: TIMEOUT });
     await b.waitForFunction(() => !document.querySelector('#room-list button[data-visibility="private"]'),
       null, { timeout: TIMEOUT });

@@ -1,8 +1,9 @@
 //! The Dockerfiles: each ENTRYPOINT runs a real binary with real flags,
 //! listens on all interfaces on the port it EXPOSEs, as a numeric
-//! non-root user, built by a multi-stage `cargo build --release --locked`;
-//! every CHATROOM_* it names is read by that binary; and an image of the
-//! whole backend carries spin.toml and every .wasm it names.
+//! non-root user, built by a multi-stage `cargo build --release --locked`
+//! on a `rust` image pinned to the project's toolchain; every CHATROOM_*
+//! it names is read by that binary; and an image of the whole backend
+//! carries spin.toml and every .wasm it names.
 
 use std::net::SocketAddr;
 
@@ -141,6 +142,55 @@ fn check_spin_files(deploy: &Deploy, file: &Dockerfile, words: &[String]) -> Vec
             "{}: --state-dir {other:?} is not a VOLUME (the database would not outlive the container)",
             file.name
         )),
+    }
+    problems
+}
+
+/// Whether `text` is a Rust version (`1.95`, `1.95.0`), not a channel
+/// (`stable`, `nightly-2026-01-01`).
+pub fn is_version(text: &str) -> bool {
+    !text.is_empty()
+        && text
+            .split('.')
+            .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Every stage built `FROM` a `rust` image is pinned to `pin` (the
+/// toolchain's version, `1.95` or `1.95.0`): `rust:1.95-bookworm` or
+/// `rust:1.95.0-bookworm`, not a floating `rust:1-bookworm`,
+/// `rust:bookworm` or `rust:latest`, which change under the build.
+pub fn check_rust_pin(file: &Dockerfile, pin: &str) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut rust_stages = 0;
+    for from in file.all("FROM") {
+        // `FROM [--platform=...] image[:tag][@digest] [AS name]`
+        let Some(image) = from.split_whitespace().find(|w| !w.starts_with("--")) else {
+            continue;
+        };
+        let image = image.split('@').next().unwrap_or(image);
+        let (name, tag) = match image.rsplit_once(':') {
+            Some((name, tag)) if !tag.contains('/') => (name, tag),
+            _ => (image, "latest"),
+        };
+        if basename(name) != "rust" {
+            continue;
+        }
+        rust_stages += 1;
+        let version = tag.split('-').next().unwrap_or(tag);
+        let pinned = version == pin
+            || version
+                .strip_prefix(pin)
+                .is_some_and(|rest| rest.starts_with('.'));
+        if !pinned {
+            problems.push(format!(
+                "{}: FROM {image} is not pinned to Rust {pin} (rust-toolchain.toml, or the \
+                 workspace's rust-version when it names a channel): use rust:{pin}-bookworm",
+                file.name
+            ));
+        }
+    }
+    if rust_stages == 0 {
+        problems.push(format!("{}: no stage builds FROM a rust image", file.name));
     }
     problems
 }

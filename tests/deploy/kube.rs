@@ -1,8 +1,12 @@
 //! The Kubernetes objects: each container running a chatroom image uses
 //! that binary's real flags and CHATROOM_* variables, exposes exactly its
-//! listen port and is probed on `/healthz` there; each Service reaches a
-//! port its pods have; each Secret reference names a key that exists; each
-//! SpinApp binds only spin.toml's variables, secret ones from a Secret.
+//! listen port, is probed for readiness on `/healthz` there and for
+//! liveness on something that does not depend on its upstream; each
+//! Service reaches a port its pods have; each Secret reference names a key
+//! that exists; each SpinApp binds only spin.toml's variables, secret ones
+//! from a Secret, and has a readiness check; every Deployment's pods meet
+//! the "restricted" Pod Security Standard; and a NetworkPolicy lets only
+//! the sidecars and the SpinApps reach Redis.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -46,10 +50,7 @@ impl<'a> Container<'a> {
 
     /// The image's name without registry, tag or digest.
     pub fn image_name(&self) -> &'a str {
-        let image = str_at(self.value, &["image"]).unwrap_or_default();
-        let image = image.split('@').next().unwrap_or(image);
-        let name = basename(image);
-        name.split(':').next().unwrap_or(name)
+        image_name(self.value)
     }
 
     pub fn env(&self) -> Vec<(String, Source)> {
@@ -95,6 +96,30 @@ impl<'a> Container<'a> {
             env: self.env(),
         }))
     }
+}
+
+/// A container's image name without registry, tag or digest.
+pub fn image_name(container: &Value) -> &str {
+    let image = str_at(container, &["image"]).unwrap_or_default();
+    let image = image.split('@').next().unwrap_or(image);
+    let name = basename(image);
+    name.split(':').next().unwrap_or(name)
+}
+
+/// A Deployment's containers (not its init containers).
+fn containers(deployment: &Doc) -> &[Value] {
+    seq_at(
+        &deployment.value,
+        &["spec", "template", "spec", "containers"],
+    )
+}
+
+/// A Deployment's pods' labels.
+fn pod_labels(deployment: &Doc) -> Vec<(String, String)> {
+    labels_at(
+        &deployment.value,
+        &["spec", "template", "metadata", "labels"],
+    )
 }
 
 /// Every problem of the Deployments' containers.
@@ -145,7 +170,17 @@ pub fn listen_port(run: &Invocation, place: &str) -> Result<u16, String> {
     Ok(addr.port())
 }
 
-/// Container ports are the listen port, and both probes `GET /healthz` on it.
+/// Paths a binary answers itself, whatever the state of its upstream, which
+/// a liveness probe may therefore ask. Not `/healthz`: it answers `503`
+/// while the upstream (the REST side, or the database file) is away. Every
+/// other path but `/socket.io/` is forwarded to the upstream.
+const OWN_PATHS: &[&str] = &["/metrics"];
+
+/// Container ports are the listen port; readiness is `GET /healthz` on it
+/// ("send me traffic"); liveness, and a startup probe if any, is a TCP
+/// connect to it or a GET of one of [`OWN_PATHS`] ("this process is
+/// stuck"), never `/healthz`: an outage of the upstream would restart every
+/// replica at once, which mends nothing and drops every socket.
 fn check_ports(container: &Container, run: &Invocation) -> Vec<String> {
     let place = &container.place;
     let port = match listen_port(run, place) {
@@ -165,23 +200,71 @@ fn check_ports(container: &Container, run: &Invocation) -> Vec<String> {
             ));
         }
     }
-    for probe in ["readinessProbe", "livenessProbe"] {
-        let Some(get) = at(container.value, &[probe, "httpGet"]) else {
-            problems.push(format!("{place}: no {probe} with httpGet"));
-            continue;
-        };
-        let path = str_at(get, &["path"]);
-        if path != Some("/healthz") {
-            problems.push(format!("{place}: {probe} asks {path:?}, not /healthz"));
+    match at(container.value, &["readinessProbe", "httpGet"]) {
+        None => problems.push(format!("{place}: no readinessProbe with httpGet")),
+        Some(get) => {
+            let path = str_at(get, &["path"]);
+            if path != Some("/healthz") {
+                problems.push(format!(
+                    "{place}: readinessProbe asks {path:?}, not /healthz"
+                ));
+            }
+            problems.extend(check_probe_port(container, "readinessProbe", get, port));
         }
-        let target = get.get("port").and_then(scalar).unwrap_or_default();
-        if resolve_port(container.value, &target) != Some(u64::from(port)) {
-            problems.push(format!(
-                "{place}: {probe} port {target} is not the --listen port {port}"
-            ));
+    }
+    if at(container.value, &["livenessProbe"]).is_none() {
+        problems.push(format!("{place}: no livenessProbe"));
+    }
+    for probe in ["livenessProbe", "startupProbe"] {
+        if let Some(value) = at(container.value, &[probe]) {
+            problems.extend(check_liveness(container, probe, value, port));
         }
     }
     problems
+}
+
+/// A liveness (or startup) probe: `tcpSocket` on the listen port, or
+/// `httpGet` of one of [`OWN_PATHS`] there.
+fn check_liveness(container: &Container, probe: &str, value: &Value, port: u16) -> Vec<String> {
+    let place = &container.place;
+    if let Some(tcp) = at(value, &["tcpSocket"]) {
+        return check_probe_port(container, probe, tcp, port)
+            .into_iter()
+            .collect();
+    }
+    let Some(get) = at(value, &["httpGet"]) else {
+        return vec![format!(
+            "{place}: {probe} is neither tcpSocket nor httpGet on the --listen port"
+        )];
+    };
+    let mut problems: Vec<String> = check_probe_port(container, probe, get, port)
+        .into_iter()
+        .collect();
+    let path = str_at(get, &["path"]).unwrap_or("/");
+    if !OWN_PATHS.contains(&path) {
+        problems.push(format!(
+            "{place}: {probe} asks {path}, which depends on the upstream (/healthz answers 503 \
+             while it is away, other paths are forwarded to it), so an outage would restart \
+             every replica: use tcpSocket on the --listen port"
+        ));
+    }
+    problems
+}
+
+/// A probe's handler (`httpGet`, `tcpSocket`) targets the listen port.
+fn check_probe_port(
+    container: &Container,
+    probe: &str,
+    handler: &Value,
+    port: u16,
+) -> Option<String> {
+    let target = handler.get("port").and_then(scalar).unwrap_or_default();
+    (resolve_port(container.value, &target) != Some(u64::from(port))).then(|| {
+        format!(
+            "{}: {probe} port {target} is not the --listen port {port}",
+            container.place
+        )
+    })
 }
 
 /// Kubernetes waits longer than the preStop pause plus the binary's own
@@ -349,6 +432,7 @@ pub fn check_spinapps(deploy: &Deploy) -> Vec<String> {
         if str_at(&app.value, &["spec", "image"]).is_none_or(str::is_empty) {
             problems.push(format!("{place}: no image"));
         }
+        problems.extend(check_spinapp_checks(app));
         let variables = spin_variables(app);
         let mut seen = BTreeSet::new();
         for (name, source) in &variables {
@@ -366,6 +450,75 @@ pub fn check_spinapps(deploy: &Deploy) -> Vec<String> {
         problems.extend(check_secret_refs(deploy, &variables, &place));
         if let Some(secret) = str_at(&app.value, &["spec", "runtimeConfig", "loadFromSecret"]) {
             problems.extend(check_runtime_config(deploy, secret, &place));
+        }
+    }
+    problems
+}
+
+/// The fields of the SpinApp CRD's `spec.checks` (spin-operator's
+/// `HealthChecks`), of each probe (`HealthProbe`) and of its `httpGet`
+/// (`HTTPHealthProbe`): the operator turns them into the pods' probes on
+/// the app's port, and refuses anything else.
+const CHECKS_FIELDS: &[&str] = &["readiness", "liveness"];
+const PROBE_FIELDS: &[&str] = &[
+    "httpGet",
+    "initialDelaySeconds",
+    "timeoutSeconds",
+    "periodSeconds",
+    "successThreshold",
+    "failureThreshold",
+];
+const HTTP_GET_FIELDS: &[&str] = &["path", "httpHeaders"];
+
+/// A SpinApp has a readiness check (without one the operator gives its
+/// pods no probe, and its Service routes to pods whose component is not
+/// loaded yet), and its checks use the CRD's fields only.
+fn check_spinapp_checks(app: &Doc) -> Vec<String> {
+    let place = app.label();
+    let mut problems = Vec::new();
+    let readiness = str_at(
+        &app.value,
+        &["spec", "checks", "readiness", "httpGet", "path"],
+    );
+    if !readiness.is_some_and(|path| path.starts_with('/')) {
+        problems.push(format!(
+            "{place}: no readiness check (spec.checks.readiness.httpGet.path), so its Service \
+             routes requests to pods before the component is loaded"
+        ));
+    }
+    let Some(checks) = at(&app.value, &["spec", "checks"]) else {
+        return problems;
+    };
+    let unknown = |value: &Value, allowed: &[&str], path: &str, problems: &mut Vec<String>| {
+        for (key, _) in value.as_mapping().into_iter().flatten() {
+            let key = scalar(key).unwrap_or_default();
+            if !allowed.contains(&key.as_str()) {
+                problems.push(format!(
+                    "{place}: {path}.{key} is not a field of the SpinApp CRD"
+                ));
+            }
+        }
+    };
+    unknown(checks, CHECKS_FIELDS, "spec.checks", &mut problems);
+    for name in CHECKS_FIELDS {
+        let Some(probe) = checks.get(*name) else {
+            continue;
+        };
+        let path = format!("spec.checks.{name}");
+        unknown(probe, PROBE_FIELDS, &path, &mut problems);
+        match probe.get("httpGet") {
+            Some(get) => {
+                unknown(
+                    get,
+                    HTTP_GET_FIELDS,
+                    &format!("{path}.httpGet"),
+                    &mut problems,
+                );
+                if !str_at(get, &["path"]).is_some_and(|p| p.starts_with('/')) {
+                    problems.push(format!("{place}: {path}.httpGet has no path"));
+                }
+            }
+            None => problems.push(format!("{place}: {path} has no httpGet")),
         }
     }
     problems
@@ -422,4 +575,185 @@ pub fn check_texts(deploy: &Deploy) -> Vec<String> {
         }
     }
     problems
+}
+
+/// The value of key `key` of the Secret `name` as the manifests write it
+/// (`stringData`: the example Secrets' placeholders), if they do.
+pub fn secret_value<'a>(deploy: &'a Deploy, name: &str, key: &str) -> Option<&'a str> {
+    deploy
+        .of_kind("Secret")
+        .find(|s| s.name() == name)
+        .and_then(|s| str_at(&s.value, &["stringData", key]))
+}
+
+/// A securityContext setting: the container's, else the pod's.
+fn security_setting<'a>(
+    container: Option<&'a Value>,
+    pod: Option<&'a Value>,
+    path: &[&str],
+) -> Option<&'a Value> {
+    container
+        .and_then(|c| at(c, path))
+        .or_else(|| pod.and_then(|p| at(p, path)))
+}
+
+/// Every container of every Deployment meets the "restricted" Pod Security
+/// Standard, so a namespace enforcing it admits the pods: it runs as
+/// non-root (and not as uid 0), cannot escalate privileges, drops every
+/// capability (adding back NET_BIND_SERVICE at most), is not privileged,
+/// and has the RuntimeDefault (or a Localhost) seccomp profile; and, beyond
+/// the standard, a read-only root filesystem.
+pub fn check_pod_security(deploy: &Deploy) -> Vec<String> {
+    let mut problems = Vec::new();
+    for container in Container::all(deploy) {
+        let place = format!("{}: restricted Pod Security", container.place);
+        let pod = at(
+            &container.deployment.value,
+            &["spec", "template", "spec", "securityContext"],
+        );
+        let own = container.value.get("securityContext");
+        if security_setting(own, pod, &["runAsNonRoot"]).and_then(Value::as_bool) != Some(true) {
+            problems.push(format!("{place}: runAsNonRoot is not true"));
+        }
+        if security_setting(own, pod, &["runAsUser"]).and_then(Value::as_u64) == Some(0) {
+            problems.push(format!("{place}: runAsUser is 0 (root)"));
+        }
+        match security_setting(own, pod, &["seccompProfile", "type"]).and_then(Value::as_str) {
+            Some("RuntimeDefault" | "Localhost") => {}
+            other => problems.push(format!(
+                "{place}: seccompProfile.type is {other:?}, not RuntimeDefault"
+            )),
+        }
+        let own_flag = |key: &str| own.and_then(|c| c.get(key)).and_then(Value::as_bool);
+        if own_flag("allowPrivilegeEscalation") != Some(false) {
+            problems.push(format!("{place}: allowPrivilegeEscalation is not false"));
+        }
+        if own_flag("privileged") == Some(true) {
+            problems.push(format!("{place}: privileged"));
+        }
+        if own_flag("readOnlyRootFilesystem") != Some(true) {
+            problems.push(format!("{place}: readOnlyRootFilesystem is not true"));
+        }
+        let capabilities = |list: &str| -> Vec<String> {
+            own.map(|c| seq_at(c, &["capabilities", list]))
+                .unwrap_or_default()
+                .iter()
+                .filter_map(scalar)
+                .collect()
+        };
+        if !capabilities("drop").iter().any(|c| c == "ALL") {
+            problems.push(format!("{place}: capabilities.drop lacks ALL"));
+        }
+        for added in capabilities("add") {
+            if added != "NET_BIND_SERVICE" {
+                problems.push(format!("{place}: capabilities.add has {added}"));
+            }
+        }
+    }
+    problems
+}
+
+/// Redis is fenced: a NetworkPolicy selects the pods of every Deployment
+/// running a `redis` image for Ingress, and its rules admit only pods of
+/// the sidecar Deployments and of the SpinApps (by their `podLabels`), on
+/// a port of Redis's, and admit every one of them. Whoever can publish on
+/// Redis can forge presence and typing notices to a room's members
+/// (docs/operations.md, "Redis: who may publish").
+pub fn check_network_policies(deploy: &Deploy) -> Vec<String> {
+    // The pods that need Redis: the sidecars' and the SpinApps'.
+    let mut clients: Vec<(String, Vec<(String, String)>)> = deploy
+        .of_kind("Deployment")
+        .filter(|d| {
+            containers(d)
+                .iter()
+                .any(|c| image_name(c) == "chatroom-sidecar")
+        })
+        .map(|d| (d.label(), pod_labels(d)))
+        .collect();
+    clients.extend(
+        deploy
+            .of_kind("SpinApp")
+            .map(|app| (app.label(), labels_at(&app.value, &["spec", "podLabels"]))),
+    );
+    let mut problems = Vec::new();
+    for redis in deploy.of_kind("Deployment") {
+        let servers: Vec<&Value> = containers(redis)
+            .iter()
+            .filter(|c| image_name(c) == "redis")
+            .collect();
+        if servers.is_empty() {
+            continue;
+        }
+        let labels = pod_labels(redis);
+        let fences: Vec<&Doc> = deploy
+            .of_kind("NetworkPolicy")
+            .filter(|p| {
+                let selector = labels_at(&p.value, &["spec", "podSelector", "matchLabels"]);
+                let ingress = seq_at(&p.value, &["spec", "policyTypes"])
+                    .iter()
+                    .any(|t| t.as_str() == Some("Ingress"));
+                ingress && selects(&selector, &labels)
+            })
+            .collect();
+        if fences.is_empty() {
+            problems.push(format!(
+                "{}: no NetworkPolicy selects its pods for Ingress, so any pod may publish on Redis",
+                redis.label()
+            ));
+            continue;
+        }
+        let mut admitted: Vec<Vec<(String, String)>> = Vec::new();
+        for policy in fences {
+            let place = policy.label();
+            for rule in seq_at(&policy.value, &["spec", "ingress"]) {
+                let from = seq_at(rule, &["from"]);
+                if from.is_empty() {
+                    problems.push(format!(
+                        "{place}: an ingress rule without `from` admits every source"
+                    ));
+                }
+                for peer in from {
+                    let selector = labels_at(peer, &["podSelector", "matchLabels"]);
+                    let pods_only =
+                        peer.get("namespaceSelector").is_none() && peer.get("ipBlock").is_none();
+                    if !pods_only || !clients.iter().any(|(_, l)| selects(&selector, l)) {
+                        let peer = serde_norway::to_string(peer).unwrap_or_default();
+                        problems.push(format!(
+                            "{place}: admits a peer other than the sidecars' and the SpinApps' \
+                             pods: {}",
+                            peer.trim()
+                        ));
+                    }
+                    admitted.push(selector);
+                }
+                let ports = seq_at(rule, &["ports"]);
+                if ports.is_empty() {
+                    problems.push(format!(
+                        "{place}: an ingress rule without `ports` admits every port"
+                    ));
+                }
+                for port in ports {
+                    let number = port.get("port").and_then(scalar).unwrap_or_default();
+                    if !servers.iter().any(|c| has_port(c, &number)) {
+                        problems.push(format!("{place}: port {number} is no port of Redis"));
+                    }
+                }
+            }
+        }
+        for (client, labels) in &clients {
+            if !admitted.iter().any(|selector| selects(selector, labels)) {
+                problems.push(format!(
+                    "{}: no NetworkPolicy admits {client}'s pods to Redis (a SpinApp is \
+                     selected by its spec.podLabels)",
+                    redis.label()
+                ));
+            }
+        }
+    }
+    problems
+}
+
+/// Whether a non-empty label selector selects pods with `labels`.
+fn selects(selector: &[(String, String)], labels: &[(String, String)]) -> bool {
+    !selector.is_empty() && selector.iter().all(|l| labels.contains(l))
 }

@@ -58,8 +58,13 @@ pub struct File {
     pub text: String,
 }
 
-/// The files the checks read: deploy/*.Dockerfile, deploy/*.md and every
-/// YAML file under deploy/spinkube/.
+/// The example Secrets: read for their keys and the shape of their values,
+/// never applied. They live outside deploy/spinkube/, the folder the docs
+/// apply, so that applying it cannot overwrite the real Secrets.
+pub const EXAMPLE_SECRETS: &str = "deploy/spinkube-secrets.example.yaml";
+
+/// The files the checks read: deploy/*.Dockerfile, deploy/*.md, every
+/// YAML file under deploy/spinkube/ and [`EXAMPLE_SECRETS`].
 pub fn read_files(root: &Path) -> Vec<File> {
     let mut names = Vec::new();
     list(root, "deploy", false, &mut names);
@@ -98,7 +103,8 @@ fn is_dockerfile(name: &str) -> bool {
 }
 
 fn is_manifest(name: &str) -> bool {
-    name.starts_with("deploy/spinkube/") && (name.ends_with(".yaml") || name.ends_with(".yml"))
+    (name.starts_with("deploy/spinkube/") && (name.ends_with(".yaml") || name.ends_with(".yml")))
+        || name == EXAMPLE_SECRETS
 }
 
 fn is_note(name: &str) -> bool {

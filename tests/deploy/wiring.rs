@@ -1,10 +1,11 @@
 //! How the pieces reach each other: each edge-mode sidecar forwards to a
 //! SpinApp's Service (named after it, port 80), presents the token the
 //! SpinApp is given (the same Secret key), shares its auth secret, Redis
-//! server and channel, and gets a node id of its own.
+//! server and channel, and gets a node id of its own; the Redis they share
+//! requires a password, and their `redis_url` carries it.
 
-use crate::flags::{Invocation, Source};
-use crate::kube::{Container, spin_variables};
+use crate::flags::{Invocation, Source, flag_value};
+use crate::kube::{Container, secret_value, spin_variables};
 use crate::manifests::{Doc, labels_at, scalar, seq_at};
 use crate::model::Deploy;
 
@@ -75,7 +76,7 @@ fn check_sidecar(
             app.label()
         ));
     }
-    if let Some(url) = app_redis.as_ref().and_then(Source::literal) {
+    if let Some(url) = app_redis.as_ref().and_then(|s| resolve(deploy, s)) {
         problems.extend(check_redis_host(deploy, app, url, &settings));
     }
     let channel = set(run.setting("redis-channel")?);
@@ -119,8 +120,19 @@ fn spinapp_behind<'a>(deploy: &'a Deploy, upstream: &str) -> Result<&'a Doc, Str
     Ok(app)
 }
 
-/// The SpinApp's `redis_host` is the `host:port` of its `redis_url`, and a
-/// Service of the manifests answers there.
+/// A setting's value as the manifests write it: a literal, or a key of a
+/// Secret they define (the example Secrets' placeholders).
+fn resolve<'a>(deploy: &'a Deploy, source: &'a Source) -> Option<&'a str> {
+    match source {
+        Source::Literal(value) => Some(value),
+        Source::Secret { name, key } => secret_value(deploy, name, key),
+        _ => None,
+    }
+}
+
+/// The SpinApp's `redis_host` is the `host:port` of its `redis_url`, a
+/// Service of the manifests answers there, and the Redis behind it
+/// requires the password `redis_url` carries.
 fn check_redis_host(
     deploy: &Deploy,
     app: &Doc,
@@ -128,12 +140,16 @@ fn check_redis_host(
     settings: &AppSettings,
 ) -> Vec<String> {
     let place = app.label();
-    let Some(authority) = redis_url.strip_prefix("redis://") else {
+    let Some(rest) = redis_url.strip_prefix("redis://") else {
         return vec![format!(
-            "{place}: redis_url {redis_url} is not redis://host:port"
+            "{place}: redis_url {redis_url} is not redis://[user:password@]host:port"
         )];
     };
-    let authority = authority.split('/').next().unwrap_or(authority);
+    // `[user:password@]host:port[/db]`
+    let (userinfo, rest) = rest
+        .rsplit_once('@')
+        .map_or((None, rest), |(user, host)| (Some(user), host));
+    let authority = rest.split('/').next().unwrap_or(rest);
     let redis_host = settings.get("redis_host");
     let mut problems = Vec::new();
     if redis_host.as_ref().and_then(Source::literal) != Some(authority) {
@@ -154,6 +170,72 @@ fn check_redis_host(
         problems.push(format!(
             "{place}: no Service {host} on port {port} for redis_url"
         ));
+    }
+    problems.extend(check_redis_password(deploy, host, userinfo, &place));
+    problems
+}
+
+/// The Redis of Service `host` requires a password (`--requirepass
+/// $(VAR)`, VAR from a Secret), and `redis_url` carries that password:
+/// whoever reaches Redis without it could publish presence notices.
+fn check_redis_password(
+    deploy: &Deploy,
+    host: &str,
+    userinfo: Option<&str>,
+    place: &str,
+) -> Vec<String> {
+    let Some(service) = deploy.of_kind("Service").find(|s| s.name() == host) else {
+        return vec![]; // reported by check_redis_host
+    };
+    let selector = labels_at(&service.value, &["spec", "selector"]);
+    let mut problems = Vec::new();
+    for server in Container::all(deploy) {
+        let labels = labels_at(
+            &server.deployment.value,
+            &["spec", "template", "metadata", "labels"],
+        );
+        let behind = !selector.is_empty() && selector.iter().all(|l| labels.contains(l));
+        if !behind || server.image_name() != "redis" {
+            continue;
+        }
+        let args: Vec<String> = seq_at(server.value, &["args"])
+            .iter()
+            .filter_map(scalar)
+            .collect();
+        let Some(required) = flag_value(&args, "requirepass") else {
+            problems.push(format!(
+                "{}: Redis runs without --requirepass, so whoever reaches it may publish",
+                server.place
+            ));
+            continue;
+        };
+        // `$(VAR)`: Kubernetes puts the container's variable there.
+        let source = required
+            .strip_prefix("$(")
+            .and_then(|var| var.strip_suffix(')'))
+            .and_then(|var| server.env().into_iter().find(|(name, _)| name == var))
+            .map(|(_, source)| source);
+        let Some(Source::Secret { name, key }) = source else {
+            problems.push(format!(
+                "{}: --requirepass {required} is not $(VAR) of a variable read from a Secret",
+                server.place
+            ));
+            continue;
+        };
+        let password = userinfo
+            .map(|u| u.split_once(':').map_or(u, |(_, password)| password))
+            .filter(|p| !p.is_empty());
+        match password {
+            None => problems.push(format!(
+                "{place}: redis_url carries no password, but {} requires one",
+                server.place
+            )),
+            Some(p) if Some(p) != secret_value(deploy, &name, &key) => problems.push(format!(
+                "{place}: redis_url's password is not Secret {name}'s {key}, which {} requires",
+                server.place
+            )),
+            Some(_) => {}
+        }
     }
     problems
 }

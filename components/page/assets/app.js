@@ -176,14 +176,14 @@ function renderRooms() {
   }
 }
 
-/** A room as the list shows it: a lock for a private room, `@name` for a DM
- * (its other member). */
+/** A room's name as the page shows it: `@name` for a DM (its other
+ * member), `Name (private)` for a private room. */
 function roomLabel(room) {
   if (room.visibility === "dm") {
     const names = room.name.split(", ");
     return `@${names.find((n) => n !== state.username) || names[0]}`;
   }
-  return room.visibility === "private" ? `🔒 ${room.name}` : room.name;
+  return room.visibility === "private" ? `${room.name} (private)` : room.name;
 }
 
 async function createRoom(event) {
