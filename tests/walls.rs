@@ -670,6 +670,42 @@ async fn kicks_mutes_and_bans_in_a_public_room() {
         eve_socket.call("join_room", json!({"room_id": room})).await["ok"],
         true
     );
+
+    // Roles: a moderator kicks those below, never the owner; a member
+    // leaves, and its sockets with it.
+    let promoted = ok(
+        Method::PUT,
+        &format!("{base}/members/bob"),
+        &alice,
+        Some(json!({"role": "moderator"})),
+    )
+    .await;
+    assert_eq!(
+        (&promoted["change"], &promoted["role"]),
+        (&json!("added"), &json!("moderator"))
+    );
+    let refused = call(
+        Method::POST,
+        &format!("{base}/kicks/alice"),
+        Some(&bob),
+        None,
+    )
+    .await;
+    assert_code(&refused, 403, "forbidden", "a moderator kicking the owner");
+    ok(Method::POST, &format!("{base}/kicks/eve"), &bob, None).await;
+    let kicked = eve_socket.expect("removed_from_room").await;
+    assert_eq!(
+        (&kicked["reason"], &kicked["by"]),
+        (&json!("kicked"), &json!("bob"))
+    );
+    let left = ok(Method::DELETE, &format!("{base}/members/bob"), &bob, None).await;
+    assert_eq!(left["change"], "left");
+    assert_eq!(
+        bob_socket.expect("removed_from_room").await["reason"],
+        "left"
+    );
+    let members = ok(Method::GET, &format!("{base}/members"), &alice, None).await;
+    assert_eq!(members, json!([{"username": "alice", "role": "owner"}]));
 }
 
 /// `POST /dms` from both sides at once: one room, created once; nobody

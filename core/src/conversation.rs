@@ -21,6 +21,10 @@ use crate::validate::{Content, Emoji, Sender};
 use crate::walls::{Need, wall};
 use crate::wire::{Message, ReadPosition, Unread};
 
+/// Before an edit or a delete: SQLite then overwrites the freed bytes of
+/// the old text with zeros instead of leaving them in the page
+/// (docs/protocol.md §4.2). Per connection, so set on whichever one writes.
+const SECURE_DELETE: &str = "PRAGMA secure_delete = ON";
 const EDIT: &str = concat!(
     "UPDATE messages SET content = ?4, version = version + 1, edited_at = ",
     now_utc_millis!(),
@@ -302,6 +306,8 @@ pub fn apply(db: &impl Database, action: &Action) -> Result<Applied, ApiError> {
         } => {
             let mut params = own(*room_id, *message_id, user);
             params.push(content.as_str().into());
+            // A remote libSQL store may refuse pragmas: that refuses no edit.
+            let _ = db.query(SECURE_DELETE, &[]);
             if db.query(EDIT, &params)?.is_empty() {
                 if let Some(e) = wall(db, *room_id, user, Need::Speak)? {
                     return Err(e);
@@ -320,6 +326,8 @@ pub fn apply(db: &impl Database, action: &Action) -> Result<Applied, ApiError> {
             message_id,
             user,
         } => {
+            // A remote libSQL store may refuse pragmas: that refuses no edit.
+            let _ = db.query(SECURE_DELETE, &[]);
             if db
                 .query(DELETE, &own(*room_id, *message_id, user))?
                 .is_empty()
@@ -433,6 +441,17 @@ pub fn write_batch(
 /// sender.
 fn own(room_id: i64, message_id: i64, user: &Sender) -> Vec<crate::db::Value> {
     vec![room_id.into(), message_id.into(), user.as_str().into()]
+}
+
+/// Empties the write-ahead log into the database and truncates it to
+/// nothing, so the old page images it held (an edited or deleted
+/// message's text among them) leave the disk too. `Ok(false)` when a
+/// reader kept it from finishing: try again later.
+pub fn truncate_wal(db: &impl Database) -> Result<bool, StoreError> {
+    let rows = db.query("PRAGMA wal_checkpoint(TRUNCATE)", &[])?;
+    Ok(rows
+        .first()
+        .is_none_or(|row| row.int(0).is_ok_and(|busy| busy == 0)))
 }
 
 /// The read positions `user` has, and the unread messages after each.

@@ -34,7 +34,8 @@ pub use change_log::{
     changes_after, changes_after_json, latest_seq, room_changes, room_changes_json,
 };
 pub use conversation::{
-    Action, ActionKind, Actor, Applied, Write, Written, apply, message, unread, write_batch,
+    Action, ActionKind, Actor, Applied, Write, Written, apply, message, truncate_wal, unread,
+    write_batch,
 };
 pub use db::{Database, Row, StoreError, Value};
 pub use error::{ApiError, CONTENT_TYPE};

@@ -20,6 +20,7 @@
 pub mod cli;
 mod db;
 pub mod edge;
+mod eraser;
 mod event_guard;
 mod events;
 mod identity;

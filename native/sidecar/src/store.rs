@@ -9,7 +9,7 @@ use chatroom_core::internal::LeaseState;
 use chatroom_core::limits::HISTORY_PAGE_ROWS;
 use chatroom_core::{
     ApiError, Change, RoomAccess, StoreError, Write, Written, changes_after, latest_seq, presence,
-    room_access, room_changes, write_batch,
+    room_access, room_changes, truncate_wal, write_batch,
 };
 
 use crate::db::Db;
@@ -100,6 +100,17 @@ impl ChatStore {
             }
         }
         Ok(results)
+    }
+
+    /// After an edit or a delete: truncates the file's write-ahead log, so
+    /// the old text's page images leave the disk (file mode; in edge mode
+    /// the component's store is its host's to keep). `Ok(false)` when a
+    /// reader kept it from finishing.
+    pub async fn erase_old_pages(&self) -> Result<bool, StoreError> {
+        match self {
+            ChatStore::File(db) => db.write(truncate_wal).await,
+            ChatStore::Edge(_) => Ok(true),
+        }
     }
 
     /// Takes or renews `node`'s presence lease.

@@ -20,6 +20,9 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
+use chatroom_core::ChangeEvent;
+
+use crate::eraser::OldPageEraser;
 use crate::rooms::{Delivery, RoomRegistry};
 use crate::store::ChatStore;
 
@@ -60,6 +63,7 @@ impl MessageTail {
         let file_change = Arc::new(Notify::new());
         let reading = Arc::new(AtomicBool::new(true));
         let task = TailTask {
+            eraser: OldPageEraser::start(store.clone()),
             store,
             rooms,
             own_write: own_write.clone(),
@@ -96,6 +100,8 @@ impl MessageTail {
 
 struct TailTask {
     store: ChatStore,
+    /// Erases the old text of edits and deletes from the disk (file mode).
+    eraser: Option<OldPageEraser>,
     rooms: Arc<RoomRegistry>,
     own_write: Arc<Notify>,
     file_change: Arc<Notify>,
@@ -157,6 +163,16 @@ impl TailTask {
                 );
             }
             let read = batch.len();
+            if let Some(eraser) = &self.eraser
+                && batch.iter().any(|c| {
+                    matches!(
+                        c.event,
+                        ChangeEvent::MessageEdited | ChangeEvent::MessageDeleted
+                    )
+                })
+            {
+                eraser.erase_soon();
+            }
             let batch: Vec<Delivery> = batch.into_iter().map(Delivery::from).collect();
             self.rooms.deliver(&batch);
             sent += read;
