@@ -383,6 +383,14 @@ async fn the_internal_api_needs_the_token_and_is_off_without_one() {
     assert!(!status.success());
 }
 
+/// What the counting proxy's handler holds: the calls seen, where it
+/// forwards, and its client.
+type ProxyState = (
+    std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    String,
+    reqwest::Client,
+);
+
 /// A counting proxy: forwards every request to `upstream` and counts them
 /// by path, so a test sees how often a sidecar calls the component (what a
 /// metered host bills).
@@ -398,12 +406,7 @@ impl CountingProxy {
         use axum::response::IntoResponse;
         let calls = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let state = (calls.clone(), upstream.to_owned(), reqwest::Client::new());
-        let forward = |State((calls, upstream, client)): State<(
-            std::sync::Arc<std::sync::Mutex<Vec<String>>>,
-            String,
-            reqwest::Client,
-        )>,
-                       req: Request| async move {
+        let forward = |State((calls, upstream, client)): State<ProxyState>, req: Request| async move {
             let (parts, body) = req.into_parts();
             let target = parts
                 .uri

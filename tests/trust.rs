@@ -350,6 +350,87 @@ async fn unreadable_requests_are_400s_through_the_sidecar_and_the_host() {
     assert_eq!(get_json(&stack.url, "/chatrooms").await, json!([]));
 }
 
+/// The body of an HTTP answer, as JSON (`null` for none or not JSON).
+fn body_json(answer: &str) -> Value {
+    let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
+    serde_json::from_str(body.trim()).unwrap_or(Value::Null)
+}
+
+/// A sidecar forwards the request target exactly as the client sent it
+/// (no dot segments resolved, nothing re-encoded): the REST component
+/// answers through it what it answers directly. A target that is not a
+/// path (asterisk-form, absolute-form) is the sidecar's `400`, and every
+/// answer of the sidecar's own carries the JSON error body.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sidecar_forwards_the_target_as_sent() {
+    let stack = Stack::start().await;
+    create_room(&stack.url, "General").await;
+    for target in [
+        "/chatrooms/%2e%2e",
+        "/chatrooms/.",
+        "/chatrooms/1/..",
+        "/%2E%2E/chatrooms",
+        "/chatrooms/1/messages/%2e",
+        "/chatrooms//1",
+        "/users/a%2Fb/unread",
+    ] {
+        let request = format!("GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        let direct = raw_http(&stack.rest.url, request.as_bytes(), false).await;
+        let through = raw_http(&stack.url, request.as_bytes(), false).await;
+        assert_eq!(
+            (direct.get(9..12), body_json(&direct)),
+            (through.get(9..12), body_json(&through)),
+            "{target}: directly {direct}\nthrough the sidecar {through}"
+        );
+        assert!(
+            !through.contains("<!doctype html>"),
+            "{target} reached the page: {through}"
+        );
+    }
+    let not_paths: [&[u8]; 2] = [
+        b"OPTIONS * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        b"GET http://elsewhere.example/chatrooms HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    ];
+    for request in not_paths {
+        let answer = raw_http(&stack.url, request, false).await;
+        let (status, code) = status_and_code(&answer);
+        assert_eq!(
+            (status.as_str(), &code),
+            ("400", &json!("bad_request")),
+            "{answer}"
+        );
+    }
+    // The sidecar's own routes: another method is 405 with the JSON body.
+    let sidecar = chatroom_tests::process::SidecarProcess::start(
+        std::path::Path::new(env!("CARGO_BIN_EXE_sidecar-process")),
+        &stack.rest.db_path,
+        &stack.rest.url,
+    )
+    .await;
+    for (request, base) in [
+        (
+            "POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            &sidecar.url,
+        ),
+        (
+            "DELETE /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            &stack.url,
+        ),
+    ] {
+        let answer = raw_http(base, request.as_bytes(), false).await;
+        let (status, code) = status_and_code(&answer);
+        assert_eq!(
+            (status.as_str(), &code),
+            ("405", &json!("method_not_allowed")),
+            "{answer}"
+        );
+        assert!(
+            answer.to_ascii_lowercase().contains("allow: get, head"),
+            "{answer}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_host_answers_504_past_the_deadline_and_503_when_full() {
     let server = TestServer::start_with_limits(HostLimits {

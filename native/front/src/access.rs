@@ -41,8 +41,9 @@ impl Access {
         }
     }
 
-    /// `app` behind CORS, then the per-address limits, then the origin
-    /// check (the order a request meets them in).
+    /// `app` behind the request-target check (a path, never `*` or a
+    /// URL), CORS, then the per-address limits, then the origin check (the
+    /// order a request meets them in).
     pub fn around(&self, app: Router) -> Router {
         app.layer(from_fn_with_state(self.origins.clone(), origin::check))
             .layer(from_fn_with_state(
@@ -50,6 +51,7 @@ impl Access {
                 address_limits::limit,
             ))
             .layer(self.cors.clone())
+            .layer(axum::middleware::from_fn(crate::forward::only_paths))
     }
 }
 

@@ -21,9 +21,9 @@ use axum::http::{HeaderMap, HeaderName, header};
 use axum::response::{IntoResponse, Response};
 use chatroom_core::ApiError;
 use chatroom_core::limits::MAX_BODY_BYTES;
-use http_body_util::BodyExt;
+use http_body_util::{BodyExt, Full};
 
-use crate::rest_upstream::{RestUpstream, UpstreamError, classify};
+use crate::rest_upstream::{RestUpstream, UpstreamError, tls_failure};
 
 /// A router sending every request to the REST deployment.
 pub fn forward_to(upstream: RestUpstream) -> Router {
@@ -100,45 +100,101 @@ fn hop_by_hop(name: &HeaderName) -> bool {
     )
 }
 
+/// The request's target if it is a path (origin-form, `/...`), as sent:
+/// an asterisk-form (`OPTIONS *`) or absolute-form (`GET http://host/x`)
+/// target is not for a REST API and is refused, never rewritten.
+fn origin_form(uri: &http::Uri) -> Result<&str, ApiError> {
+    let target = uri.path_and_query().map_or("", |pq| pq.as_str());
+    if uri.scheme().is_some() || uri.authority().is_some() || !target.starts_with('/') {
+        return Err(ApiError::BadRequest(
+            "the request target must be a path (origin-form)".to_owned(),
+        ));
+    }
+    Ok(target)
+}
+
+/// Middleware in front of everything a front serves: a request whose
+/// target is not a path is `400` `bad_request`, whoever would have
+/// answered it (CORS would take `OPTIONS *` for a preflight).
+pub async fn only_paths(req: Request, next: axum::middleware::Next) -> Response {
+    match origin_form(req.uri()) {
+        Ok(_) => next.run(req).await,
+        Err(e) => {
+            discard(req.into_body());
+            error_response(&e)
+        }
+    }
+}
+
 async fn forward(State(up): State<RestUpstream>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
+    let target = match origin_form(&parts.uri) {
+        Ok(target) => target.to_owned(),
+        Err(e) => {
+            discard(body);
+            return error_response(&e);
+        }
+    };
     let body = match read_body(&parts.headers, body).await {
         Ok(body) => body,
         Err(e) => return error_response(&e),
     };
-    let path = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
-    let mut headers = HeaderMap::with_capacity(parts.headers.len());
-    for (name, value) in &parts.headers {
-        if !hop_by_hop(name) {
-            headers.append(name, value.clone());
+    let passthrough = up.passthrough();
+    let Ok(uri) = passthrough.uri(&target) else {
+        return error_response(&ApiError::BadRequest(
+            "the request target cannot be forwarded".to_owned(),
+        ));
+    };
+    let mut call = http::Request::builder().method(parts.method).uri(uri);
+    if let Some(headers) = call.headers_mut() {
+        for (name, value) in &parts.headers {
+            if !hop_by_hop(name) {
+                headers.append(name, value.clone());
+            }
         }
     }
-    let call = up
-        .client()
-        .request(parts.method, up.url(path))
-        .headers(headers)
-        .body(body);
-    let res = match call.send().await {
+    let Ok(call) = call.body(Full::new(body)) else {
+        return error_response(&ApiError::BadRequest(
+            "the request cannot be forwarded".to_owned(),
+        ));
+    };
+    let res = match passthrough.send(call).await {
         Ok(res) => res,
         Err(e) => {
-            match classify(&e) {
-                tls @ UpstreamError::Tls(_) => {
-                    tracing::error!(error = %tls, "REST upstream refused")
+            match tls_failure(&e) {
+                Some(tls) => {
+                    tracing::error!(error = %UpstreamError::Tls(tls), "REST upstream refused")
                 }
-                other => tracing::warn!(error = %other, "REST upstream unavailable"),
+                None => tracing::warn!(error = %e, "REST upstream unavailable"),
             }
             return error_response(&ApiError::BadGateway);
         }
     };
-    let mut answer = Response::builder().status(res.status());
+    let (head, body) = res.into_parts();
+    let mut answer = Response::builder().status(head.status);
     if let Some(out) = answer.headers_mut() {
-        for (name, value) in res.headers() {
+        for (name, value) in &head.headers {
             if !hop_by_hop(name) || name == header::CONTENT_LENGTH {
                 out.append(name, value.clone());
             }
         }
     }
     answer
-        .body(Body::from_stream(res.bytes_stream()))
+        .body(Body::new(body))
         .unwrap_or_else(|_| error_response(&ApiError::BadGateway))
+}
+
+/// A route of a front's own (`/healthz`, `/metrics`): `GET` and `HEAD`
+/// are `route`'s; any other method is `405` `method_not_allowed` with the
+/// JSON error body and `Allow`, as the REST API answers.
+pub fn get_only<S: Clone + Send + Sync + 'static>(
+    route: axum::routing::MethodRouter<S>,
+) -> axum::routing::MethodRouter<S> {
+    route.fallback(async || {
+        let mut answer = error_response(&ApiError::MethodNotAllowed);
+        answer
+            .headers_mut()
+            .insert(header::ALLOW, http::HeaderValue::from_static("GET, HEAD"));
+        answer
+    })
 }

@@ -28,6 +28,7 @@ pub mod listener;
 pub mod logging;
 pub mod metrics;
 pub mod origin;
+pub mod passthrough;
 pub mod rest_upstream;
 pub mod serve;
 pub mod shutdown;

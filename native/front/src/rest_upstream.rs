@@ -12,6 +12,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::passthrough::Passthrough;
+
 /// How long connecting to the upstream may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -62,6 +64,8 @@ pub fn read_ca_file(path: &Path) -> Result<Vec<u8>, UpstreamError> {
 pub struct RestUpstream {
     base: String,
     client: reqwest::Client,
+    /// Boxed: it is most of the size, and every holder clones the handle.
+    passthrough: std::sync::Arc<Passthrough>,
 }
 
 impl std::fmt::Debug for RestUpstream {
@@ -88,10 +92,10 @@ impl RestUpstream {
             .tcp_nodelay(true)
             .redirect(reqwest::redirect::Policy::none())
             .use_rustls_tls();
-        if let Some(path) = ca_file {
-            let pem = read_ca_file(path)?;
+        let ca_pem = ca_file.map(read_ca_file).transpose()?;
+        if let (Some(path), Some(pem)) = (ca_file, &ca_pem) {
             let certs =
-                reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| UpstreamError::CaFile {
+                reqwest::Certificate::from_pem_bundle(pem).map_err(|e| UpstreamError::CaFile {
                     path: path.to_owned(),
                     reason: e.to_string(),
                 })?;
@@ -102,10 +106,21 @@ impl RestUpstream {
         let client = builder
             .build()
             .map_err(|e| UpstreamError::Client(e.to_string()))?;
+        let base = url.as_str().trim_end_matches('/').to_owned();
         Ok(RestUpstream {
-            base: url.as_str().trim_end_matches('/').to_owned(),
+            passthrough: std::sync::Arc::new(Passthrough::new(
+                &base,
+                ca_pem.as_deref(),
+                CONNECT_TIMEOUT,
+            )?),
+            base,
             client,
         })
+    }
+
+    /// The client that forwards a request with its target unchanged.
+    pub fn passthrough(&self) -> &Passthrough {
+        &self.passthrough
     }
 
     /// The base URL, without a trailing `/`.

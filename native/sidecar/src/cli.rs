@@ -297,7 +297,7 @@ struct Gate {
 impl Gate {
     fn router(&self) -> Router {
         Router::new()
-            .route("/healthz", axum::routing::get(health))
+            .route("/healthz", upstream::get_only(axum::routing::get(health)))
             .fallback(gated)
             .with_state(self.clone())
     }

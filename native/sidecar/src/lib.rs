@@ -320,7 +320,7 @@ impl Sidecar {
             };
             std::future::ready(rooms.metrics().render(now))
         });
-        rest.route("/metrics", metrics)
+        rest.route("/metrics", chatroom_front::forward::get_only(metrics))
             .layer(self.layer.clone())
             .layer(axum::middleware::from_fn(own_head::for_socket_io))
             .layer(axum::middleware::from_fn(move |req, next| {
