@@ -136,6 +136,12 @@ fn assert_code(answer: &(u16, Value), status: u16, code: &str, what: &str) {
     assert_eq!(answer.1["code"], code, "{what}: {}", answer.1);
 }
 
+/// `socket` joins `room` again, and is let in.
+async fn rejoins(socket: &SocketClient, room: i64) {
+    let ack = socket.call("join_room", json!({"room_id": room})).await;
+    assert_eq!(ack["ok"], true, "{ack}");
+}
+
 /// A socket's join as `token`'s user: its ack.
 async fn join(url: &str, token: &str, room: i64, since: Option<i64>) -> (SocketClient, Value) {
     let socket = SocketClient::connect_as(url, token).await;
@@ -578,10 +584,7 @@ async fn kicks_mutes_and_bans_in_a_public_room() {
     );
     let left = bob_socket.expect("user_left").await;
     assert_eq!(left["username"], "eve");
-    assert_eq!(
-        eve_socket.call("join_room", json!({"room_id": room})).await["ok"],
-        true
-    );
+    rejoins(&eve_socket, room).await;
 
     // Mute: reads, but neither posts, types nor reacts.
     let muted = ok(
@@ -666,10 +669,7 @@ async fn kicks_mutes_and_bans_in_a_public_room() {
         None,
     )
     .await;
-    assert_eq!(
-        eve_socket.call("join_room", json!({"room_id": room})).await["ok"],
-        true
-    );
+    rejoins(&eve_socket, room).await;
 
     // Roles: a moderator kicks those below, never the owner; a member
     // leaves, and its sockets with it.
