@@ -635,6 +635,7 @@ async fn the_openapi_document_matches_the_routes() {
         "/chatrooms/{room_id}/messages/{message_id}/reactions/{emoji}",
         "/chatrooms/{room_id}/read",
         "/users/{name}/unread",
+        "/users/{name}",
         "/chatrooms/{room_id}/members",
         "/chatrooms/{room_id}/members/{name}",
         "/chatrooms/{room_id}/kicks/{name}",

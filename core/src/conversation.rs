@@ -24,7 +24,7 @@ use crate::wire::{Message, ReadPosition, Unread};
 /// Before an edit or a delete: SQLite then overwrites the freed bytes of
 /// the old text with zeros instead of leaving them in the page
 /// (docs/protocol.md §4.2). Per connection, so set on whichever one writes.
-const SECURE_DELETE: &str = "PRAGMA secure_delete = ON";
+pub(crate) const SECURE_DELETE: &str = "PRAGMA secure_delete = ON";
 const EDIT: &str = concat!(
     "UPDATE messages SET content = ?4, version = version + 1, edited_at = ",
     now_utc_millis!(),

@@ -14,6 +14,7 @@ mod change_log;
 mod conversation;
 mod db;
 mod error;
+mod forget;
 mod input;
 pub mod limits;
 mod request;
@@ -39,6 +40,7 @@ pub use conversation::{
 };
 pub use db::{Database, Row, StoreError, Value};
 pub use error::{ApiError, CONTENT_TYPE};
+pub use forget::{Forgotten, forget_user};
 pub use input::{
     JoinRequest, MessageDraft, RoomDraft, TypingRequest, event_object, flag_field, json_object,
     message_id_field, room_id_field,

@@ -22,7 +22,8 @@ use chatroom_core::{
     Action, ActionKind, Actor, ApiError, Applied, HistoryPages, MemberChange, Message,
     MessageDraft, MessagePage, Query, Room, RoomDraft, RoomPages, RoomUsers, Sender, Viewer,
     Visibility, apply, change_membership, check_path, create_owned_room, create_room, find_room,
-    insert_message, json_object, members, open_dm, room_changes_json, room_users, visible_room,
+    forget_user, insert_message, json_object, members, open_dm, room_changes_json, room_users,
+    visible_room,
 };
 use spin_sdk::http::{IncomingRequest, ResponseOutparam};
 use spin_sdk::http_component;
@@ -204,6 +205,23 @@ async fn prepare(route: Route, req: IncomingRequest, query: &Query) -> Result<Re
             let unread = chatroom_core::unread(&SpinDb::open()?, &user)?;
             Ok(Reply::Found(to_value(&unread)))
         }
+        Route::ForgetUser(name) => {
+            let user = Sender::parse_username(&name)?;
+            let Some(principal) = access().principal(&req)? else {
+                return Err(identity_required("erasing a user"));
+            };
+            // Erasure is the user's own, or an operator's, to ask for.
+            if principal.user != user && !principal.operator {
+                return Err(ApiError::Forbidden(format!(
+                    "only {}'s own token, or an operator's, erases {}",
+                    user.as_str(),
+                    user.as_str()
+                )));
+            }
+            let forgotten = forget_user(&SpinDb::open()?, &user)?;
+            Announcer::from_variables().announce(&forgotten);
+            Ok(Reply::Found(to_value(&forgotten)))
+        }
         Route::Members(id) => {
             let viewer = access().viewer(&req)?;
             let db = SpinDb::open()?;
@@ -302,7 +320,7 @@ async fn act(
 /// The `400` for a feature that needs identity on.
 fn identity_required(what: &str) -> ApiError {
     ApiError::IdentityRequired(format!(
-        "{what} need identity on: set the auth_secret variable (docs/protocol.md §10)"
+        "{what}: identity must be on (set the auth_secret variable; docs/protocol.md §7, §10)"
     ))
 }
 

@@ -29,6 +29,9 @@ pub enum Route {
     MarkRead(i64),
     /// `GET /users/{name}/unread`
     Unread(String),
+    /// `DELETE /users/{name}`: erase the user's messages, reactions and
+    /// read positions.
+    ForgetUser(String),
     /// `GET /chatrooms/{id}/members`
     Members(i64),
     /// A membership or moderation change naming a user:
@@ -199,6 +202,13 @@ pub fn resolve(method: &str, path: &str) -> Result<Route, NoRoute> {
             (allow, moderation.map(|m| Route::Moderate(id, name, m)))
         }
         ["dms"] => ("POST", (method == "POST").then_some(Route::OpenDm)),
+        ["users", name] => {
+            let name = path_segment(name)?;
+            (
+                "DELETE",
+                (method == "DELETE").then_some(Route::ForgetUser(name)),
+            )
+        }
         ["users", name, "unread"] => {
             let name = path_segment(name)?;
             ("GET", (method == "GET").then_some(Route::Unread(name)))
