@@ -332,6 +332,15 @@ async fn the_walls_hold(url: &str, other: &str) {
             socket.disconnect().await;
         }
     }
+    // Its name is no tell: someone else's room of that name is created.
+    let (status, _) = call(
+        Method::POST,
+        &rooms,
+        Some(&eve),
+        Some(json!({"name": "walled"})),
+    )
+    .await;
+    assert_eq!(status, 201, "a private room's name answers 409");
     // A removed member's unread counts no longer name the room.
     let unread = ok(
         Method::GET,

@@ -676,10 +676,18 @@ pub fn create_owned_room(
     visibility: Visibility,
     owner: &Sender,
 ) -> Result<Room, ApiError> {
+    // A private room's name is unique among its owner's private rooms
+    // only: a name taken by someone else's private room must not answer
+    // `409` and so reveal that it exists. (Control characters are refused
+    // in names, so no public room's key can be a private one's.)
+    let key = match visibility {
+        Visibility::Private => format!("\u{1}private\u{1}{}\u{1}{}", owner.as_str(), name.key()),
+        _ => name.key().to_owned(),
+    };
     transaction(db, |db| {
         let params = [
             name.as_str().into(),
-            name.key().into(),
+            key.as_str().into(),
             visibility.as_str().into(),
         ];
         let rows = db.query(INSERT_ROOM, &params)?;
@@ -808,6 +816,17 @@ mod tests {
         assert_eq!(pages.next_page(&db).unwrap(), None);
         let mut pages = crate::RoomPages::for_viewer(&viewer("alice"));
         assert_eq!(pages.next_page(&db).unwrap().unwrap().len(), 1);
+        // Its name is not taken for anyone else: no 409 tells them it exists.
+        let name = RoomName::parse("Secret").unwrap();
+        assert!(create_owned_room(&db, &name, Visibility::Public, &user("eve")).is_ok());
+        assert!(create_owned_room(&db, &name, Visibility::Private, &user("eve")).is_ok());
+        assert_eq!(
+            create_owned_room(&db, &name, Visibility::Private, &user("alice"))
+                .unwrap_err()
+                .code(),
+            "room_exists",
+            "the owner's own private rooms keep distinct names"
+        );
     }
 
     #[test]
