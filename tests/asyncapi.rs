@@ -112,6 +112,7 @@ fn error_codes_in_code() -> BTreeSet<&'static str> {
         ApiError::Banned,
         ApiError::Muted,
         ApiError::IdentityRequired(s()),
+        ApiError::IdempotencyConflict,
         ApiError::Storage(StoreError::Database(s())),
     ]
     .iter()

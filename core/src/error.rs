@@ -91,6 +91,10 @@ pub enum ApiError {
     /// Private rooms, DMs, members and moderation need identity on.
     #[error("{0}")]
     IdentityRequired(String),
+    /// A `client_id` (or `Idempotency-Key`) already used by this sender in
+    /// this room for another message.
+    #[error("This client_id was already used for a different message")]
+    IdempotencyConflict,
     #[error("Storage failed: {0}")]
     Storage(#[from] StoreError),
 }
@@ -124,6 +128,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => 405,
             ApiError::RoomExists(_) | ApiError::MessageDeleted | ApiError::TooManyReactions => 409,
             ApiError::PayloadTooLarge => 413,
+            ApiError::IdempotencyConflict => 422,
             ApiError::RateLimited => 429,
             ApiError::Storage(_) | ApiError::Internal => 500,
             ApiError::BadGateway => 502,
@@ -165,6 +170,7 @@ impl ApiError {
             ApiError::Banned => "banned",
             ApiError::Muted => "muted",
             ApiError::IdentityRequired(_) => "identity_required",
+            ApiError::IdempotencyConflict => "idempotency_conflict",
             ApiError::OriginNotAllowed => "origin_not_allowed",
             ApiError::Overloaded => "overloaded",
             ApiError::Timeout => "timeout",
@@ -206,6 +212,7 @@ impl ApiError {
             "forbidden" => ApiError::Forbidden(text()),
             "banned" => ApiError::Banned,
             "muted" => ApiError::Muted,
+            "idempotency_conflict" => ApiError::IdempotencyConflict,
             _ => ApiError::Storage(StoreError::Database(format!(
                 "the REST upstream refused: {detail} ({code})"
             ))),

@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 
 use crate::error::ApiError;
 use crate::limits::MAX_BODY_BYTES;
-use crate::validate::{Content, RoomName, Sender, parse_room_id};
+use crate::validate::{ClientId, Content, RoomName, Sender, parse_room_id};
 use crate::walls::Visibility;
 
 /// Parses a request body that must be one JSON object.
@@ -86,6 +86,8 @@ impl RoomDraft {
 pub struct MessageDraft {
     pub sender: Sender,
     pub content: Content,
+    /// The client's key for it, when it sent one: a repeat stores nothing.
+    pub client_id: Option<ClientId>,
 }
 
 impl MessageDraft {
@@ -97,7 +99,17 @@ impl MessageDraft {
     ) -> Result<Self, ApiError> {
         let sender = string_field(obj, "sender", ApiError::InvalidSender)?.or(default_sender);
         let text = first_string_field(obj, &["message", "content"], ApiError::InvalidMessage)?;
-        Self::from_fields(sender, text)
+        let client_id = string_field(obj, "client_id", ApiError::InvalidPayload)?;
+        Self::from_fields(sender, text)?.with_client_id(client_id)
+    }
+
+    /// With the client's key (`client_id`, or REST's `Idempotency-Key`),
+    /// when one was given.
+    pub fn with_client_id(mut self, client_id: Option<&str>) -> Result<Self, ApiError> {
+        if let Some(raw) = client_id {
+            self.client_id = Some(ClientId::parse(raw)?);
+        }
+        Ok(self)
     }
 
     /// From a JSON request body; `default_sender` is used when `sender`
@@ -115,6 +127,7 @@ impl MessageDraft {
         Ok(MessageDraft {
             sender: Sender::parse(sender)?,
             content: Content::parse(text)?,
+            client_id: None,
         })
     }
 }

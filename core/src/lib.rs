@@ -48,11 +48,11 @@ pub use input::{
 pub use request::{Query, check_path, path_segment};
 pub use schema::{SCHEMA_VERSION, migrate};
 pub use store::{
-    HistoryPages, MessagePage, PageDirection, RoomPages, create_room, find_room, insert_message,
-    insert_messages, presence, room_users,
+    HistoryPages, MessagePage, PageDirection, RoomPages, Stored, create_room, find_room,
+    insert_message, insert_messages, presence, room_users, store_message,
 };
 pub use validate::{
-    Content, Emoji, RoomName, Sender, parse_message_id, parse_node_token, parse_room_id,
+    ClientId, Content, Emoji, RoomName, Sender, parse_message_id, parse_node_token, parse_room_id,
 };
 pub use walls::{
     Member, MemberChange, MembershipEvent, Moderation, Need, Role, RoomAccess, Viewer, Visibility,

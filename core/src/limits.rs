@@ -4,6 +4,11 @@
 pub const ROOM_NAME_MAX_CHARS: usize = 100;
 /// Sender names: characters after trimming.
 pub const SENDER_MAX_CHARS: usize = 64;
+/// A `client_id` (or `Idempotency-Key`), in ASCII characters.
+pub const CLIENT_ID_MAX_CHARS: usize = 64;
+/// How long a `client_id` is remembered: a repeat within it is the same
+/// message; after it, the key may name a new one (24 hours).
+pub const CLIENT_ID_WINDOW_MS: i64 = 24 * 60 * 60 * 1000;
 /// Message text: characters.
 pub const CONTENT_MAX_CHARS: usize = 4000;
 /// A request body larger than this is refused with `413`.

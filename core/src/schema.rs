@@ -8,7 +8,7 @@
 use crate::db::{Database, StoreError};
 
 /// The newest schema version: the last of [`MIGRATIONS`].
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// Each version's statements, applied in order to a database below it.
 ///
@@ -34,6 +34,9 @@ pub const SCHEMA_VERSION: i64 = 4;
 ///    of the change log (`membership`, `message_id` 0) whose payload is
 ///    in `detail`, written with the change in one transaction by
 ///    `walls::change_membership`, the only writer of these tables.
+/// 5. Idempotent sends: a message may carry its client's key
+///    (`client_id`), unique per room and sender while it is set, so two
+///    repeats racing on two sidecars are settled here, not in a process.
 const MIGRATIONS: &[(i64, &[&str])] = &[
     (
         1,
@@ -154,6 +157,14 @@ const MIGRATIONS: &[(i64, &[&str])] = &[
                 PRIMARY KEY (room_id, username, kind)
             )",
             "ALTER TABLE changes ADD COLUMN detail TEXT",
+        ],
+    ),
+    (
+        5,
+        &[
+            "ALTER TABLE messages ADD COLUMN client_id TEXT",
+            "CREATE UNIQUE INDEX messages_by_client_id ON messages (room_id, sender, client_id) \
+             WHERE client_id IS NOT NULL",
         ],
     ),
 ];

@@ -5,7 +5,7 @@
 use crate::db::{Database, Row, StoreError, Value};
 use crate::error::ApiError;
 use crate::input::MessageDraft;
-use crate::limits::{HISTORY_PAGE_ROWS, PAGE_LIMIT_MAX};
+use crate::limits::{CLIENT_ID_WINDOW_MS, HISTORY_PAGE_ROWS, PAGE_LIMIT_MAX};
 use crate::validate::RoomName;
 use crate::walls::{self, Need, Viewer, Visibility};
 use crate::wire::{Message, Room, RoomUsers};
@@ -38,13 +38,24 @@ const SELECT_ROOMS_AFTER: &str = rooms_after!();
 /// The id is the change log's next `seq` (the schema's `message_created`
 /// trigger logs the creation under it).
 const INSERT_MESSAGE: &str = concat!(
-    "INSERT INTO messages (id, room_id, sender, content, timestamp) ",
+    "INSERT INTO messages (id, room_id, sender, content, timestamp, client_id) ",
     "SELECT (SELECT COALESCE(MAX(seq), 0) + 1 FROM changes), ?1, ?2, ?3, ",
     now_utc_millis!(),
-    " WHERE ",
+    ", ?4 WHERE ",
     may_act!("?1", "?2", "'ban', 'mute'"),
-    " RETURNING id, room_id, sender, content, timestamp"
+    " ON CONFLICT DO NOTHING RETURNING id, room_id, sender, content, timestamp"
 );
+/// The message a sender's `client_id` names in a room: its id, whether a
+/// repeat of `?4` would be a different message (never edited nor deleted,
+/// and other text), and whether the key is older than `?5` ms.
+const KEYED_MESSAGE: &str = concat!(
+    "SELECT id, version = 1 AND deleted_at IS NULL AND content <> ?4, ",
+    now_unix_millis!(),
+    " - CAST((julianday(timestamp) - 2440587.5) * 86400000 AS INTEGER) > ?5 ",
+    "FROM messages WHERE room_id = ?1 AND sender = ?2 AND client_id = ?3"
+);
+/// Lets an expired key name a new message.
+const FORGET_CLIENT_ID: &str = "UPDATE messages SET client_id = NULL WHERE id = ?1";
 macro_rules! messages_in_range {
     ($order:literal) => {
         concat!(
@@ -163,21 +174,74 @@ pub fn find_room(db: &impl Database, id: i64) -> Result<Option<Room>, StoreError
 }
 
 /// Stores a message; `RoomNotFound` if the room does not exist (or is
-/// private and the sender no member), `Banned` or `Muted`.
+/// private and the sender no member), `Banned` or `Muted`. A repeat of a
+/// `client_id` answers with the message it stored.
 pub fn insert_message(
     db: &impl Database,
     room_id: i64,
     draft: &MessageDraft,
 ) -> Result<Message, ApiError> {
+    store_message(db, room_id, draft, CLIENT_ID_WINDOW_MS).map(|s| s.message)
+}
+
+/// A message stored, or the one an earlier send with its `client_id`
+/// stored (`replayed`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored {
+    pub message: Message,
+    pub replayed: bool,
+}
+
+/// Stores a message, unless its `client_id` already names one from this
+/// sender in this room (within `window_ms`): then nothing is stored (no
+/// change is logged, so nothing is delivered) and that message is the
+/// answer, or `IdempotencyConflict` if this one says something else. The
+/// unique index settles two repeats racing, whichever process sends them.
+pub fn store_message(
+    db: &impl Database,
+    room_id: i64,
+    draft: &MessageDraft,
+    window_ms: i64,
+) -> Result<Stored, ApiError> {
+    let key = draft.client_id.as_ref().map(|k| k.as_str());
     let params = [
         room_id.into(),
         draft.sender.as_str().into(),
         draft.content.as_str().into(),
+        key.map_or(Value::Null, Value::from),
     ];
-    match db.query(INSERT_MESSAGE, &params)?.first() {
-        Some(row) => Ok(message_from(row)?),
-        None => Err(walls::refusal(db, room_id, &draft.sender, Need::Speak)?),
+    // At most twice: the second time after an expired key was let go.
+    for _ in 0..2 {
+        if let Some(row) = db.query(INSERT_MESSAGE, &params)?.first() {
+            return Ok(Stored {
+                message: message_from(row)?,
+                replayed: false,
+            });
+        }
+        let Some(key) = key else { break };
+        let keyed = [
+            room_id.into(),
+            draft.sender.as_str().into(),
+            key.into(),
+            draft.content.as_str().into(),
+            window_ms.into(),
+        ];
+        let rows = db.query(KEYED_MESSAGE, &keyed)?;
+        let Some(row) = rows.first() else { break };
+        let id = row.int(0)?;
+        if row.int(2)? != 0 {
+            db.query(FORGET_CLIENT_ID, &[id.into()])?;
+            continue;
+        }
+        if row.int(1)? != 0 {
+            return Err(ApiError::IdempotencyConflict);
+        }
+        return Ok(Stored {
+            message: crate::conversation::message(db, room_id, id)?,
+            replayed: true,
+        });
     }
+    Err(walls::refusal(db, room_id, &draft.sender, Need::Speak)?)
 }
 
 /// Stores several messages in one transaction (one commit, one sync), in
@@ -638,6 +702,53 @@ mod tests {
         );
         assert_eq!(find_room(&conn, 1).unwrap(), Some(room));
         assert_eq!(find_room(&conn, 2).unwrap(), None);
+    }
+
+    #[test]
+    fn a_repeated_client_id_stores_nothing_and_answers_as_the_first() {
+        let conn = db();
+        for name in ["a", "b"] {
+            create_room(&conn, &RoomName::parse(name).unwrap()).unwrap();
+        }
+        let keyed = |sender: &str, text: &str, key: &str| {
+            MessageDraft::from_fields(Some(sender), Some(text))
+                .unwrap()
+                .with_client_id(Some(key))
+                .unwrap()
+        };
+        let first = store_message(&conn, 1, &keyed("alice", "hi", "k1"), 60_000).unwrap();
+        assert!(!first.replayed);
+        let again = store_message(&conn, 1, &keyed("alice", "hi", "k1"), 60_000).unwrap();
+        assert_eq!((again.message.id, again.replayed), (first.message.id, true));
+        assert_eq!(
+            crate::latest_seq(&conn).unwrap(),
+            first.message.id,
+            "nothing logged"
+        );
+        assert_eq!(
+            store_message(&conn, 1, &keyed("alice", "other", "k1"), 60_000),
+            Err(ApiError::IdempotencyConflict)
+        );
+        // Another sender, or another room, may use the same key.
+        assert!(
+            !store_message(&conn, 1, &keyed("bob", "hi", "k1"), 60_000)
+                .unwrap()
+                .replayed
+        );
+        assert!(
+            !store_message(&conn, 2, &keyed("alice", "hi", "k1"), 60_000)
+                .unwrap()
+                .replayed
+        );
+        // Past the window the key names a new message.
+        let later = store_message(&conn, 1, &keyed("alice", "hi", "k1"), -1).unwrap();
+        assert!(!later.replayed && later.message.id > first.message.id);
+        assert!(
+            MessageDraft::from_fields(Some("a"), Some("b"))
+                .unwrap()
+                .with_client_id(Some("no spaces"))
+                .is_err()
+        );
     }
 
     #[test]

@@ -3,7 +3,8 @@
 
 use crate::error::ApiError;
 use crate::limits::{
-    CONTENT_MAX_CHARS, EMOJI_MAX_BYTES, EMOJI_NAME_MAX_CHARS, ROOM_NAME_MAX_CHARS, SENDER_MAX_CHARS,
+    CLIENT_ID_MAX_CHARS, CONTENT_MAX_CHARS, EMOJI_MAX_BYTES, EMOJI_NAME_MAX_CHARS,
+    ROOM_NAME_MAX_CHARS, SENDER_MAX_CHARS,
 };
 
 /// Control characters are refused everywhere, except newline and tab.
@@ -78,6 +79,32 @@ impl Sender {
         let name = raw.trim();
         check_text(name, what, SENDER_MAX_CHARS).map_err(err)?;
         Ok(Sender(name.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A client's key for one message (`client_id`, or REST's
+/// `Idempotency-Key`): 1..=64 ASCII letters, digits, `-`, `_`, `.`, `:`.
+/// A repeat of it from the same sender in the same room stores nothing
+/// (docs/protocol.md §3.5, "Idempotent sends").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientId(String);
+
+impl ClientId {
+    pub fn parse(raw: &str) -> Result<Self, ApiError> {
+        let ok = (1..=CLIENT_ID_MAX_CHARS).contains(&raw.len())
+            && raw
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
+        if !ok {
+            return Err(ApiError::InvalidPayload(format!(
+                "client_id must be 1 to {CLIENT_ID_MAX_CHARS} ASCII letters, digits, '-', '_', '.' or ':'"
+            )));
+        }
+        Ok(ClientId(raw.to_owned()))
     }
 
     pub fn as_str(&self) -> &str {

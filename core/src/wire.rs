@@ -191,6 +191,9 @@ pub mod internal {
         pub room_id: i64,
         pub sender: String,
         pub message: String,
+        /// The socket's key for it: a repeat stores nothing.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub client_id: Option<String>,
     }
 
     /// The answer for one draft: the stored message, or why not.

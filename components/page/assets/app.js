@@ -58,6 +58,8 @@ const state = {
   /** The open room's members ({username, role, muted}), and this user's role there. */
   members: [],
   myRole: null,
+  /** The text being sent, its room and its `client_id`, until it is stored. */
+  sending: null,
 };
 
 /** Roles by rank (docs/protocol.md §10.2). */
@@ -711,10 +713,16 @@ async function sendMessage(event) {
     return;
   }
   $("send").disabled = true;
+  // One key per text: sent again after a failure (no answer, a dropped
+  // connection), it cannot be stored twice (docs/protocol.md §3.5).
+  if (!state.sending || state.sending.text !== text || state.sending.room !== room.id) {
+    state.sending = { text, room: room.id, key: clientId() };
+  }
+  const client_id = state.sending.key;
   try {
     let message;
     if (socket.connected && state.joined) {
-      const ack = await socket.request("send_message", { room_id: room.id, message: text });
+      const ack = await socket.request("send_message", { room_id: room.id, message: text, client_id });
       if (!ack || !ack.ok) throw new Error((ack && ack.error) || "not sent");
       message = ack.message;
     } else {
@@ -722,9 +730,10 @@ async function sendMessage(event) {
       // sockets get it as `new_message`.
       message = await api(`/chatrooms/${room.id}/messages`, {
         method: "POST",
-        body: { sender: state.username, message: text },
+        body: { sender: state.username, message: text, client_id },
       });
     }
+    state.sending = null;
     if (input.value === text) input.value = "";
     if (message) addMessages([message], { scroll: "bottom" });
   } catch (err) {
@@ -733,6 +742,14 @@ async function sendMessage(event) {
     updateControls();
     input.focus();
   }
+}
+
+/** A fresh `client_id`: 128 random bits (getRandomValues works on plain
+ * http too, where randomUUID does not). */
+function clientId() {
+  const bytes = new Uint8Array(16);
+  crypto.getRandomValues(bytes);
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 // ---------------------------------------------------------------- joining and presence

@@ -261,7 +261,9 @@ fn store_messages(drafts: &[Draft]) -> Result<InternalReply, ApiError> {
     let mut valid = Vec::with_capacity(drafts.len());
     let mut outcomes: Vec<Result<usize, ApiError>> = Vec::with_capacity(drafts.len());
     for d in drafts {
-        match MessageDraft::from_fields(Some(&d.sender), Some(&d.message)) {
+        match MessageDraft::from_fields(Some(&d.sender), Some(&d.message))
+            .and_then(|draft| draft.with_client_id(d.client_id.as_deref()))
+        {
             Ok(draft) => {
                 outcomes.push(Ok(valid.len()));
                 valid.push((d.room_id, draft));

@@ -17,12 +17,12 @@ mod spin_db;
 /// The OpenAPI 3.1 description of this API, served at `/openapi.json`.
 const OPENAPI: &str = include_str!("../openapi.json");
 
-use chatroom_core::limits::PAGE_LIMIT_MAX;
+use chatroom_core::limits::{CLIENT_ID_WINDOW_MS, PAGE_LIMIT_MAX};
 use chatroom_core::{
     Action, ActionKind, Actor, ApiError, Applied, HistoryPages, MemberChange, Message,
     MessageDraft, MessagePage, Query, Room, RoomDraft, RoomPages, RoomUsers, Sender, Viewer,
     Visibility, apply, change_membership, check_path, create_owned_room, create_room, find_room,
-    forget_user, insert_message, json_object, members, open_dm, room_changes_json, room_users,
+    forget_user, json_object, members, open_dm, room_changes_json, room_users, store_message,
     visible_room,
 };
 use spin_sdk::http::{IncomingRequest, ResponseOutparam};
@@ -77,7 +77,9 @@ enum Reply {
     CreatedRoom(Room),
     /// A DM: `201` the first time, `200` after, with `Location` both times.
     Dm(Room, bool),
-    CreatedMessage(Message),
+    /// `201` with the message; `true` when a repeated key answered with the
+    /// message it stored before (`Idempotent-Replayed: true`).
+    CreatedMessage(Message, bool),
     Users(RoomUsers),
     Rooms(SpinDb, RoomPages),
     Messages(SpinDb, HistoryPages),
@@ -136,6 +138,12 @@ async fn prepare(route: Route, req: IncomingRequest, query: &Query) -> Result<Re
         Route::PostMessage(id) => {
             let user = access().writer(&req)?;
             let default_sender = user.as_ref().map(|u| u.as_str());
+            // The IETF httpapi draft's header; a body's `client_id` also works.
+            let key = req
+                .headers()
+                .get("idempotency-key")
+                .last()
+                .map(|v| String::from_utf8_lossy(v).into_owned());
             let body = read_body(req).await?;
             let draft = if body.trim_ascii().is_empty() {
                 let text = query.get("content").or_else(|| query.get("message"));
@@ -143,10 +151,13 @@ async fn prepare(route: Route, req: IncomingRequest, query: &Query) -> Result<Re
             } else {
                 MessageDraft::from_json(&body, default_sender)?
             };
+            let draft = draft.with_client_id(key.as_deref())?;
             check_sender(&draft.sender, user.as_ref())?;
-            let message = insert_message(&SpinDb::open()?, id, &draft)?;
-            Announcer::from_variables().announce(&message);
-            Ok(Reply::CreatedMessage(message))
+            let stored = store_message(&SpinDb::open()?, id, &draft, CLIENT_ID_WINDOW_MS)?;
+            if !stored.replayed {
+                Announcer::from_variables().announce(&stored.message);
+            }
+            Ok(Reply::CreatedMessage(stored.message, stored.replayed))
         }
         Route::RoomUsers(id) => {
             let viewer = access().viewer(&req)?;
@@ -354,7 +365,11 @@ impl Reply {
                 let status = if created { 201 } else { 200 };
                 send_json(out, status, &room, &[("location", location)]).await
             }
-            Reply::CreatedMessage(message) => send_json(out, 201, &message, &[]).await,
+            Reply::CreatedMessage(message, replayed) => {
+                let replay = [("idempotent-replayed", "true".to_owned())];
+                let headers: &[(&str, String)] = if replayed { &replay } else { &[] };
+                send_json(out, 201, &message, headers).await
+            }
             Reply::Users(users) => send_json(out, 200, &users, &[]).await,
             Reply::Rooms(db, mut pages) => {
                 let mut array = JsonArray::new(out);

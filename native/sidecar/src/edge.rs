@@ -312,6 +312,7 @@ fn batches(drafts: &[(i64, MessageDraft)]) -> Vec<Vec<Draft>> {
             room_id: *room_id,
             sender: d.sender.as_str().to_owned(),
             message: d.content.as_str().to_owned(),
+            client_id: d.client_id.as_ref().map(|k| k.as_str().to_owned()),
         };
         let bytes = serde_json::to_vec(&draft).map_or(0, |v| v.len()) + 1;
         match out.last_mut() {

@@ -1,0 +1,169 @@
+//! Idempotent sends (docs/protocol.md §3.5, "Idempotent sends"): a
+//! `send_message` with a `client_id`, or a REST post with an
+//! `Idempotency-Key` header (or a `client_id` field), repeated by the same
+//! sender in the same room stores nothing, delivers nothing and answers
+//! with the first message; the same key with other text is `422`
+//! `idempotency_conflict`. Two repeats racing on two edge sidecars are
+//! settled by the database. Absence is proven with a fence: a later
+//! message on the same connection.
+
+use std::path::Path;
+use std::time::Duration;
+
+use chatroom_tests::DefaultRun;
+use chatroom_tests::edge::{EdgeRest, TOKEN};
+use chatroom_tests::http::{create_room, history_ids};
+use chatroom_tests::process::SidecarProcess;
+use chatroom_tests::redis::RedisServer;
+use chatroom_tests::socket::SocketClient;
+use serde_json::{Value, json};
+
+/// A REST post with `key` as its `Idempotency-Key`: status, replay
+/// header, body.
+async fn post_keyed(url: &str, room: i64, key: &str, text: &str) -> (u16, Option<String>, Value) {
+    let res = reqwest::Client::new()
+        .post(format!("{url}/chatrooms/{room}/messages"))
+        .header("Idempotency-Key", key)
+        .json(&json!({"sender": "alice", "message": text}))
+        .send()
+        .await
+        .expect("post");
+    let status = res.status().as_u16();
+    let replayed = res
+        .headers()
+        .get("idempotent-replayed")
+        .map(|v| v.to_str().unwrap_or_default().to_owned());
+    (status, replayed, res.json().await.unwrap_or(Value::Null))
+}
+
+/// Over REST and over a socket at `url`: repeats store one message each,
+/// the room gets each once, a reused key with other text is refused.
+async fn repeats_are_stored_once(url: &str) {
+    let room = create_room(url, "Once").await;
+    let watcher = SocketClient::connect(url).await;
+    watcher.join(room, "watcher").await;
+
+    let (status, replayed, first) = post_keyed(url, room, "rest-1", "over REST").await;
+    assert_eq!((status, replayed), (201, None), "{first}");
+    let (status, replayed, again) = post_keyed(url, room, "rest-1", "over REST").await;
+    assert_eq!(
+        (status, replayed.as_deref()),
+        (201, Some("true")),
+        "{again}"
+    );
+    assert_eq!(again["id"], first["id"]);
+    let (status, _, clash) = post_keyed(url, room, "rest-1", "something else").await;
+    assert_eq!(
+        (status, &clash["code"]),
+        (422, &json!("idempotency_conflict")),
+        "{clash}"
+    );
+
+    let sender = SocketClient::connect(url).await;
+    sender.join(room, "alice").await;
+    let send = |text: &str| json!({"room_id": room, "message": text, "client_id": "sock-1"});
+    let one = sender.call("send_message", send("over a socket")).await;
+    let two = sender.call("send_message", send("over a socket")).await;
+    assert_eq!(
+        (one["ok"].clone(), two["ok"].clone()),
+        (json!(true), json!(true)),
+        "{one} {two}"
+    );
+    assert_eq!(one["id"], two["id"]);
+    let clash = sender.call("send_message", send("changed my mind")).await;
+    assert_eq!(clash["code"], "idempotency_conflict", "{clash}");
+    let bad = sender
+        .call(
+            "send_message",
+            json!({"room_id": room, "message": "x", "client_id": "no spaces"}),
+        )
+        .await;
+    assert_eq!(bad["code"], "invalid_payload", "{bad}");
+
+    // The fence: a message without a key, stored after all of them.
+    let fence = sender
+        .call("send_message", json!({"room_id": room, "message": "fence"}))
+        .await;
+    let got: Vec<Value> = watcher
+        .expect_n("new_message", 3)
+        .await
+        .iter()
+        .map(|m| m["id"].clone())
+        .collect();
+    assert_eq!(
+        got,
+        [first["id"].clone(), one["id"].clone(), fence["id"].clone()]
+    );
+    let more = watcher.drain("new_message", Duration::ZERO).await;
+    assert!(more.is_empty(), "a repeat was delivered: {more:?}");
+    let ids = history_ids(url, room).await;
+    assert_eq!(ids.len(), 3, "{ids:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeats_are_stored_once_in_the_default_run() {
+    let run = DefaultRun::start().await;
+    repeats_are_stored_once(&run.url).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(spin_cli),
+    ignore = "no Spin CLI: set SPIN_BIN to run idempotent sends beside real Spin"
+)]
+async fn repeats_are_stored_once_beside_spin_up() {
+    use chatroom_tests::spin::{SpinUp, SpinUpOptions};
+    let state = tempfile::tempdir().expect("temp dir");
+    let manifest = chatroom_tests::workspace_root().join("spin.toml");
+    let spin = SpinUp::start(SpinUpOptions::new(&manifest, state.path()), "/healthz").await;
+    let listed = reqwest::get(format!("{}/chatrooms", spin.url))
+        .await
+        .expect("list");
+    assert_eq!(listed.status(), 200);
+    let sidecar = SidecarProcess::start(
+        Path::new(env!("CARGO_BIN_EXE_sidecar-process")),
+        &state.path().join("sqlite_db.db"),
+        &spin.url,
+    )
+    .await;
+    repeats_are_stored_once(&sidecar.url).await;
+}
+
+/// The same key sent at once through two edge sidecars (a client that
+/// reconnected elsewhere and retried): one message, both acks name it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeats_racing_on_two_edge_sidecars_are_one_message() {
+    let redis = RedisServer::start();
+    let rest = EdgeRest::host(Path::new(env!("CARGO_BIN_EXE_host-process")), Some(&redis)).await;
+    let sidecar = |node: &'static str| {
+        let (rest, redis) = (rest.url.clone(), redis.url.clone());
+        async move {
+            SidecarProcess::start_edge(
+                Path::new(env!("CARGO_BIN_EXE_sidecar-process")),
+                &rest,
+                TOKEN,
+                &["--node-id", node, "--redis", &redis],
+            )
+            .await
+        }
+    };
+    let (a, b) = (sidecar("race-a").await, sidecar("race-b").await);
+    repeats_are_stored_once(&a.url).await;
+    let room = create_room(&a.url, "Race").await;
+    let on_a = SocketClient::connect(&a.url).await;
+    let on_b = SocketClient::connect(&b.url).await;
+    for round in 0..20 {
+        let payload = json!({"room_id": room, "sender": "alice", "message": format!("m{round}"), "client_id": format!("race-{round}")});
+        let (x, y) = tokio::join!(
+            on_a.call("send_message", payload.clone()),
+            on_b.call("send_message", payload)
+        );
+        assert_eq!(
+            (x["ok"].clone(), y["ok"].clone()),
+            (json!(true), json!(true)),
+            "{x} {y}"
+        );
+        assert_eq!(x["id"], y["id"], "round {round}");
+    }
+    assert_eq!(history_ids(&rest.url, room).await.len(), 20);
+}
