@@ -65,6 +65,14 @@ pids+=($!)
 clients "http://127.0.0.1:$port"
 kill "${pids[0]}"; wait "${pids[0]}" 2>/dev/null || true; pids=()
 
+echo "== at-least-once: socket.io-client with retries and a 1 ms ackTimeout (the default run, event rate off)"
+"$bin/chatroom" --manifest "$root/spin.toml" --state-dir "$state/retries" \
+  --listen "127.0.0.1:$port" --event-rate 0 &
+pids+=($!)
+wait_up "http://127.0.0.1:$port"
+CHATROOM_URL="http://127.0.0.1:$port" node "$here/js_retries.mjs"
+kill "${pids[0]}"; wait "${pids[0]}" 2>/dev/null || true; pids=()
+
 echo "== the sidecar alone in front of chatroom-host (the spin up layout, on the project's own host)"
 "$bin/chatroom-host" --manifest "$root/spin.toml" --state-dir "$state/two" \
   --listen "127.0.0.1:$rest_port" &
