@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use chatroom_tests::DefaultRun;
 use chatroom_tests::http::{create_room, post_message};
-use chatroom_tests::process::SidecarProcess;
 use chatroom_tests::socket::SocketClient;
 use serde_json::json;
 
@@ -115,21 +114,11 @@ async fn deleted_and_edited_texts_leave_the_disk_in_the_default_run() {
     ignore = "no Spin CLI: set SPIN_BIN to run erasure beside real Spin"
 )]
 async fn deleted_and_edited_texts_leave_the_disk_beside_spin_up() {
-    use chatroom_tests::spin::{SpinUp, SpinUpOptions};
-    let state = tempfile::tempdir().expect("temp dir");
-    let manifest = chatroom_tests::workspace_root().join("spin.toml");
-    let spin = SpinUp::start(SpinUpOptions::new(&manifest, state.path()), "/healthz").await;
-    // The component makes the schema on its first use of the store.
-    let listed = reqwest::get(format!("{}/chatrooms", spin.url))
-        .await
-        .expect("list");
-    assert_eq!(listed.status(), 200);
-    let db = state.path().join("sqlite_db.db");
-    let sidecar = SidecarProcess::start(
+    let layout = chatroom_tests::spin::BesideSpinUp::start(
         Path::new(env!("CARGO_BIN_EXE_sidecar-process")),
-        &db,
-        &spin.url,
+        Vec::new(),
+        &[],
     )
     .await;
-    texts_leave_the_disk(&sidecar.url, &db).await;
+    texts_leave_the_disk(&layout.sidecar.url, &layout.db).await;
 }

@@ -11,9 +11,10 @@ use chatroom_core::auth::TokenKey;
 use chatroom_front::access::AccessConfig;
 use chatroom_host::SpinHost;
 use chatroom_tests::DefaultRun;
+use chatroom_tests::http::call;
 use chatroom_tests::socket::SocketClient;
-use reqwest::{Client, Method};
-use serde_json::{Value, json};
+use reqwest::Method;
+use serde_json::json;
 
 const SECRET: &str = "forget-test-secret";
 
@@ -33,19 +34,6 @@ fn auth_host() -> &'static SpinHost {
     HOST.get_or_init(|| {
         chatroom_tests::host_with_variables(&[("SPIN_VARIABLE_AUTH_SECRET", SECRET)])
     })
-}
-
-async fn call(method: Method, url: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
-    let mut req = Client::new().request(method, url);
-    if let Some(token) = token {
-        req = req.bearer_auth(token);
-    }
-    if let Some(body) = body {
-        req = req.json(&body);
-    }
-    let res = req.send().await.expect("request");
-    let status = res.status().as_u16();
-    (status, res.json().await.unwrap_or(Value::Null))
 }
 
 fn database_holds(db: &std::path::Path, text: &str) -> bool {

@@ -112,21 +112,13 @@ async fn repeats_are_stored_once_in_the_default_run() {
     ignore = "no Spin CLI: set SPIN_BIN to run idempotent sends beside real Spin"
 )]
 async fn repeats_are_stored_once_beside_spin_up() {
-    use chatroom_tests::spin::{SpinUp, SpinUpOptions};
-    let state = tempfile::tempdir().expect("temp dir");
-    let manifest = chatroom_tests::workspace_root().join("spin.toml");
-    let spin = SpinUp::start(SpinUpOptions::new(&manifest, state.path()), "/healthz").await;
-    let listed = reqwest::get(format!("{}/chatrooms", spin.url))
-        .await
-        .expect("list");
-    assert_eq!(listed.status(), 200);
-    let sidecar = SidecarProcess::start(
+    let layout = chatroom_tests::spin::BesideSpinUp::start(
         Path::new(env!("CARGO_BIN_EXE_sidecar-process")),
-        &state.path().join("sqlite_db.db"),
-        &spin.url,
+        Vec::new(),
+        &[],
     )
     .await;
-    repeats_are_stored_once(&sidecar.url).await;
+    repeats_are_stored_once(&layout.sidecar.url).await;
 }
 
 /// The same key sent at once through two edge sidecars (a client that

@@ -18,10 +18,11 @@ use chatroom_front::access::AccessConfig;
 use chatroom_host::SpinHost;
 use chatroom_tests::DefaultRun;
 use chatroom_tests::edge::{EdgeRest, TOKEN, variables};
+use chatroom_tests::http::call;
 use chatroom_tests::process::SidecarProcess;
 use chatroom_tests::redis::RedisServer;
 use chatroom_tests::socket::SocketClient;
-use reqwest::{Client, Method};
+use reqwest::Method;
 use serde_json::{Value, json};
 
 const SECRET: &str = "walls-test-secret";
@@ -106,20 +107,6 @@ async fn edge() -> Edge {
         _rest: rest,
         _redis: redis,
     }
-}
-
-/// One REST call: the status and the JSON body (`null` for none).
-async fn call(method: Method, url: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
-    let mut req = Client::new().request(method, url);
-    if let Some(token) = token {
-        req = req.bearer_auth(token);
-    }
-    if let Some(body) = body {
-        req = req.json(&body);
-    }
-    let res = req.send().await.expect("request");
-    let status = res.status().as_u16();
-    (status, res.json().await.unwrap_or(Value::Null))
 }
 
 async fn ok(method: Method, url: &str, token: &str, body: Option<Value>) -> Value {
@@ -427,27 +414,14 @@ async fn the_walls_hold_through_two_edge_sidecars() {
     ignore = "no Spin CLI: set SPIN_BIN to run the walls under real Spin"
 )]
 async fn the_walls_hold_beside_spin_up() {
-    use chatroom_tests::spin::{SpinUp, SpinUpOptions};
-    let state = tempfile::tempdir().expect("temp dir");
-    let manifest = chatroom_tests::workspace_root().join("spin.toml");
-    let mut options = SpinUpOptions::new(&manifest, state.path());
-    options.env = vec![("SPIN_VARIABLE_AUTH_SECRET".into(), SECRET.into())];
-    let spin = SpinUp::start(options, "/healthz").await;
-    // The component makes the schema on its first use of the store.
-    assert_eq!(
-        call(Method::GET, &format!("{}/chatrooms", spin.url), None, None)
-            .await
-            .0,
-        200
-    );
-    let sidecar = SidecarProcess::start_with(
+    let layout = chatroom_tests::spin::BesideSpinUp::start(
         sidecar_bin(),
-        &state.path().join("sqlite_db.db"),
-        &spin.url,
+        vec![("SPIN_VARIABLE_AUTH_SECRET".into(), SECRET.into())],
         &["--auth-secret", SECRET],
     )
     .await;
-    the_walls_hold(&sidecar.url, &sidecar.url).await;
+    let url = &layout.sidecar.url;
+    the_walls_hold(url, url).await;
 }
 
 /// A kick while messages flow, through two edge sidecars: the kicked

@@ -108,3 +108,24 @@ pub async fn health(base: &str) -> Option<u16> {
         .ok()
         .map(|r| r.status().as_u16())
 }
+
+/// One REST call as it is, with an optional bearer token and JSON body:
+/// the status and the JSON body (`null` for none). For tests that check
+/// refusals as well as successes.
+pub async fn call(
+    method: reqwest::Method,
+    url: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut req = Client::new().request(method, url);
+    if let Some(token) = token {
+        req = req.bearer_auth(token);
+    }
+    if let Some(body) = body {
+        req = req.json(&body);
+    }
+    let res = req.send().await.expect("request");
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(Value::Null))
+}

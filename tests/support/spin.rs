@@ -274,3 +274,40 @@ pub async fn ask(client: &Client, base: &str, method: &Method, path: &str, body:
         body,
     }
 }
+
+/// Real `spin up` on a fresh state directory, with the component's schema
+/// made, and a file-mode sidecar (`bin`, pass
+/// `env!("CARGO_BIN_EXE_sidecar-process")`) in front of it on the same
+/// file: the layout's one origin is `sidecar.url`.
+pub struct BesideSpinUp {
+    pub sidecar: crate::process::SidecarProcess,
+    /// The database file they share.
+    pub db: PathBuf,
+    _spin: SpinUp,
+    _state: tempfile::TempDir,
+}
+
+impl BesideSpinUp {
+    /// With `env` for `spin up` (`SPIN_VARIABLE_...`) and `flags` for the
+    /// sidecar. Panics if Spin does not start.
+    pub async fn start(bin: &Path, env: Vec<(String, String)>, flags: &[&str]) -> Self {
+        let state = tempfile::tempdir().expect("temp dir");
+        let manifest = workspace_root().join("spin.toml");
+        let mut options = SpinUpOptions::new(&manifest, state.path());
+        options.env = env;
+        let spin = SpinUp::start(options, "/healthz").await;
+        // The component makes the schema on its first use of the store.
+        let listed = reqwest::get(format!("{}/chatrooms", spin.url))
+            .await
+            .expect("list the rooms");
+        assert_eq!(listed.status(), 200);
+        let db = state.path().join("sqlite_db.db");
+        let sidecar = crate::process::SidecarProcess::start_with(bin, &db, &spin.url, flags).await;
+        BesideSpinUp {
+            sidecar,
+            db,
+            _spin: spin,
+            _state: state,
+        }
+    }
+}
