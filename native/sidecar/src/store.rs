@@ -15,6 +15,9 @@ use chatroom_core::{
 use crate::db::Db;
 use crate::edge::EdgeApi;
 
+/// How long a truncation of the write-ahead log may wait for others.
+const ERASE_PATIENCE: std::time::Duration = std::time::Duration::from_millis(20);
+
 #[derive(Clone)]
 pub enum ChatStore {
     File(Db),
@@ -107,10 +110,19 @@ impl ChatStore {
     /// the component's store is its host's to keep). `Ok(false)` when a
     /// reader kept it from finishing.
     pub async fn erase_old_pages(&self) -> Result<bool, StoreError> {
-        match self {
-            ChatStore::File(db) => db.write(truncate_wal).await,
-            ChatStore::Edge(_) => Ok(true),
-        }
+        let ChatStore::File(db) = self else {
+            return Ok(true);
+        };
+        db.run(|c| {
+            // A truncation waits for readers while it keeps writers out:
+            // give up after a moment (the eraser tries again) rather than
+            // stall anyone, then wait as usual again.
+            let _ = c.busy_timeout(ERASE_PATIENCE);
+            let erased = truncate_wal(c);
+            let _ = chatroom_core::poll_when_busy(c);
+            erased
+        })
+        .await
     }
 
     /// Takes or renews `node`'s presence lease.
