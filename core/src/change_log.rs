@@ -21,7 +21,8 @@ macro_rules! changes_where {
         concat!(
             "SELECT c.seq AS seq, c.room_id AS room_id, c.event AS event, CASE WHEN c.event = 'new_message' THEN ",
             message_json!(),
-            " WHEN c.event = 'membership' THEN json_patch(json_object('seq', c.seq, 'room_id', c.room_id), c.detail)",
+            " WHEN c.event = 'membership' THEN ",
+            membership_json!("c."),
             " WHEN c.emoji IS NOT NULL THEN json_object('seq', c.seq, 'room_id', c.room_id, ",
             "'message_id', c.message_id, 'emoji', c.emoji, 'username', c.username, 'message', json(",
             message_json!(),

@@ -45,6 +45,24 @@ macro_rules! may_act {
     };
 }
 
+/// A `membership` row of the change log (its columns behind `$p`, `"c."`
+/// or `""`) as its event payload: `seq` and `room_id`, then the `detail`
+/// the change wrote (`username`, `change`, `role`, `until`, `by`; a null
+/// one left out). The one definition of that shape.
+macro_rules! membership_json {
+    ($p:literal) => {
+        concat!(
+            "json_patch(json_object('seq', ",
+            $p,
+            "seq, 'room_id', ",
+            $p,
+            "room_id), ",
+            $p,
+            "detail)"
+        )
+    };
+}
+
 /// A room row `m` (`id`, `name`, `created_at`, `visibility`) as its wire
 /// object: the three keys every room has, and `visibility` only for a room
 /// that is not public, so public rooms look exactly as they always have.

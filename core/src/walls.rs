@@ -226,7 +226,8 @@ const LOG_MEMBERSHIP: &str = concat!(
     "(SELECT COALESCE(MAX(seq), 0) + 1 FROM changes), ?1, 0, 'membership', ",
     now_utc_millis!(),
     ", ?2, json_object('username', ?2, 'change', ?3, 'role', ?4, 'until', ?5, 'by', ?6)) ",
-    "RETURNING seq"
+    "RETURNING ",
+    membership_json!("")
 );
 const SELECT_ROOM_BY_KEY: &str =
     "SELECT id, name, created_at, visibility FROM chatrooms WHERE name_key = ?1";
@@ -647,25 +648,14 @@ fn log(
         entry.until.as_deref().map_or(Value::Null, Value::from),
         entry.by.into(),
     ];
+    // The payload exactly as the change log delivers it.
     let rows = db.query(LOG_MEMBERSHIP, &params)?;
-    let seq = rows
+    let event = rows
         .first()
         .ok_or(StoreError::Shape("a membership change was not logged"))?
-        .int(0)?;
-    let mut event = serde_json::json!({
-        "seq": seq,
-        "room_id": room_id,
-        "username": username,
-        "change": entry.change,
-        "by": entry.by,
-    });
-    if let Some(role) = entry.role {
-        event["role"] = role.as_str().into();
-    }
-    if let Some(until) = &entry.until {
-        event["until"] = until.as_str().into();
-    }
-    Ok(event)
+        .text(0)?;
+    serde_json::from_str(&event)
+        .map_err(|_| ApiError::Storage(StoreError::Shape("a membership event is not JSON")))
 }
 
 /// Creates a room owned by `owner` (identity on): public or private.
