@@ -806,3 +806,53 @@ async fn socket_io_from_origins_not_allowed_is_refused() {
     let status = websocket_upgrade(&open.url, Some(FOREIGN)).await;
     assert!(status.starts_with("HTTP/1.1 101"), "{status}");
 }
+
+/// An event sent the moment the client sees its namespace connected is
+/// answered, for every one of many sockets connecting at once while the
+/// machine is busy: the sidecar takes a connection's events from before it
+/// tells the client it is connected, never after (a socket whose handlers
+/// came after its `CONNECT` packet lost such events, ack and all).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_sent_right_after_connecting_is_never_lost() {
+    let stack = Stack::start().await;
+    let room = create_room(&stack.url, "Rush").await;
+    // Contention: busy threads beside the sidecar's, so its tasks get
+    // preempted between any two steps.
+    let busy = Arc::new(AtomicBool::new(true));
+    let hogs: Vec<_> = (0..4)
+        .map(|_| {
+            let busy = busy.clone();
+            std::thread::spawn(move || {
+                let mut x = 0u64;
+                while busy.load(Ordering::Relaxed) {
+                    x = std::hint::black_box(x.wrapping_add(1));
+                }
+            })
+        })
+        .collect();
+    let joins = (0..200).map(|i| {
+        let url = stack.url.clone();
+        tokio::spawn(async move {
+            let c = SocketClient::connect(&url).await;
+            let ack = c
+                .call_within(
+                    "join_room",
+                    json!({"room_id": room, "username": format!("u{i}")}),
+                    Duration::from_secs(20),
+                )
+                .await;
+            c.disconnect().await;
+            ack
+        })
+    });
+    let acks = futures_util::future::join_all(joins).await;
+    busy.store(false, Ordering::Relaxed);
+    for hog in hogs {
+        hog.join().expect("hog thread");
+    }
+    let unanswered = acks
+        .iter()
+        .filter(|a| !matches!(a, Ok(Some(ack)) if ack["ok"] == true))
+        .count();
+    assert_eq!(unanswered, 0, "joins with no ack, of 200");
+}

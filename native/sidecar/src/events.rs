@@ -42,7 +42,7 @@ use socketioxide::socket::Sid;
 use tokio::sync::mpsc;
 
 use crate::event_guard::INVALID_EVENT;
-use crate::identity::{self, Unauthorized};
+use crate::identity;
 use crate::peer::{ConnectionCount, Counted, Peer, Sent};
 use crate::presence::PresenceStore;
 use crate::rooms::{Admission, Admit, Delivery, Encoded, RoomRegistry};
@@ -170,81 +170,85 @@ impl Lane {
 
 /// Registers the namespace `/`: each connection gets its rate limit, and
 /// its task and queue once it sends an event.
+///
+/// All of it happens in a connect middleware, which socketioxide runs
+/// before it tells the client the namespace is connected: a client may
+/// emit the moment it hears so, and an event that arrives before a socket
+/// has its handlers is dropped, ack and all. (The connect handler proper
+/// runs after the `CONNECT` packet has gone out.)
 pub fn register(io: &SocketIo, chat: Arc<Chat>) {
-    let key = chat.auth.clone();
     // Refuses a handshake without a valid token (when auth is on) before
     // the socket joins the namespace: the client gets `connect_error`.
-    let check = move |TryData(auth): TryData<Value>| {
-        let refused = identity::user_of(key.as_ref(), auth.ok().as_ref()).err();
-        async move { refused.map_or(Ok(()), Err::<(), Unauthorized>) }
+    let accept = move |s: SocketRef, TryData(auth): TryData<Value>| {
+        let verdict = identity::user_of(chat.auth.as_ref(), auth.ok().as_ref());
+        if let Ok(user) = &verdict {
+            attach(&s, &chat, user.clone());
+        }
+        async move { verdict.map(drop) }
     };
-    let connect = move |s: SocketRef, TryData(auth): TryData<Value>| {
-        // Checked by `check` already; this takes the user it proved.
-        let user = identity::user_of(chat.auth.as_ref(), auth.ok().as_ref())
-            .ok()
-            .flatten();
-        let public_id = Peer::new_public_id();
-        tracing::debug!(sid = %public_id, "connected");
-        let metrics = chat.rooms.metrics().clone();
-        // The handlers live inside the socket: they must not hold the
-        // `Peer` (which holds the socket), or neither would ever be freed.
-        let lane = Arc::new(Mutex::new(Lane {
-            chat: chat.clone(),
-            public_id,
-            counted: chat.connections.count(),
-            user,
-            _slot: s.req_parts().extensions.get::<ConnectionSlot>().cloned(),
-            budget: event_budget(&chat.limits),
-            jobs: None,
-        }));
-        let events = lane.clone();
-        s.on_fallback(
-            move |s: SocketRef,
-                  Event(name): Event,
-                  TryData(data): TryData<Value>,
-                  ack: AckSender| {
-                // Runs inline, in arrival order: only check and queue here.
-                let mut lane = events.lock();
-                let allowed = lane.budget.as_ref().is_none_or(|b| b.check().is_ok());
-                let data = data.map_err(|e| e.to_string());
-                let job = Job::Event { name, data, ack };
-                let refused = if allowed {
-                    lane.jobs(&s).try_send(job).err().and_then(|e| match e {
-                        mpsc::error::TrySendError::Full(job) => Some(job),
-                        mpsc::error::TrySendError::Closed(_) => None,
-                    })
-                } else {
-                    Some(job)
-                };
-                let public_id = lane.public_id;
-                drop(lane);
-                if let Some(Job::Event { name, ack, .. }) = refused {
-                    tracing::debug!(sid = %public_id, event = %name, "event refused: rate limited");
-                    metrics.refuse(ApiError::RateLimited.code());
-                    let (event, reply) = error_replies(&ApiError::RateLimited);
-                    let _ = s.emit("error", &event);
-                    let _ = ack.send(&reply);
-                }
-                std::future::ready(())
-            },
-        );
-        s.on_disconnect(move || async move {
-            let (jobs, public_id) = {
-                let mut lane = lane.lock();
-                (lane.jobs.take(), lane.public_id)
+    io.ns("/", (|| std::future::ready(())).with(accept));
+}
+
+/// Gives an accepted connection its handlers: events are checked against
+/// the rate and queued in arrival order; the departure goes last in the
+/// queue.
+fn attach(s: &SocketRef, chat: &Arc<Chat>, user: Option<Principal>) {
+    let public_id = Peer::new_public_id();
+    tracing::debug!(sid = %public_id, "connected");
+    let metrics = chat.rooms.metrics().clone();
+    // The handlers live inside the socket: they must not hold the
+    // `Peer` (which holds the socket), or neither would ever be freed.
+    let lane = Arc::new(Mutex::new(Lane {
+        chat: chat.clone(),
+        public_id,
+        counted: chat.connections.count(),
+        user,
+        _slot: s.req_parts().extensions.get::<ConnectionSlot>().cloned(),
+        budget: event_budget(&chat.limits),
+        jobs: None,
+    }));
+    let events = lane.clone();
+    s.on_fallback(
+        move |s: SocketRef, Event(name): Event, TryData(data): TryData<Value>, ack: AckSender| {
+            // Runs inline, in arrival order: only check and queue here.
+            let mut lane = events.lock();
+            let allowed = lane.budget.as_ref().is_none_or(|b| b.check().is_ok());
+            let data = data.map_err(|e| e.to_string());
+            let job = Job::Event { name, data, ack };
+            let refused = if allowed {
+                lane.jobs(&s).try_send(job).err().and_then(|e| match e {
+                    mpsc::error::TrySendError::Full(job) => Some(job),
+                    mpsc::error::TrySendError::Closed(_) => None,
+                })
+            } else {
+                Some(job)
             };
-            match jobs {
-                // Waits for room in the queue: the task must see it.
-                Some(jobs) => {
-                    let _ = jobs.send(Job::Disconnect).await;
-                }
-                // No event, no task: nothing was joined.
-                None => tracing::debug!(sid = %public_id, "disconnected"),
+            let public_id = lane.public_id;
+            drop(lane);
+            if let Some(Job::Event { name, ack, .. }) = refused {
+                tracing::debug!(sid = %public_id, event = %name, "event refused: rate limited");
+                metrics.refuse(ApiError::RateLimited.code());
+                let (event, reply) = error_replies(&ApiError::RateLimited);
+                let _ = s.emit("error", &event);
+                let _ = ack.send(&reply);
             }
-        });
-        std::future::ready(())
-    };
-    io.ns("/", connect.with(check));
+            std::future::ready(())
+        },
+    );
+    s.on_disconnect(move || async move {
+        let (jobs, public_id) = {
+            let mut lane = lane.lock();
+            (lane.jobs.take(), lane.public_id)
+        };
+        match jobs {
+            // Waits for room in the queue: the task must see it.
+            Some(jobs) => {
+                let _ = jobs.send(Job::Disconnect).await;
+            }
+            // No event, no task: nothing was joined.
+            None => tracing::debug!(sid = %public_id, "disconnected"),
+        }
+    });
 }
 
 /// Consecutive `send_message` events stored in one transaction at most.

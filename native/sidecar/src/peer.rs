@@ -128,9 +128,11 @@ impl Peer {
         &self.socket
     }
 
-    /// Still connected and not evicted.
+    /// Not evicted. (A socket that disconnected is not asked: its
+    /// departure is the last job of its queue, after every event it sent,
+    /// and its events may come before socketioxide counts it connected.)
     pub fn is_live(&self) -> bool {
-        !self.evicted.load(Ordering::Acquire) && self.socket.connected()
+        !self.evicted.load(Ordering::Acquire)
     }
 
     /// Queues one event without waiting.
