@@ -11,6 +11,8 @@
 //! a deleted message's content is never sent again, even in a replay.
 
 use crate::db::{Database, Row, StoreError, Value};
+use crate::error::ApiError;
+use crate::retention::check_kept;
 use crate::wire::{Change, ChangeEvent};
 
 /// Changes joined with their messages, as `(seq, room_id, event, data,
@@ -100,34 +102,47 @@ fn json_array(db: &impl Database, sql: &str, params: &[Value]) -> Result<String,
         .text(0)
 }
 
-/// Up to `limit` changes of room `room` with a `seq` in `(after, through]`.
+/// Up to `limit` changes of room `room` with a `seq` in `(after, through]`;
+/// `resync_required` if retention no longer keeps all of them.
 pub fn room_changes(
     db: &impl Database,
     room: i64,
     after: i64,
     through: i64,
     limit: i64,
-) -> Result<Vec<Change>, StoreError> {
-    changes(
+) -> Result<Vec<Change>, ApiError> {
+    let page = changes(
         db,
         ROOM_RANGE,
         &[room.into(), after.into(), through.into(), limit.into()],
-    )
+    )?;
+    check_kept(db, room, after)?;
+    Ok(page)
 }
 
 /// Like [`room_changes`], as a JSON array (`GET /chatrooms/{id}/changes`).
+/// Without `after`, from the oldest change kept.
 pub fn room_changes_json(
     db: &impl Database,
     room: i64,
-    after: i64,
+    after: Option<i64>,
     through: i64,
     limit: i64,
-) -> Result<String, StoreError> {
-    json_array(
+) -> Result<String, ApiError> {
+    let page = json_array(
         db,
         ROOM_RANGE_JSON,
-        &[room.into(), after.into(), through.into(), limit.into()],
-    )
+        &[
+            room.into(),
+            after.unwrap_or(0).into(),
+            through.into(),
+            limit.into(),
+        ],
+    )?;
+    if let Some(after) = after {
+        check_kept(db, room, after)?;
+    }
+    Ok(page)
 }
 
 /// The newest change's `seq` (0 when there is none).

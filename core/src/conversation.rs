@@ -793,7 +793,7 @@ mod tests {
         assert_eq!(created, h[1]);
         let room = crate::room_changes(&conn, 1, 1, 3, 100).unwrap();
         assert_eq!(room.iter().map(|c| c.seq).collect::<Vec<_>>(), [2, 3]);
-        let room_json = crate::room_changes_json(&conn, 1, 1, 3, 100).unwrap();
+        let room_json = crate::room_changes_json(&conn, 1, Some(1), 3, 100).unwrap();
         assert_eq!(room_json, serde_json::to_string(&room).unwrap());
         assert_eq!(crate::latest_seq(&conn).unwrap(), 4);
     }

@@ -95,6 +95,12 @@ pub enum ApiError {
     /// this room for another message.
     #[error("This client_id was already used for a different message")]
     IdempotencyConflict,
+    /// A `since` or `after` older than what retention keeps
+    /// (docs/protocol.md §4.5): every change after `kept_after` is kept.
+    #[error(
+        "Changes up to seq {kept_after} are no longer kept: reload the history, then ask for changes after it"
+    )]
+    ResyncRequired { kept_after: i64 },
     #[error("Storage failed: {0}")]
     Storage(#[from] StoreError),
 }
@@ -126,6 +132,7 @@ impl ApiError {
             | ApiError::Muted => 403,
             ApiError::RoomNotFound | ApiError::MessageNotFound | ApiError::NotFound => 404,
             ApiError::MethodNotAllowed => 405,
+            ApiError::ResyncRequired { .. } => 410,
             ApiError::RoomExists(_) | ApiError::MessageDeleted | ApiError::TooManyReactions => 409,
             ApiError::PayloadTooLarge => 413,
             ApiError::IdempotencyConflict => 422,
@@ -171,6 +178,7 @@ impl ApiError {
             ApiError::Muted => "muted",
             ApiError::IdentityRequired(_) => "identity_required",
             ApiError::IdempotencyConflict => "idempotency_conflict",
+            ApiError::ResyncRequired { .. } => "resync_required",
             ApiError::OriginNotAllowed => "origin_not_allowed",
             ApiError::Overloaded => "overloaded",
             ApiError::Timeout => "timeout",
@@ -219,18 +227,28 @@ impl ApiError {
         }
     }
 
-    /// The REST error body `{"detail", "code"}`.
+    /// The `seq` after which everything is kept, for `resync_required`.
+    pub fn kept_after(&self) -> Option<i64> {
+        match self {
+            ApiError::ResyncRequired { kept_after } => Some(*kept_after),
+            _ => None,
+        }
+    }
+
+    /// The REST error body `{"detail", "code"}` (and `kept_after` for
+    /// `resync_required`).
     pub fn body(&self) -> ErrorBody {
         ErrorBody {
             detail: self.public_detail(),
             code: self.code(),
+            kept_after: self.kept_after(),
         }
     }
 
     /// The body, written: what every error response carries, with
     /// [`CONTENT_TYPE`].
     pub fn to_json(&self) -> Vec<u8> {
-        // Two strings: serialising cannot fail.
+        // Strings and a number: serialising cannot fail.
         serde_json::to_vec(&self.body()).unwrap_or_default()
     }
 

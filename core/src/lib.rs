@@ -18,6 +18,7 @@ mod forget;
 mod input;
 pub mod limits;
 mod request;
+mod retention;
 mod schema;
 mod store;
 mod validate;
@@ -46,6 +47,7 @@ pub use input::{
     message_id_field, room_id_field,
 };
 pub use request::{Query, check_path, path_segment};
+pub use retention::{PruneStep, Retention, check_kept, prune_step};
 pub use schema::{SCHEMA_VERSION, migrate};
 pub use store::{
     HistoryPages, MessagePage, PageDirection, RoomPages, Stored, create_room, find_room,

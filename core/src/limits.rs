@@ -31,3 +31,13 @@ pub const REACTION_KINDS_MAX: i64 = 20;
 pub const EMOJI_NAME_MAX_CHARS: usize = 32;
 /// A reaction that is one grapheme cluster: bytes (long ZWJ sequences fit).
 pub const EMOJI_MAX_BYTES: usize = 64;
+/// Retention (docs/protocol.md §4.5) never prunes a change younger than
+/// this, whatever the policy: every sidecar's tail has delivered it long
+/// before (the safety poll is at most 30 s), so pruning never takes a
+/// change from under live delivery.
+pub const RETENTION_FLOOR_MS: i64 = 60 * 1000;
+/// Change-log rows pruned per transaction: each batch holds the write lock
+/// for a few milliseconds at most.
+pub const PRUNE_BATCH_ROWS: i64 = 500;
+/// Rooms one pruning step looks at before it gives the write lock back.
+pub const PRUNE_ROOMS_PER_STEP: i64 = 64;

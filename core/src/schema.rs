@@ -8,7 +8,7 @@
 use crate::db::{Database, StoreError};
 
 /// The newest schema version: the last of [`MIGRATIONS`].
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 /// Each version's statements, applied in order to a database below it.
 ///
@@ -37,6 +37,11 @@ pub const SCHEMA_VERSION: i64 = 5;
 /// 5. Idempotent sends: a message may carry its client's key
 ///    (`client_id`), unique per room and sender while it is set, so two
 ///    repeats racing on two sidecars are settled here, not in a process.
+/// 6. Retention (`retention`): how far each room's history was pruned
+///    (`pruned_through`, a `seq`; 0 for nothing), and the later edits,
+///    deletes and reactions of each message indexed by it, so pruning a
+///    message takes them too (partial: a new message's row never needs
+///    it, and posting pays nothing for it).
 const MIGRATIONS: &[(i64, &[&str])] = &[
     (
         1,
@@ -165,6 +170,14 @@ const MIGRATIONS: &[(i64, &[&str])] = &[
             "ALTER TABLE messages ADD COLUMN client_id TEXT",
             "CREATE UNIQUE INDEX messages_by_client_id ON messages (room_id, sender, client_id) \
              WHERE client_id IS NOT NULL",
+        ],
+    ),
+    (
+        6,
+        &[
+            "ALTER TABLE chatrooms ADD COLUMN pruned_through INTEGER NOT NULL DEFAULT 0",
+            "CREATE INDEX changes_by_message ON changes (message_id) WHERE event IN \
+             ('message_edited', 'message_deleted', 'reaction_added', 'reaction_removed')",
         ],
     ),
 ];

@@ -127,6 +127,10 @@ pub struct RoomAccess {
     #[serde(default)]
     pub muted_until_ms: Option<i64>,
     pub seq: i64,
+    /// How far retention pruned the room (docs/protocol.md §4.5): every
+    /// change after this `seq` is kept.
+    #[serde(default)]
+    pub kept_after: i64,
 }
 
 impl RoomAccess {
@@ -190,7 +194,7 @@ const ACCESS: &str = concat!(
     "), (SELECT COALESCE(x.expires_at, -1) FROM restrictions x WHERE x.room_id = c.id ",
     "AND x.username = ?2 AND x.kind = 'mute' AND ",
     in_force!(),
-    "), (SELECT COALESCE(MAX(seq), 0) FROM changes) FROM chatrooms c WHERE c.id = ?1"
+    "), (SELECT COALESCE(MAX(seq), 0) FROM changes), c.pruned_through FROM chatrooms c WHERE c.id = ?1"
 );
 /// Every member with their role, owners first, and a mute in force.
 const MEMBERS: &str = concat!(
@@ -263,6 +267,7 @@ pub fn room_access(
         banned: row.int(2)? != 0,
         muted_until_ms,
         seq: row.int(4)?,
+        kept_after: row.int(5)?,
     }))
 }
 

@@ -139,6 +139,9 @@ pub struct RoomUsers {
 pub struct ErrorBody {
     pub detail: String,
     pub code: &'static str,
+    /// `resync_required` only: every change after this `seq` is kept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kept_after: Option<i64>,
 }
 
 /// The internal API of edge mode (docs/protocol.md §6): what the component and the
@@ -182,6 +185,15 @@ pub mod internal {
     #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
     pub struct PresenceEntry {
         pub username: String,
+    }
+
+    /// `POST /internal/prune`: one retention step from room `from_room`
+    /// (answered with a `PruneStep`).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct PruneRequest {
+        #[serde(flatten)]
+        pub policy: crate::retention::Retention,
+        pub from_room: i64,
     }
 
     /// One element of `POST /internal/messages` (an array of them, stored

@@ -10,12 +10,12 @@
 
 use chatroom_core::auth::bearer;
 use chatroom_core::internal::{
-    Draft, FeedHead, LeaseAnswer, LeaseRequest, LeaseState, Outcome, PresenceEntry,
+    Draft, FeedHead, LeaseAnswer, LeaseRequest, LeaseState, Outcome, PresenceEntry, PruneRequest,
 };
 use chatroom_core::{
     Action, ActionKind, Actor, ApiError, Applied, Message, MessageDraft, Query, StoreError, apply,
     changes_after_json, insert_messages, json_object, latest_seq, limits::PAGE_LIMIT_MAX,
-    parse_node_token, parse_room_id, presence, room_access, room_changes_json,
+    parse_node_token, parse_room_id, presence, prune_step, room_access, room_changes_json,
 };
 use spin_sdk::http::IncomingRequest;
 
@@ -63,6 +63,8 @@ pub enum InternalRoute {
     },
     /// `DELETE /internal/nodes/{node}/presence/{sid}`
     Disconnect { node: String, sid: String },
+    /// `POST /internal/prune`: one step of retention (a sidecar's pruner).
+    Prune,
 }
 
 /// Resolves the segments after `internal`.
@@ -76,6 +78,7 @@ pub fn resolve(method: &str, rest: &[&str]) -> Result<InternalRoute, ResolveErro
             (method == "POST").then_some(InternalRoute::StoreMessages),
         ),
         ["actions"] => ("POST", (method == "POST").then_some(InternalRoute::Act)),
+        ["prune"] => ("POST", (method == "POST").then_some(InternalRoute::Prune)),
         ["rooms", room, "access"] => (
             "GET",
             (method == "GET").then(|| InternalRoute::RoomAccess(own(room))),
@@ -172,7 +175,7 @@ pub async fn handle(
                         Some(raw) => parse_count("through", raw, 0, i64::MAX)?,
                         None => i64::MAX,
                     };
-                    room_changes_json(&SpinDb::open()?, room, after, through, limit)?
+                    room_changes_json(&SpinDb::open()?, room, Some(after), through, limit)?
                 }
             };
             Ok(InternalReply::RawJson(page))
@@ -247,6 +250,13 @@ pub async fn handle(
             node_id(&node)?;
             presence::disconnect(&SpinDb::open()?, connection_id(&sid)?)?;
             Ok(InternalReply::NoContent)
+        }
+        InternalRoute::Prune => {
+            let body = read_body(req).await?;
+            let PruneRequest { policy, from_room } =
+                serde_json::from_slice(&body).map_err(|e| ApiError::InvalidJson(e.to_string()))?;
+            policy.check()?;
+            Ok(json(&prune_step(&SpinDb::open()?, &policy, from_room)?))
         }
     }
 }

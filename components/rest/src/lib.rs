@@ -169,7 +169,8 @@ async fn prepare(route: Route, req: IncomingRequest, query: &Query) -> Result<Re
             let viewer = access().viewer(&req)?;
             let after = query
                 .get("after")
-                .map_or(Ok(0), |raw| count("after", raw, 0, i64::MAX))?;
+                .map(|raw| count("after", raw, 0, i64::MAX))
+                .transpose()?;
             let limit = query.get("limit").map_or(Ok(PAGE_LIMIT_MAX), |raw| {
                 count("limit", raw, 1, PAGE_LIMIT_MAX)
             })?;

@@ -20,7 +20,7 @@ use axum::response::{IntoResponse, Response};
 use clap::{CommandFactory, Parser};
 use tower::ServiceExt;
 
-use chatroom_core::ApiError;
+use chatroom_core::{ApiError, Retention};
 use chatroom_front::access::{Access, AccessFlags};
 use chatroom_front::serve::FrontFlags;
 use chatroom_front::shutdown;
@@ -164,6 +164,18 @@ pub struct SidecarFlags {
     /// speaks only as the token's user. Empty or unset: no auth.
     #[arg(long, env = "CHATROOM_AUTH_SECRET", hide_env_values = true)]
     pub auth_secret: Option<String>,
+    /// Retention (docs/protocol.md §4.5): messages older than this many
+    /// seconds are pruned, with their reactions and change-log rows
+    /// (nothing younger than a minute ever is). Unset: kept for ever.
+    #[arg(long, env = "CHATROOM_RETENTION_MAX_AGE_SECS")]
+    retention_max_age_secs: Option<u64>,
+    /// Retention: each room keeps its newest this many messages, and older
+    /// ones are pruned. Unset: no limit.
+    #[arg(long, env = "CHATROOM_RETENTION_MAX_MESSAGES")]
+    retention_max_messages: Option<u64>,
+    /// How often retention is applied, in seconds.
+    #[arg(long, default_value_t = 60, env = "CHATROOM_RETENTION_INTERVAL_SECS")]
+    retention_interval_secs: u64,
 }
 
 /// The safety poll unless `--poll-ms` says otherwise: 500 ms, or 30 s for
@@ -199,6 +211,15 @@ impl SidecarFlags {
                 max_buffered_packets: self.max_buffered_packets,
                 ..SocketLimits::default()
             },
+            retention: Retention {
+                max_age_ms: self
+                    .retention_max_age_secs
+                    .map(|secs| i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX)),
+                max_messages: self
+                    .retention_max_messages
+                    .map(|n| i64::try_from(n).unwrap_or(i64::MAX)),
+            },
+            retention_interval: Duration::from_secs(self.retention_interval_secs.max(1)),
             ..SidecarConfig::with_source(source)
         }
     }

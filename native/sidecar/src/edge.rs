@@ -11,11 +11,12 @@
 use std::time::Duration;
 
 use chatroom_core::internal::{
-    Draft, FeedHead, LeaseAnswer, LeaseRequest, LeaseState, Outcome, PresenceEntry,
+    Draft, FeedHead, LeaseAnswer, LeaseRequest, LeaseState, Outcome, PresenceEntry, PruneRequest,
 };
 use chatroom_core::limits::{HISTORY_PAGE_ROWS, MAX_BODY_BYTES};
 use chatroom_core::{
-    Action, ApiError, Applied, Change, Message, MessageDraft, RoomAccess, StoreError,
+    Action, ApiError, Applied, Change, Message, MessageDraft, PruneStep, Retention, RoomAccess,
+    StoreError,
 };
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::{Method, StatusCode};
@@ -199,17 +200,38 @@ impl EdgeApi {
         self.json(Method::GET, &path, None).await
     }
 
-    /// The oldest page of room `room`'s changes in `(after, through]`.
+    /// The oldest page of room `room`'s changes in `(after, through]`;
+    /// `resync_required` when retention no longer keeps them all.
     pub async fn room_changes(
         &self,
         room: i64,
         after: i64,
         through: i64,
-    ) -> Result<Vec<Change>, StoreError> {
+    ) -> Result<Vec<Change>, ApiError> {
         let path = format!(
             "/internal/feed?room={room}&after={after}&through={through}&limit={HISTORY_PAGE_ROWS}"
         );
-        self.json(Method::GET, &path, None).await
+        match self.call(Method::GET, &path, None).await? {
+            (StatusCode::OK, body) => {
+                serde_json::from_slice(&body).map_err(|e| upstream(&path, e).into())
+            }
+            (StatusCode::GONE, body) => Err(resync_from(&body)
+                .unwrap_or_else(|| refused(&path, StatusCode::GONE, &body).into())),
+            (status, body) => Err(refused(&path, status, &body).into()),
+        }
+    }
+
+    /// One retention step from room `from_room`.
+    pub async fn prune_step(
+        &self,
+        policy: Retention,
+        from_room: i64,
+    ) -> Result<PruneStep, ApiError> {
+        let body = serde_json::to_vec(&PruneRequest { policy, from_room })
+            .map_err(|e| upstream("prune", e))?;
+        Ok(self
+            .json(Method::POST, "/internal/prune", Some(body))
+            .await?)
     }
 
     /// Has the component do what `action` asks.
@@ -341,6 +363,19 @@ fn outcome(o: Outcome) -> Result<Message, ApiError> {
 }
 
 /// A failed answer as an error for the log.
+/// The `resync_required` a `410` body names, with its horizon.
+fn resync_from(body: &[u8]) -> Option<ApiError> {
+    #[derive(serde::Deserialize)]
+    struct Gone {
+        code: String,
+        kept_after: i64,
+    }
+    let gone: Gone = serde_json::from_slice(body).ok()?;
+    (gone.code == "resync_required").then_some(ApiError::ResyncRequired {
+        kept_after: gone.kept_after,
+    })
+}
+
 fn refused(path: &str, status: StatusCode, body: &[u8]) -> StoreError {
     let body = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
     upstream(path, format!("{status}: {body}"))

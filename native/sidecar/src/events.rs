@@ -350,10 +350,13 @@ fn answer(chat: &Chat, peer: &Peer, ack: AckSender, event: &str, result: Result<
 /// The `error` event and the failed ack for `e`.
 fn error_replies(e: &ApiError) -> (Value, Value) {
     let detail = e.public_detail();
-    (
-        json!({"error": detail, "code": e.code()}),
-        json!({"ok": false, "error": detail, "code": e.code()}),
-    )
+    let mut event = json!({"error": detail, "code": e.code()});
+    if let Some(kept_after) = e.kept_after() {
+        event["kept_after"] = kept_after.into();
+    }
+    let mut reply = event.clone();
+    reply["ok"] = false.into();
+    (event, reply)
 }
 
 fn payload(data: &Result<Value, String>) -> Result<&Value, ApiError> {
@@ -379,6 +382,14 @@ async fn join_room(
         .await?
         .ok_or(ApiError::RoomNotFound)?;
     access.check_join(&viewer)?;
+    if let Some(since) = req.since
+        && since < access.kept_after
+    {
+        return Err(ApiError::ResyncRequired {
+            kept_after: access.kept_after,
+        }
+        .into());
+    }
     match &username {
         Some(name) => chat.presence.join(peer.public_id(), room_id, name).await?,
         // A rejoin without a name is not listed.
@@ -402,7 +413,17 @@ async fn join_room(
         Admission::Replay { since, through } => {
             let metrics = chat.rooms.metrics();
             metrics.replays.inc();
-            let sent = replay(chat, peer, room_id, since, through).await?;
+            let sent = match replay(chat, peer, room_id, since, through).await {
+                Ok(sent) => sent,
+                // Retention pruned past `since` meanwhile, or the store
+                // failed: not joined after all.
+                Err(Refusal::Api(e)) => {
+                    let _ = chat.rooms.remove(peer, room_id);
+                    chat.presence.leave(peer.public_id(), room_id).await?;
+                    return Err(e.into());
+                }
+                Err(Refusal::Gone) => return Err(Refusal::Gone),
+            };
             metrics.replayed.inc_by(sent as u64);
             metrics.delivered.inc_by(sent as u64);
             sent

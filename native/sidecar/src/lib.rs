@@ -28,6 +28,7 @@ pub mod metrics;
 mod own_head;
 mod peer;
 mod presence;
+mod pruner;
 mod relay;
 pub mod rooms;
 mod store;
@@ -41,13 +42,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use chatroom_core::DatabaseFile;
+use chatroom_core::{DatabaseFile, Retention};
 use socketioxide::SocketIo;
 use socketioxide::layer::SocketIoLayer;
 use tokio::sync::Notify;
 
 pub use crate::db::Db;
 pub use crate::edge::EdgeConfig;
+use crate::eraser::OldPageEraser;
 pub use crate::events::EventLimits;
 use crate::metrics::{Metrics, Snapshot};
 pub use crate::peer::ConnectionCount;
@@ -96,6 +98,8 @@ impl std::fmt::Debug for RedisConfig {
 
 /// The default presence lease (docs/protocol.md §6).
 pub const PRESENCE_LEASE: Duration = Duration::from_secs(30);
+/// How often retention is applied unless configured: once a minute.
+pub const RETENTION_INTERVAL: Duration = Duration::from_secs(60);
 /// The node id of a file-mode sidecar unless told otherwise: one sidecar
 /// per file, so a restart drops whatever its predecessor left.
 pub const FILE_NODE_ID: &str = "local";
@@ -131,6 +135,11 @@ pub struct SidecarConfig {
     /// The auth secret's key (docs/protocol.md §7): with one, Socket.IO handshakes need
     /// a token and a connection speaks only as the token's user.
     pub auth: Option<chatroom_core::auth::TokenKey>,
+    /// What history is kept (docs/protocol.md §4.5): everything unless
+    /// set.
+    pub retention: Retention,
+    /// How often the retention policy is applied.
+    pub retention_interval: Duration,
 }
 
 /// The limits on one Socket.IO connection (docs/protocol.md §3).
@@ -179,6 +188,8 @@ impl SidecarConfig {
             watch_file: true,
             database: None,
             auth: None,
+            retention: Retention::default(),
+            retention_interval: RETENTION_INTERVAL,
         }
     }
 }
@@ -251,7 +262,20 @@ impl Sidecar {
         let metrics = Metrics::default();
         let rooms = RoomRegistry::new(cursor, presence.clone(), metrics);
         presence.keep_lease(Arc::downgrade(&rooms));
-        let tail = MessageTail::start(store.clone(), rooms.clone(), config.poll_interval, commits);
+        let eraser = OldPageEraser::start(store.clone());
+        let tail = MessageTail::start(
+            store.clone(),
+            rooms.clone(),
+            config.poll_interval,
+            commits,
+            eraser.clone(),
+        );
+        pruner::start(
+            store.clone(),
+            config.retention,
+            config.retention_interval,
+            eraser,
+        );
         let connections = ConnectionCount::default();
         let typing = typing::TypingBoard::new(&rooms);
         let chat = Arc::new(events::Chat {

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use chatroom_core::internal::LeaseState;
 use chatroom_core::limits::HISTORY_PAGE_ROWS;
 use chatroom_core::{
-    ApiError, Change, RoomAccess, StoreError, Write, Written, changes_after, latest_seq, presence,
-    room_access, room_changes, truncate_wal, write_batch,
+    ApiError, Change, PruneStep, Retention, RoomAccess, StoreError, Write, Written, changes_after,
+    latest_seq, presence, prune_step, room_access, room_changes, truncate_wal, write_batch,
 };
 
 use crate::db::Db;
@@ -62,13 +62,25 @@ impl ChatStore {
         room: i64,
         after: i64,
         through: i64,
-    ) -> Result<Vec<Change>, StoreError> {
+    ) -> Result<Vec<Change>, ApiError> {
         match self {
             ChatStore::File(db) => {
                 db.run(move |c| room_changes(c, room, after, through, HISTORY_PAGE_ROWS))
                     .await
             }
             ChatStore::Edge(api) => api.room_changes(room, after, through).await,
+        }
+    }
+
+    /// One step of retention from room `from_room` (docs/protocol.md §4.5).
+    pub async fn prune_step(
+        &self,
+        policy: Retention,
+        from_room: i64,
+    ) -> Result<PruneStep, ApiError> {
+        match self {
+            ChatStore::File(db) => db.write(move |c| prune_step(c, &policy, from_room)).await,
+            ChatStore::Edge(api) => api.prune_step(policy, from_room).await,
         }
     }
 

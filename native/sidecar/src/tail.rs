@@ -58,12 +58,13 @@ impl MessageTail {
         rooms: Arc<RoomRegistry>,
         poll: Duration,
         commits: Arc<Notify>,
+        eraser: Option<OldPageEraser>,
     ) -> Self {
         let own_write = commits;
         let file_change = Arc::new(Notify::new());
         let reading = Arc::new(AtomicBool::new(true));
         let task = TailTask {
-            eraser: OldPageEraser::start(store.clone()),
+            eraser,
             store,
             rooms,
             own_write: own_write.clone(),
