@@ -16,6 +16,7 @@ use chatroom_sidecar::{Sidecar, SidecarConfig};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 pub mod bench;
+pub mod disk;
 pub mod edge;
 pub mod http;
 pub mod process;

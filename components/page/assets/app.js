@@ -49,6 +49,8 @@ const state = {
   typingSince: 0,
   /** The newest change (`seq`) of the open room seen: where a rejoin resumes. */
   seq: 0,
+  /** How far retention pruned the open room, once a join was told. */
+  keptAfter: 0,
   /** The message being edited in the message box, or null. */
   editing: null,
   /** Room id → unread messages, from `GET /users/{name}/unread`. */
@@ -232,6 +234,7 @@ function selectRoom(room) {
   markRead();
   state.generation += 1;
   state.seq = 0;
+  state.keptAfter = 0;
   state.readUpTo = 0;
   state.room = { id: room.id, name: room.name, visibility: room.visibility || "public" };
   state.joined = false;
@@ -762,9 +765,11 @@ async function join() {
   // Every change after the newest seen (a message id is a change too);
   // with an empty room, after 0. Without history (it failed to load) no
   // `since`: live changes only, and the history is read again once joined.
+  // Never before what retention keeps (`keptAfter`, from a
+  // `resync_required`).
   const since = lastId();
-  if (since !== null) payload.since = Math.max(since, state.seq);
-  else if (state.historyLoaded) payload.since = 0;
+  if (since !== null) payload.since = Math.max(since, state.seq, state.keptAfter);
+  else if (state.historyLoaded) payload.since = Math.max(state.seq, state.keptAfter);
   state.joined = true;
   let ack;
   try {
@@ -777,12 +782,32 @@ async function join() {
   if (generation !== state.generation) return;
   if (!ack || !ack.ok) {
     state.joined = false;
+    if (ack && ack.code === "resync_required") {
+      resync(ack.kept_after);
+      return;
+    }
     notice(`Could not join: ${(ack && ack.error) || "no answer"}`);
     return;
   }
   if (!state.historyLoaded) loadLatest(generation);
   refreshUsers();
   updateControls();
+}
+
+/** Retention pruned past what this view holds (docs/protocol.md §4.5):
+ * it is read again from the newest page, then joined from there. */
+function resync(keptAfter) {
+  state.generation += 1;
+  state.keptAfter = Math.max(state.keptAfter, Number(keptAfter) || 0);
+  state.seq = 0;
+  state.historyLoaded = false;
+  state.shown.clear();
+  state.ids = [];
+  state.atStart = false;
+  state.loadingOlder = false;
+  $("messages").replaceChildren();
+  notice("Older history is no longer kept here: showing the newest messages.");
+  openRoom(state.generation);
 }
 
 let usersTimer = null;
