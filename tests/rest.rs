@@ -651,6 +651,7 @@ async fn the_openapi_document_matches_the_routes() {
         "/internal/nodes/{node}",
         "/internal/nodes/{node}/presence/{sid}/{room_id}",
         "/internal/nodes/{node}/presence/{sid}",
+        "/internal/prune",
     ] {
         assert!(paths.contains_key(expected), "{expected} is documented");
     }

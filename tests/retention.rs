@@ -1,4 +1,4 @@
-//! Retention (docs/protocol.md §4.5) from the outside, in every layout:
+//! Retention (docs/protocol.md §4.6) from the outside, in every layout:
 //! the default run, `spin up` beside a file-mode sidecar (with a Spin
 //! CLI), and edge mode with two sidecars and Redis (each pruning through
 //! the component's internal API). A room holds an hour-old history of

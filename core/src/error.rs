@@ -96,7 +96,7 @@ pub enum ApiError {
     #[error("This client_id was already used for a different message")]
     IdempotencyConflict,
     /// A `since` or `after` older than what retention keeps
-    /// (docs/protocol.md §4.5): every change after `kept_after` is kept.
+    /// (docs/protocol.md §4.6): every change after `kept_after` is kept.
     #[error(
         "Changes up to seq {kept_after} are no longer kept: reload the history, then ask for changes after it"
     )]

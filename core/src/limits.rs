@@ -31,7 +31,7 @@ pub const REACTION_KINDS_MAX: i64 = 20;
 pub const EMOJI_NAME_MAX_CHARS: usize = 32;
 /// A reaction that is one grapheme cluster: bytes (long ZWJ sequences fit).
 pub const EMOJI_MAX_BYTES: usize = 64;
-/// Retention (docs/protocol.md §4.5) never prunes a change younger than
+/// Retention (docs/protocol.md §4.6) never prunes a change younger than
 /// this, whatever the policy: every sidecar's tail has delivered it long
 /// before (the safety poll is at most 30 s), so pruning never takes a
 /// change from under live delivery.

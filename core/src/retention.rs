@@ -1,4 +1,4 @@
-//! Retention (docs/protocol.md §4.5): an operator's policy, a maximum age
+//! Retention (docs/protocol.md §4.6): an operator's policy, a maximum age
 //! and/or a number of messages kept per room (off unless set), applied by
 //! pruning each room's oldest messages, their reactions and their
 //! change-log rows in bounded batches.

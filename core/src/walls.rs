@@ -127,7 +127,7 @@ pub struct RoomAccess {
     #[serde(default)]
     pub muted_until_ms: Option<i64>,
     pub seq: i64,
-    /// How far retention pruned the room (docs/protocol.md §4.5): every
+    /// How far retention pruned the room (docs/protocol.md §4.6): every
     /// change after this `seq` is kept.
     #[serde(default)]
     pub kept_after: i64,

@@ -794,7 +794,7 @@ async function join() {
   updateControls();
 }
 
-/** Retention pruned past what this view holds (docs/protocol.md §4.5):
+/** Retention pruned past what this view holds (docs/protocol.md §4.6):
  * it is read again from the newest page, then joined from there. */
 function resync(keptAfter) {
   state.generation += 1;

@@ -164,7 +164,7 @@ pub struct SidecarFlags {
     /// speaks only as the token's user. Empty or unset: no auth.
     #[arg(long, env = "CHATROOM_AUTH_SECRET", hide_env_values = true)]
     pub auth_secret: Option<String>,
-    /// Retention (docs/protocol.md §4.5): messages older than this many
+    /// Retention (docs/protocol.md §4.6): messages older than this many
     /// seconds are pruned, with their reactions and change-log rows
     /// (nothing younger than a minute ever is). Unset: kept for ever.
     #[arg(long, env = "CHATROOM_RETENTION_MAX_AGE_SECS")]

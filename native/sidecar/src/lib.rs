@@ -135,7 +135,7 @@ pub struct SidecarConfig {
     /// The auth secret's key (docs/protocol.md §7): with one, Socket.IO handshakes need
     /// a token and a connection speaks only as the token's user.
     pub auth: Option<chatroom_core::auth::TokenKey>,
-    /// What history is kept (docs/protocol.md §4.5): everything unless
+    /// What history is kept (docs/protocol.md §4.6): everything unless
     /// set.
     pub retention: Retention,
     /// How often the retention policy is applied.

@@ -1,5 +1,5 @@
 //! `RetentionPruner`: applies the operator's retention policy
-//! (docs/protocol.md §4.5) every `interval`, one bounded step at a time
+//! (docs/protocol.md §4.6) every `interval`, one bounded step at a time
 //! (`chatroom_core::prune_step`, one short transaction each, at the
 //! file's write gate like any write), so writers and delivery go on
 //! between steps. In file mode the eraser then truncates the write-ahead

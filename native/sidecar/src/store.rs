@@ -72,7 +72,7 @@ impl ChatStore {
         }
     }
 
-    /// One step of retention from room `from_room` (docs/protocol.md §4.5).
+    /// One step of retention from room `from_room` (docs/protocol.md §4.6).
     pub async fn prune_step(
         &self,
         policy: Retention,
