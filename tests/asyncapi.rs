@@ -113,6 +113,7 @@ fn error_codes_in_code() -> BTreeSet<&'static str> {
         ApiError::Muted,
         ApiError::IdentityRequired(s()),
         ApiError::IdempotencyConflict,
+        ApiError::ResyncRequired { kept_after: 1 },
         ApiError::Storage(StoreError::Database(s())),
     ]
     .iter()
