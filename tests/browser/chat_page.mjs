@@ -8,7 +8,9 @@
 // while the chat is down, the server is started again on the same port and
 // state directory, and both pages catch up with `since` and show every
 // message exactly once (counted by id). Older history loads on scrolling to
-// the top. Screenshots go to target/browser/. Exits non-zero on any failed
+// the top. Later, retention prunes (by a sidecar with a policy, on the same
+// file) past what the pages show while they are away: they are told
+// `resync_required` and show the newest history instead, with no gap. Screenshots go to target/browser/. Exits non-zero on any failed
 // check.
 //
 // Usage: node tests/browser/chat_page.mjs (after `npm ci` here). Binaries:
@@ -19,6 +21,7 @@
 // build`), the server is `spin up` with `chatroom-sidecar` in front of it
 // on the one origin instead of `chatroom`; both are restarted.
 
+import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -276,6 +279,63 @@ try {
       assert((await messageWithText(page, "hello from alice, edited").count()) === 0, "the text is gone");
     }
     assert(JSON.stringify(await shownIds(b)) === JSON.stringify(before), "the order is kept");
+  });
+
+  await check("retention pruned past what the pages show: they reload the newest history, no gap, no duplicate", async () => {
+    // Away: eight messages posted through the REST component alone, all
+    // dated an hour ago, then pruned to the newest five by a sidecar with
+    // retention on the same file, before the pages can come back.
+    await stopServer(server);
+    for (const page of [a, b]) await page.waitForSelector('#status[data-state="reconnecting"]', { timeout: TIMEOUT });
+    const restUrl = `http://127.0.0.1:${restPort}`;
+    const host = startProcess("chatroom-host", [
+      "--manifest", join(root, "spin.toml"), "--state-dir", state, "--listen", `127.0.0.1:${restPort}`,
+    ]);
+    const posted = [];
+    try {
+      await waitHealthy(restUrl, host);
+      for (let i = 1; i <= 8; i += 1) {
+        posted.push(await rest(restUrl, `/chatrooms/${room.id}/messages`, { sender: "curl", message: `while away ${i}` }));
+      }
+    } finally {
+      await stopProcess(host);
+    }
+    const db = join(state, "sqlite_db.db");
+    const sql = (statement) => {
+      const run = spawnSync("python3", ["-c", `
+import sqlite3, sys
+c = sqlite3.connect(sys.argv[1], timeout=10)
+rows = c.execute(sys.argv[2]).fetchall()
+c.commit()
+print(rows[0][0] if rows else "")`, db, statement], { encoding: "utf8" });
+      assert(run.status === 0, `python3 sqlite3: ${run.stderr}`);
+      return run.stdout.trim();
+    };
+    sql("UPDATE changes SET at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-1 hour')");
+    const prunePort = await freePort();
+    const pruner = startProcess("chatroom-sidecar", [
+      "--db", db, "--listen", `127.0.0.1:${prunePort}`,
+      "--retention-max-messages", "5", "--retention-interval-secs", "1",
+    ]);
+    const horizon = posted[2].id;
+    try {
+      const deadline = Date.now() + TIMEOUT;
+      while (Number(sql(`SELECT pruned_through FROM chatrooms WHERE id = ${room.id}`)) !== horizon) {
+        assert(Date.now() < deadline, `not pruned through ${horizon}`);
+        await new Promise((ok) => setTimeout(ok, 200));
+      }
+    } finally {
+      await stopProcess(pruner);
+    }
+    server = await startServer();
+    const kept = posted.slice(3).map((m) => m.id);
+    for (const [page, who] of [[a, "alice"], [b, "bob"]]) {
+      await page.waitForSelector('#status[data-state="connected"]', { timeout: TIMEOUT });
+      await page.locator("#notice", { hasText: "no longer kept" }).waitFor({ timeout: TIMEOUT });
+      await messageWithText(page, "while away 8").waitFor({ timeout: TIMEOUT });
+      const ids = await assertNoDuplicates(page, who);
+      assert(JSON.stringify(ids) === JSON.stringify(kept), `${who} shows ${ids}, not ${kept}`);
+    }
   });
 
   await check("unread: a message in a room bob is not in shows a badge; opening it clears it", async () => {
