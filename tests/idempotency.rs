@@ -80,22 +80,70 @@ async fn repeats_are_stored_once(url: &str) {
         .await;
     assert_eq!(bad["code"], "invalid_payload", "{bad}");
 
+    // Edits: a repeated key changes nothing, over REST and over a socket.
+    let edit = |key: &str, text: &str| {
+        reqwest::Client::new()
+            .patch(format!("{url}/chatrooms/{room}/messages/{}", first["id"]))
+            .header("Idempotency-Key", key.to_owned())
+            .json(&json!({"sender": "alice", "message": text}))
+            .send()
+    };
+    let res = edit("edit-1", "edited over REST").await.expect("edit");
+    assert!(res.headers().get("idempotent-replayed").is_none());
+    assert_eq!(res.json::<Value>().await.unwrap()["version"], 2);
+    let res = edit("edit-1", "edited over REST").await.expect("edit");
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["idempotent-replayed"], "true");
+    assert_eq!(res.json::<Value>().await.unwrap()["version"], 2);
+    let res = edit("edit-1", "another text").await.expect("edit");
+    assert_eq!(res.status(), 422);
+    let socket_edit = json!({"room_id": room, "message_id": one["id"],
+        "message": "edited over a socket", "client_id": "sock-edit"});
+    for _ in 0..2 {
+        let ack = sender.call("edit_message", socket_edit.clone()).await;
+        assert_eq!(
+            (&ack["ok"], &ack["version"]),
+            (&json!(true), &json!(2)),
+            "{ack}"
+        );
+    }
+    // Every action takes a key, and refuses a bad one.
+    let bad = sender
+        .call(
+            "add_reaction",
+            json!({"room_id": room, "message_id": one["id"], "emoji": "👍", "client_id": "no spaces"}),
+        )
+        .await;
+    assert_eq!(bad["code"], "invalid_payload", "{bad}");
+
     // The fence: a message without a key, stored after all of them.
     let fence = sender
         .call("send_message", json!({"room_id": room, "message": "fence"}))
         .await;
-    let got: Vec<Value> = watcher
-        .expect_n("new_message", 3)
+    let got: Vec<(String, Value)> = watcher
+        .expect_any_n(&["new_message", "message_edited"], 5)
         .await
-        .iter()
-        .map(|m| m["id"].clone())
+        .into_iter()
+        .map(|(event, data)| {
+            let id = data.get("message").map_or(&data, |m| m)["id"].clone();
+            (event, id)
+        })
         .collect();
+    let (new, edited) = ("new_message".to_owned(), "message_edited".to_owned());
     assert_eq!(
         got,
-        [first["id"].clone(), one["id"].clone(), fence["id"].clone()]
+        [
+            (new.clone(), first["id"].clone()),
+            (new.clone(), one["id"].clone()),
+            (edited.clone(), first["id"].clone()),
+            (edited, one["id"].clone()),
+            (new, fence["id"].clone()),
+        ]
     );
-    let more = watcher.drain("new_message", Duration::ZERO).await;
-    assert!(more.is_empty(), "a repeat was delivered: {more:?}");
+    for event in ["new_message", "message_edited"] {
+        let more = watcher.drain(event, Duration::ZERO).await;
+        assert!(more.is_empty(), "a repeat was delivered: {more:?}");
+    }
     let ids = history_ids(url, room).await;
     assert_eq!(ids.len(), 3, "{ids:?}");
 }

@@ -17,7 +17,7 @@ use crate::error::ApiError;
 use crate::input::{MessageDraft, first_string_field};
 use crate::limits::REACTION_KINDS_MAX;
 use crate::store::{find_room, in_one_transaction, insert_message};
-use crate::validate::{Content, Emoji, Sender};
+use crate::validate::{ClientId, Content, Emoji, Sender};
 use crate::walls::{Need, wall};
 use crate::wire::{Message, ReadPosition, Unread};
 
@@ -25,13 +25,20 @@ use crate::wire::{Message, ReadPosition, Unread};
 /// the old text with zeros instead of leaving them in the page
 /// (docs/protocol.md §4.2). Per connection, so set on whichever one writes.
 pub(crate) const SECURE_DELETE: &str = "PRAGMA secure_delete = ON";
+/// An edit; with a `client_id` (`?5`), only if it is not the key of the
+/// message's last edit (a repeat changes nothing).
 const EDIT: &str = concat!(
-    "UPDATE messages SET content = ?4, version = version + 1, edited_at = ",
+    "UPDATE messages SET content = ?4, version = version + 1, edit_client_id = ?5, edited_at = ",
     now_utc_millis!(),
-    " WHERE id = ?2 AND room_id = ?1 AND sender = ?3 AND deleted_at IS NULL AND ",
+    " WHERE id = ?2 AND room_id = ?1 AND sender = ?3 AND deleted_at IS NULL ",
+    "AND (?5 IS NULL OR edit_client_id IS NULL OR edit_client_id <> ?5) AND ",
     may_act!("?1", "?3", "'ban', 'mute'"),
     " RETURNING id"
 );
+/// Whether the message's last edit had key `?5`, and whether it set
+/// other text than `?4`.
+const REPEATED_EDIT: &str = "SELECT content <> ?4 FROM messages \
+     WHERE id = ?2 AND room_id = ?1 AND sender = ?3 AND deleted_at IS NULL AND edit_client_id = ?5";
 const DELETE: &str = concat!(
     "UPDATE messages SET content = '', deleted_at = ",
     now_utc_millis!(),
@@ -125,6 +132,8 @@ pub enum Action {
         message_id: i64,
         user: Sender,
         content: Content,
+        /// The client's key for this edit: a repeat changes nothing.
+        client_id: Option<ClientId>,
     },
     Delete {
         room_id: i64,
@@ -192,6 +201,11 @@ impl Action {
         let room_id = crate::input::room_id_field(obj)?;
         let message_id = crate::input::message_id_field(obj)?;
         let user = actor.resolve(obj)?;
+        // Every action takes a key; only an edit needs it (the others are
+        // the same when repeated), but a bad one is refused on all.
+        let client_id = first_string_field(obj, &["client_id"], ApiError::InvalidPayload)?
+            .map(ClientId::parse)
+            .transpose()?;
         Ok(match kind {
             ActionKind::EditMessage => Action::Edit {
                 room_id,
@@ -202,6 +216,7 @@ impl Action {
                     &["message", "content"],
                     ApiError::InvalidMessage,
                 )?)?,
+                client_id,
             },
             ActionKind::DeleteMessage => Action::Delete {
                 room_id,
@@ -276,7 +291,14 @@ impl Action {
             "username": user.as_str(),
         });
         match self {
-            Action::Edit { content, .. } => obj["message"] = content.as_str().into(),
+            Action::Edit {
+                content, client_id, ..
+            } => {
+                obj["message"] = content.as_str().into();
+                if let Some(key) = client_id {
+                    obj["client_id"] = key.as_str().into();
+                }
+            }
             Action::React { emoji, .. } => obj["emoji"] = emoji.as_str().into(),
             _ => {}
         }
@@ -289,6 +311,9 @@ impl Action {
 pub enum Applied {
     /// The message as it is now (an edit, a reaction).
     Message(Message),
+    /// A repeat of the message's last edit (its `client_id`): nothing
+    /// changed; the message as it is.
+    Repeated(Message),
     /// The message is a tombstone now (or already was).
     Deleted { room_id: i64, message_id: i64 },
     /// The user's read position in the room, after the move.
@@ -303,14 +328,28 @@ pub fn apply(db: &impl Database, action: &Action) -> Result<Applied, ApiError> {
             message_id,
             user,
             content,
+            client_id,
         } => {
             let mut params = own(*room_id, *message_id, user);
             params.push(content.as_str().into());
+            params.push(
+                client_id
+                    .as_ref()
+                    .map_or(crate::db::Value::Null, |k| k.as_str().into()),
+            );
             // A remote libSQL store may refuse pragmas: that refuses no edit.
             let _ = db.query(SECURE_DELETE, &[]);
             if db.query(EDIT, &params)?.is_empty() {
                 if let Some(e) = wall(db, *room_id, user, Need::Speak)? {
                     return Err(e);
+                }
+                if client_id.is_some()
+                    && let Some(row) = db.query(REPEATED_EDIT, &params)?.first()
+                {
+                    if row.int(0)? != 0 {
+                        return Err(ApiError::IdempotencyConflict);
+                    }
+                    return message(db, *room_id, *message_id).map(Applied::Repeated);
                 }
                 return Err(match own_message(db, *room_id, *message_id, user)? {
                     Ownership::Deleted => ApiError::MessageDeleted,

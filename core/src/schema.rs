@@ -41,7 +41,8 @@ pub const SCHEMA_VERSION: i64 = 6;
 ///    (`pruned_through`, a `seq`; 0 for nothing), and the later edits,
 ///    deletes and reactions of each message indexed by it, so pruning a
 ///    message takes them too (partial: a new message's row never needs
-///    it, and posting pays nothing for it).
+///    it, and posting pays nothing for it). And the key of a message's last
+///    edit (`edit_client_id`): a repeat of that edit changes nothing.
 const MIGRATIONS: &[(i64, &[&str])] = &[
     (
         1,
@@ -176,6 +177,7 @@ const MIGRATIONS: &[(i64, &[&str])] = &[
         6,
         &[
             "ALTER TABLE chatrooms ADD COLUMN pruned_through INTEGER NOT NULL DEFAULT 0",
+            "ALTER TABLE messages ADD COLUMN edit_client_id TEXT",
             "CREATE INDEX changes_by_message ON changes (message_id) WHERE event IN \
              ('message_edited', 'message_deleted', 'reaction_added', 'reaction_removed')",
         ],

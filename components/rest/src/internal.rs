@@ -322,7 +322,7 @@ fn act(obj: &serde_json::Map<String, serde_json::Value>) -> Outcome {
     let applied = kind.and_then(|kind| {
         let action = Action::from_object(kind, obj, Actor::default())?;
         let applied = apply(&SpinDb::open()?, &action)?;
-        if kind != ActionKind::MarkRead {
+        if kind != ActionKind::MarkRead && !matches!(applied, Applied::Repeated(_)) {
             Announcer::from_variables().announce(&action.to_object());
         }
         Ok(applied)
@@ -335,7 +335,9 @@ fn act(obj: &serde_json::Map<String, serde_json::Value>) -> Outcome {
         detail: None,
     };
     match applied {
-        Ok(Applied::Message(message)) => outcome.message = Some(message),
+        Ok(Applied::Message(message) | Applied::Repeated(message)) => {
+            outcome.message = Some(message)
+        }
         Ok(Applied::Read(read)) => outcome.read = Some(read),
         Ok(Applied::Deleted { .. }) => {}
         Err(e) => {

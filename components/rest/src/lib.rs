@@ -85,6 +85,9 @@ enum Reply {
     Messages(SpinDb, HistoryPages),
     /// `200` with a JSON value (a message, a read position, unread counts).
     Found(serde_json::Value),
+    /// `200` with the message a repeated edit's key names
+    /// (`Idempotent-Replayed: true`).
+    Repeated(serde_json::Value),
     /// `200` with a JSON array as SQLite wrote it.
     Array(String),
     NoContent,
@@ -138,12 +141,7 @@ async fn prepare(route: Route, req: IncomingRequest, query: &Query) -> Result<Re
         Route::PostMessage(id) => {
             let user = access().writer(&req)?;
             let default_sender = user.as_ref().map(|u| u.as_str());
-            // The IETF httpapi draft's header; a body's `client_id` also works.
-            let key = req
-                .headers()
-                .get("idempotency-key")
-                .last()
-                .map(|v| String::from_utf8_lossy(v).into_owned());
+            let key = idempotency_key(&req);
             let body = read_body(req).await?;
             let draft = if body.trim_ascii().is_empty() {
                 let text = query.get("content").or_else(|| query.get("message"));
@@ -295,6 +293,7 @@ async fn act(
     query: &Query,
 ) -> Result<Reply, ApiError> {
     let user = Access::from_variables().writer(&req)?;
+    let key = idempotency_key(&req);
     let body = read_body(req).await?;
     let mut obj = if body.trim_ascii().is_empty() {
         serde_json::Map::new()
@@ -313,20 +312,33 @@ async fn act(
     if let Some(emoji) = emoji {
         obj.insert("emoji".to_owned(), emoji.into());
     }
+    if let (false, Some(key)) = (obj.contains_key("client_id"), key) {
+        obj.insert("client_id".to_owned(), key.into());
+    }
     let actor = Actor {
         token_user: user.as_ref().map(Sender::as_str),
         fallback: None,
     };
     let action = Action::from_object(kind, &obj, actor)?;
     let applied = apply(&SpinDb::open()?, &action)?;
-    if kind != ActionKind::MarkRead {
+    if kind != ActionKind::MarkRead && !matches!(applied, Applied::Repeated(_)) {
         Announcer::from_variables().announce(&action.to_object());
     }
     Ok(match applied {
         Applied::Message(message) => Reply::Found(to_value(&message)),
+        Applied::Repeated(message) => Reply::Repeated(to_value(&message)),
         Applied::Deleted { .. } => Reply::NoContent,
         Applied::Read(read) => Reply::Found(to_value(&read)),
     })
+}
+
+/// The `Idempotency-Key` header (the IETF httpapi draft's; a body's
+/// `client_id` works as well).
+fn idempotency_key(req: &IncomingRequest) -> Option<String> {
+    req.headers()
+        .get("idempotency-key")
+        .last()
+        .map(|v| String::from_utf8_lossy(v).into_owned())
 }
 
 /// The `400` for a feature that needs identity on.
@@ -387,6 +399,10 @@ impl Reply {
                 array.finish().await?;
             }
             Reply::Found(value) => send_json(out, 200, &value, &[]).await,
+            Reply::Repeated(value) => {
+                let replay = [("idempotent-replayed", "true".to_owned())];
+                send_json(out, 200, &value, &replay).await
+            }
             Reply::Array(array) => {
                 let mut out = JsonArray::new(out);
                 out.extend(&array).await?;

@@ -618,7 +618,8 @@ fn reply(chat: &Chat, peer: &Peer, written: &Written, receipt: bool) -> Value {
         reply
     };
     match written {
-        Written::Message(message) | Written::Applied(Applied::Message(message)) => {
+        Written::Message(message)
+        | Written::Applied(Applied::Message(message) | Applied::Repeated(message)) => {
             message_reply(message)
         }
         Written::Applied(Applied::Deleted {
