@@ -207,3 +207,43 @@ async fn repeats_racing_on_two_edge_sidecars_are_one_message() {
     }
     assert_eq!(history_ids(&rest.url, room).await.len(), 20);
 }
+
+/// The window is a setting (`--client-id-window-secs`, and the
+/// component's `client_id_window_secs`, which the default run sets from
+/// the same flag): with one second, a key used again within it is still
+/// the first message's, and once it has passed the key names a new
+/// message, over REST and over a socket alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_names_a_new_message_once_the_window_has_passed() {
+    let host = chatroom_tests::host_with_variables(&[("SPIN_VARIABLE_CLIENT_ID_WINDOW_SECS", "1")]);
+    let run = DefaultRun::start_on(
+        &host,
+        |c| c.client_id_window = Duration::from_secs(1),
+        &chatroom_front::access::AccessConfig::default(),
+    )
+    .await;
+    let url = run.url.as_str();
+    let room = create_room(url, "Window").await;
+    let socket = SocketClient::connect(url).await;
+    socket.join(room, "alice").await;
+    let send = |text: &str| json!({"room_id": room, "message": text, "client_id": "sock-w"});
+
+    let (status, _, first) = post_keyed(url, room, "rest-w", "one").await;
+    assert_eq!(status, 201, "{first}");
+    let sent = socket.call("send_message", send("one")).await;
+    assert_eq!(sent["ok"], true, "{sent}");
+    let (status, _, clash) = post_keyed(url, room, "rest-w", "two").await;
+    assert_eq!(status, 422, "{clash}");
+    let clash = socket.call("send_message", send("two")).await;
+    assert_eq!(clash["code"], "idempotency_conflict", "{clash}");
+
+    // Time passing, not a wait for something to happen.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let (status, replayed, later) = post_keyed(url, room, "rest-w", "two").await;
+    assert_eq!((status, replayed), (201, None), "{later}");
+    assert_ne!(later["id"], first["id"]);
+    let again = socket.call("send_message", send("two")).await;
+    assert_eq!(again["ok"], true, "{again}");
+    assert_ne!(again["id"], sent["id"]);
+    assert_eq!(history_ids(url, room).await.len(), 4);
+}

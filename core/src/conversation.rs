@@ -16,7 +16,7 @@ use crate::db::{Database, StoreError};
 use crate::error::ApiError;
 use crate::input::{MessageDraft, first_string_field};
 use crate::limits::REACTION_KINDS_MAX;
-use crate::store::{find_room, in_one_transaction, insert_message};
+use crate::store::{find_room, in_one_transaction, store_message};
 use crate::validate::{ClientId, Content, Emoji, Sender};
 use crate::walls::{Need, wall};
 use crate::wire::{Message, ReadPosition, Unread};
@@ -466,12 +466,15 @@ pub enum Written {
 /// order, each with its own answer, as [`crate::insert_messages`] does for
 /// messages alone: a socket's messages, edits, reactions and read marks
 /// that arrive together cost one commit.
+/// A message's `client_id` is remembered for `window_ms`.
 pub fn write_batch(
     db: &impl Database,
     writes: &[Write],
+    window_ms: i64,
 ) -> Result<Vec<Result<Written, ApiError>>, StoreError> {
     in_one_transaction(db, writes, |db, write| match write {
-        Write::Message(room_id, draft) => insert_message(db, *room_id, draft).map(Written::Message),
+        Write::Message(room_id, draft) => store_message(db, *room_id, draft, window_ms)
+            .map(|stored| Written::Message(stored.message)),
         Write::Action(action) => apply(db, action).map(Written::Applied),
     })
 }
@@ -574,7 +577,7 @@ fn missing(db: &impl Database, room_id: i64) -> Result<ApiError, StoreError> {
 #[cfg(all(test, feature = "rusqlite"))]
 mod tests {
     use super::*;
-    use crate::store::{HistoryPages, MessagePage, create_room};
+    use crate::store::{HistoryPages, MessagePage, create_room, insert_message};
     use crate::validate::RoomName;
     use crate::wire::ChangeEvent;
 
@@ -911,7 +914,7 @@ mod tests {
                 json!({"room_id": 1, "message_id": id, "username": "bob", "emoji": "👍"}),
             ),
         ];
-        let results = write_batch(&conn, &writes).unwrap();
+        let results = write_batch(&conn, &writes, crate::limits::CLIENT_ID_WINDOW_MS).unwrap();
         assert!(matches!(&results[0], Ok(Written::Message(m)) if m.content == "two"));
         assert!(
             matches!(&results[1], Ok(Written::Applied(Applied::Message(m))) if m.version == Some(2))

@@ -246,13 +246,15 @@ pub fn store_message(
 
 /// Stores several messages in one transaction (one commit, one sync), in
 /// order; each gets its own answer (a missing room fails only its message).
-/// `Err` if the transaction itself failed: then none was stored.
+/// `Err` if the transaction itself failed: then none was stored. A
+/// `client_id` is remembered for `window_ms`.
 pub fn insert_messages(
     db: &impl Database,
     drafts: &[(i64, MessageDraft)],
+    window_ms: i64,
 ) -> Result<Vec<Result<Message, ApiError>>, StoreError> {
     in_one_transaction(db, drafts, |db, (room_id, draft)| {
-        insert_message(db, *room_id, draft)
+        store_message(db, *room_id, draft, window_ms).map(|stored| stored.message)
     })
 }
 
@@ -762,7 +764,7 @@ mod tests {
             (99, draft("lost")),
             (room, draft("two")),
         ];
-        let results = insert_messages(&conn, &batch).unwrap();
+        let results = insert_messages(&conn, &batch, CLIENT_ID_WINDOW_MS).unwrap();
         assert_eq!(results[1], Err(ApiError::RoomNotFound));
         let stored: Vec<_> = [&results[0], &results[2]]
             .iter()

@@ -284,7 +284,7 @@ fn store_messages(drafts: &[Draft]) -> Result<InternalReply, ApiError> {
     let stored = if valid.is_empty() {
         Vec::new()
     } else {
-        insert_messages(&SpinDb::open()?, &valid)?
+        insert_messages(&SpinDb::open()?, &valid, crate::client_id_window_ms())?
     };
     let announcer = Announcer::from_variables();
     let answers: Vec<Outcome> = outcomes

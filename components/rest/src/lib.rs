@@ -151,7 +151,7 @@ async fn prepare(route: Route, req: IncomingRequest, query: &Query) -> Result<Re
             };
             let draft = draft.with_client_id(key.as_deref())?;
             check_sender(&draft.sender, user.as_ref())?;
-            let stored = store_message(&SpinDb::open()?, id, &draft, CLIENT_ID_WINDOW_MS)?;
+            let stored = store_message(&SpinDb::open()?, id, &draft, client_id_window_ms())?;
             if !stored.replayed {
                 Announcer::from_variables().announce(&stored.message);
             }
@@ -330,6 +330,17 @@ async fn act(
         Applied::Deleted { .. } => Reply::NoContent,
         Applied::Read(read) => Reply::Found(to_value(&read)),
     })
+}
+
+/// How long a message's `client_id` is remembered: the
+/// `client_id_window_secs` variable (docs/protocol.md §3.5), 24 h unless
+/// set.
+pub(crate) fn client_id_window_ms() -> i64 {
+    spin_sdk::variables::get("client_id_window_secs")
+        .ok()
+        .and_then(|secs| secs.trim().parse::<i64>().ok())
+        .filter(|secs| *secs >= 0)
+        .map_or(CLIENT_ID_WINDOW_MS, |secs| secs.saturating_mul(1000))
 }
 
 /// The `Idempotency-Key` header (the IETF httpapi draft's; a body's

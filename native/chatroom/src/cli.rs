@@ -130,6 +130,10 @@ fn component_settings(args: &Args) -> VariableSource {
     if let Some(secret) = args.sidecar.auth_secret.as_ref().filter(|s| !s.is_empty()) {
         given.insert("SPIN_VARIABLE_AUTH_SECRET".to_owned(), secret.clone());
     }
+    given.insert(
+        "SPIN_VARIABLE_CLIENT_ID_WINDOW_SECS".to_owned(),
+        args.sidecar.client_id_window_secs.to_string(),
+    );
     if args.private_reads {
         given.insert(
             "SPIN_VARIABLE_AUTH_PRIVATE_READS".to_owned(),

@@ -176,6 +176,12 @@ pub struct SidecarFlags {
     /// How often retention is applied, in seconds.
     #[arg(long, default_value_t = 60, env = "CHATROOM_RETENTION_INTERVAL_SECS")]
     retention_interval_secs: u64,
+    /// How long a message's `client_id` is remembered, in seconds: a
+    /// repeat within it stores nothing (file mode; the component's
+    /// `client_id_window_secs` must say the same, and decides in edge
+    /// mode).
+    #[arg(long, default_value_t = 86_400, env = "CHATROOM_CLIENT_ID_WINDOW_SECS")]
+    pub client_id_window_secs: u64,
 }
 
 /// The safety poll unless `--poll-ms` says otherwise: 500 ms, or 30 s for
@@ -220,6 +226,7 @@ impl SidecarFlags {
                     .map(|n| i64::try_from(n).unwrap_or(i64::MAX)),
             },
             retention_interval: Duration::from_secs(self.retention_interval_secs.max(1)),
+            client_id_window: Duration::from_secs(self.client_id_window_secs),
             ..SidecarConfig::with_source(source)
         }
     }

@@ -100,6 +100,8 @@ pub struct Chat {
     pub auth: Option<TokenKey>,
     /// Who is typing where.
     pub typing: Arc<TypingBoard>,
+    /// How long a message's `client_id` is remembered (file mode).
+    pub client_id_window_ms: i64,
 }
 
 /// One unit of work for a connection's task.
@@ -553,7 +555,9 @@ async fn store_writes(
     let stored = if writes.is_empty() {
         Ok(Vec::new())
     } else {
-        chat.store.write_batch(writes).await
+        chat.store
+            .write_batch(writes, chat.client_id_window_ms)
+            .await
     };
     let changed = |w: &Result<Written, ApiError>| {
         matches!(

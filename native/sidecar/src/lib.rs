@@ -140,6 +140,9 @@ pub struct SidecarConfig {
     pub retention: Retention,
     /// How often the retention policy is applied.
     pub retention_interval: Duration,
+    /// How long a message's `client_id` is remembered (file mode; in edge
+    /// mode the component's `client_id_window_secs`).
+    pub client_id_window: Duration,
 }
 
 /// The limits on one Socket.IO connection (docs/protocol.md §3).
@@ -190,6 +193,9 @@ impl SidecarConfig {
             auth: None,
             retention: Retention::default(),
             retention_interval: RETENTION_INTERVAL,
+            client_id_window: Duration::from_millis(
+                chatroom_core::limits::CLIENT_ID_WINDOW_MS.unsigned_abs(),
+            ),
         }
     }
 }
@@ -287,6 +293,8 @@ impl Sidecar {
             connections: connections.clone(),
             auth: config.auth.clone(),
             typing,
+            client_id_window_ms: i64::try_from(config.client_id_window.as_millis())
+                .unwrap_or(i64::MAX),
         });
         events::register(&io, chat.clone());
         let (watch, redis) = match &config.source {

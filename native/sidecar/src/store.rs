@@ -87,12 +87,17 @@ impl ChatStore {
     /// Stores a socket's run of writes in order, each with its own answer:
     /// in one transaction in file mode; in edge mode through the
     /// component, runs of messages in one request and actions one by one.
+    /// A message's `client_id` is remembered for `window_ms` (in edge mode
+    /// the component's `client_id_window_secs` decides).
     pub async fn write_batch(
         &self,
         writes: Vec<Write>,
+        window_ms: i64,
     ) -> Result<Vec<Result<Written, ApiError>>, StoreError> {
         let api = match self {
-            ChatStore::File(db) => return db.write(move |c| write_batch(c, &writes)).await,
+            ChatStore::File(db) => {
+                return db.write(move |c| write_batch(c, &writes, window_ms)).await;
+            }
             ChatStore::Edge(api) => api,
         };
         let mut results = Vec::with_capacity(writes.len());
