@@ -12,6 +12,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use chatroom_core::limits::CLIENT_ID_WINDOW_MS;
 use chatroom_core::{MessageDraft, Retention, insert_messages};
 use chatroom_front::access::AccessConfig;
 use chatroom_tests::DefaultRun;
@@ -53,7 +54,7 @@ fn old_history(db: &Path, room: i64, n: usize, tag: &str) -> Vec<i64> {
             )
         })
         .collect();
-    let ids = insert_messages(&conn, &drafts)
+    let ids = insert_messages(&conn, &drafts, CLIENT_ID_WINDOW_MS)
         .expect("insert")
         .into_iter()
         .map(|m| m.expect("stored").id)
