@@ -247,3 +247,60 @@ async fn a_key_names_a_new_message_once_the_window_has_passed() {
     assert_ne!(again["id"], sent["id"]);
     assert_eq!(history_ids(url, room).await.len(), 4);
 }
+
+/// A sidecar killed with `kill -9` between storing messages and the
+/// client seeing their acks: the client reconnects to the restarted
+/// sidecar and sends every message it has no ack for again, with the same
+/// `client_id`s. Those stored before the kill keep their ids, the rest
+/// are stored now, and the room holds each once (the keys live in the
+/// database, not in the process that died).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_after_the_sidecar_died_unacknowledged_is_one_message() {
+    let rest = chatroom_tests::TestServer::start().await;
+    let bin = Path::new(env!("CARGO_BIN_EXE_sidecar-process"));
+    let mut sidecar = SidecarProcess::start(bin, &rest.db_path, &rest.url).await;
+    let url = sidecar.url.clone();
+    let room = create_room(&url, "Killed").await;
+    let send = |i: usize| json!({"room_id": room, "message": format!("m{i}"), "client_id": format!("k{i}")});
+
+    let first = SocketClient::connect(&url).await;
+    first.join(room, "alice").await;
+    // Sent without waiting for acks: this client never sees them.
+    for i in 0..40 {
+        first.emit("send_message", send(i)).await;
+    }
+    // Killed once some are stored (read from the REST host, not the
+    // sidecar), whatever its acks were doing.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let before = loop {
+        let stored = history_ids(&rest.url, room).await;
+        if stored.len() >= 5 {
+            break stored;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "nothing stored");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    sidecar.kill_9();
+    let at_kill = history_ids(&rest.url, room).await;
+    assert!(at_kill.len() >= before.len());
+    sidecar.restart().await;
+
+    let again = SocketClient::connect(&url).await;
+    again.join(room, "alice").await;
+    let mut acked = Vec::new();
+    for i in 0..40 {
+        let ack = again.call("send_message", send(i)).await;
+        assert_eq!(ack["ok"], true, "{ack}");
+        acked.push(ack["id"].as_i64().unwrap());
+    }
+    assert_eq!(
+        &acked[..at_kill.len()],
+        &at_kill[..],
+        "stored before the kill"
+    );
+    assert_eq!(
+        history_ids(&rest.url, room).await,
+        acked,
+        "each once, in order"
+    );
+}
