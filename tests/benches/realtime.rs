@@ -74,14 +74,26 @@ fn cpu_and_rss(pid: u32) -> (f64, f64) {
     (ticks / 100.0, rss_kib / 1024.0)
 }
 
-/// One sender, `clients.len()` receivers, `messages` sent back to back.
-async fn fan_out(url: &str, room: i64, clients: &[SocketClient], messages: usize) {
+/// One sender, `clients.len()` receivers, `messages` sent back to back
+/// (each with a `client_id` `{prefix}-{i}` when `keys` names a prefix).
+async fn fan_out(
+    url: &str,
+    room: i64,
+    clients: &[SocketClient],
+    messages: usize,
+    keys: Option<&str>,
+) {
     let sender = SocketClient::connect(url).await;
-    let f = bench::fan_out(&sender, room, clients, messages).await;
+    let f = bench::fan_out_keyed(&sender, room, clients, messages, keys).await;
     println!(
-        "fan-out, {:>4} clients x {:>3} messages              {:>9.0} deliveries/s ({} in {:.3} s, {} out of the sender's order)",
+        "fan-out, {:>4} clients x {:>3} messages{} {:>9.0} deliveries/s ({} in {:.3} s, {} out of the sender's order)",
         clients.len(),
         messages,
+        if keys.is_some() {
+            ", client_ids"
+        } else {
+            "            "
+        },
         f.per_sec(),
         f.deliveries,
         f.secs,
@@ -233,7 +245,12 @@ async fn main() {
         }
     }
     report("socket send -> each of 100 sockets", &mut samples);
-    fan_out(&url, room, &clients, 200).await;
+    // Without and with client_ids, alternating: what remembering keys costs.
+    fan_out(&url, room, &clients, 200, None).await;
+    for round in 0..2 {
+        fan_out(&url, room, &clients, 200, Some(&format!("fan{round}"))).await;
+        fan_out(&url, room, &clients, 200, None).await;
+    }
     // The same room with edits, reactions and typing mixed in.
     let sender = SocketClient::connect(&url).await;
     let f = bench::fan_out_mixed(&sender, room, &clients, 200).await;
@@ -251,7 +268,7 @@ async fn main() {
     // 1000 clients: fan-out, then idle.
     let room = create_room(&url, "thousand").await;
     let clients = joined_clients(&url, room, 1000, "u").await;
-    fan_out(&url, room, &clients, 20).await;
+    fan_out(&url, room, &clients, 20, None).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let pid = sidecar_unlimited.pid();
     let (cpu0, _) = cpu_and_rss(pid);

@@ -147,7 +147,13 @@ impl Figures {
 enum Load {
     Get(&'static str),
     Post(&'static str),
+    /// A post with a fresh `Idempotency-Key` each time (docs/protocol.md
+    /// §3.5): what remembering keys costs.
+    PostKeyed(&'static str),
 }
+
+/// Numbers the keyed posts of the whole bench, so no two share a key.
+static KEYS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 fn request(load: Load, addr: SocketAddr, n: u64) -> hyper::Request<Full<Bytes>> {
     let builder = hyper::Request::builder().header(hyper::header::HOST, addr.to_string());
@@ -160,6 +166,17 @@ fn request(load: Load, addr: SocketAddr, n: u64) -> hyper::Request<Full<Bytes>> 
             .body(Full::new(Bytes::from(format!(
                 r#"{{"sender":"bench","message":"message number {n}"}}"#
             )))),
+        Load::PostKeyed(path) => {
+            let key = KEYS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            builder
+                .method("POST")
+                .uri(path)
+                .header(hyper::header::CONTENT_TYPE, "application/json")
+                .header("idempotency-key", format!("bench-{key}"))
+                .body(Full::new(Bytes::from(format!(
+                    r#"{{"sender":"bench","message":"message number {n}"}}"#
+                ))))
+        }
     }
     .expect("a valid request")
 }
@@ -271,6 +288,10 @@ async fn run_endpoints(server: &str, addr: SocketAddr, length: Duration) {
         (
             "POST /chatrooms/1/messages",
             Load::Post("/chatrooms/1/messages"),
+        ),
+        (
+            "POST ... with an Idempotency-Key",
+            Load::PostKeyed("/chatrooms/1/messages"),
         ),
     ];
     for (name, load) in loads {

@@ -241,6 +241,16 @@ for (const c of [alice, bob]) {
   const m = await c.next("new_message");
   check(m.content === "Hi" && m.id === ack.message.id, "socket message reaches both");
 }
+// At-least-once: a send repeated with its client_id is one message,
+// delivered once (the REST message below is the fence).
+const keyed = { room_id: room, message: "once", client_id: "js-once-1" };
+const once = await alice.call("send_message", keyed);
+const twice = await alice.call("send_message", keyed);
+check(once.ok === true && twice.ok === true && once.message.id === twice.message.id,
+  `a repeated client_id is one message ${JSON.stringify([once, twice])}`);
+for (const c of [alice, bob]) {
+  check((await c.next("new_message")).id === once.message.id, "the keyed message reaches both once");
+}
 if (TOKENS) {
   const [s403, e403] = await post(`/chatrooms/${room}/messages`, { sender: "alice", message: "spoof" }, "carol");
   check(s403 === 403 && e403.code === "sender_mismatch", "REST spoofing refused");

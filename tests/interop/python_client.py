@@ -250,6 +250,16 @@ async def main():
             m = await c.next("new_message")
             check(m["content"] == "Hi" and m["sender"] == "alice", f"socket message: {m}")
 
+        # At-least-once: a send repeated with its client_id is one message,
+        # delivered once (the REST message below is the fence).
+        keyed = {"room_id": room, "sender": "alice", "message": "once", "client_id": "py-once-1"}
+        first, again = await alice.call("send_message", keyed), await alice.call("send_message", keyed)
+        check(first.get("ok") is True and again.get("ok") is True
+              and first["message"]["id"] == again["message"]["id"], f"repeat: {first} {again}")
+        for c in (alice, bob):
+            m = await c.next("new_message")
+            check(m["id"] == first["message"]["id"], f"keyed message: {m}")
+
         if TOKENS:
             async with http.post(f"{URL}/chatrooms/{room}/messages", headers=as_user("carol"),
                                  json={"sender": "alice", "message": "spoof"}) as r:

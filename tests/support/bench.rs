@@ -47,14 +47,25 @@ pub async fn fan_out(
     members: &[SocketClient],
     messages: usize,
 ) -> FanOut {
+    fan_out_keyed(sender, room, members, messages, None).await
+}
+
+/// [`fan_out`], each message with a `client_id` (`{prefix}-{i}`) when
+/// `keys` names a prefix: what remembering keys costs.
+pub async fn fan_out_keyed(
+    sender: &SocketClient,
+    room: i64,
+    members: &[SocketClient],
+    messages: usize,
+    keys: Option<&str>,
+) -> FanOut {
     let start = Instant::now();
     for i in 0..messages {
-        sender
-            .emit(
-                "send_message",
-                json!({"room_id": room, "sender": "fan", "message": format!("{i}")}),
-            )
-            .await;
+        let mut payload = json!({"room_id": room, "sender": "fan", "message": format!("{i}")});
+        if let Some(prefix) = keys {
+            payload["client_id"] = format!("{prefix}-{i}").into();
+        }
+        sender.emit("send_message", payload).await;
     }
     // The sender's numbers, each one more than the last.
     let number = |m: &Value| {
