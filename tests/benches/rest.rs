@@ -9,6 +9,13 @@
 //! count and load average are printed beside the figures: the load
 //! generator and the server share this machine.
 //!
+//! With the peer installed (`../shared/peers/node-chat`, or `PEER_DIR`:
+//! a plain Node.js backend, express + socket.io + better-sqlite3, after
+//! its `npm ci`), the same load runs against it in the same run, right
+//! after the default run, on a fresh database seeded the same way: a
+//! figure without a peer beside it cannot tell a slower program from a
+//! slower day.
+//!
 //! Run: `cargo bench -p chatroom-tests --bench rest`
 //! (`BENCH_SECONDS` sets each run's length, default 8).
 
@@ -91,6 +98,26 @@ fn start_default_run(binary: &Path, cache: &Path) -> Server {
         .arg("--compile-cache")
         .arg(cache)
         .env("RUST_LOG", "warn");
+    spawn(cmd, addr, state)
+}
+
+/// The peer's directory, when its packages are installed.
+fn peer_dir() -> Option<PathBuf> {
+    let dir = std::env::var_os("PEER_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("../shared/peers/node-chat"));
+    dir.join("node_modules").is_dir().then_some(dir)
+}
+
+fn start_peer(dir: &Path) -> Server {
+    let addr = free_addr();
+    let state = tempfile::tempdir().expect("state dir");
+    let mut cmd = Command::new("node");
+    cmd.arg(dir.join("server.js"))
+        .env("PORT", addr.port().to_string())
+        .env("HOST", "127.0.0.1")
+        .env("DB_PATH", state.path().join("chat.db"))
+        .env("QUIET", "1");
     spawn(cmd, addr, state)
 }
 
@@ -364,6 +391,13 @@ fn main() {
             let server = start_default_run(&binary, cache.path());
             run_endpoints("default run", server.addr, length).await;
             rest_to_socket(server.addr).await;
+        }
+        match peer_dir() {
+            Some(dir) => {
+                let server = start_peer(&dir);
+                run_endpoints("node-chat", server.addr, length).await;
+            }
+            None => println!("node-chat: the peer is not installed (PEER_DIR); not measured"),
         }
         let warm = startup(&binary, cache.path()).await;
         println!(
