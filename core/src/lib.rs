@@ -47,7 +47,10 @@ pub use input::{
     message_id_field, room_id_field,
 };
 pub use request::{Query, check_path, path_segment};
-pub use retention::{PruneStep, Retention, check_kept, prune_step};
+pub use retention::{
+    PruneRange, PruneSearch, PruneStep, Retention, check_kept, find_prunable, prune_range,
+    prune_step,
+};
 pub use schema::{SCHEMA_VERSION, migrate};
 pub use store::{
     HistoryPages, MessagePage, PageDirection, RoomPages, Stored, create_room, find_room,

@@ -86,55 +86,123 @@ const PRUNE_MESSAGES: &str = "DELETE FROM messages WHERE room_id = ?1 AND id > ?
 /// nothing for a message that is not there).
 const PRUNE_REACTIONS: &str = "DELETE FROM reactions WHERE message_id > ?1 AND message_id <= ?2 \
      AND NOT EXISTS (SELECT 1 FROM messages WHERE id = reactions.message_id)";
-const SET_HORIZON: &str = "UPDATE chatrooms SET pruned_through = ?2 WHERE id = ?1";
+const SET_HORIZON: &str =
+    "UPDATE chatrooms SET pruned_through = max(pruned_through, ?2) WHERE id = ?1";
 const HORIZON: &str = "SELECT pruned_through FROM chatrooms WHERE id = ?1";
 
-/// Prunes one batch in the first room from `from_room` on that has
-/// anything to prune under `policy`, looking at
-/// [`PRUNE_ROOMS_PER_STEP`] rooms at most. Each step is one short
-/// transaction: a caller steps until `next_room` is `None`, giving
-/// writers their turn in between.
+/// A room's next batch to prune: changes in `(after, through]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PruneRange {
+    pub room: i64,
+    pub after: i64,
+    pub through: i64,
+}
+
+/// What [`find_prunable`] found: the next batch, if any room has one, and
+/// where the search goes on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PruneSearch {
+    pub range: Option<PruneRange>,
+    /// The room the search after this one starts at, had nothing been
+    /// found; `None` once every room was seen.
+    next_room: Option<i64>,
+}
+
+impl PruneSearch {
+    /// The step, once `pruned` rows of [`PruneSearch::range`] went: a full
+    /// batch may have left more in its room, so the next step starts there.
+    pub fn step(&self, pruned: i64) -> PruneStep {
+        let next_room = match self.range {
+            Some(range) if pruned >= PRUNE_BATCH_ROWS => Some(range.room),
+            Some(range) => Some(range.room + 1),
+            None => self.next_room,
+        };
+        PruneStep { pruned, next_room }
+    }
+}
+
+/// Finds the first room from `from_room` on with anything to prune under
+/// `policy`, looking at [`PRUNE_ROOMS_PER_STEP`] rooms at most, and the
+/// batch it would prune. Reads only: the search holds no write lock (a
+/// file-mode sidecar runs it beside its writers), and what it finds stays
+/// prunable, since rows only get older and rooms only fuller.
+pub fn find_prunable(
+    db: &impl Database,
+    policy: &Retention,
+    from_room: i64,
+) -> Result<PruneSearch, StoreError> {
+    if !policy.is_on() {
+        return Ok(PruneSearch {
+            range: None,
+            next_room: None,
+        });
+    }
+    let rooms = db.query(ROOMS_FROM, &[from_room.into(), PRUNE_ROOMS_PER_STEP.into()])?;
+    for row in &rooms {
+        let (room, after) = (row.int(0)?, row.int(1)?);
+        if let Some(through) = prune_through(db, policy, room, after)? {
+            return Ok(PruneSearch {
+                range: Some(PruneRange {
+                    room,
+                    after,
+                    through,
+                }),
+                next_room: None,
+            });
+        }
+    }
+    let next_room = match rooms.last() {
+        Some(last) if (rooms.len() as i64) >= PRUNE_ROOMS_PER_STEP => Some(last.int(0)? + 1),
+        _ => None,
+    };
+    Ok(PruneSearch {
+        range: None,
+        next_room,
+    })
+}
+
+/// Prunes `range` in one short write transaction: its changes, the later
+/// edits, deletes and reactions of its messages, the messages and their
+/// reactions, and moves the room's horizon. Another pruner that got there
+/// first leaves less (or nothing) to do. How many change-log rows went.
+pub fn prune_range(db: &impl Database, range: &PruneRange) -> Result<i64, ApiError> {
+    transaction(db, |db| {
+        let after = db
+            .query(HORIZON, &[range.room.into()])?
+            .first()
+            .map(|row| row.int(0))
+            .transpose()?
+            .unwrap_or(0)
+            .max(range.after);
+        if range.through <= after {
+            return Ok(0);
+        }
+        // A remote libSQL store may refuse pragmas: that stops nothing.
+        let _ = db.query(SECURE_DELETE, &[]);
+        let rows: [Value; 3] = [range.room.into(), after.into(), range.through.into()];
+        db.query(PRUNE_LATER_CHANGES, &rows)?;
+        let pruned = db.query(PRUNE_CHANGES, &rows)?.len() as i64;
+        db.query(PRUNE_MESSAGES, &rows)?;
+        db.query(PRUNE_REACTIONS, &rows[1..])?;
+        db.query(SET_HORIZON, &[range.room.into(), range.through.into()])?;
+        Ok(pruned)
+    })
+}
+
+/// One step: [`find_prunable`], then [`prune_range`] on what it found. A
+/// caller steps until `next_room` is `None`, giving writers their turn in
+/// between.
 pub fn prune_step(
     db: &impl Database,
     policy: &Retention,
     from_room: i64,
 ) -> Result<PruneStep, ApiError> {
-    if !policy.is_on() {
-        return Ok(PruneStep::default());
-    }
-    transaction(db, |db| {
-        let rooms = db.query(ROOMS_FROM, &[from_room.into(), PRUNE_ROOMS_PER_STEP.into()])?;
-        let mut next_room = None;
-        for row in &rooms {
-            let (room, horizon) = (row.int(0)?, row.int(1)?);
-            next_room = Some(room + 1);
-            let Some(through) = prune_through(db, policy, room, horizon)? else {
-                continue;
-            };
-            // A remote libSQL store may refuse pragmas: that stops nothing.
-            let _ = db.query(SECURE_DELETE, &[]);
-            let range: [Value; 3] = [room.into(), horizon.into(), through.into()];
-            db.query(PRUNE_LATER_CHANGES, &range)?;
-            let pruned = db.query(PRUNE_CHANGES, &range)?.len() as i64;
-            db.query(PRUNE_MESSAGES, &range)?;
-            db.query(PRUNE_REACTIONS, &range[1..])?;
-            db.query(SET_HORIZON, &[room.into(), through.into()])?;
-            // A full batch may have left more in this room: start there.
-            let next_room = if pruned >= PRUNE_BATCH_ROWS {
-                Some(room)
-            } else {
-                Some(room + 1)
-            };
-            return Ok(PruneStep { pruned, next_room });
-        }
-        if (rooms.len() as i64) < PRUNE_ROOMS_PER_STEP {
-            next_room = None;
-        }
-        Ok(PruneStep {
-            pruned: 0,
-            next_room,
-        })
-    })
+    let search = find_prunable(db, policy, from_room)?;
+    let pruned = match &search.range {
+        Some(range) => prune_range(db, range)?,
+        None => 0,
+    };
+    Ok(search.step(pruned))
 }
 
 /// How far room `room` (pruned through `horizon`) is pruned next: the

@@ -1,8 +1,8 @@
 //! `RetentionPruner`: applies the operator's retention policy
-//! (docs/protocol.md §4.6) every `interval`, one bounded step at a time
-//! (`chatroom_core::prune_step`, one short transaction each, at the
-//! file's write gate like any write), so writers and delivery go on
-//! between steps. In file mode the eraser then truncates the write-ahead
+//! (docs/protocol.md §4.6) every `interval`, one bounded step at a time:
+//! the search for the next batch reads beside the writers, and the batch
+//! itself is one short transaction at the file's write gate like any
+//! write, so writers and delivery go on between steps. In file mode the eraser then truncates the write-ahead
 //! log, so the pruned text leaves the disk; in edge mode each step is a
 //! call of the component's internal API. Several sidecars pruning one
 //! store is harmless: a step only prunes what the policy lets go.

@@ -9,7 +9,8 @@ use chatroom_core::internal::LeaseState;
 use chatroom_core::limits::HISTORY_PAGE_ROWS;
 use chatroom_core::{
     ApiError, Change, PruneStep, Retention, RoomAccess, StoreError, Write, Written, changes_after,
-    latest_seq, presence, prune_step, room_access, room_changes, truncate_wal, write_batch,
+    find_prunable, latest_seq, presence, prune_range, room_access, room_changes, truncate_wal,
+    write_batch,
 };
 
 use crate::db::Db;
@@ -79,7 +80,18 @@ impl ChatStore {
         from_room: i64,
     ) -> Result<PruneStep, ApiError> {
         match self {
-            ChatStore::File(db) => db.write(move |c| prune_step(c, &policy, from_room)).await,
+            // The search reads beside the writers; only the batch itself
+            // takes the write gate.
+            ChatStore::File(db) => {
+                let search = db
+                    .run(move |c| find_prunable(c, &policy, from_room))
+                    .await?;
+                let pruned = match search.range {
+                    Some(range) => db.write(move |c| prune_range(c, &range)).await?,
+                    None => 0,
+                };
+                Ok(search.step(pruned))
+            }
             ChatStore::Edge(api) => api.prune_step(policy, from_room).await,
         }
     }
