@@ -575,7 +575,7 @@ fn missing(db: &impl Database, room_id: i64) -> Result<ApiError, StoreError> {
 }
 
 #[cfg(all(test, feature = "rusqlite"))]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::store::{HistoryPages, MessagePage, create_room, insert_message};
     use crate::validate::RoomName;
@@ -595,7 +595,12 @@ mod tests {
         insert_message(db, room, &d).unwrap().id
     }
 
-    fn act(db: &rusqlite::Connection, kind: ActionKind, v: Value) -> Result<Applied, ApiError> {
+    /// Applies the action `kind` with payload `v`, as a socket would ask.
+    pub(crate) fn act(
+        db: &rusqlite::Connection,
+        kind: ActionKind,
+        v: Value,
+    ) -> Result<Applied, ApiError> {
         let action = Action::from_object(kind, v.as_object().unwrap(), Actor::default())?;
         apply(db, &action)
     }

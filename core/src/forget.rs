@@ -77,7 +77,7 @@ mod tests {
     use crate::input::MessageDraft;
     use crate::store::{create_room, insert_message};
     use crate::validate::RoomName;
-    use crate::{Action, ActionKind, Actor, ChangeEvent, apply};
+    use crate::{ActionKind, ChangeEvent};
     use serde_json::json;
 
     #[test]
@@ -91,10 +91,8 @@ mod tests {
         };
         let mine: Vec<i64> = (0..3).map(|i| post("alice", &format!("a{i}"))).collect();
         let bobs = post("bob", "b");
-        let act = |kind, v: serde_json::Value| {
-            let action =
-                Action::from_object(kind, v.as_object().unwrap(), Actor::default()).unwrap();
-            apply(&db, &action).unwrap();
+        let act = |kind, v| {
+            crate::conversation::tests::act(&db, kind, v).unwrap();
         };
         act(
             ActionKind::AddReaction,

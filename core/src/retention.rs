@@ -266,10 +266,10 @@ pub fn check_kept(db: &impl Database, room: i64, after: i64) -> Result<(), ApiEr
 #[cfg(all(test, feature = "rusqlite"))]
 mod tests {
     use super::*;
+    use crate::ActionKind;
     use crate::input::MessageDraft;
     use crate::store::{create_room, insert_message};
     use crate::validate::RoomName;
-    use crate::{Action, ActionKind, Actor, apply};
     use serde_json::json;
 
     fn count(db: &rusqlite::Connection, sql: &str) -> i64 {
@@ -307,10 +307,8 @@ mod tests {
         )
         .unwrap();
         // Later (now): a reaction to and an edit of the oldest message.
-        let act = |kind, v: serde_json::Value| {
-            let action =
-                Action::from_object(kind, v.as_object().unwrap(), Actor::default()).unwrap();
-            apply(&db, &action).unwrap();
+        let act = |kind, v| {
+            crate::conversation::tests::act(&db, kind, v).unwrap();
         };
         act(
             ActionKind::AddReaction,
