@@ -16,6 +16,13 @@
 //! figure without a peer beside it cannot tell a slower program from a
 //! slower day.
 //!
+//! Each server runs `BENCH_ROUNDS` times (default 2), afresh each time,
+//! the two alternating which goes first; besides the endpoints, each run
+//! measures REST-to-socket latency, `join_room` acks with 100 sockets
+//! joining at once, and fan-out of 200 messages to them (the default run
+//! with `--event-rate 0`, as the peer has no limit). The medians, side by
+//! side with their ratio, end the output as a table.
+//!
 //! Run: `cargo bench -p chatroom-tests --bench rest`
 //! (`BENCH_SECONDS` sets each run's length, default 8).
 
@@ -97,6 +104,8 @@ fn start_default_run(binary: &Path, cache: &Path) -> Server {
         .arg(state.path())
         .arg("--compile-cache")
         .arg(cache)
+        // As the peer, which has no rate limit (fan-out sends 200 at once).
+        .args(["--event-rate", "0"])
         .env("RUST_LOG", "warn");
     spawn(cmd, addr, state)
 }
@@ -153,7 +162,8 @@ struct Figures {
 }
 
 impl Figures {
-    fn print(&mut self, server: &str, endpoint: &str) {
+    /// Prints the figures; the requests per second.
+    fn print(&mut self, server: &str, endpoint: &str) -> f64 {
         self.latencies.sort();
         let at = |p: f64| {
             let i = ((self.latencies.len().max(1) - 1) as f64 * p).round() as usize;
@@ -166,6 +176,7 @@ impl Figures {
             at(0.99).as_secs_f64() * 1e3,
             self.errors,
         );
+        self.requests as f64 / self.elapsed.as_secs_f64()
     }
 }
 
@@ -300,7 +311,9 @@ fn machine() -> String {
     )
 }
 
-async fn run_endpoints(server: &str, addr: SocketAddr, length: Duration) {
+/// Every endpoint's load on a fresh, seeded server: the requests per
+/// second of each, by name.
+async fn run_endpoints(server: &str, addr: SocketAddr, length: Duration) -> Vec<(String, f64)> {
     let base = format!("http://{addr}");
     wait_until_up(&base).await;
     let room = seed(&base).await;
@@ -321,9 +334,12 @@ async fn run_endpoints(server: &str, addr: SocketAddr, length: Duration) {
             Load::PostKeyed("/chatrooms/1/messages"),
         ),
     ];
+    let mut figures = Vec::new();
     for (name, load) in loads {
-        measure(addr, load, length).await.print(server, name);
+        let per_sec = measure(addr, load, length).await.print(server, name);
+        figures.push((format!("{name}, req/s"), per_sec));
     }
+    figures
 }
 
 /// Start-up of the built binary with a warm cache: spawn to first answer.
@@ -340,8 +356,8 @@ async fn startup(binary: &Path, cache: &Path) -> Duration {
     }
 }
 
-/// REST-to-socket latency in the default run: POST, then the socket event.
-async fn rest_to_socket(addr: SocketAddr) {
+/// REST-to-socket latency: POST, then the socket event; the p50 in ms.
+async fn rest_to_socket(server: &str, addr: SocketAddr) -> f64 {
     let base = format!("http://{addr}");
     let room = create_room(&base, "latency").await;
     let client = SocketClient::connect(&base).await;
@@ -365,12 +381,82 @@ async fn rest_to_socket(addr: SocketAddr) {
     let at = |p: f64| samples[((samples.len() - 1) as f64 * p).round() as usize];
     println!(
         "{:<12} {:<34} p50 {:>7.2} ms  p99 {:>7.2} ms  (n={})",
-        "default run",
+        server,
         "REST POST -> socket new_message",
         at(0.5).as_secs_f64() * 1e3,
         at(0.99).as_secs_f64() * 1e3,
         samples.len()
     );
+    at(0.5).as_secs_f64() * 1e3
+}
+
+/// 100 sockets joining one room at once (join ack p50, ms), then fan-out
+/// to them of 200 messages sent back to back (deliveries per second).
+async fn joins_and_fan_out(server: &str, addr: SocketAddr) -> (f64, f64) {
+    let base = format!("http://{addr}");
+    let room = create_room(&base, "fan-out").await;
+    let mut clients = Vec::new();
+    for _ in 0..100 {
+        clients.push(SocketClient::connect(&base).await);
+    }
+    let joins = clients.iter().enumerate().map(|(i, c)| async move {
+        let started = Instant::now();
+        let ack = c
+            .call(
+                "join_room",
+                serde_json::json!({"room_id": room, "username": format!("m{i}")}),
+            )
+            .await;
+        assert_eq!(ack["ok"], true, "{ack}");
+        started.elapsed()
+    });
+    let mut acks = futures_util::future::join_all(joins).await;
+    acks.sort();
+    let join_p50 = acks[acks.len() / 2].as_secs_f64() * 1e3;
+    let sender = SocketClient::connect(&base).await;
+    let fan = chatroom_tests::bench::fan_out(&sender, room, &clients, 200).await;
+    println!(
+        "{server:<12} {:<34} p50 {join_p50:>7.2} ms; fan-out 100 x 200 {:>9.0} deliveries/s ({} out of order)",
+        "join_room ack, 100 at once",
+        fan.per_sec(),
+        fan.out_of_order
+    );
+    (join_p50, fan.per_sec())
+}
+
+/// One server's figures, fresh: the endpoints, then the sockets.
+async fn run_all(server: &str, addr: SocketAddr, length: Duration) -> Vec<(String, f64)> {
+    let mut figures = run_endpoints(server, addr, length).await;
+    figures.push((
+        "REST POST -> socket, p50 ms".to_owned(),
+        rest_to_socket(server, addr).await,
+    ));
+    let (join, fan) = joins_and_fan_out(server, addr).await;
+    figures.push(("join_room ack (100 at once), p50 ms".to_owned(), join));
+    figures.push(("fan-out 100 x 200, deliveries/s".to_owned(), fan));
+    figures
+}
+
+/// The median of each figure over the rounds of each server, side by side,
+/// with their ratio.
+fn print_side_by_side(ours: &[Vec<(String, f64)>], peer: &[Vec<(String, f64)>]) {
+    let median = |runs: &[Vec<(String, f64)>], i: usize| {
+        let mut v: Vec<f64> = runs.iter().map(|r| r[i].1).collect();
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    println!(
+        "\n| figure (median of {} rounds each, alternating) | chatroom | node-chat | ratio |",
+        ours.len()
+    );
+    println!("|---|---|---|---|");
+    for (i, (name, _)) in ours[0].iter().enumerate() {
+        let (a, b) = (median(ours, i), median(peer, i));
+        // Latencies: lower is better, so the ratio says how many times
+        // faster chatroom is either way.
+        let ratio = if name.ends_with("ms") { b / a } else { a / b };
+        println!("| {name} | {a:.2} | {b:.2} | {ratio:.2}x |");
+    }
 }
 
 fn main() {
@@ -380,6 +466,11 @@ fn main() {
             .and_then(|s| s.parse().ok())
             .unwrap_or(8),
     );
+    let rounds: usize = std::env::var("BENCH_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2)
+        .max(1);
     let binary = default_run_binary();
     let cache = tempfile::tempdir().expect("cache dir");
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -387,17 +478,30 @@ fn main() {
         .build()
         .expect("runtime");
     runtime.block_on(async {
-        {
-            let server = start_default_run(&binary, cache.path());
-            run_endpoints("default run", server.addr, length).await;
-            rest_to_socket(server.addr).await;
+        // Each round starts both afresh, in alternating order.
+        let peer = peer_dir();
+        if peer.is_none() {
+            println!("node-chat: the peer is not installed (PEER_DIR); not measured");
         }
-        match peer_dir() {
-            Some(dir) => {
-                let server = start_peer(&dir);
-                run_endpoints("node-chat", server.addr, length).await;
+        let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+        for round in 0..rounds {
+            let peer_first = round % 2 == 1;
+            for peer_turn in [peer_first, !peer_first] {
+                match (&peer, peer_turn) {
+                    (Some(dir), true) => {
+                        let server = start_peer(dir);
+                        theirs.push(run_all("node-chat", server.addr, length).await);
+                    }
+                    (None, true) => {}
+                    (_, false) => {
+                        let server = start_default_run(&binary, cache.path());
+                        ours.push(run_all("default run", server.addr, length).await);
+                    }
+                }
             }
-            None => println!("node-chat: the peer is not installed (PEER_DIR); not measured"),
+        }
+        if !theirs.is_empty() {
+            print_side_by_side(&ours, &theirs);
         }
         let warm = startup(&binary, cache.path()).await;
         println!(
