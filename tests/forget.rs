@@ -5,7 +5,6 @@
 //! read positions go, and their texts leave the database files.
 
 use std::sync::OnceLock;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use chatroom_core::auth::TokenKey;
 use chatroom_front::access::AccessConfig;
@@ -19,14 +18,7 @@ use serde_json::json;
 const SECRET: &str = "forget-test-secret";
 
 fn token(user: &str, roles: &[&str]) -> String {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    TokenKey::new(SECRET)
-        .unwrap()
-        .sign_with_roles(user, now + 600, roles)
-        .unwrap()
+    chatroom_tests::tokens::signed(SECRET, user, roles)
 }
 
 fn auth_host() -> &'static SpinHost {
@@ -34,18 +26,6 @@ fn auth_host() -> &'static SpinHost {
     HOST.get_or_init(|| {
         chatroom_tests::host_with_variables(&[("SPIN_VARIABLE_AUTH_SECRET", SECRET)])
     })
-}
-
-fn database_holds(db: &std::path::Path, text: &str) -> bool {
-    let dir = db.parent().expect("a state directory");
-    std::fs::read_dir(dir)
-        .expect("the state directory")
-        .filter_map(Result::ok)
-        .filter(|e| e.file_name().to_string_lossy().starts_with("sqlite_db.db"))
-        .any(|e| {
-            let bytes = std::fs::read(e.path()).unwrap_or_default();
-            bytes.windows(text.len()).any(|w| w == text.as_bytes())
-        })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -182,14 +162,7 @@ async fn a_user_erased_leaves_tombstones_everyone_sees() {
         alices[2]
     );
     // And the text has left the files.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while database_holds(&run.db_path, &secret) {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the text is still on disk"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    chatroom_tests::disk::erased(&run.db_path, &secret).await;
 
     // An operator erases anyone; a repeat erases nothing more.
     let root = token("root", &["admin"]);

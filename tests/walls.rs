@@ -11,7 +11,6 @@
 
 use std::path::Path;
 use std::sync::OnceLock;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use chatroom_core::auth::TokenKey;
 use chatroom_front::access::AccessConfig;
@@ -28,25 +27,11 @@ use serde_json::{Value, json};
 const SECRET: &str = "walls-test-secret";
 
 fn token(user: &str) -> String {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    TokenKey::new(SECRET)
-        .unwrap()
-        .sign(user, now + 600)
-        .unwrap()
+    chatroom_tests::tokens::signed(SECRET, user, &[])
 }
 
 fn operator_token(user: &str) -> String {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    TokenKey::new(SECRET)
-        .unwrap()
-        .sign_with_roles(user, now + 600, &["admin"])
-        .unwrap()
+    chatroom_tests::tokens::signed(SECRET, user, &["admin"])
 }
 
 fn auth_host() -> &'static SpinHost {

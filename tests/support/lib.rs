@@ -25,6 +25,7 @@ pub mod redis;
 pub mod socket;
 pub mod spin;
 pub mod tls;
+pub mod tokens;
 
 /// The workspace root (where `spin.toml` is).
 pub fn workspace_root() -> PathBuf {
