@@ -134,10 +134,13 @@ fn engine(limits: &HostLimits) -> anyhow::Result<Engine> {
         .total_tables(slots.saturating_mul(4))
         .total_stacks(slots)
         .max_memory_size(limits.max_instance_memory)
-        // Keep the first 2 MiB of each memory mapped between uses: only the
-        // pages a request dirtied are reset (Linux's pagemap scan), which
-        // is cheaper than giving them back and faulting them in again.
-        .linear_memory_keep_resident(2 << 20)
+        // Nothing is kept resident between uses: what an instance touched
+        // is given back (`madvise`) and faulted in again by the next. Kept
+        // resident, every page a slot ever touched is reset by hand on each
+        // use: the pagemap scan cannot see which pages this use wrote
+        // without userfaultfd, so it reports them all, and that `memset`
+        // was a third of a request's CPU (docs/benchmarks.md, issue 29).
+        .linear_memory_keep_resident(0)
         .table_keep_resident(16 << 10)
         // Return memory to the kernel several slots at a time: each
         // `madvise` interrupts every core running this process.
