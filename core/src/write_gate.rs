@@ -68,6 +68,18 @@ impl WriteGate {
     }
 }
 
+impl WriteGate {
+    /// The turn now, if nobody holds or waits for the gate; never waits.
+    pub fn try_acquire(self: &Arc<Self>) -> Option<WritePermit> {
+        let mut turns = self.state.lock();
+        if turns.serving != turns.next {
+            return None;
+        }
+        turns.next += 1;
+        Some(WritePermit { gate: self.clone() })
+    }
+}
+
 impl Drop for WritePermit {
     fn drop(&mut self) {
         self.gate.state.lock().advance();
@@ -103,6 +115,23 @@ mod tests {
             w.join().unwrap();
         }
         assert_eq!(*order.lock(), [0, 1, 2, 3]);
+    }
+
+    #[test]
+    fn trying_takes_a_free_gate_and_never_jumps_the_queue() {
+        let gate = Arc::new(WriteGate::default());
+        let held = gate.try_acquire().expect("a free gate is taken at once");
+        assert!(gate.try_acquire().is_none(), "not while it is held");
+        let waiter = {
+            let gate = gate.clone();
+            std::thread::spawn(move || gate.acquire(Duration::from_secs(5)).is_some())
+        };
+        while gate.state.lock().next < 2 {
+            std::thread::yield_now();
+        }
+        drop(held);
+        assert!(waiter.join().unwrap(), "the waiter got its turn");
+        assert!(gate.try_acquire().is_some(), "free again once it is done");
     }
 
     #[test]

@@ -525,9 +525,16 @@ impl SpinHost {
                     .call_handle(&mut store, req, out)
                     .await
             };
-            tokio::time::timeout(deadline, run)
+            let outcome = tokio::time::timeout(deadline, run)
                 .await
-                .unwrap_or_else(|_| Err(wasmtime::Trap::Interrupt.into()))
+                .unwrap_or_else(|_| Err(wasmtime::Trap::Interrupt.into()));
+            // Let the connection write the response before the instance's
+            // memory is given back (which can take a batch of `madvise`s):
+            // woken from here it waits in this worker's own slot, which no
+            // other worker may take.
+            tokio::task::yield_now().await;
+            drop(store);
+            outcome
         });
         let head = tokio::time::timeout(self.limits.request_timeout, receiver).await;
         match head {

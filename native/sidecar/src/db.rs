@@ -6,6 +6,12 @@
 //! with the embedded Spin host in the default run), so they queue with the
 //! host's writes instead of meeting them in SQLite's lock.
 //!
+//! The tail reads first on a connection of its own, on its own thread,
+//! without the hop to the blocking pool and back ([`Db::read_here`]): its
+//! reads are short and bounded, and on the path of every delivery. That
+//! connection never waits for a lock (a checkpoint can hold readers off
+//! briefly); whatever it cannot do at once goes the usual way.
+//!
 //! Before each use the file at the path must still be the one opened: if it
 //! was deleted or replaced, every use fails loudly (socket events get a
 //! storage error, the tail stops delivering) until the sidecar is restarted
@@ -20,6 +26,8 @@ use chatroom_core::{BUSY_TIMEOUT, DatabaseFile, StoreError};
 #[derive(Clone)]
 pub struct Db {
     conn: Arc<Mutex<rusqlite::Connection>>,
+    /// The tail's: never held across a write, so never waited on long.
+    reader: Arc<Mutex<rusqlite::Connection>>,
     file: DatabaseFile,
 }
 
@@ -27,11 +35,35 @@ impl Db {
     /// Opens the file (creating it and the schema if needed).
     pub fn open(file: DatabaseFile) -> Result<Self, StoreError> {
         let conn = chatroom_core::open_file(file.path())?;
+        let reader = chatroom_core::open_file(file.path())?;
+        reader
+            .busy_handler(None)
+            .map_err(|e| StoreError::Database(e.to_string()))?;
         file.check()?;
         Ok(Db {
             conn: Arc::new(Mutex::new(conn)),
+            reader: Arc::new(Mutex::new(reader)),
             file,
         })
+    }
+
+    /// Runs `f`, a short read, right here on the reading connection (one
+    /// task's, the tail's, so its lock is never contended), or, if that
+    /// fails (busy, say), as [`Db::run`] does.
+    pub async fn read_here<T>(
+        &self,
+        f: impl Fn(&rusqlite::Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+    {
+        if self.file.check().is_ok()
+            && let Some(reader) = self.reader.try_lock()
+            && let Ok(found) = f(&reader)
+        {
+            return Ok(found);
+        }
+        self.run(f).await
     }
 
     /// Runs `f`, which reads, with the connection on the blocking pool.

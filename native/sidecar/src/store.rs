@@ -48,10 +48,11 @@ impl ChatStore {
         }
     }
 
-    /// Up to `limit` changes of any room after `after`, in `seq` order.
+    /// Up to `limit` changes of any room after `after`, in `seq` order
+    /// (the tail's read: in file mode on its own connection, here).
     pub async fn changes_after(&self, after: i64, limit: i64) -> Result<Vec<Change>, StoreError> {
         match self {
-            ChatStore::File(db) => db.run(move |c| changes_after(c, after, limit)).await,
+            ChatStore::File(db) => db.read_here(move |c| changes_after(c, after, limit)).await,
             ChatStore::Edge(api) => api.changes_after(after, limit).await,
         }
     }
