@@ -16,6 +16,48 @@ use serde_json::{Value, json};
 
 const SETTLE: Duration = Duration::from_millis(300);
 
+/// docs/protocol.md §3.3: in a room with more members than
+/// `presence_room_max`, `user_joined` and `user_left` reach only the
+/// socket they are about; at or below it, the whole room again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_a_large_room_joins_and_leaves_reach_only_their_own_socket() {
+    let stack = Stack::start_with(|c| c.limits.presence_room_max = 2).await;
+    let room = create_room(&stack.url, "Large").await;
+    let (alice, bob, carol) = (
+        stack.client().await,
+        stack.client().await,
+        stack.client().await,
+    );
+    alice.join(room, "alice").await;
+    bob.join(room, "bob").await;
+    assert_eq!(alice.expect("user_joined").await["username"], "alice");
+    assert_eq!(alice.expect("user_joined").await["username"], "bob");
+    assert_eq!(bob.expect("user_joined").await["username"], "bob");
+
+    // A third member makes the room large: carol alone hears of her
+    // join and of her leave.
+    carol.join(room, "carol").await;
+    assert_eq!(carol.expect("user_joined").await["username"], "carol");
+    let ack = carol.call("leave_room", json!({"room_id": room})).await;
+    assert_eq!(ack["ok"], true, "{ack}");
+    assert_eq!(carol.expect("user_left").await["username"], "carol");
+    // The fence: a message posted after both, which alice and bob get
+    // with no presence event before it.
+    post_message(&stack.url, room, "dave", "fence").await;
+    for c in [&alice, &bob] {
+        let next = c
+            .expect_any_n(&["user_joined", "user_left", "new_message"], 1)
+            .await;
+        assert_eq!(next[0].0, "new_message", "{next:?}");
+        assert_eq!(next[0].1["content"], "fence");
+    }
+
+    // Two members again: bob's leave reaches the room.
+    let ack = bob.call("leave_room", json!({"room_id": room})).await;
+    assert_eq!(ack["ok"], true, "{ack}");
+    assert_eq!(alice.expect("user_left").await["username"], "bob");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn members_get_joins_messages_from_both_halves_and_leaves() {
     let stack = Stack::start().await;

@@ -159,6 +159,10 @@ pub struct SidecarFlags {
     /// unable to keep up and is disconnected.
     #[arg(long, default_value_t = 4096, env = "CHATROOM_MAX_BUFFERED_PACKETS")]
     max_buffered_packets: usize,
+    /// Members of one room on this sidecar beyond which `user_joined` and
+    /// `user_left` go only to the socket they are about.
+    #[arg(long, default_value_t = 1000, env = "CHATROOM_PRESENCE_ROOM_MAX")]
+    presence_room_max: usize,
     /// The secret of user tokens (HS256; the component's `auth_secret`):
     /// Socket.IO handshakes then need `auth: {token}`, and a connection
     /// speaks only as the token's user. Empty or unset: no auth.
@@ -215,6 +219,7 @@ impl SidecarFlags {
                     queue: self.event_queue,
                 },
                 max_buffered_packets: self.max_buffered_packets,
+                presence_room_max: self.presence_room_max,
                 ..SocketLimits::default()
             },
             retention: Retention {

@@ -437,7 +437,8 @@ async fn join_room(
         return Err(Refusal::Gone);
     }
     let joined = json!({"sid": peer.public_id(), "username": username, "room_id": room_id});
-    chat.rooms.announce(room_id, "user_joined", &joined);
+    chat.rooms
+        .announce_presence(room_id, "user_joined", &joined, peer);
     Ok(json!({"room_id": room_id, "username": username, "replayed": replayed}))
 }
 
@@ -507,7 +508,8 @@ async fn leave_room(
     let left = json!({"sid": peer.public_id(), "username": username, "room_id": room_id});
     // The leaver is told too, then the room.
     peer.send("user_left", &left);
-    chat.rooms.announce(room_id, "user_left", &left);
+    chat.rooms
+        .announce_presence(room_id, "user_left", &left, peer);
     chat.presence.leave(peer.public_id(), room_id).await?;
     Ok(json!({"room_id": room_id}))
 }

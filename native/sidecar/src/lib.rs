@@ -157,6 +157,10 @@ pub struct SocketLimits {
     /// message or frame); beyond it the connection is closed. Event
     /// payloads above 64 KiB but within this get a `payload_too_large`.
     pub max_payload: u64,
+    /// A room with more members than this on one sidecar is large: its
+    /// `user_joined` and `user_left` go only to the socket they are about
+    /// (announcing every join to everyone is n² deliveries).
+    pub presence_room_max: usize,
 }
 
 impl Default for SocketLimits {
@@ -165,6 +169,7 @@ impl Default for SocketLimits {
             events: EventLimits::default(),
             max_buffered_packets: 4096,
             max_payload: (1 << 20) + (16 << 10),
+            presence_room_max: 1000,
         }
     }
 }
@@ -266,7 +271,7 @@ impl Sidecar {
             .build_layer();
         let cursor = store.latest_seq().await?;
         let metrics = Metrics::default();
-        let rooms = RoomRegistry::new(cursor, presence.clone(), metrics);
+        let rooms = RoomRegistry::new(cursor, presence.clone(), metrics, limits.presence_room_max);
         presence.keep_lease(Arc::downgrade(&rooms));
         let eraser = OldPageEraser::start(store.clone());
         let tail = MessageTail::start(

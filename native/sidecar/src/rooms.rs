@@ -164,12 +164,20 @@ pub struct RoomRegistry {
     /// Redis).
     relay: OnceLock<PresenceRelay>,
     metrics: Metrics,
+    /// Members here beyond which a room's presence events go only to the
+    /// socket they are about ([`RoomRegistry::announce_presence`]).
+    presence_room_max: usize,
     /// Itself, for the tasks that finish an eviction.
     me: std::sync::Weak<RoomRegistry>,
 }
 
 impl RoomRegistry {
-    pub fn new(cursor: i64, presence: PresenceStore, metrics: Metrics) -> Arc<Self> {
+    pub fn new(
+        cursor: i64,
+        presence: PresenceStore,
+        metrics: Metrics,
+        presence_room_max: usize,
+    ) -> Arc<Self> {
         Arc::new_cyclic(|me| RoomRegistry {
             inner: Mutex::new(Inner {
                 cursor,
@@ -178,6 +186,7 @@ impl RoomRegistry {
             presence,
             relay: OnceLock::new(),
             metrics,
+            presence_room_max,
             me: me.clone(),
         })
     }
@@ -190,12 +199,17 @@ impl RoomRegistry {
     /// A presence event another sidecar announced: for the members here.
     pub fn relayed(&self, relayed: &Relayed) {
         let own = self.relay.get().is_some_and(|r| r.is_own(relayed));
-        let relayable = matches!(
-            relayed.event.as_str(),
-            "user_joined" | "user_left" | "typing" | "read"
-        );
-        if !own && relayable {
-            self.announce_here(relayed.room_id, &relayed.event, &relayed.data, None);
+        if own {
+            return;
+        }
+        match relayed.event.as_str() {
+            "user_joined" | "user_left" => {
+                self.announce_presence_here(relayed.room_id, &relayed.event, &relayed.data, None)
+            }
+            "typing" | "read" => {
+                self.announce_here(relayed.room_id, &relayed.event, &relayed.data, None)
+            }
+            _ => {}
         }
     }
 
@@ -442,6 +456,54 @@ impl RoomRegistry {
         }
     }
 
+    /// `user_joined` or `user_left` about `about`'s socket, to the members
+    /// of `room_id`; in a large room (more than `presence_room_max`
+    /// members here, counting a leaver, who is no longer listed) only to
+    /// `about` itself, if it is one. Published to
+    /// the other sidecars either way: each applies the rule to its own
+    /// members.
+    pub fn announce_presence(
+        &self,
+        room_id: i64,
+        event: &str,
+        payload: &serde_json::Value,
+        about: &Peer,
+    ) {
+        self.announce_presence_here(room_id, event, payload, Some(about.sid()));
+        if let Some(relay) = self.relay.get() {
+            relay.publish(room_id, event, payload);
+        }
+    }
+
+    fn announce_presence_here(
+        &self,
+        room_id: i64,
+        event: &str,
+        payload: &serde_json::Value,
+        about: Option<Sid>,
+    ) {
+        let own = {
+            let inner = self.lock();
+            let members = inner.rooms.get(&room_id).map_or(&[][..], Vec::as_slice);
+            let counted = members.len() + usize::from(event == "user_left");
+            if counted <= self.presence_room_max {
+                None
+            } else {
+                let own = members.iter().find(|m| Some(m.peer.sid()) == about);
+                Some(own.map(|m| m.peer.clone()))
+            }
+        };
+        match own {
+            None => self.announce_here(room_id, event, payload, None),
+            Some(Some(peer)) => {
+                if peer.send(event, payload) == Sent::Full {
+                    self.evict_all(vec![peer]);
+                }
+            }
+            Some(None) => {}
+        }
+    }
+
     /// Sends `event` to the members of `room_id` on this sidecar (but
     /// `except`).
     fn announce_here(
@@ -519,7 +581,7 @@ impl RoomRegistry {
     fn say_goodbye(&self, peer: &Peer, rooms: &[(i64, Option<String>)]) {
         for (room_id, username) in rooms {
             let left = json!({"sid": peer.public_id(), "username": username, "room_id": room_id});
-            self.announce(*room_id, "user_left", &left);
+            self.announce_presence(*room_id, "user_left", &left, peer);
         }
     }
 
