@@ -12,6 +12,12 @@
 //! connection never waits for a lock (a checkpoint can hold readers off
 //! briefly); whatever it cannot do at once goes the usual way.
 //!
+//! Presence rows are written on a third connection that does not sync
+//! each commit (`synchronous = NORMAL`; [`Db::write_presence`]): they are
+//! a cache of who is connected, which a crash makes stale anyway and the
+//! lease sweeps. Every other commit syncs (`FULL`), and syncing the WAL
+//! syncs whatever presence frames came before it too.
+//!
 //! Before each use the file at the path must still be the one opened: if it
 //! was deleted or replaced, every use fails loudly (socket events get a
 //! storage error, the tail stops delivering) until the sidecar is restarted
@@ -28,6 +34,8 @@ pub struct Db {
     conn: Arc<Mutex<rusqlite::Connection>>,
     /// The tail's: never held across a write, so never waited on long.
     reader: Arc<Mutex<rusqlite::Connection>>,
+    /// Presence writes': commits not synced one by one.
+    presence: Arc<Mutex<rusqlite::Connection>>,
     file: DatabaseFile,
 }
 
@@ -39,10 +47,15 @@ impl Db {
         reader
             .busy_handler(None)
             .map_err(|e| StoreError::Database(e.to_string()))?;
+        let presence = chatroom_core::open_file(file.path())?;
+        presence
+            .pragma_update(None, "synchronous", "NORMAL")
+            .map_err(|e| StoreError::Database(e.to_string()))?;
         file.check()?;
         Ok(Db {
             conn: Arc::new(Mutex::new(conn)),
             reader: Arc::new(Mutex::new(reader)),
+            presence: Arc::new(Mutex::new(presence)),
             file,
         })
     }
@@ -75,7 +88,7 @@ impl Db {
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
-        self.use_conn(false, f).await
+        self.use_conn(&self.conn, false, f).await
     }
 
     /// Runs `f`, which writes, in its turn at the file's write gate.
@@ -87,11 +100,24 @@ impl Db {
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
-        self.use_conn(true, f).await
+        self.use_conn(&self.conn, true, f).await
+    }
+
+    /// Runs `f`, which writes presence rows, in its turn at the write
+    /// gate, on the connection whose commits are not synced one by one.
+    pub async fn write_presence<T>(
+        &self,
+        f: impl FnOnce(&rusqlite::Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+    {
+        self.use_conn(&self.presence, true, f).await
     }
 
     async fn use_conn<T, E>(
         &self,
+        conn: &Arc<Mutex<rusqlite::Connection>>,
         writes: bool,
         f: impl FnOnce(&rusqlite::Connection) -> Result<T, E> + Send + 'static,
     ) -> Result<T, E>
@@ -103,7 +129,7 @@ impl Db {
             tracing::error!(error = %e, "refusing to use the database");
             return Err(e.into());
         }
-        let conn = self.conn.clone();
+        let conn = conn.clone();
         let gate = writes.then(|| self.file.gate().clone());
         tokio::task::spawn_blocking(move || {
             // Past the wait, SQLite's own busy handling takes over.

@@ -161,7 +161,7 @@ impl ChatStore {
             ChatStore::File(db) => {
                 let node = node.to_owned();
                 let lease = db
-                    .write(move |c| presence::renew(c, &node, lease_ms))
+                    .write_presence(move |c| presence::renew(c, &node, lease_ms))
                     .await?;
                 Ok(match lease {
                     presence::Lease::Renewed => LeaseState::Renewed,
@@ -177,7 +177,8 @@ impl ChatStore {
         match self {
             ChatStore::File(db) => {
                 let node = node.to_owned();
-                db.write(move |c| presence::drop_node(c, &node)).await
+                db.write_presence(move |c| presence::drop_node(c, &node))
+                    .await
             }
             ChatStore::Edge(api) => api.drop_node(node).await,
         }
@@ -194,7 +195,7 @@ impl ChatStore {
         match self {
             ChatStore::File(db) => {
                 let (node, sid, name) = (node.to_owned(), sid.to_owned(), username.to_owned());
-                db.write(move |c| presence::join(c, &node, &sid, room, &name))
+                db.write_presence(move |c| presence::join(c, &node, &sid, room, &name))
                     .await
             }
             ChatStore::Edge(api) => api.join(node, sid, room, username).await,
@@ -206,7 +207,7 @@ impl ChatStore {
         match self {
             ChatStore::File(db) => {
                 let sid = sid.to_owned();
-                db.write(move |c| presence::leave(c, &sid, room).map(drop))
+                db.write_presence(move |c| presence::leave(c, &sid, room).map(drop))
                     .await
             }
             ChatStore::Edge(api) => api.leave(node, sid, room).await,
@@ -218,7 +219,7 @@ impl ChatStore {
         match self {
             ChatStore::File(db) => {
                 let sid = sid.to_owned();
-                db.write(move |c| presence::disconnect(c, &sid).map(drop))
+                db.write_presence(move |c| presence::disconnect(c, &sid).map(drop))
                     .await
             }
             ChatStore::Edge(api) => api.disconnect(node, sid).await,
