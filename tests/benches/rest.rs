@@ -21,18 +21,22 @@
 //! joining at once, and fan-out of 200 messages to them (the default run
 //! with `--event-rate 0 --event-queue 1024`, as the peer has no limit).
 //! The means, side by side with their ratio, end the output as a table.
+//! The peer commits with `synchronous=NORMAL` (no fsync per commit); each
+//! round also runs it with `SQLITE_SYNCHRONOUS=FULL`, chatroom's
+//! durability, for the two figures a commit's fsync is part of (`POST`
+//! and REST-to-socket), printed as a column of their own.
 //!
 //! Run: `cargo bench -p chatroom-tests --bench rest`
 //! (`BENCH_SECONDS` sets each run's length, default 8).
 
 use std::net::SocketAddr;
-use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use chatroom_tests::http::{create_room, post_message, wait_until_up};
+use chatroom_tests::release::{self, Server, default_run_binary, free_addr};
 use chatroom_tests::socket::SocketClient;
 use chatroom_tests::workspace_root;
 use http_body_util::{BodyExt, Full};
@@ -42,72 +46,11 @@ use reqwest::Client;
 /// Connections, as in the issue's `wrk -t1 -c32`.
 const CONNECTIONS: usize = 32;
 
-/// A server process in its own process group (`spin up` starts children).
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-    _state: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let group = format!("-{}", self.child.id());
-        let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
-        std::thread::sleep(Duration::from_millis(200));
-        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_addr() -> SocketAddr {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr")
-}
-
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target"))
-}
-
-/// Builds the default run in release mode (and with it the component).
-fn default_run_binary() -> PathBuf {
-    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(["build", "--release", "-p", "chatroom", "--bin", "chatroom"])
-        .current_dir(workspace_root())
-        .status()
-        .expect("cargo build");
-    assert!(status.success(), "building the default run failed");
-    target_dir().join("release/chatroom")
-}
-
-fn spawn(mut cmd: Command, addr: SocketAddr, state: tempfile::TempDir) -> Server {
-    cmd.stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .process_group(0);
-    let child = cmd.spawn().expect("start the server");
-    Server {
-        child,
-        addr,
-        _state: state,
-    }
-}
-
+/// The default run, as the peer has no event rate limit nor queue bound
+/// (fan-out sends 200 at once).
 fn start_default_run(binary: &Path, cache: &Path) -> Server {
-    let addr = free_addr();
-    let state = tempfile::tempdir().expect("state dir");
-    let mut cmd = Command::new(binary);
-    cmd.arg("--listen")
-        .arg(addr.to_string())
-        .arg("--state-dir")
-        .arg(state.path())
-        .arg("--compile-cache")
-        .arg(cache)
-        // As the peer, which has no rate limit nor queue bound (fan-out
-        // sends 200 at once).
-        .args(["--event-rate", "0", "--event-queue", "1024"])
-        .env("RUST_LOG", "warn");
-    spawn(cmd, addr, state)
+    let extra = ["--event-rate", "0", "--event-queue", "1024"];
+    release::start_default_run(binary, cache, &extra)
 }
 
 /// The peer's directory, when its packages are installed.
@@ -118,7 +61,9 @@ fn peer_dir() -> Option<PathBuf> {
     dir.join("node_modules").is_dir().then_some(dir)
 }
 
-fn start_peer(dir: &Path) -> Server {
+/// The peer, committing with its default `synchronous=NORMAL` or, with
+/// `full_sync`, with an fsync per commit as chatroom does.
+fn start_peer(dir: &Path, full_sync: bool) -> Server {
     let addr = free_addr();
     let state = tempfile::tempdir().expect("state dir");
     let mut cmd = Command::new("node");
@@ -127,7 +72,10 @@ fn start_peer(dir: &Path) -> Server {
         .env("HOST", "127.0.0.1")
         .env("DB_PATH", state.path().join("chat.db"))
         .env("QUIET", "1");
-    spawn(cmd, addr, state)
+    if full_sync {
+        cmd.env("SQLITE_SYNCHRONOUS", "FULL");
+    }
+    Server::spawn(cmd, addr, state)
 }
 
 fn start_spin(spin: &str) -> Server {
@@ -141,7 +89,7 @@ fn start_spin(spin: &str) -> Server {
         .arg(state.path())
         .arg("-f")
         .arg(workspace_root().join("spin.toml"));
-    spawn(cmd, addr, state)
+    Server::spawn(cmd, addr, state)
 }
 
 fn spin_cli() -> Option<String> {
@@ -344,6 +292,29 @@ async fn run_endpoints(server: &str, addr: SocketAddr, length: Duration) -> Vec<
     figures
 }
 
+/// The figures a commit's fsync is part of, on a fresh, seeded server:
+/// the plain `POST`'s requests per second and REST-to-socket p50.
+async fn run_durable_writes(
+    server: &str,
+    addr: SocketAddr,
+    length: Duration,
+) -> Vec<(String, f64)> {
+    let base = format!("http://{addr}");
+    wait_until_up(&base).await;
+    seed(&base).await;
+    let name = "POST /chatrooms/1/messages";
+    let per_sec = measure(addr, Load::Post("/chatrooms/1/messages"), length)
+        .await
+        .print(server, name);
+    vec![
+        (format!("{name}, req/s"), per_sec),
+        (
+            "REST POST -> socket, p50 ms".to_owned(),
+            rest_to_socket(server, addr).await,
+        ),
+    ]
+}
+
 /// Start-up of the built binary with a warm cache: spawn to first answer.
 async fn startup(binary: &Path, cache: &Path) -> Duration {
     let started = Instant::now();
@@ -450,23 +421,49 @@ async fn run_all(server: &str, addr: SocketAddr, length: Duration) -> Vec<(Strin
     figures
 }
 
+/// One server's rounds: the figures of each.
+type Rounds = Vec<Vec<(String, f64)>>;
+
+/// The mean of the figure `name` over `runs`, if they measured it.
+fn mean_of(runs: &Rounds, name: &str) -> Option<f64> {
+    let values: Vec<f64> = runs
+        .iter()
+        .filter_map(|r| r.iter().find(|(n, _)| n == name).map(|(_, v)| *v))
+        .collect();
+    (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
+}
+
+/// How many times better `ours` is than `theirs`: latencies (names
+/// ending in "ms") are better lower, rates higher.
+fn ratio(name: &str, ours: f64, theirs: f64) -> f64 {
+    if name.ends_with("ms") {
+        theirs / ours
+    } else {
+        ours / theirs
+    }
+}
+
 /// The mean of each figure over the rounds of each server, side by side,
-/// with their ratio.
-fn print_side_by_side(ours: &[Vec<(String, f64)>], peer: &[Vec<(String, f64)>]) {
-    let mean = |runs: &[Vec<(String, f64)>], i: usize| {
-        runs.iter().map(|r| r[i].1).sum::<f64>() / runs.len() as f64
-    };
+/// with their ratio; the peer with an fsync per commit as a second pair
+/// of columns where it was measured.
+fn print_side_by_side(ours: &Rounds, peer: &Rounds, peer_full: &Rounds) {
     println!(
-        "\n| figure (mean of {} rounds each, alternating) | chatroom | node-chat | ratio |",
+        "\n| figure (mean of {} rounds each, alternating) | chatroom | node-chat | ratio | node-chat, synchronous=FULL | ratio |",
         ours.len()
     );
-    println!("|---|---|---|---|");
-    for (i, (name, _)) in ours[0].iter().enumerate() {
-        let (a, b) = (mean(ours, i), mean(peer, i));
-        // Latencies: lower is better, so the ratio says how many times
-        // faster chatroom is either way.
-        let ratio = if name.ends_with("ms") { b / a } else { a / b };
-        println!("| {name} | {a:.2} | {b:.2} | {ratio:.2}x |");
+    println!("|---|---|---|---|---|---|");
+    for (name, _) in &ours[0] {
+        let (Some(a), Some(b)) = (mean_of(ours, name), mean_of(peer, name)) else {
+            continue;
+        };
+        let full = match mean_of(peer_full, name) {
+            Some(c) => format!("{c:.2} | {:.2}x", ratio(name, a, c)),
+            None => "| ".to_owned(),
+        };
+        println!(
+            "| {name} | {a:.2} | {b:.2} | {:.2}x | {full} |",
+            ratio(name, a, b)
+        );
     }
 }
 
@@ -494,14 +491,18 @@ fn main() {
         if peer.is_none() {
             println!("node-chat: the peer is not installed (PEER_DIR); not measured");
         }
-        let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+        let (mut ours, mut theirs, mut theirs_full) = (Vec::new(), Vec::new(), Vec::new());
         for round in 0..rounds {
             let peer_first = round % 2 == 1;
             for peer_turn in [peer_first, !peer_first] {
                 match (&peer, peer_turn) {
                     (Some(dir), true) => {
-                        let server = start_peer(dir);
+                        let server = start_peer(dir, false);
                         theirs.push(run_all("node-chat", server.addr, length).await);
+                        drop(server);
+                        let server = start_peer(dir, true);
+                        theirs_full
+                            .push(run_durable_writes("node FULL", server.addr, length).await);
                     }
                     (None, true) => {}
                     (_, false) => {
@@ -512,7 +513,7 @@ fn main() {
             }
         }
         if !theirs.is_empty() {
-            print_side_by_side(&ours, &theirs);
+            print_side_by_side(&ours, &theirs, &theirs_full);
         }
         let warm = startup(&binary, cache.path()).await;
         println!(

@@ -22,6 +22,7 @@ pub mod http;
 pub mod process;
 pub mod raw;
 pub mod redis;
+pub mod release;
 pub mod socket;
 pub mod spin;
 pub mod tls;
