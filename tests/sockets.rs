@@ -11,10 +11,8 @@ use chatroom_core::{MessageDraft, insert_message};
 use chatroom_tests::Stack;
 use chatroom_tests::http::{create_room, history_ids, ids, post_message, room_users};
 use chatroom_tests::process::SidecarProcess;
-use chatroom_tests::socket::SocketClient;
+use chatroom_tests::socket::{SocketClient, messages_before_fence};
 use serde_json::{Value, json};
-
-const SETTLE: Duration = Duration::from_millis(300);
 
 /// docs/protocol.md §3.3: in a room with more members than
 /// `presence_room_max`, `user_joined` and `user_left` reach only the
@@ -98,10 +96,9 @@ async fn members_get_joins_messages_from_both_halves_and_leaves() {
     let posted = post_message(&stack.url, room, "carol", "from REST").await;
     for c in [&alice, &bob] {
         assert_eq!(c.expect("new_message").await, posted);
-        assert!(
-            c.drain("new_message", SETTLE).await.is_empty(),
-            "exactly once"
-        );
+    }
+    for extra in messages_before_fence(&stack.url, room, &[&alice, &bob]).await {
+        assert!(extra.is_empty(), "exactly once: {extra:?}");
     }
 
     bob.disconnect().await;
@@ -158,7 +155,8 @@ async fn a_missing_room_is_an_error_and_no_join() {
         err,
         json!({"error": "Chatroom not found", "code": "room_not_found"})
     );
-    assert!(c.drain("user_joined", SETTLE).await.is_empty());
+    // A join is announced before its ack: none came before this one.
+    assert!(c.drain("user_joined", Duration::ZERO).await.is_empty());
     // Sending there fails the same way, and nothing is stored.
     let ack = c
         .call(
@@ -200,8 +198,10 @@ async fn leaving_stops_delivery_and_several_rooms_work() {
         watcher.expect_n("new_message", 2).await[1]["content"],
         "after leave"
     );
-    let late: Vec<Value> = multi.drain("new_message", SETTLE).await;
-    assert!(late.is_empty(), "a left room sends nothing: {late:?}");
+    // A fence in the room it is still in: a message of the left room
+    // would have come before it.
+    let late = messages_before_fence(&stack.url, b, &[&multi]).await;
+    assert!(late[0].is_empty(), "a left room sends nothing: {late:?}");
 
     let ack = multi.call("leave_room", json!({"room_id": a})).await;
     assert_eq!(ack["code"], "not_in_room");
@@ -334,7 +334,10 @@ async fn two_concurrent_writers_reach_members_exactly_once_in_order() {
     for l in listeners.iter().chain([&writer]) {
         let got = l.expect_n("new_message", 2 * EACH).await;
         assert_eq!(ids(&got), stored, "every message once, in id order");
-        assert!(l.drain("new_message", SETTLE).await.is_empty());
+    }
+    let members: Vec<&SocketClient> = listeners.iter().chain([&writer]).collect();
+    for extra in messages_before_fence(&stack.url, room, &members).await {
+        assert!(extra.is_empty(), "exactly once: {extra:?}");
     }
 }
 
@@ -531,10 +534,8 @@ async fn catch_up_with_since_has_no_gap_and_no_duplicate_under_traffic() {
         .collect();
     let got = c.expect_n("new_message", expected.len()).await;
     assert_eq!(ids(&got), expected);
-    assert!(
-        c.drain("new_message", SETTLE).await.is_empty(),
-        "no duplicate"
-    );
+    let extra = messages_before_fence(&stack.url, room, &[&c]).await;
+    assert!(extra[0].is_empty(), "no duplicate: {extra:?}");
 
     // The traffic overlapped the join: before, during and after it.
     let replayed = usize::try_from(ack["replayed"].as_u64().expect("replayed")).unwrap();

@@ -15,7 +15,7 @@ use serde_json::json;
 
 use crate::http::{ids, post_message, wait_until_up};
 use crate::redis::RedisServer;
-use crate::socket::SocketClient;
+use crate::socket::{FENCE_SENDER, SocketClient, messages_before_fence};
 use crate::spin::{SpinUp, SpinUpOptions};
 use crate::workspace_root;
 
@@ -236,15 +236,30 @@ pub async fn send_everywhere(
     sent
 }
 
-/// What `client` receives as `new_message`: exactly `sent`, once each, in
-/// id order, and nothing more.
-pub async fn receives_exactly(client: &SocketClient, sent: &[i64], who: &str) {
+/// What each of `members` (a client of `room` and its name) receives as
+/// `new_message`: exactly `sent`, once each, in id order, and nothing more
+/// before a fence posted through `rest` (fences are skipped).
+pub async fn receives_exactly(
+    rest: &str,
+    room: i64,
+    members: &[(&SocketClient, &str)],
+    sent: &[i64],
+) {
     let mut want = sent.to_vec();
     want.sort_unstable();
-    let got = ids(&client.expect_n("new_message", want.len()).await);
-    assert_eq!(got, want, "{who}: every message once, in id order");
-    let extra = client
-        .drain("new_message", Duration::from_millis(300))
-        .await;
-    assert!(extra.is_empty(), "{who}: duplicates {extra:?}");
+    for (client, who) in members {
+        let mut got = Vec::new();
+        while got.len() < want.len() {
+            let m = client.expect("new_message").await;
+            if m["sender"] != FENCE_SENDER {
+                got.push(m);
+            }
+        }
+        assert_eq!(ids(&got), want, "{who}: every message once, in id order");
+    }
+    let clients: Vec<&SocketClient> = members.iter().map(|(c, _)| *c).collect();
+    let extra = messages_before_fence(rest, room, &clients).await;
+    for ((_, who), extra) in members.iter().zip(extra) {
+        assert!(extra.is_empty(), "{who}: duplicates {extra:?}");
+    }
 }

@@ -236,7 +236,46 @@ impl SocketClient {
         taken.into_iter().map(|(_, v, _)| v).collect()
     }
 
+    /// New messages up to (not including) the one with `id`, skipping
+    /// other fences.
+    async fn messages_until(&self, id: &Value) -> Vec<Value> {
+        let mut before = Vec::new();
+        loop {
+            let m = self.expect("new_message").await;
+            if m["id"] == *id {
+                return before;
+            }
+            if m["sender"] != FENCE_SENDER {
+                before.push(m);
+            }
+        }
+    }
+
     pub async fn disconnect(self) {
         let _ = self.client.disconnect().await;
     }
+}
+
+/// Who posts fences ([`messages_before_fence`]); their messages are never
+/// counted as anything else.
+pub const FENCE_SENDER: &str = "fence";
+
+/// What each of `clients` (members of `room`) got as `new_message` before
+/// a fence: one message posted to `room` over REST at `base` now, which
+/// reaches every member after everything committed before it (delivery is
+/// in `seq` order, across rooms too). An empty list proves that nothing
+/// more came (a duplicate, a late delivery, a message after a leave)
+/// without waiting and hoping: a late event would arrive before the fence.
+/// Earlier fences are skipped, so checks can follow one another.
+pub async fn messages_before_fence(
+    base: &str,
+    room: i64,
+    clients: &[&SocketClient],
+) -> Vec<Vec<Value>> {
+    let fence = crate::http::post_message(base, room, FENCE_SENDER, "fence").await;
+    let mut got = Vec::new();
+    for c in clients {
+        got.push(c.messages_until(&fence["id"]).await);
+    }
+    got
 }
