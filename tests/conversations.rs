@@ -26,10 +26,8 @@ use chatroom_tests::edge::{EdgeRest, TOKEN};
 use chatroom_tests::http::{create_room, get_json, post_message};
 use chatroom_tests::process::SidecarProcess;
 use chatroom_tests::redis::RedisServer;
-use chatroom_tests::socket::SocketClient;
+use chatroom_tests::socket::{FENCE_SENDER, SocketClient, events_before_join_fence};
 use serde_json::{Value, json};
-
-const QUIET: Duration = Duration::from_millis(400);
 
 /// Two members of one room, joined, with their join announcements taken.
 async fn two_members(url: &str, room: i64) -> (SocketClient, SocketClient) {
@@ -37,9 +35,29 @@ async fn two_members(url: &str, room: i64) -> (SocketClient, SocketClient) {
     let bob = SocketClient::connect(url).await;
     ann.join(room, "ann").await;
     bob.join(room, "bob").await;
-    ann.drain("user_joined", QUIET).await;
-    bob.drain("user_joined", Duration::ZERO).await;
+    let joined = ann.expect_n("user_joined", 2).await;
+    assert_eq!(
+        (&joined[0]["username"], &joined[1]["username"]),
+        (&json!("ann"), &json!("bob"))
+    );
+    assert_eq!(bob.expect("user_joined").await["username"], "bob");
     (ann, bob)
+}
+
+/// Asserts that no `event` reached `clients` (members of `room`) before a
+/// join fence; the fence socket, to keep.
+async fn none_before_fence(
+    url: &str,
+    room: i64,
+    event: &str,
+    clients: &[(&SocketClient, &str)],
+) -> SocketClient {
+    let sockets: Vec<&SocketClient> = clients.iter().map(|(c, _)| *c).collect();
+    let (fence, seen) = events_before_join_fence(url, room, event, &sockets).await;
+    for ((_, why), seen) in clients.iter().zip(seen) {
+        assert!(seen.is_empty(), "{why}: {seen:?}");
+    }
+    fence
 }
 
 fn typing(room: i64, on: bool) -> Value {
@@ -62,11 +80,16 @@ async fn the_other_members_see_who_is_typing_throttled_until_they_stop() {
     for _ in 0..5 {
         ann.call("typing", typing(room, true)).await;
     }
-    assert!(bob.drain("typing", QUIET).await.is_empty());
-    assert!(
-        ann.drain("typing", Duration::ZERO).await.is_empty(),
-        "the typist is not told about itself"
-    );
+    let _fence = none_before_fence(
+        &stack.url,
+        room,
+        "typing",
+        &[
+            (&bob, "no new broadcast within the throttle"),
+            (&ann, "the typist is not told about itself"),
+        ],
+    )
+    .await;
     // After the throttle, a refresh is announced again.
     tokio::time::sleep(Duration::from_millis(2100)).await;
     ann.call("typing", typing(room, true)).await;
@@ -79,7 +102,7 @@ async fn the_other_members_see_who_is_typing_throttled_until_they_stop() {
     );
     // A second stop says nothing more.
     ann.call("typing", typing(room, false)).await;
-    assert!(bob.drain("typing", QUIET).await.is_empty());
+    let _fence = none_before_fence(&stack.url, room, "typing", &[(&bob, "a second stop")]).await;
 
     // Typing is never stored: the history has no trace of it.
     let history = get_json(&stack.url, &format!("/chatrooms/{room}/messages")).await;
@@ -331,7 +354,9 @@ async fn edits_deletes_and_reactions_reach_every_member_in_order() {
         let (_, deleted) = &seen[7];
         assert_eq!(deleted["message"]["deleted"], true, "{deleted}");
         assert_eq!(deleted["message"]["content"], "");
-        assert!(changes_seen_none(member).await);
+    }
+    for seen in changes_before_fence(url, room, &[&ann, &bob]).await {
+        assert!(seen.is_empty(), "nothing more: {seen:?}");
     }
 
     // History keeps the tombstone in its place; edits after it are refused.
@@ -391,22 +416,29 @@ async fn post_message_view(url: &str, room: i64, id: i64) -> Value {
     get_json(url, &format!("/chatrooms/{room}/messages/{id}")).await
 }
 
-/// No change event arrives for a while.
-async fn changes_seen_none(client: &SocketClient) -> bool {
-    let mut none = true;
-    for name in [
-        "new_message",
-        "message_edited",
-        "message_deleted",
-        "reaction_added",
-        "reaction_removed",
-    ] {
-        none &= client
-            .drain(name, Duration::from_millis(100))
-            .await
-            .is_empty();
+/// The change events each of `clients` got before a fence: a message
+/// posted to `room` now, which reaches every member after every change
+/// made before it (changes arrive in `seq` order). Empty proves that
+/// nothing came twice or late, without a wait.
+async fn changes_before_fence(
+    url: &str,
+    room: i64,
+    clients: &[&SocketClient],
+) -> Vec<Vec<(String, Value)>> {
+    let fence = post_message(url, room, FENCE_SENDER, "fence").await;
+    let mut all = Vec::new();
+    for c in clients {
+        let mut before = Vec::new();
+        loop {
+            let (name, data) = changes_seen(c, 1).await.remove(0);
+            if name == "new_message" && data["id"] == fence["id"] {
+                break;
+            }
+            before.push((name, data));
+        }
+        all.push(before);
     }
-    none
+    all
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -471,10 +503,10 @@ async fn a_member_back_from_away_gets_every_change_once_in_order() {
     assert_eq!(replayed[0].1["message"]["content"], "kept, edited");
     assert_eq!(replayed[2].1["id"], later);
     assert_eq!(replayed[3].1["message_id"], doomed);
-    assert!(changes_seen_none(&ann).await, "nothing twice");
+    // Nothing twice: the next change ann gets is the live one.
     post_message(url, room, "bob", "live").await;
     let live = changes_seen(&ann, 1).await;
-    assert_eq!(live[0].1["content"], "live");
+    assert_eq!(live[0].1["content"], "live", "{live:?}");
 
     // A client that knows only new_message, rejoining from the start, gets
     // every message in id order (the deleted one as a tombstone), as before.
@@ -533,7 +565,7 @@ async fn read_positions_count_unread_and_receipts_are_opt_in() {
         (Some(true), Some(0)),
         "{ack}"
     );
-    assert!(bob.drain("read", QUIET).await.is_empty());
+    let _fence = none_before_fence(url, room, "read", &[(&bob, "no receipt asked")]).await;
     // With one, the room's other members see where ann is.
     bob.call(
         "mark_read",
@@ -544,10 +576,7 @@ async fn read_positions_count_unread_and_receipts_are_opt_in() {
         ann.expect("read").await,
         json!({"room_id": room, "username": "bob", "message_id": one})
     );
-    assert!(
-        bob.drain("read", QUIET).await.is_empty(),
-        "not to the reader"
-    );
+    let _fence = none_before_fence(url, room, "read", &[(&bob, "not to the reader")]).await;
 
     let m = post_message(url, other, "bob", "elsewhere").await["id"]
         .as_i64()
@@ -679,19 +708,18 @@ async fn typing_never_touches_the_database() {
     // A lease renewal (a write) must not land in the window watched.
     let stack = Stack::start_with(|c| c.presence_lease = Duration::from_secs(3600)).await;
     let room = create_room(&stack.url, "Untouched").await;
+    // Joins write presence before they are announced: once both
+    // announcements are in, those writes are done.
     let (ann, bob) = two_members(&stack.url, room).await;
-    // Joins write presence: let those settle first.
-    tokio::time::sleep(QUIET).await;
     let db = stack.rest.db_path.clone();
     let before = file_writes(&db);
     for i in 0..50 {
         ann.call("typing", typing(room, i % 7 != 6)).await;
     }
     bob.call("typing", typing(room, true)).await;
-    assert!(
-        !bob.drain("typing", QUIET).await.is_empty()
-            || !ann.drain("typing", Duration::ZERO).await.is_empty()
-    );
+    // Both sides were told: typing went round without a write.
+    assert_eq!(ann.expect("typing").await["username"], "bob");
+    assert_eq!(bob.expect("typing").await["username"], "ann");
     assert_eq!(file_writes(&db), before, "typing wrote to the database");
     // The check can see a write: a message moves it.
     post_message(&stack.url, room, "ann", "now a write").await;

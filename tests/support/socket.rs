@@ -279,3 +279,39 @@ pub async fn messages_before_fence(
     }
     got
 }
+
+/// What each of `clients` (members of `room` at `url`) got named `event`
+/// before a fence that stores nothing: a new socket joining `room`, whose
+/// `user_joined` each member gets after every event already sent to it
+/// (one socket's events leave in the order they were sent). For events
+/// that are not messages (typing, read receipts): an empty list proves
+/// none came, without a wait. The fence socket is returned, still in the
+/// room (it joins with a name of its own; other joins are skipped).
+pub async fn events_before_join_fence(
+    url: &str,
+    room: i64,
+    event: &str,
+    clients: &[&SocketClient],
+) -> (SocketClient, Vec<Vec<Value>>) {
+    static FENCES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = FENCES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = format!("{FENCE_SENDER}-{n}");
+    let fence = SocketClient::connect(url).await;
+    fence.join(room, &name).await;
+    let mut got = Vec::new();
+    for c in clients {
+        let mut before = Vec::new();
+        loop {
+            let (kind, data) = c.expect_any_n(&[event, "user_joined"], 1).await.remove(0);
+            if kind == "user_joined" {
+                if data["username"] == name.as_str() {
+                    break;
+                }
+            } else {
+                before.push(data);
+            }
+        }
+        got.push(before);
+    }
+    (fence, got)
+}
