@@ -221,13 +221,17 @@ async fn a_replay_to_a_slow_socket_delays_no_other_room() {
             &json!({"room_id": history, "username": "stalled", "since": 0}),
         )
         .await;
-    tokio::time::sleep(SETTLE).await;
+    // Listed as soon as its join starts, before the replay.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while room_users(&stack.url, history).await["users"] != json!(["stalled"]) {
+        assert!(Instant::now() < deadline, "the stalled join never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 
-    // The replay waits up to 10 s for that socket; the other room must
-    // not wait with it.
-    let mut slowest = Duration::ZERO;
+    // The replay waits up to 10 s for that socket, then evicts it (and
+    // it leaves the list); the other room must not wait with it: all of
+    // its traffic goes round while the stalled socket is still listed.
     for i in 0..20 {
-        let sent = Instant::now();
         let ack = sender
             .call(
                 "send_message",
@@ -235,13 +239,13 @@ async fn a_replay_to_a_slow_socket_delays_no_other_room() {
             )
             .await;
         assert_eq!(ack["ok"], true, "{ack}");
-        let (message, at) = receiver.expect_timed("new_message").await;
+        let message = receiver.expect("new_message").await;
         assert_eq!(message["content"], format!("b{i}"));
-        slowest = slowest.max(at.duration_since(sent));
     }
-    assert!(
-        slowest < Duration::from_secs(2),
-        "a stalled replay held up another room for {slowest:?}"
+    assert_eq!(
+        room_users(&stack.url, history).await["users"],
+        json!(["stalled"]),
+        "the other room waited for the stalled replay to give up"
     );
 }
 
@@ -725,12 +729,11 @@ async fn a_runaway_component_is_stopped_by_the_deadline() {
     )
     .await;
     for _ in 0..2 {
-        let started = Instant::now();
+        // Answered at all: only the deadline stops the instance.
         let res = reqwest::get(format!("{}/anything", server.url))
             .await
             .unwrap();
         assert_eq!(res.status(), 504);
-        assert!(started.elapsed() < Duration::from_secs(3));
         let body: Value = res.json().await.unwrap();
         assert_eq!(body["code"], "timeout");
     }
