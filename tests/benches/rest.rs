@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use chatroom_tests::http::{create_room, post_message, wait_until_up};
-use chatroom_tests::release::{self, Server, default_run_binary, free_addr};
+use chatroom_tests::release::{self, Server, default_run_binary, free_addr, machine};
 use chatroom_tests::socket::SocketClient;
 use chatroom_tests::workspace_root;
 use http_body_util::{BodyExt, Full};
@@ -245,18 +245,6 @@ async fn seed(base: &str) -> i64 {
         post_message(base, first, "seed", &format!("seed message {i}")).await;
     }
     first
-}
-
-fn machine() -> String {
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    format!(
-        "{cores} cores, load average {}",
-        load.split_whitespace()
-            .take(3)
-            .collect::<Vec<_>>()
-            .join(" ")
-    )
 }
 
 /// Every endpoint's load on a fresh, seeded server: the requests per

@@ -41,7 +41,7 @@ use chatroom_tests::http::{create_room, wait_until_up};
 use chatroom_tests::process::SidecarProcess;
 use chatroom_tests::redis::RedisServer;
 use chatroom_tests::release::{
-    default_run_binary, rss_kib, start_default_run, start_default_run_in,
+    default_run_binary, machine, rss_kib, start_default_run, start_default_run_in,
 };
 use futures_util::{SinkExt, StreamExt, stream};
 use reqwest::Client;
@@ -90,18 +90,6 @@ fn raise_file_limit(wanted: u64) -> u64 {
     }
     println!("open-file limit: {}", limit.rlim_cur);
     limit.rlim_cur
-}
-
-fn machine() -> String {
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    format!(
-        "{cores} cores, load average {}",
-        load.split_whitespace()
-            .take(3)
-            .collect::<Vec<_>>()
-            .join(" ")
-    )
 }
 
 fn percentile_ms(samples: &mut [Duration], p: f64) -> f64 {
