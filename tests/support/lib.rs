@@ -28,6 +28,18 @@ pub mod spin;
 pub mod tls;
 pub mod tokens;
 
+/// The in-process servers' logs on the test's output, when `RUST_LOG` is
+/// set (`RUST_LOG=chatroom_sidecar=debug cargo test ...` to see what a
+/// failing test's sidecar did); nothing otherwise.
+pub fn logs_from_env() {
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+    }
+}
+
 /// The workspace root (where `spin.toml` is).
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -269,6 +281,7 @@ impl Stack {
         adjust: impl FnOnce(&mut SidecarConfig),
         access: &AccessConfig,
     ) -> Self {
+        logs_from_env();
         let rest = TestServer::start().await;
         let mut config = SidecarConfig::new(&rest.db_path);
         adjust(&mut config);

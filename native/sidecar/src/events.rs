@@ -214,6 +214,7 @@ fn attach(s: &SocketRef, chat: &Arc<Chat>, user: Option<Principal>) {
         move |s: SocketRef, Event(name): Event, TryData(data): TryData<Value>, ack: AckSender| {
             // Runs inline, in arrival order: only check and queue here.
             let mut lane = events.lock();
+            tracing::trace!(sid = %lane.public_id, event = %name, "received");
             let allowed = lane.budget.as_ref().is_none_or(|b| b.check().is_ok());
             let data = data.map_err(|e| e.to_string());
             let job = Job::Event { name, data, ack };
@@ -282,8 +283,11 @@ async fn serve_connection(chat: Arc<Chat>, peer: Arc<Peer>, mut queue: mpsc::Rec
             Job::Event { name, data, ack } => (name, data, ack),
         };
         if !peer.is_live() {
+            tracing::trace!(sid = %peer.public_id(), event = %name, "event skipped: evicted");
             continue;
         }
+        tracing::trace!(sid = %peer.public_id(), event = %name, "event");
+        peer.until_connected().await;
         let result = match name.as_str() {
             "join_room" => join_room(&chat, &peer, data).await,
             "leave_room" => leave_room(&chat, &peer, data).await,
@@ -328,6 +332,7 @@ async fn serve_connection(chat: Arc<Chat>, peer: Arc<Peer>, mut queue: mpsc::Rec
 /// Answers an event: the ack (if the client asked for one) and, on failure,
 /// an `error` event to the sender.
 fn answer(chat: &Chat, peer: &Peer, ack: AckSender, event: &str, result: Result<Value, Refusal>) {
+    tracing::trace!(sid = %peer.public_id(), event, ok = result.is_ok(), "answered");
     let reply = match result {
         Ok(mut value) => {
             value["ok"] = Value::Bool(true);

@@ -29,6 +29,11 @@ use socketioxide::{SendError, SocketError};
 const EVICT_RETRY: Duration = Duration::from_millis(5);
 const EVICT_PATIENCE: Duration = Duration::from_secs(60);
 
+/// How long a first event waits for socketioxide to mark its socket
+/// connected ([`Peer::until_connected`]), and how often it looks.
+const CONNECT_PATIENCE: Duration = Duration::from_secs(5);
+const CONNECT_RETRY: Duration = Duration::from_millis(1);
+
 /// What became of one emit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Sent {
@@ -76,6 +81,8 @@ pub struct Peer {
     /// Who the token speaks for, when auth is on.
     principal: Option<Principal>,
     evicted: AtomicBool,
+    /// Seen connected once (or waited for in vain): no more waiting.
+    settled: AtomicBool,
     _counted: Arc<Counted>,
 }
 
@@ -93,8 +100,27 @@ impl Peer {
             public_id,
             principal,
             evicted: AtomicBool::new(false),
+            settled: AtomicBool::new(false),
             _counted: counted,
         })
+    }
+
+    /// Waits until socketioxide has marked the socket connected, which it
+    /// does just *after* sending the namespace `CONNECT`: a client may emit
+    /// the moment it sees that packet, and until the mark whatever is sent
+    /// to the socket (the event's ack, a join's `user_joined`) is dropped
+    /// as if the socket had gone. Microseconds, except on a loaded machine
+    /// where the connecting task can be preempted in between; a socket that
+    /// closes before it was ever marked waits [`CONNECT_PATIENCE`] once.
+    pub async fn until_connected(&self) {
+        if self.settled.load(Ordering::Acquire) {
+            return;
+        }
+        let deadline = tokio::time::Instant::now() + CONNECT_PATIENCE;
+        while !self.socket.connected() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(CONNECT_RETRY).await;
+        }
+        self.settled.store(true, Ordering::Release);
     }
 
     /// A fresh public id, unrelated to the session id (and, like it, 16
