@@ -424,15 +424,9 @@ impl RoomRegistry {
         listed
     }
 
-    /// Sends presence `event` to every member of `room_id`, here and (when
-    /// relayed) on the other sidecars; members whose buffer is full are
-    /// evicted.
-    pub fn announce(&self, room_id: i64, event: &str, payload: &serde_json::Value) {
-        self.announce_but(room_id, event, payload, None);
-    }
-
-    /// As [`RoomRegistry::announce`], to every member but `except` (the
-    /// socket the event is about).
+    /// Sends `event` (`typing`, `read`) to every member of `room_id` but
+    /// `except` (the socket the event is about), here and (when relayed)
+    /// on the other sidecars; members whose buffer is full are evicted.
     pub fn announce_except(
         &self,
         room_id: i64,
@@ -440,17 +434,7 @@ impl RoomRegistry {
         payload: &serde_json::Value,
         except: Sid,
     ) {
-        self.announce_but(room_id, event, payload, Some(except));
-    }
-
-    fn announce_but(
-        &self,
-        room_id: i64,
-        event: &str,
-        payload: &serde_json::Value,
-        except: Option<Sid>,
-    ) {
-        self.announce_here(room_id, event, payload, except);
+        self.announce_here(room_id, event, payload, Some(except));
         if let Some(relay) = self.relay.get() {
             relay.publish(room_id, event, payload);
         }
