@@ -11,6 +11,7 @@ use chatroom_core::{MessageDraft, insert_message};
 use chatroom_tests::Stack;
 use chatroom_tests::http::{create_room, history_ids, ids, post_message, room_users};
 use chatroom_tests::process::SidecarProcess;
+use chatroom_tests::raw::RawSocket;
 use chatroom_tests::socket::{SocketClient, messages_before_fence};
 use serde_json::{Value, json};
 
@@ -558,15 +559,89 @@ async fn catch_up_with_since_has_no_gap_and_no_duplicate_under_traffic() {
          committed during the join, {after_ack} posted after its ack",
         acked - join_sent,
     );
-    assert!(
-        during_join >= 1,
-        "a live message was committed while the join was served: after the replay's \
-         range was fixed, acknowledged before the join was"
-    );
+    // Whether a live message was committed while the join was served
+    // depends on scheduling here (`during_join` is printed, not asserted);
+    // the next test makes that overlap certain.
     assert!(
         after_ack >= LIVE_AFTER - 2,
         "traffic kept running after the ack"
     );
+}
+
+/// The overlap the test above hopes for, made certain: a joiner that
+/// stops reading holds its `since` replay open (its outgoing buffer is
+/// small), a message is committed meanwhile, and once it reads again it
+/// gets every old message, then that one, each once, and the ack.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_committed_while_a_replay_is_held_comes_once_after_it() {
+    // About 12 MB: more than the socket buffers between the two ends.
+    const OLD: usize = 3_000;
+    let stack = Stack::start_with(|c| c.limits.max_buffered_packets = 64).await;
+    let room = create_room(&stack.url, "Held").await;
+    let other = create_room(&stack.url, "Elsewhere").await;
+    let watcher = stack.client().await;
+    watcher.join(other, "watcher").await;
+    let conn = stack.rest.open_db();
+    conn.execute_batch("BEGIN").unwrap();
+    let filler = "x".repeat(3_890);
+    for i in 0..OLD {
+        let text = format!("old{i} {filler}");
+        let draft = MessageDraft::from_fields(Some("old"), Some(&text)).unwrap();
+        insert_message(&conn, room, &draft).unwrap();
+    }
+    conn.execute_batch("COMMIT").unwrap();
+    drop(conn);
+    // Once the watcher has a message of another room committed after
+    // them, the old messages are behind the tail (it goes in `seq` order),
+    // so a `since` before them is a replay.
+    post_message(&stack.url, other, "later", "after the old ones").await;
+    assert_eq!(watcher.expect("new_message").await["sender"], "later");
+
+    let mut late = RawSocket::connect(&stack.url, Some(4096)).await;
+    let join = json!(["join_room", {"room_id": room, "username": "late", "since": 0}]);
+    late.send_text(&format!("421{join}")).await;
+    // The first replayed message: the replay's range is fixed. Then the
+    // joiner stops reading, and the replay waits on its full buffer.
+    let (name, first) = late.next_event().await.expect("the replay starts");
+    assert_eq!(name, "new_message");
+    assert!(first["content"].as_str().unwrap().starts_with("old0 "));
+    let live = post_message(&stack.url, room, "live", "during the join").await;
+
+    // Reading again: the rest of the replay, the live message once, the ack.
+    let mut got = vec![first["id"].as_i64().unwrap()];
+    let ack = loop {
+        let text = late.next_text().await.expect("the join goes on");
+        if let Some(ack) = text.strip_prefix("431") {
+            break serde_json::from_str::<Value>(ack).unwrap()[0].clone();
+        }
+        if let Some(event) = text.strip_prefix("42") {
+            let event: Value = serde_json::from_str(event).unwrap();
+            if event[0] == "new_message" {
+                got.push(event[1]["id"].as_i64().unwrap());
+            }
+        }
+    };
+    assert_eq!(ack["ok"], true, "{ack}");
+    // Every change sent before the ack counts: the old ones and the one
+    // committed meanwhile.
+    assert_eq!(ack["replayed"], OLD + 1, "{ack}");
+    // It came before the ack: committed while the join was being served
+    // (a join done already would have sent its ack first).
+    assert!(
+        got.contains(&live["id"].as_i64().unwrap()),
+        "the join was not held"
+    );
+    let fence = post_message(&stack.url, room, "fence", "fence").await;
+    while got.last() != fence["id"].as_i64().as_ref() {
+        let (name, data) = late.next_event().await.expect("the fence comes");
+        if name == "new_message" {
+            got.push(data["id"].as_i64().unwrap());
+        }
+    }
+    let mut want = history_ids(&stack.url, room).await;
+    want.retain(|id| Some(*id) != fence["id"].as_i64() && Some(*id) != live["id"].as_i64());
+    want.extend([live["id"].as_i64().unwrap(), fence["id"].as_i64().unwrap()]);
+    assert_eq!(got, want, "every old message, then the live one, each once");
 }
 
 /// Presence is not history: a sidecar process stopped (SIGTERM) or killed
