@@ -289,11 +289,10 @@ mod tests {
                     .await
             })
         };
-        while group.queued.load(Ordering::Acquire) == 0 {
-            tokio::task::yield_now().await;
-        }
-        // The thread took it and waits for the gate.
-        while group.queued.load(Ordering::Acquire) != 0 {
+        // The thread took it and waits for the gate, holding the writer
+        // until it gets it. (Not `queued`: it is 1 only between the send
+        // and the thread's taking, which a test descheduled there misses.)
+        while group.writer.try_lock().is_some() {
             tokio::task::yield_now().await;
         }
         assert_eq!(count(&file), 1, "nothing committed while the gate is held");
