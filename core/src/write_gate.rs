@@ -66,9 +66,7 @@ impl WriteGate {
         }
         Some(WritePermit { gate: self.clone() })
     }
-}
 
-impl WriteGate {
     /// The turn now, if nobody holds or waits for the gate; never waits.
     pub fn try_acquire(self: &Arc<Self>) -> Option<WritePermit> {
         let mut turns = self.state.lock();
