@@ -16,8 +16,9 @@
 //!   client address (`429` with `Retry-After`);
 //! - [`metrics`]: `/metrics` answers for the series a binary registers;
 //! - [`origin`]: Socket.IO refused from origins not allowed;
-//! - [`forward`] and [`rest_upstream`]: REST forwarded to the Spin
-//!   deployment (`spin up`, or the edge), over HTTP(S) with a private CA.
+//! - [`forward`], [`rest_upstream`] and [`passthrough`]: REST forwarded to
+//!   the Spin deployment (`spin up`, or the edge), over HTTP(S) with a
+//!   private CA, failing with an [`upstream_error::UpstreamError`].
 
 pub mod access;
 pub mod address_limits;
@@ -32,6 +33,7 @@ pub mod passthrough;
 pub mod rest_upstream;
 pub mod serve;
 pub mod shutdown;
+pub mod upstream_error;
 
 /// The Engine.IO request path (socketioxide's default).
 pub const SOCKET_IO_PATH: &str = "/socket.io";

@@ -20,7 +20,7 @@ use hyper_util::rt::TokioExecutor;
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 
-use crate::rest_upstream::UpstreamError;
+use crate::upstream_error::UpstreamError;
 
 /// The client and where it sends: the base's scheme, authority and path
 /// prefix, to which a request's path and query are appended unchanged.

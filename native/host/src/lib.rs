@@ -16,6 +16,7 @@ mod headers;
 mod manifest;
 mod outbound;
 mod redis;
+mod response;
 mod routes;
 mod runtime_config;
 mod server;
@@ -35,9 +36,10 @@ use http_body_util::BodyExt;
 pub use allowed_hosts::{AllowedHosts, AllowedHostsError, EntryError};
 pub use compile_cache::CompileCache;
 pub use manifest::{ComponentSpec, HttpRoute, Manifest, ManifestError};
+pub use response::{ResponseBody, error_response};
 pub use routes::RouteError;
 pub use runtime_config::{RuntimeConfig, RuntimeConfigError};
-pub use server::{HostLimits, HostOptions, ResponseBody, SpinHost, error_response};
+pub use server::{HostLimits, HostOptions, SpinHost};
 pub use variables::{AppVariables, Template, Variable, VariableSource, VariablesError};
 
 /// Every request answered by `host`'s components, as `spin up` answers

@@ -16,7 +16,6 @@ use anyhow::Context as _;
 use bytes::Bytes;
 use chatroom_core::ApiError;
 use chatroom_front::body::{self, DiscardOnDrop};
-use http_body_util::{BodyExt, Full};
 use hyper::body::Body;
 use tokio::sync::Semaphore;
 
@@ -28,7 +27,6 @@ use wasmtime::{
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
-use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::allowed_hosts::AllowedHosts;
@@ -37,6 +35,7 @@ use crate::headers::{add_spin_headers, check_head};
 use crate::manifest::Manifest;
 use crate::outbound::OutboundPolicy;
 use crate::redis::{self, RedisAccess, RedisCtx, RedisPool, RedisView};
+use crate::response::{ResponseBody, empty_response, error_response};
 use crate::routes::{RouteMatch, Router};
 use crate::runtime_config::RuntimeConfig;
 use crate::sqlite::{self, ConnectionPool, SqliteConfig, SqliteCtx, SqliteView};
@@ -229,29 +228,6 @@ pub struct SpinHost {
     default_db: Arc<ConnectionPool>,
     limits: HostLimits,
     slots: Arc<Semaphore>,
-}
-
-/// The body type of every response the host gives.
-pub type ResponseBody = HyperOutgoingBody;
-
-/// A response with no body, as Spin gives for a path no route matches.
-pub(crate) fn empty_response(status: u16) -> hyper::Response<ResponseBody> {
-    let body = Full::new(Bytes::new())
-        .map_err(|never| match never {})
-        .boxed_unsync();
-    let mut response = hyper::Response::new(body);
-    *response.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or_default();
-    response
-}
-
-/// An answer of the host itself: the error's status, body and headers
-/// (`chatroom_front::error`), as the host's body type.
-pub fn error_response(err: &ApiError) -> hyper::Response<ResponseBody> {
-    chatroom_front::error::response(err).map(|body| {
-        Full::new(body)
-            .map_err(|never| match never {})
-            .boxed_unsync()
-    })
 }
 
 /// Why a request's instance gave no response.

@@ -30,8 +30,8 @@
 //! place.
 //!
 //! Here: the WIT binding and where each statement runs ([`Lease`]); the
-//! pool is `pool`, the reading of statements `statement`, the writer of
-//! single statements `group_commit`.
+//! pool is `pool`, opening a connection `connection`, the reading of
+//! statements `statement`, the writer of single statements `group_commit`.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -46,6 +46,7 @@ use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 pub use self::pool::ConnectionPool;
 use self::statement::{begins_writing, leaves_no_state};
 
+mod connection;
 mod group_commit;
 mod pool;
 mod statement;

@@ -8,7 +8,7 @@ use http_body_util::{BodyExt, Full};
 use serde::Serialize;
 
 use crate::manifest::Manifest;
-use crate::server::{ResponseBody, empty_response};
+use crate::response::{ResponseBody, empty_response};
 
 /// The prefix Spin keeps for itself.
 const PREFIX: &str = "/.well-known/spin/";

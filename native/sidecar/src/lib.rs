@@ -272,7 +272,7 @@ impl Sidecar {
         let cursor = store.latest_seq().await?;
         let metrics = Metrics::default();
         let rooms = RoomRegistry::new(cursor, presence.clone(), metrics, limits.presence_room_max);
-        presence.keep_lease(Arc::downgrade(&rooms));
+        presence.keep_lease(Arc::downgrade(&rooms), RoomRegistry::listed);
         let eraser = OldPageEraser::start(store.clone());
         let tail = MessageTail::start(
             store.clone(),

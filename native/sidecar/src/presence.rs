@@ -14,7 +14,6 @@ use std::time::Duration;
 use chatroom_core::StoreError;
 use chatroom_core::internal::LeaseState;
 
-use crate::rooms::RoomRegistry;
 use crate::store::ChatStore;
 
 #[derive(Clone)]
@@ -48,9 +47,13 @@ impl PresenceStore {
     }
 
     /// Renews the lease every third of it, for as long as `rooms` lives;
-    /// when the lease had lapsed, the registry's members are recorded
-    /// again.
-    pub fn keep_lease(&self, rooms: Weak<RoomRegistry>) {
+    /// when the lease had lapsed, the memberships `listed` finds there
+    /// (`(public id, room, username)`) are recorded again.
+    pub fn keep_lease<R: Send + Sync + 'static>(
+        &self,
+        rooms: Weak<R>,
+        listed: fn(&R) -> Vec<(String, i64, String)>,
+    ) {
         let presence = self.clone();
         let every = self.lease / 3;
         tokio::spawn(async move {
@@ -68,7 +71,7 @@ impl PresenceStore {
                     Ok(LeaseState::Renewed) => {}
                     Ok(LeaseState::Taken) => {
                         tracing::warn!(node = %presence.node, "presence lease had lapsed; recording connections again");
-                        for (sid, room, username) in rooms.listed() {
+                        for (sid, room, username) in listed(&rooms) {
                             if let Err(e) = presence.join(&sid, room, &username).await {
                                 tracing::warn!(error = %e, "could not record presence again");
                             }

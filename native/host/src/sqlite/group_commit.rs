@@ -23,7 +23,7 @@ use chatroom_core::{BUSY_TIMEOUT, DatabaseFile, WritePermit};
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
-use super::pool::open_connection;
+use super::connection::open_connection;
 use super::{Error, QueryResult, Value, io_error, run};
 
 /// Most statements committed together.

@@ -8,15 +8,14 @@
 use parking_lot::Mutex;
 use std::sync::OnceLock;
 
-use chatroom_core::{DatabaseFile, FileIdentity};
+use chatroom_core::DatabaseFile;
 
+use super::Error;
+use super::connection::{open_connection, unavailable};
 use super::group_commit::GroupCommit;
-use super::{Error, io_error};
 
 /// Idle connections kept for reuse; more are closed when given back.
 const MAX_IDLE: usize = 64;
-/// Prepared statements kept per connection.
-const STATEMENT_CACHE: usize = 64;
 
 /// The connections to one database file, shared by every instance.
 #[derive(Debug)]
@@ -77,27 +76,4 @@ impl ConnectionPool {
             idle.push(conn);
         }
     }
-}
-
-fn unavailable(e: chatroom_core::StoreError) -> Error {
-    tracing::error!(error = %e, "refusing to open the database");
-    Error::Io("the database is unavailable".to_owned())
-}
-
-/// A new connection to `file`, if it is still the one in use, in WAL
-/// mode, polling when busy, with no attached databases.
-pub(super) fn open_connection(file: &FileIdentity) -> Result<rusqlite::Connection, Error> {
-    let path = file.path();
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(io_error)?;
-    }
-    let conn = rusqlite::Connection::open(path).map_err(io_error)?;
-    file.check().map_err(unavailable)?;
-    chatroom_core::assert_wal(&conn).map_err(unavailable)?;
-    chatroom_core::poll_when_busy(&conn).map_err(io_error)?;
-    // No attached databases: a component must not reach other files.
-    conn.set_limit(rusqlite::limits::Limit::SQLITE_LIMIT_ATTACHED, 0)
-        .map_err(io_error)?;
-    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-    Ok(conn)
 }
