@@ -481,7 +481,7 @@ async fn with_redis_an_idle_sidecar_polls_rarely_and_still_delivers() {
     // A wake-up that never comes (written behind the component's back, so
     // nothing is published): the safety poll finds it within 30 s.
     let db =
-        chatroom_core::open_file(&rest.state_dir().join("sqlite_db.db")).expect("the database");
+        chatroom_dbfile::open_file(&rest.state_dir().join("sqlite_db.db")).expect("the database");
     let draft = chatroom_core::MessageDraft::from_fields(Some("bob"), Some("unannounced")).unwrap();
     let quiet = chatroom_core::insert_message(&db, room, &draft).expect("stored");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(40);

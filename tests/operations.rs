@@ -257,7 +257,7 @@ async fn a_thirty_second_outage_of_the_rest_host_loses_nothing() {
     }
     // Meanwhile another writer (a restore, another region's host) adds
     // messages to the same database file.
-    let db = chatroom_core::open_file(&dir.path().join("sqlite_db.db")).expect("the database");
+    let db = chatroom_dbfile::open_file(&dir.path().join("sqlite_db.db")).expect("the database");
     for i in 0..3 {
         let draft =
             chatroom_core::MessageDraft::from_fields(Some("during"), Some(&format!("during {i}")))

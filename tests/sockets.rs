@@ -487,7 +487,7 @@ async fn catch_up_with_since_has_no_gap_and_no_duplicate_under_traffic() {
     let by_file = tokio::task::spawn_blocking({
         let (path, stop, log) = (stack.rest.db_path.clone(), stop.clone(), log.clone());
         move || {
-            let conn = chatroom_core::open_file(&path).unwrap();
+            let conn = chatroom_dbfile::open_file(&path).unwrap();
             // No fsync per commit: this writer only has to commit often.
             conn.pragma_update(None, "synchronous", "NORMAL").unwrap();
             let mut i = 0;

@@ -530,7 +530,7 @@ async fn a_database_file_deleted_or_replaced_underneath_is_refused_not_recreated
         if replace {
             // Another, empty database moved into its place.
             let other = db.with_file_name("other.db");
-            drop(chatroom_core::open_file(&other).unwrap());
+            drop(chatroom_dbfile::open_file(&other).unwrap());
             std::fs::rename(&other, &db).unwrap();
         }
         let res = reqwest::Client::new()

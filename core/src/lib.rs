@@ -26,11 +26,7 @@ mod walls;
 mod wire;
 
 #[cfg(feature = "rusqlite")]
-mod database_file;
-#[cfg(feature = "rusqlite")]
-mod sqlite_file;
-#[cfg(feature = "rusqlite")]
-mod write_gate;
+mod rusqlite_db;
 
 pub use change_log::{
     changes_after, changes_after_json, latest_seq, room_changes, room_changes_json,
@@ -67,10 +63,3 @@ pub use wire::{
     Change, ChangeEvent, ErrorBody, Message, Reaction, ReadPosition, Room, RoomUsers, Unread,
     internal,
 };
-
-#[cfg(feature = "rusqlite")]
-pub use database_file::DatabaseFile;
-#[cfg(feature = "rusqlite")]
-pub use sqlite_file::{BUSY_TIMEOUT, FileIdentity, assert_wal, open_file, poll_when_busy};
-#[cfg(feature = "rusqlite")]
-pub use write_gate::{WriteGate, WritePermit};

@@ -484,7 +484,7 @@ async fn data(binary: &Path, cache: &Path, largest: usize, replayed: usize, room
     // Seed the file before the server opens it.
     let state = tempfile::tempdir().expect("state dir");
     let file = state.path().join("sqlite_db.db");
-    let db = chatroom_core::open_file(&file).expect("database");
+    let db = chatroom_dbfile::open_file(&file).expect("database");
     let started = Instant::now();
     let sizes: Vec<usize> = [1_000, 10_000, 100_000, 1_000_000]
         .into_iter()

@@ -5,7 +5,8 @@
 
 use std::time::Duration;
 
-use chatroom_core::{MessageDraft, insert_message, open_file};
+use chatroom_core::{MessageDraft, insert_message};
+use chatroom_dbfile::open_file;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -177,7 +177,7 @@ impl TestServer {
     /// A direct rusqlite connection to the server's database file, with the
     /// schema in place: what the sidecar (or any other process) would use.
     pub fn open_db(&self) -> rusqlite::Connection {
-        chatroom_core::open_file(&self.db_path).expect("open the database file")
+        chatroom_dbfile::open_file(&self.db_path).expect("open the database file")
     }
 }
 

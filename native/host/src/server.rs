@@ -116,7 +116,9 @@ fn start_epoch_ticker(engine: &Engine) -> anyhow::Result<()> {
 
 /// The connections to the `default` database, and the file's owner.
 fn default_pool(file: PathBuf) -> Arc<ConnectionPool> {
-    Arc::new(ConnectionPool::new(chatroom_core::DatabaseFile::new(file)))
+    Arc::new(ConnectionPool::new(chatroom_dbfile::DatabaseFile::new(
+        file,
+    )))
 }
 
 /// Instances come from wasmtime's pooling allocator, as in Spin: memories,
@@ -386,7 +388,7 @@ impl SpinHost {
     /// The owner of the `default` database file: hand it to whatever else
     /// in this process uses the file (the default run's sidecar), so they
     /// share its write gate and hear its commits.
-    pub fn database(&self) -> chatroom_core::DatabaseFile {
+    pub fn database(&self) -> chatroom_dbfile::DatabaseFile {
         self.default_db.file().clone()
     }
 

@@ -38,7 +38,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use chatroom_core::{BUSY_TIMEOUT, WritePermit};
+use chatroom_dbfile::{BUSY_TIMEOUT, WritePermit};
 
 use rusqlite::types::{Value as SqlValue, ValueRef};
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
@@ -341,7 +341,7 @@ impl sqlite::HostConnection for SqliteView<'_> {
 mod tests {
     use std::time::Duration;
 
-    use chatroom_core::DatabaseFile;
+    use chatroom_dbfile::DatabaseFile;
     use tokio::sync::Notify;
 
     use super::sqlite::HostConnection;

@@ -27,7 +27,8 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use chatroom_core::{BUSY_TIMEOUT, DatabaseFile, StoreError};
+use chatroom_core::StoreError;
+use chatroom_dbfile::{BUSY_TIMEOUT, DatabaseFile};
 
 #[derive(Clone)]
 pub struct Db {
@@ -42,12 +43,12 @@ pub struct Db {
 impl Db {
     /// Opens the file (creating it and the schema if needed).
     pub fn open(file: DatabaseFile) -> Result<Self, StoreError> {
-        let conn = chatroom_core::open_file(file.path())?;
-        let reader = chatroom_core::open_file(file.path())?;
+        let conn = chatroom_dbfile::open_file(file.path())?;
+        let reader = chatroom_dbfile::open_file(file.path())?;
         reader
             .busy_handler(None)
             .map_err(|e| StoreError::Database(e.to_string()))?;
-        let presence = chatroom_core::open_file(file.path())?;
+        let presence = chatroom_dbfile::open_file(file.path())?;
         presence
             .pragma_update(None, "synchronous", "NORMAL")
             .map_err(|e| StoreError::Database(e.to_string()))?;

@@ -42,7 +42,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use chatroom_core::{DatabaseFile, Retention};
+use chatroom_core::Retention;
+use chatroom_dbfile::DatabaseFile;
 use socketioxide::SocketIo;
 use socketioxide::layer::SocketIoLayer;
 use tokio::sync::Notify;

@@ -149,7 +149,7 @@ impl ChatStore {
             // stall anyone, then wait as usual again.
             let _ = c.busy_timeout(ERASE_PATIENCE);
             let erased = truncate_wal(c);
-            let _ = chatroom_core::poll_when_busy(c);
+            let _ = chatroom_dbfile::poll_when_busy(c);
             erased
         })
         .await

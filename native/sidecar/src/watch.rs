@@ -81,7 +81,7 @@ struct CommitProbe {
 impl CommitProbe {
     /// Starts the probe thread; it ends when the watcher (the sender) goes.
     fn spawn(db_path: PathBuf, tail: MessageTail, pending: Receiver<()>) -> notify::Result<()> {
-        let conn = chatroom_core::open_file(&db_path)
+        let conn = chatroom_dbfile::open_file(&db_path)
             .map_err(|e| notify::Error::generic(&format!("probe connection: {e}")))?;
         let seen = latest_seq(&conn).unwrap_or(0);
         let mut probe = CommitProbe { conn, tail, seen };

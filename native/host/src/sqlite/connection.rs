@@ -3,7 +3,7 @@
 //! the host started on, in WAL mode, polling when busy, with no attached
 //! databases and a statement cache.
 
-use chatroom_core::FileIdentity;
+use chatroom_dbfile::FileIdentity;
 
 use super::{Error, io_error};
 
@@ -26,8 +26,8 @@ pub(super) fn open_connection(file: &FileIdentity) -> Result<rusqlite::Connectio
     }
     let conn = rusqlite::Connection::open(path).map_err(io_error)?;
     file.check().map_err(unavailable)?;
-    chatroom_core::assert_wal(&conn).map_err(unavailable)?;
-    chatroom_core::poll_when_busy(&conn).map_err(io_error)?;
+    chatroom_dbfile::assert_wal(&conn).map_err(unavailable)?;
+    chatroom_dbfile::poll_when_busy(&conn).map_err(io_error)?;
     // No attached databases: a component must not reach other files.
     conn.set_limit(rusqlite::limits::Limit::SQLITE_LIMIT_ATTACHED, 0)
         .map_err(io_error)?;

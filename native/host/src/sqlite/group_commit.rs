@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, Sender, TryRecvError};
 
-use chatroom_core::{BUSY_TIMEOUT, DatabaseFile, WritePermit};
+use chatroom_dbfile::{BUSY_TIMEOUT, DatabaseFile, WritePermit};
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
 

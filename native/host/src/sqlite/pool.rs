@@ -8,7 +8,7 @@
 use parking_lot::Mutex;
 use std::sync::OnceLock;
 
-use chatroom_core::DatabaseFile;
+use chatroom_dbfile::DatabaseFile;
 
 use super::Error;
 use super::connection::{open_connection, unavailable};

@@ -16,9 +16,9 @@ use std::sync::Arc;
 
 use tokio::sync::Notify;
 
-use crate::db::StoreError;
 use crate::sqlite_file::FileIdentity;
 use crate::write_gate::WriteGate;
+use chatroom_core::StoreError;
 
 /// A SQLite file as this process's users of it share it. Cheap to clone.
 #[derive(Clone, Debug)]

@@ -1,14 +1,13 @@
-//! [`Database`] on rusqlite, for native code (the sidecar, the host and the
-//! tests), and [`FileIdentity`], which notices the database file being
-//! deleted or replaced under a running process.
+//! Opening the database file as native code does (WAL asserted, the
+//! schema brought up to date, busy waits polled every millisecond), and
+//! [`FileIdentity`], which notices the file being deleted or replaced
+//! under a running process.
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use rusqlite::types::{Value as SqlValue, ValueRef};
-
-use crate::db::{Database, Row, StoreError, Value};
+use chatroom_core::StoreError;
 
 /// Opens (creating if needed) the database file and brings it to the current
 /// schema, in WAL mode (asserted on every open: a file swapped for one in
@@ -21,7 +20,7 @@ pub fn open_file(path: &Path) -> Result<rusqlite::Connection, StoreError> {
     let conn = rusqlite::Connection::open(path).map_err(db_err)?;
     poll_when_busy(&conn).map_err(db_err)?;
     assert_wal(&conn)?;
-    crate::migrate(&conn)?;
+    chatroom_core::migrate(&conn)?;
     Ok(conn)
 }
 
@@ -128,42 +127,4 @@ fn identity(_meta: &std::fs::Metadata) -> (u64, u64) {
 
 fn db_err(e: rusqlite::Error) -> StoreError {
     StoreError::Database(e.to_string())
-}
-
-fn to_sql(v: &Value) -> SqlValue {
-    match v {
-        Value::Null => SqlValue::Null,
-        Value::Integer(i) => SqlValue::Integer(*i),
-        Value::Real(f) => SqlValue::Real(*f),
-        Value::Text(s) => SqlValue::Text(s.clone()),
-        Value::Blob(b) => SqlValue::Blob(b.clone()),
-    }
-}
-
-fn from_sql(v: ValueRef<'_>) -> Value {
-    match v {
-        ValueRef::Null => Value::Null,
-        ValueRef::Integer(i) => Value::Integer(i),
-        ValueRef::Real(f) => Value::Real(f),
-        ValueRef::Text(t) => Value::Text(String::from_utf8_lossy(t).into_owned()),
-        ValueRef::Blob(b) => Value::Blob(b.to_vec()),
-    }
-}
-
-impl Database for rusqlite::Connection {
-    fn query(&self, sql: &str, params: &[Value]) -> Result<Vec<Row>, StoreError> {
-        let mut stmt = self.prepare_cached(sql).map_err(db_err)?;
-        let columns = stmt.column_count();
-        let params = rusqlite::params_from_iter(params.iter().map(to_sql));
-        let mut rows = stmt.query(params).map_err(db_err)?;
-        let mut out = Vec::new();
-        while let Some(row) = rows.next().map_err(db_err)? {
-            let values = (0..columns)
-                .map(|i| row.get_ref(i).map(from_sql))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(db_err)?;
-            out.push(Row(values));
-        }
-        Ok(out)
-    }
 }
