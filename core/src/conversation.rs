@@ -16,15 +16,12 @@ use crate::db::{Database, StoreError};
 use crate::error::ApiError;
 use crate::input::{MessageDraft, first_string_field};
 use crate::limits::REACTION_KINDS_MAX;
-use crate::store::{find_room, in_one_transaction, store_message};
+use crate::store::{message, missing, store_message};
+use crate::transaction::{SECURE_DELETE, in_one_transaction};
 use crate::validate::{ClientId, Content, Emoji, Sender};
 use crate::walls::{Need, wall};
 use crate::wire::{Message, ReadPosition, Unread};
 
-/// Before an edit or a delete: SQLite then overwrites the freed bytes of
-/// the old text with zeros instead of leaving them in the page
-/// (docs/protocol.md §4.2). Per connection, so set on whichever one writes.
-pub(crate) const SECURE_DELETE: &str = "PRAGMA secure_delete = ON";
 /// An edit; with a `client_id` (`?5`), only if it is not the key of the
 /// message's last edit (a repeat changes nothing).
 const EDIT: &str = concat!(
@@ -64,11 +61,6 @@ const HAS_REACTED: &str =
     "SELECT 1 FROM reactions WHERE message_id = ?1 AND emoji = ?2 AND username = ?3";
 const MESSAGE_STATE: &str =
     "SELECT sender, deleted_at IS NOT NULL FROM messages WHERE id = ?2 AND room_id = ?1";
-const MESSAGE: &str = concat!(
-    "SELECT ",
-    message_json!(),
-    " FROM messages m WHERE m.id = ?2 AND m.room_id = ?1"
-);
 /// Moves a read position forward only (an older id is no step back).
 const MARK_READ: &str = concat!(
     "INSERT INTO read_positions (room_id, username, message_id) SELECT ?1, ?2, ?3 \
@@ -506,16 +498,6 @@ pub fn unread(db: &impl Database, user: &Sender) -> Result<Unread, StoreError> {
     })
 }
 
-/// A message as it is now; `404` when it is not in that room.
-pub fn message(db: &impl Database, room_id: i64, message_id: i64) -> Result<Message, ApiError> {
-    let rows = db.query(MESSAGE, &[room_id.into(), message_id.into()])?;
-    match rows.first() {
-        Some(row) => serde_json::from_str(&row.text(0)?)
-            .map_err(|_| ApiError::Storage(StoreError::Shape("a message is not the wire shape"))),
-        None => Err(missing(db, room_id)?),
-    }
-}
-
 fn read_positions(
     db: &impl Database,
     user: &Sender,
@@ -566,18 +548,11 @@ fn own_message(
     }
 }
 
-/// Why a message was not found: its room is missing, or just it.
-fn missing(db: &impl Database, room_id: i64) -> Result<ApiError, StoreError> {
-    Ok(match find_room(db, room_id)? {
-        None => ApiError::RoomNotFound,
-        Some(_) => ApiError::MessageNotFound,
-    })
-}
-
 #[cfg(all(test, feature = "rusqlite"))]
 pub(crate) mod tests {
     use super::*;
-    use crate::store::{HistoryPages, MessagePage, create_room, insert_message};
+    use crate::rooms::create_room;
+    use crate::store::{HistoryPages, MessagePage, insert_message};
     use crate::validate::RoomName;
     use crate::wire::ChangeEvent;
 

@@ -5,8 +5,9 @@
 //! REST component, the page, the host, the sidecar's front and its
 //! Socket.IO events all report these.
 
+use serde::Serialize;
+
 use crate::db::StoreError;
-use crate::wire::ErrorBody;
 
 /// The content type of every JSON answer, errors included.
 pub const CONTENT_TYPE: &str = "application/json; charset=utf-8";
@@ -260,4 +261,14 @@ impl ApiError {
             _ => None,
         }
     }
+}
+
+/// The REST error body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ErrorBody {
+    pub detail: String,
+    pub code: &'static str,
+    /// `resync_required` only: every change after this `seq` is kept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kept_after: Option<i64>,
 }

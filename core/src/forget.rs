@@ -8,10 +8,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::conversation::SECURE_DELETE;
 use crate::db::Database;
 use crate::error::ApiError;
-use crate::store::transaction;
+use crate::transaction::{SECURE_DELETE, transaction};
 use crate::validate::Sender;
 
 /// Rows changed per transaction.
@@ -75,7 +74,8 @@ pub fn forget_user(db: &impl Database, user: &Sender) -> Result<Forgotten, ApiEr
 mod tests {
     use super::*;
     use crate::input::MessageDraft;
-    use crate::store::{create_room, insert_message};
+    use crate::rooms::create_room;
+    use crate::store::insert_message;
     use crate::validate::RoomName;
     use crate::{ActionKind, ChangeEvent};
     use serde_json::json;

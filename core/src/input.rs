@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 use crate::error::ApiError;
 use crate::limits::MAX_BODY_BYTES;
 use crate::validate::{ClientId, Content, RoomName, Sender, parse_room_id};
-use crate::walls::Visibility;
+use crate::wire::Visibility;
 
 /// Parses a request body that must be one JSON object.
 pub fn json_object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {

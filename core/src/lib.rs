@@ -19,8 +19,10 @@ mod input;
 pub mod limits;
 mod request;
 mod retention;
+mod rooms;
 mod schema;
 mod store;
+mod transaction;
 mod validate;
 mod walls;
 mod wire;
@@ -32,11 +34,10 @@ pub use change_log::{
     changes_after, changes_after_json, latest_seq, room_changes, room_changes_json,
 };
 pub use conversation::{
-    Action, ActionKind, Actor, Applied, Write, Written, apply, message, truncate_wal, unread,
-    write_batch,
+    Action, ActionKind, Actor, Applied, Write, Written, apply, truncate_wal, unread, write_batch,
 };
 pub use db::{Database, Row, StoreError, Value};
-pub use error::{ApiError, CONTENT_TYPE};
+pub use error::{ApiError, CONTENT_TYPE, ErrorBody};
 pub use forget::{Forgotten, forget_user};
 pub use input::{
     JoinRequest, MessageDraft, RoomDraft, TypingRequest, event_object, flag_field, json_object,
@@ -44,22 +45,22 @@ pub use input::{
 };
 pub use request::{Query, check_path, path_segment};
 pub use retention::{
-    PruneRange, PruneSearch, PruneStep, Retention, check_kept, find_prunable, prune_range,
-    prune_step,
+    PruneRange, PruneSearch, PruneStep, check_kept, find_prunable, prune_range, prune_step,
 };
+pub use rooms::{create_room, find_room};
 pub use schema::{SCHEMA_VERSION, migrate};
 pub use store::{
-    HistoryPages, MessagePage, PageDirection, RoomPages, Stored, create_room, find_room,
-    insert_message, insert_messages, presence, room_users, store_message,
+    HistoryPages, MessagePage, PageDirection, RoomPages, Stored, insert_message, insert_messages,
+    message, presence, room_users, store_message,
 };
 pub use validate::{
     ClientId, Content, Emoji, RoomName, Sender, parse_message_id, parse_node_token, parse_room_id,
 };
 pub use walls::{
-    Member, MemberChange, MembershipEvent, Moderation, Need, Role, RoomAccess, Viewer, Visibility,
+    Member, MemberChange, MembershipEvent, Moderation, Need, Role, RoomAccess, Viewer,
     change_membership, create_owned_room, members, open_dm, room_access, visible_room,
 };
 pub use wire::{
-    Change, ChangeEvent, ErrorBody, Message, Reaction, ReadPosition, Room, RoomUsers, Unread,
-    internal,
+    Change, ChangeEvent, Message, Reaction, ReadPosition, Retention, Room, RoomUsers, Unread,
+    Visibility, internal,
 };

@@ -17,39 +17,11 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::conversation::SECURE_DELETE;
 use crate::db::{Database, StoreError, Value};
 use crate::error::ApiError;
 use crate::limits::{PRUNE_BATCH_ROWS, PRUNE_ROOMS_PER_STEP, RETENTION_FLOOR_MS};
-use crate::store::transaction;
-
-/// What is kept: a message goes when either limit says so.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Retention {
-    /// Messages (and changes) older than this many milliseconds go.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_age_ms: Option<i64>,
-    /// Beyond the newest this many messages of a room, older ones go.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_messages: Option<i64>,
-}
-
-impl Retention {
-    /// A policy must keep something: a non-negative age and count.
-    pub fn check(&self) -> Result<(), ApiError> {
-        if self.max_age_ms.is_some_and(|ms| ms < 0) || self.max_messages.is_some_and(|n| n < 0) {
-            return Err(ApiError::InvalidPayload(
-                "max_age_ms and max_messages must not be negative".to_owned(),
-            ));
-        }
-        Ok(())
-    }
-
-    /// Whether anything is ever pruned.
-    pub fn is_on(&self) -> bool {
-        self.max_age_ms.is_some() || self.max_messages.is_some()
-    }
-}
+use crate::transaction::{SECURE_DELETE, transaction};
+use crate::wire::Retention;
 
 /// What one [`prune_step`] did, and where the next one starts.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -268,7 +240,8 @@ mod tests {
     use super::*;
     use crate::ActionKind;
     use crate::input::MessageDraft;
-    use crate::store::{create_room, insert_message};
+    use crate::rooms::create_room;
+    use crate::store::insert_message;
     use crate::validate::RoomName;
     use serde_json::json;
 

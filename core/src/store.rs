@@ -6,20 +6,15 @@ use crate::db::{Database, Row, StoreError, Value};
 use crate::error::ApiError;
 use crate::input::MessageDraft;
 use crate::limits::{CLIENT_ID_WINDOW_MS, HISTORY_PAGE_ROWS, PAGE_LIMIT_MAX};
-use crate::validate::RoomName;
-use crate::walls::{self, Need, Viewer, Visibility};
+use crate::rooms::{find_room, room_from};
+use crate::transaction::in_one_transaction;
+use crate::walls::{self, Need, Viewer};
 use crate::wire::{Message, Room, RoomUsers};
 
 // Every `LIMIT` is a bound parameter plus 0: SQLite's planner reads a bare
 // bound `LIMIT ?`, which makes every new binding re-prepare the statement
 // (parse and plan again on each use); an expression it does not read.
 
-pub(crate) const INSERT_ROOM: &str = concat!(
-    "INSERT INTO chatrooms (name, name_key, created_at, visibility) VALUES (?1, ?2, ",
-    now_utc_millis!(),
-    ", ?3) ON CONFLICT (name_key) DO NOTHING RETURNING id, name, created_at, visibility"
-);
-const SELECT_ROOM: &str = "SELECT id, name, created_at, visibility FROM chatrooms WHERE id = ?1";
 /// The rooms after `?1` that the viewer sees (docs/protocol.md §10.5):
 /// public ones, those naming user `?4` a member, or all when `?3` is 1
 /// (an operator, or an edge sidecar's internal token).
@@ -74,6 +69,11 @@ macro_rules! messages_in_range {
 // row crosses into the component one value at a time; typed pages are
 // these, parsed. A subquery's ORDER BY with LIMIT is kept by the aggregate
 // over it (SQLite does not flatten such a subquery into an aggregate).
+const MESSAGE: &str = concat!(
+    "SELECT ",
+    message_json!(),
+    " FROM messages m WHERE m.id = ?2 AND m.room_id = ?1"
+);
 macro_rules! json_page {
     ($object:expr, $rows:expr) => {
         concat!(
@@ -128,16 +128,6 @@ const SELECT_ROOM_USERS: &str = concat!(
     " GROUP BY p.username ORDER BY MIN(p.id)"
 );
 
-pub(crate) fn room_from(row: &Row) -> Result<Room, StoreError> {
-    Ok(Room {
-        id: row.int(0)?,
-        name: row.text(1)?,
-        created_at: row.text(2)?,
-        visibility: Visibility::parse(&row.text(3)?)
-            .ok_or(StoreError::Shape("an unknown room visibility"))?,
-    })
-}
-
 fn message_from(row: &Row) -> Result<Message, StoreError> {
     Ok(Message {
         id: row.int(0)?,
@@ -147,30 +137,6 @@ fn message_from(row: &Row) -> Result<Message, StoreError> {
         timestamp: row.text(4)?,
         ..Message::default()
     })
-}
-
-/// Creates a public room without an owner (identity off); rooms with an
-/// owner are `walls::create_owned_room`. `RoomExists` if the name is
-/// taken, ignoring case.
-pub fn create_room(db: &impl Database, name: &RoomName) -> Result<Room, ApiError> {
-    let params = [
-        name.as_str().into(),
-        name.key().into(),
-        Visibility::Public.as_str().into(),
-    ];
-    let rows = db.query(INSERT_ROOM, &params)?;
-    match rows.first() {
-        Some(row) => Ok(room_from(row)?),
-        None => Err(ApiError::RoomExists(name.as_str().to_owned())),
-    }
-}
-
-/// The room with this id, if any.
-pub fn find_room(db: &impl Database, id: i64) -> Result<Option<Room>, StoreError> {
-    db.query(SELECT_ROOM, &[id.into()])?
-        .first()
-        .map(room_from)
-        .transpose()
 }
 
 /// Stores a message; `RoomNotFound` if the room does not exist (or is
@@ -237,7 +203,7 @@ pub fn store_message(
             return Err(ApiError::IdempotencyConflict);
         }
         return Ok(Stored {
-            message: crate::conversation::message(db, room_id, id)?,
+            message: message(db, room_id, id)?,
             replayed: true,
         });
     }
@@ -256,53 +222,6 @@ pub fn insert_messages(
     in_one_transaction(db, drafts, |db, (room_id, draft)| {
         store_message(db, *room_id, draft, window_ms).map(|stored| stored.message)
     })
-}
-
-/// Runs `each` on every item in one transaction, in order; each gets its
-/// own answer, and a client error fails only its item. `Err` if the
-/// transaction failed (a storage error in any item rolls it all back).
-pub(crate) fn in_one_transaction<D: Database, I, T>(
-    db: &D,
-    items: &[I],
-    each: impl Fn(&D, &I) -> Result<T, ApiError>,
-) -> Result<Vec<Result<T, ApiError>>, StoreError> {
-    db.query("BEGIN IMMEDIATE", &[])?;
-    let results: Vec<_> = items.iter().map(|item| each(db, item)).collect();
-    let failed = results.iter().find_map(|r| match r {
-        Err(ApiError::Storage(e)) => Some(e.clone()),
-        _ => None,
-    });
-    if let Some(e) = failed {
-        let _ = db.query("ROLLBACK", &[]);
-        return Err(e);
-    }
-    if let Err(e) = db.query("COMMIT", &[]) {
-        let _ = db.query("ROLLBACK", &[]);
-        return Err(e);
-    }
-    Ok(results)
-}
-
-/// Runs `f` in one write transaction: committed if it succeeds, rolled
-/// back if it fails.
-pub(crate) fn transaction<D: Database, T>(
-    db: &D,
-    f: impl FnOnce(&D) -> Result<T, ApiError>,
-) -> Result<T, ApiError> {
-    db.query("BEGIN IMMEDIATE", &[])?;
-    match f(db) {
-        Ok(value) => match db.query("COMMIT", &[]) {
-            Ok(_) => Ok(value),
-            Err(e) => {
-                let _ = db.query("ROLLBACK", &[]);
-                Err(e.into())
-            }
-        },
-        Err(e) => {
-            let _ = db.query("ROLLBACK", &[]);
-            Err(e)
-        }
-    }
 }
 
 /// Distinct usernames present in a room, in order of joining.
@@ -650,10 +569,30 @@ impl HistoryPages {
     }
 }
 
+/// A message as it is now; `404` when it is not in that room.
+pub fn message(db: &impl Database, room_id: i64, message_id: i64) -> Result<Message, ApiError> {
+    let rows = db.query(MESSAGE, &[room_id.into(), message_id.into()])?;
+    match rows.first() {
+        Some(row) => serde_json::from_str(&row.text(0)?)
+            .map_err(|_| ApiError::Storage(StoreError::Shape("a message is not the wire shape"))),
+        None => Err(missing(db, room_id)?),
+    }
+}
+
+/// Why a message was not found: its room is missing, or just it.
+pub(crate) fn missing(db: &impl Database, room_id: i64) -> Result<ApiError, StoreError> {
+    Ok(match find_room(db, room_id)? {
+        None => ApiError::RoomNotFound,
+        Some(_) => ApiError::MessageNotFound,
+    })
+}
+
 #[cfg(all(test, feature = "rusqlite"))]
 mod tests {
     use super::*;
     use crate::input::{MessageDraft, RoomDraft};
+    use crate::rooms::create_room;
+    use crate::validate::RoomName;
 
     fn db() -> rusqlite::Connection {
         let conn = rusqlite::Connection::open_in_memory().unwrap();

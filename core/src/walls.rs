@@ -20,39 +20,10 @@ use serde_json::Value as Json;
 
 use crate::db::{Database, StoreError, Value};
 use crate::error::ApiError;
-use crate::store::{INSERT_ROOM, room_from, transaction};
+use crate::rooms::{INSERT_ROOM, room_from};
+use crate::transaction::transaction;
 use crate::validate::{RoomName, Sender};
-use crate::wire::Room;
-
-/// Who can see a room.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Visibility {
-    #[default]
-    Public,
-    Private,
-    Dm,
-}
-
-impl Visibility {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Visibility::Public => "public",
-            Visibility::Private => "private",
-            Visibility::Dm => "dm",
-        }
-    }
-
-    pub fn parse(raw: &str) -> Option<Self> {
-        [Visibility::Public, Visibility::Private, Visibility::Dm]
-            .into_iter()
-            .find(|v| v.as_str() == raw)
-    }
-
-    pub fn is_public(&self) -> bool {
-        *self == Visibility::Public
-    }
-}
+use crate::wire::{Room, Visibility};
 
 /// A member's role, lowest first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::walls::Visibility;
+use crate::error::ApiError;
 
 /// A chat room: `{"id", "name", "created_at"}`, and `visibility`
 /// (`private`, `dm`) for a room that is not public (docs/protocol.md §10).
@@ -134,14 +134,62 @@ pub struct RoomUsers {
     pub users: Vec<String>,
 }
 
-/// The REST error body.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ErrorBody {
-    pub detail: String,
-    pub code: &'static str,
-    /// `resync_required` only: every change after this `seq` is kept.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub kept_after: Option<i64>,
+/// Who can see a room.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Visibility {
+    #[default]
+    Public,
+    Private,
+    Dm,
+}
+
+impl Visibility {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Visibility::Public => "public",
+            Visibility::Private => "private",
+            Visibility::Dm => "dm",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        [Visibility::Public, Visibility::Private, Visibility::Dm]
+            .into_iter()
+            .find(|v| v.as_str() == raw)
+    }
+
+    pub fn is_public(&self) -> bool {
+        *self == Visibility::Public
+    }
+}
+
+/// What is kept: a message goes when either limit says so.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Retention {
+    /// Messages (and changes) older than this many milliseconds go.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_age_ms: Option<i64>,
+    /// Beyond the newest this many messages of a room, older ones go.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_messages: Option<i64>,
+}
+
+impl Retention {
+    /// A policy must keep something: a non-negative age and count.
+    pub fn check(&self) -> Result<(), ApiError> {
+        if self.max_age_ms.is_some_and(|ms| ms < 0) || self.max_messages.is_some_and(|n| n < 0) {
+            return Err(ApiError::InvalidPayload(
+                "max_age_ms and max_messages must not be negative".to_owned(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether anything is ever pruned.
+    pub fn is_on(&self) -> bool {
+        self.max_age_ms.is_some() || self.max_messages.is_some()
+    }
 }
 
 /// The internal API of edge mode (docs/protocol.md §6): what the component and the
@@ -192,7 +240,7 @@ pub mod internal {
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
     pub struct PruneRequest {
         #[serde(flatten)]
-        pub policy: crate::retention::Retention,
+        pub policy: super::Retention,
         pub from_room: i64,
     }
 
