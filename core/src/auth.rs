@@ -18,6 +18,24 @@ use crate::validate::Sender;
 /// How far past `exp` a token is still accepted (clock skew).
 pub const LEEWAY_SECS: u64 = 60;
 
+/// Who is acting (docs/protocol.md §7), the one rule for every path: with
+/// identity on, the token's user, and a name the request gives (a
+/// `sender`, a `username`, a path's name) must be that user's
+/// (`sender_mismatch` otherwise); with identity off, the name given, if
+/// any (the caller decides what no name means).
+pub fn acting_as<'a>(
+    token_user: Option<&'a str>,
+    named: Option<&'a str>,
+) -> Result<Option<&'a str>, ApiError> {
+    match (token_user, named) {
+        (Some(user), Some(named)) if named.trim() != user => {
+            Err(ApiError::SenderMismatch(user.to_owned()))
+        }
+        (Some(user), _) => Ok(Some(user)),
+        (None, named) => Ok(named),
+    }
+}
+
 /// What a token says.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claims {

@@ -12,6 +12,7 @@
 
 use serde_json::{Map, Value, json};
 
+use crate::auth::acting_as;
 use crate::db::{Database, StoreError};
 use crate::error::ApiError;
 use crate::input::{MessageDraft, first_string_field};
@@ -159,13 +160,9 @@ pub struct Actor<'a> {
 impl Actor<'_> {
     fn resolve(&self, obj: &Map<String, Value>) -> Result<Sender, ApiError> {
         let named = first_string_field(obj, &["username", "sender"], ApiError::InvalidUsername)?;
-        let name = match (self.token_user, named) {
-            (Some(user), Some(named)) if named.trim() != user => {
-                return Err(ApiError::SenderMismatch(user.to_owned()));
-            }
-            (Some(user), _) => user,
-            (None, Some(named)) => named,
-            (None, None) => self
+        let name = match acting_as(self.token_user, named)? {
+            Some(name) => name,
+            None => self
                 .fallback
                 .ok_or_else(|| ApiError::InvalidUsername("username is required".to_owned()))?,
         };

@@ -5,6 +5,8 @@
 //! REST component, the page, the host, the sidecar's front and its
 //! Socket.IO events all report these.
 
+use std::borrow::Cow;
+
 use serde::Serialize;
 
 use crate::db::StoreError;
@@ -12,11 +14,19 @@ use crate::db::StoreError;
 /// The content type of every JSON answer, errors included.
 pub const CONTENT_TYPE: &str = "application/json; charset=utf-8";
 
+// The fixed parts of the details that carry a value, written once for
+// the message and for reading it back ([`ApiError::from_wire`]).
+const INVALID_JSON: &str = "Request body is not valid JSON: ";
+const BAD_REQUEST: &str = "The request could not be read: ";
+const NOT_IN_ROOM: &str = "Not a member of chatroom ";
+const ROOM_EXISTS: (&str, &str) = ("Chatroom '", "' already exists");
+const SENDER_MISMATCH: (&str, &str) = ("The sender must be the token's user, '", "'");
+
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ApiError {
-    #[error("Request body is not valid JSON: {0}")]
+    #[error("{INVALID_JSON}{0}")]
     InvalidJson(String),
-    #[error("The request could not be read: {0}")]
+    #[error("{BAD_REQUEST}{0}")]
     BadRequest(String),
     #[error("{0}")]
     InvalidName(String),
@@ -30,7 +40,7 @@ pub enum ApiError {
     InvalidRoomId,
     #[error("{0}")]
     InvalidPayload(String),
-    #[error("Not a member of chatroom {0}")]
+    #[error("{NOT_IN_ROOM}{0}")]
     NotInRoom(i64),
     #[error("{0}")]
     InvalidPaging(String),
@@ -51,7 +61,7 @@ pub enum ApiError {
         crate::limits::REACTION_KINDS_MAX
     )]
     TooManyReactions,
-    #[error("Chatroom '{0}' already exists")]
+    #[error("{before}{0}{after}", before = ROOM_EXISTS.0, after = ROOM_EXISTS.1)]
     RoomExists(String),
     #[error("Request body is larger than {} bytes", crate::limits::MAX_BODY_BYTES)]
     PayloadTooLarge,
@@ -61,7 +71,7 @@ pub enum ApiError {
     NotFound,
     #[error("A valid token is required")]
     Unauthorized,
-    #[error("The sender must be the token's user, '{0}'")]
+    #[error("{before}{0}{after}", before = SENDER_MISMATCH.0, after = SENDER_MISMATCH.1)]
     SenderMismatch(String),
     #[error("The internal API is off: the internal_token variable is not set")]
     InternalApiDisabled,
@@ -80,7 +90,7 @@ pub enum ApiError {
     BadGateway,
     /// The sidecar cannot serve yet or now (`503`): why, in a sentence.
     #[error("{0}")]
-    UpstreamUnavailable(&'static str),
+    UpstreamUnavailable(Cow<'static, str>),
     /// A room's wall (docs/protocol.md §10): the user may see the room
     /// but not do this (a role they lack, a direct message's fixed pair).
     #[error("{0}")]
@@ -198,34 +208,71 @@ impl ApiError {
         }
     }
 
-    /// The error a peer reported as `code` and `detail` (the internal API's
-    /// answers): the same variant for every client error; anything else
-    /// is a storage failure, whose text goes to the log only.
-    pub fn from_wire(code: &str, detail: &str) -> ApiError {
+    /// The error a peer reported as `code`, `detail` and `kept_after`
+    /// (the internal API's answers): the error it rendered, for every
+    /// code (`from_wire(e.code(), &e.public_detail(), e.kept_after())`
+    /// answers as `e` does). A code this version does not know, or a
+    /// detail it cannot read back, is a storage failure whose text goes to
+    /// the log only.
+    pub fn from_wire(code: &str, detail: &str, kept_after: Option<i64>) -> ApiError {
         let text = || detail.to_owned();
-        match code {
-            "invalid_json" => ApiError::InvalidJson(text()),
-            "invalid_sender" => ApiError::InvalidSender(text()),
-            "invalid_message" => ApiError::InvalidMessage(text()),
-            "invalid_username" => ApiError::InvalidUsername(text()),
-            "invalid_room_id" => ApiError::InvalidRoomId,
-            "invalid_message_id" => ApiError::InvalidMessageId,
-            "invalid_emoji" => ApiError::InvalidEmoji(text()),
-            "invalid_payload" => ApiError::InvalidPayload(text()),
-            "room_not_found" => ApiError::RoomNotFound,
-            "message_not_found" => ApiError::MessageNotFound,
-            "not_sender" => ApiError::NotSender,
-            "message_deleted" => ApiError::MessageDeleted,
-            "too_many_reactions" => ApiError::TooManyReactions,
-            "sender_mismatch" => ApiError::SenderMismatch(text()),
-            "forbidden" => ApiError::Forbidden(text()),
-            "banned" => ApiError::Banned,
-            "muted" => ApiError::Muted,
-            "idempotency_conflict" => ApiError::IdempotencyConflict,
-            _ => ApiError::Storage(StoreError::Database(format!(
+        let within = |(before, after): (&str, &str)| {
+            detail
+                .strip_prefix(before)
+                .and_then(|rest| rest.strip_suffix(after))
+                .map(str::to_owned)
+        };
+        let known = match code {
+            "invalid_json" => within((INVALID_JSON, "")).map(ApiError::InvalidJson),
+            "bad_request" => within((BAD_REQUEST, "")).map(ApiError::BadRequest),
+            "invalid_name" => Some(ApiError::InvalidName(text())),
+            "invalid_sender" => Some(ApiError::InvalidSender(text())),
+            "invalid_message" => Some(ApiError::InvalidMessage(text())),
+            "invalid_username" => Some(ApiError::InvalidUsername(text())),
+            "invalid_room_id" => Some(ApiError::InvalidRoomId),
+            "invalid_payload" => Some(ApiError::InvalidPayload(text())),
+            "not_in_room" => within((NOT_IN_ROOM, ""))
+                .and_then(|id| id.parse().ok())
+                .map(ApiError::NotInRoom),
+            "invalid_paging" => Some(ApiError::InvalidPaging(text())),
+            "room_not_found" => Some(ApiError::RoomNotFound),
+            "invalid_message_id" => Some(ApiError::InvalidMessageId),
+            "invalid_emoji" => Some(ApiError::InvalidEmoji(text())),
+            "message_not_found" => Some(ApiError::MessageNotFound),
+            "not_sender" => Some(ApiError::NotSender),
+            "message_deleted" => Some(ApiError::MessageDeleted),
+            "too_many_reactions" => Some(ApiError::TooManyReactions),
+            "room_exists" => within(ROOM_EXISTS).map(ApiError::RoomExists),
+            "payload_too_large" => Some(ApiError::PayloadTooLarge),
+            "rate_limited" => Some(ApiError::RateLimited),
+            "not_found" => Some(ApiError::NotFound),
+            "unauthorized" => Some(ApiError::Unauthorized),
+            "sender_mismatch" => within(SENDER_MISMATCH).map(ApiError::SenderMismatch),
+            "internal_api_disabled" => Some(ApiError::InternalApiDisabled),
+            "method_not_allowed" => Some(ApiError::MethodNotAllowed),
+            "forbidden" => Some(ApiError::Forbidden(text())),
+            "banned" => Some(ApiError::Banned),
+            "muted" => Some(ApiError::Muted),
+            "identity_required" => Some(ApiError::IdentityRequired(text())),
+            "idempotency_conflict" => Some(ApiError::IdempotencyConflict),
+            "resync_required" => {
+                kept_after.map(|kept_after| ApiError::ResyncRequired { kept_after })
+            }
+            "origin_not_allowed" => Some(ApiError::OriginNotAllowed),
+            "overloaded" => Some(ApiError::Overloaded),
+            "timeout" => Some(ApiError::Timeout),
+            "internal_error" => Some(ApiError::Internal),
+            "upstream_unavailable" if detail == ApiError::BadGateway.to_string() => {
+                Some(ApiError::BadGateway)
+            }
+            "upstream_unavailable" => Some(ApiError::UpstreamUnavailable(text().into())),
+            _ => None,
+        };
+        known.unwrap_or_else(|| {
+            ApiError::Storage(StoreError::Database(format!(
                 "the REST upstream refused: {detail} ({code})"
-            ))),
-        }
+            )))
+        })
     }
 
     /// The `seq` after which everything is kept, for `resync_required`.
@@ -241,6 +288,16 @@ impl ApiError {
     pub fn body(&self) -> ErrorBody {
         ErrorBody {
             detail: self.public_detail(),
+            code: self.code(),
+            kept_after: self.kept_after(),
+        }
+    }
+
+    /// The fields of the Socket.IO `error` event and of a failed ack
+    /// (docs/protocol.md §3.2): the body's, with the detail as `error`.
+    pub fn event_body(&self) -> EventError {
+        EventError {
+            error: self.public_detail(),
             code: self.code(),
             kept_after: self.kept_after(),
         }
@@ -271,4 +328,183 @@ pub struct ErrorBody {
     /// `resync_required` only: every change after this `seq` is kept.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kept_after: Option<i64>,
+}
+
+/// The Socket.IO `error` event's payload, and a failed ack's (with
+/// `"ok": false` beside it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EventError {
+    pub error: String,
+    pub code: &'static str,
+    /// `resync_required` only: every change after this `seq` is kept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kept_after: Option<i64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One of each variant. The match below does not compile when a
+    /// variant is added, so this list is kept whole.
+    fn every_error() -> Vec<ApiError> {
+        let all = vec![
+            ApiError::InvalidJson("expected value at line 1 column 1".into()),
+            ApiError::BadRequest("the request body ended early".into()),
+            ApiError::InvalidName("name must not be empty".into()),
+            ApiError::InvalidSender("sender must not be empty".into()),
+            ApiError::InvalidMessage("content must not be empty".into()),
+            ApiError::InvalidUsername("username must be a string".into()),
+            ApiError::InvalidRoomId,
+            ApiError::InvalidPayload("the payload must be a JSON object".into()),
+            ApiError::NotInRoom(42),
+            ApiError::InvalidPaging("limit must be 1..=1000".into()),
+            ApiError::RoomNotFound,
+            ApiError::InvalidMessageId,
+            ApiError::InvalidEmoji("not an emoji".into()),
+            ApiError::MessageNotFound,
+            ApiError::NotSender,
+            ApiError::MessageDeleted,
+            ApiError::TooManyReactions,
+            ApiError::RoomExists("it's 'general'".into()),
+            ApiError::PayloadTooLarge,
+            ApiError::RateLimited,
+            ApiError::NotFound,
+            ApiError::Unauthorized,
+            ApiError::SenderMismatch("o'brien".into()),
+            ApiError::InternalApiDisabled,
+            ApiError::MethodNotAllowed,
+            ApiError::OriginNotAllowed,
+            ApiError::Overloaded,
+            ApiError::Timeout,
+            ApiError::Internal,
+            ApiError::BadGateway,
+            ApiError::UpstreamUnavailable("the sidecar is starting".into()),
+            ApiError::Forbidden("only moderators may kick".into()),
+            ApiError::Banned,
+            ApiError::Muted,
+            ApiError::IdentityRequired("private rooms need identity".into()),
+            ApiError::IdempotencyConflict,
+            ApiError::ResyncRequired { kept_after: 7 },
+            ApiError::Storage(StoreError::Database("disk I/O error".into())),
+        ];
+        for e in &all {
+            match e {
+                ApiError::InvalidJson(_)
+                | ApiError::BadRequest(_)
+                | ApiError::InvalidName(_)
+                | ApiError::InvalidSender(_)
+                | ApiError::InvalidMessage(_)
+                | ApiError::InvalidUsername(_)
+                | ApiError::InvalidRoomId
+                | ApiError::InvalidPayload(_)
+                | ApiError::NotInRoom(_)
+                | ApiError::InvalidPaging(_)
+                | ApiError::RoomNotFound
+                | ApiError::InvalidMessageId
+                | ApiError::InvalidEmoji(_)
+                | ApiError::MessageNotFound
+                | ApiError::NotSender
+                | ApiError::MessageDeleted
+                | ApiError::TooManyReactions
+                | ApiError::RoomExists(_)
+                | ApiError::PayloadTooLarge
+                | ApiError::RateLimited
+                | ApiError::NotFound
+                | ApiError::Unauthorized
+                | ApiError::SenderMismatch(_)
+                | ApiError::InternalApiDisabled
+                | ApiError::MethodNotAllowed
+                | ApiError::OriginNotAllowed
+                | ApiError::Overloaded
+                | ApiError::Timeout
+                | ApiError::Internal
+                | ApiError::BadGateway
+                | ApiError::UpstreamUnavailable(_)
+                | ApiError::Forbidden(_)
+                | ApiError::Banned
+                | ApiError::Muted
+                | ApiError::IdentityRequired(_)
+                | ApiError::IdempotencyConflict
+                | ApiError::ResyncRequired { .. }
+                | ApiError::Storage(_) => {}
+            }
+        }
+        all
+    }
+
+    #[test]
+    fn every_error_reads_back_as_it_was_rendered() {
+        for e in every_error() {
+            let back = ApiError::from_wire(e.code(), &e.public_detail(), e.kept_after());
+            assert_eq!(back.body(), e.body(), "{e:?}");
+            assert_eq!(back.status(), e.status(), "{e:?}");
+            assert_eq!(back.retry_after(), e.retry_after(), "{e:?}");
+            // Client errors come back as the very error; a storage
+            // failure's text was never shown, so only its rendering is.
+            if !matches!(e, ApiError::Storage(_)) {
+                assert_eq!(back, e);
+            }
+        }
+    }
+
+    #[test]
+    fn an_unknown_code_or_an_unreadable_detail_is_a_server_error() {
+        for (code, detail) in [
+            ("no_such_code", "whatever"),
+            ("not_in_room", "Not a member of chatroom seven"),
+            ("room_exists", "someone else's wording"),
+            ("resync_required", "no kept_after given"),
+        ] {
+            let e = ApiError::from_wire(code, detail, None);
+            assert_eq!((e.status(), e.code()), (500, "storage_error"), "{code}");
+            assert!(!e.public_detail().contains(detail));
+        }
+    }
+
+    /// Every code of docs/protocol.md §2.5 is an error here, and every
+    /// error's status and code stand in that table.
+    #[test]
+    fn the_protocol_table_lists_every_status_and_code() {
+        let protocol = include_str!("../../docs/protocol.md");
+        let start = protocol.find("### 2.5 Error codes").unwrap();
+        let end = start + protocol[start..].find("\n### ").unwrap();
+        let table: Vec<(u16, String)> = protocol[start..end]
+            .lines()
+            .filter_map(|line| {
+                let mut cells = line.split('|').map(str::trim).skip(1);
+                let status = cells.next()?.parse().ok()?;
+                let code = cells.next()?.trim_matches('`').to_owned();
+                Some((status, code))
+            })
+            .collect();
+        let ours: Vec<(u16, String)> = every_error()
+            .iter()
+            .map(|e| (e.status(), e.code().to_owned()))
+            .collect();
+        for row in &table {
+            assert!(
+                ours.contains(row),
+                "{row:?} is in the protocol, not in ApiError"
+            );
+        }
+        for row in &ours {
+            assert!(
+                table.contains(row),
+                "{row:?} is in ApiError, not in the protocol"
+            );
+        }
+    }
+
+    #[test]
+    fn an_event_error_carries_the_bodys_fields_under_the_events_names() {
+        let e = ApiError::ResyncRequired { kept_after: 9 };
+        let event = serde_json::to_value(e.event_body()).unwrap();
+        let body = serde_json::to_value(e.body()).unwrap();
+        assert_eq!(event["error"], body["detail"]);
+        assert_eq!(event["code"], "resync_required");
+        assert_eq!(event["kept_after"], 9);
+        let plain = serde_json::to_value(ApiError::Banned.event_body()).unwrap();
+        assert_eq!(plain.as_object().unwrap().len(), 2, "{plain}");
+    }
 }

@@ -37,7 +37,7 @@ pub use conversation::{
     Action, ActionKind, Actor, Applied, Write, Written, apply, truncate_wal, unread, write_batch,
 };
 pub use db::{Database, Row, StoreError, Value};
-pub use error::{ApiError, CONTENT_TYPE, ErrorBody};
+pub use error::{ApiError, CONTENT_TYPE, ErrorBody, EventError};
 pub use forget::{Forgotten, forget_user};
 pub use input::{
     JoinRequest, MessageDraft, RoomDraft, TypingRequest, event_object, flag_field, json_object,

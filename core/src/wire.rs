@@ -196,6 +196,7 @@ impl Retention {
 /// edge-mode sidecars say to each other, behind the deployment's token.
 pub mod internal {
     use super::Message;
+    use crate::error::ApiError;
     use serde::{Deserialize, Serialize};
 
     /// The path prefix of the internal API.
@@ -269,5 +270,43 @@ pub mod internal {
         pub code: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub detail: Option<String>,
+        /// `resync_required` only.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub kept_after: Option<i64>,
+    }
+
+    impl Outcome {
+        /// A success, its result to be filled in.
+        pub fn done() -> Self {
+            Outcome {
+                ok: true,
+                message: None,
+                read: None,
+                code: None,
+                detail: None,
+                kept_after: None,
+            }
+        }
+
+        /// A refusal: `e` as the component rendered it.
+        pub fn refused(e: &ApiError) -> Self {
+            Outcome {
+                ok: false,
+                code: Some(e.code().to_owned()),
+                detail: Some(e.public_detail()),
+                kept_after: e.kept_after(),
+                ..Outcome::done()
+            }
+        }
+
+        /// The error a refusal stands for, read back as the component
+        /// rendered it.
+        pub fn refusal(&self) -> ApiError {
+            ApiError::from_wire(
+                self.code.as_deref().unwrap_or("no code"),
+                self.detail.as_deref().unwrap_or_default(),
+                self.kept_after,
+            )
+        }
     }
 }

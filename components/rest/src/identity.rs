@@ -6,7 +6,7 @@
 //! `true`, but a reader's token (when sent) shows it the private rooms it
 //! is a member of. The internal token reads every room.
 
-use chatroom_core::auth::{Principal, TokenKey, bearer};
+use chatroom_core::auth::{Principal, TokenKey, acting_as, bearer};
 use chatroom_core::{ApiError, Sender, Viewer};
 use spin_sdk::http::IncomingRequest;
 
@@ -75,10 +75,5 @@ fn token_of(req: &IncomingRequest) -> Option<String> {
 /// `Err(SenderMismatch)` unless `sender` is the token's user (when there
 /// is one).
 pub fn check_sender(sender: &Sender, user: Option<&Sender>) -> Result<(), ApiError> {
-    match user {
-        Some(user) if user.as_str() != sender.as_str() => {
-            Err(ApiError::SenderMismatch(user.as_str().to_owned()))
-        }
-        _ => Ok(()),
-    }
+    acting_as(user.map(Sender::as_str), Some(sender.as_str())).map(drop)
 }

@@ -293,20 +293,11 @@ fn store_messages(drafts: &[Draft]) -> Result<InternalReply, ApiError> {
             Ok(message) => {
                 announcer.announce(&message);
                 Outcome {
-                    ok: true,
                     message: Some(message),
-                    read: None,
-                    code: None,
-                    detail: None,
+                    ..Outcome::done()
                 }
             }
-            Err(e) => Outcome {
-                ok: false,
-                message: None,
-                read: None,
-                code: Some(e.code().to_owned()),
-                detail: Some(e.public_detail()),
-            },
+            Err(e) => Outcome::refused(&e),
         })
         .collect();
     Ok(json(&answers))
@@ -327,25 +318,18 @@ fn act(obj: &serde_json::Map<String, serde_json::Value>) -> Outcome {
         }
         Ok(applied)
     });
-    let mut outcome = Outcome {
-        ok: applied.is_ok(),
-        message: None,
-        read: None,
-        code: None,
-        detail: None,
-    };
     match applied {
-        Ok(Applied::Message(message) | Applied::Repeated(message)) => {
-            outcome.message = Some(message)
-        }
-        Ok(Applied::Read(read)) => outcome.read = Some(read),
-        Ok(Applied::Deleted { .. }) => {}
-        Err(e) => {
-            outcome.code = Some(e.code().to_owned());
-            outcome.detail = Some(e.public_detail());
-        }
+        Ok(Applied::Message(message) | Applied::Repeated(message)) => Outcome {
+            message: Some(message),
+            ..Outcome::done()
+        },
+        Ok(Applied::Read(read)) => Outcome {
+            read: Some(read),
+            ..Outcome::done()
+        },
+        Ok(Applied::Deleted { .. }) => Outcome::done(),
+        Err(e) => Outcome::refused(&e),
     }
-    outcome
 }
 
 fn nth(stored: &[Result<Message, ApiError>], i: usize) -> Result<Message, ApiError> {

@@ -17,6 +17,7 @@ mod spin_db;
 /// The OpenAPI 3.1 description of this API, served at `/openapi.json`.
 const OPENAPI: &str = include_str!("../openapi.json");
 
+use chatroom_core::auth::acting_as;
 use chatroom_core::limits::{CLIENT_ID_WINDOW_MS, PAGE_LIMIT_MAX};
 use chatroom_core::{
     Action, ActionKind, Actor, ApiError, Applied, HistoryPages, MemberChange, Message,
@@ -207,11 +208,8 @@ async fn prepare(route: Route, req: IncomingRequest, query: &Query) -> Result<Re
             let user = Sender::parse_username(&name)?;
             // Unread counts are personal: with identity on, only the
             // user's own token reads them.
-            if let Some(token_user) = access.writer(&req)?
-                && token_user.as_str() != user.as_str()
-            {
-                return Err(ApiError::SenderMismatch(token_user.as_str().to_owned()));
-            }
+            let token_user = access.writer(&req)?;
+            acting_as(token_user.as_ref().map(Sender::as_str), Some(user.as_str()))?;
             let unread = chatroom_core::unread(&SpinDb::open()?, &user)?;
             Ok(Reply::Found(to_value(&unread)))
         }

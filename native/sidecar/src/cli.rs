@@ -385,7 +385,7 @@ async fn health(State(gate): State<Gate>) -> Response {
         Some(_) => "New messages cannot be read; retrying",
         None => "Starting: waiting for the REST deployment",
     };
-    upstream::error_response(&ApiError::UpstreamUnavailable(why))
+    upstream::error_response(&ApiError::UpstreamUnavailable(why.into()))
 }
 
 /// Everything but `/healthz`: the sidecar's router once ready; before,
@@ -395,7 +395,7 @@ async fn gated(State(gate): State<Gate>, req: Request) -> Response {
         Some(ready) => ready.1.clone(),
         None if chatroom_front::is_socket_io(req.uri().path()) => {
             let why = "Starting: waiting for the REST deployment";
-            return upstream::error_response(&ApiError::UpstreamUnavailable(why));
+            return upstream::error_response(&ApiError::UpstreamUnavailable(why.into()));
         }
         None => gate.rest.clone(),
     };

@@ -240,10 +240,13 @@ impl EdgeApi {
         let o: Outcome = self
             .json(Method::POST, "/internal/actions", Some(body))
             .await?;
-        match (o.ok, o.message, o.read) {
-            (true, Some(message), _) => Ok(Applied::Message(message)),
-            (true, None, Some(read)) => Ok(Applied::Read(read)),
-            (true, None, None) => match action {
+        if !o.ok {
+            return Err(o.refusal());
+        }
+        match (o.message, o.read) {
+            (Some(message), _) => Ok(Applied::Message(message)),
+            (None, Some(read)) => Ok(Applied::Read(read)),
+            (None, None) => match action {
                 Action::Delete {
                     room_id,
                     message_id,
@@ -254,10 +257,6 @@ impl EdgeApi {
                 }),
                 _ => Err(upstream("actions", "an answer without its result").into()),
             },
-            (false, ..) => Err(ApiError::from_wire(
-                o.code.as_deref().unwrap_or_default(),
-                o.detail.as_deref().unwrap_or_default(),
-            )),
         }
     }
 
@@ -353,12 +352,13 @@ fn batches(drafts: &[(i64, MessageDraft)]) -> Vec<Vec<Draft>> {
 
 /// One draft's answer from the component.
 fn outcome(o: Outcome) -> Result<Message, ApiError> {
-    match (o.ok, o.message) {
-        (true, Some(message)) => Ok(message),
-        _ => Err(ApiError::from_wire(
-            o.code.as_deref().unwrap_or("no code"),
-            o.detail.as_deref().unwrap_or_default(),
-        )),
+    match o {
+        Outcome {
+            ok: true,
+            message: Some(message),
+            ..
+        } => Ok(message),
+        refused => Err(refused.refusal()),
     }
 }
 

@@ -356,11 +356,8 @@ fn answer(chat: &Chat, peer: &Peer, ack: AckSender, event: &str, result: Result<
 
 /// The `error` event and the failed ack for `e`.
 fn error_replies(e: &ApiError) -> (Value, Value) {
-    let detail = e.public_detail();
-    let mut event = json!({"error": detail, "code": e.code()});
-    if let Some(kept_after) = e.kept_after() {
-        event["kept_after"] = kept_after.into();
-    }
+    // Strings and a number: serialising cannot fail.
+    let event = serde_json::to_value(e.event_body()).unwrap_or_default();
     let mut reply = event.clone();
     reply["ok"] = false.into();
     (event, reply)

@@ -6,7 +6,7 @@
 //! `sender_mismatch`. With no secret, connections are anonymous and name
 //! themselves, as in the original.
 
-use chatroom_core::auth::{Principal, TokenKey};
+use chatroom_core::auth::{Principal, TokenKey, acting_as};
 use chatroom_core::{ApiError, Sender};
 use serde_json::Value;
 
@@ -39,14 +39,7 @@ pub fn user_of(
 /// The name a connection of `user` uses for `asked` (a join's `username`,
 /// a message's `sender`): the user's own, whether asked for or implied.
 pub fn name_for(user: Option<&Sender>, asked: Option<&str>) -> Result<Option<String>, ApiError> {
-    match (user, asked) {
-        (None, asked) => Ok(asked.map(str::to_owned)),
-        (Some(user), None) => Ok(Some(user.as_str().to_owned())),
-        (Some(user), Some(asked)) if asked.trim() == user.as_str() => {
-            Ok(Some(user.as_str().to_owned()))
-        }
-        (Some(user), Some(_)) => Err(ApiError::SenderMismatch(user.as_str().to_owned())),
-    }
+    acting_as(user.map(Sender::as_str), asked).map(|name| name.map(str::to_owned))
 }
 
 #[cfg(test)]
