@@ -9,6 +9,7 @@ use crate::limits::{CLIENT_ID_WINDOW_MS, HISTORY_PAGE_ROWS, PAGE_LIMIT_MAX};
 use crate::rooms::{find_room, room_from};
 use crate::transaction::in_one_transaction;
 use crate::walls::{self, Need, Viewer};
+use crate::wire::internal::LeaseState;
 use crate::wire::{Message, Room, RoomUsers};
 
 // Every `LIMIT` is a bound parameter plus 0: SQLite's planner reads a bare
@@ -285,19 +286,9 @@ pub mod presence {
             .collect()
     }
 
-    /// What renewing a lease found.
-    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-    pub enum Lease {
-        /// The node held a live lease: its rows were counted all along.
-        Renewed,
-        /// The node had no lease, or it had run out (its rows may have been
-        /// swept): the node should record its connections again.
-        Taken,
-    }
-
     /// Takes or renews `node`'s lease for `lease_ms` from now, and sweeps
     /// the rows of nodes whose lease ran out.
-    pub fn renew(db: &impl Database, node: &str, lease_ms: i64) -> Result<Lease, StoreError> {
+    pub fn renew(db: &impl Database, node: &str, lease_ms: i64) -> Result<LeaseState, StoreError> {
         let now = db
             .query(SELECT_NOW_MILLIS, &[])?
             .first()
@@ -312,8 +303,8 @@ pub mod presence {
         db.query(DELETE_EXPIRED_PRESENCE, &[])?;
         db.query(DELETE_EXPIRED_NODES, &[])?;
         Ok(match before {
-            Some(expiry) if expiry > now => Lease::Renewed,
-            _ => Lease::Taken,
+            Some(expiry) if expiry > now => LeaseState::Renewed,
+            _ => LeaseState::Taken,
         })
     }
 
@@ -766,7 +757,7 @@ mod tests {
         create_room(&conn, &RoomName::parse("b").unwrap()).unwrap();
         assert_eq!(
             presence::renew(&conn, "n1", 30_000).unwrap(),
-            presence::Lease::Taken
+            LeaseState::Taken
         );
         presence::join(&conn, "n1", "s1", 1, "alice").unwrap();
         presence::join(&conn, "n1", "s2", 1, "bob").unwrap();
@@ -795,7 +786,7 @@ mod tests {
         assert_eq!(users(&conn), ["alice", "bob"]);
         assert_eq!(
             presence::renew(&conn, "live", 60_000).unwrap(),
-            presence::Lease::Renewed
+            LeaseState::Renewed
         );
         // A lease that ran out: its rows stop counting at once...
         conn.execute(
@@ -817,7 +808,7 @@ mod tests {
         // The late node learns its lease had lapsed, and records again.
         assert_eq!(
             presence::renew(&conn, "dying", 60_000).unwrap(),
-            presence::Lease::Taken
+            LeaseState::Taken
         );
         presence::join(&conn, "dying", "s2", 1, "bob").unwrap();
         assert_eq!(users(&conn), ["alice", "bob"]);

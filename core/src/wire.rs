@@ -223,10 +223,14 @@ pub mod internal {
         pub lease: LeaseState,
     }
 
+    /// What renewing a lease found.
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
     #[serde(rename_all = "snake_case")]
     pub enum LeaseState {
+        /// The node held a live lease: its rows were counted all along.
         Renewed,
+        /// The node had no lease, or it had run out (its rows may have been
+        /// swept): the node should record its connections again.
         Taken,
     }
 

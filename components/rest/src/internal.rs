@@ -10,7 +10,7 @@
 
 use chatroom_core::auth::bearer;
 use chatroom_core::internal::{
-    Draft, FeedHead, LeaseAnswer, LeaseRequest, LeaseState, Outcome, PresenceEntry, PruneRequest,
+    Draft, FeedHead, LeaseAnswer, LeaseRequest, Outcome, PresenceEntry, PruneRequest,
 };
 use chatroom_core::{
     Action, ActionKind, Actor, ApiError, Applied, Message, MessageDraft, Query, StoreError, apply,
@@ -220,10 +220,7 @@ pub async fn handle(
                     LEASE_MS.end()
                 )));
             }
-            let lease = match presence::renew(&SpinDb::open()?, node, lease_ms)? {
-                presence::Lease::Renewed => LeaseState::Renewed,
-                presence::Lease::Taken => LeaseState::Taken,
-            };
+            let lease = presence::renew(&SpinDb::open()?, node, lease_ms)?;
             Ok(json(&LeaseAnswer { lease }))
         }
         InternalRoute::DropNode(node) => {

@@ -2,23 +2,17 @@
 //! edge mode (docs/protocol.md §6), where the database is a store the sidecar cannot
 //! open (Fermyon's managed SQLite, libSQL/Turso, another node's disk).
 //!
-//! Reads use the public API (rooms, a room's history) and the internal
-//! feed; writes go through the internal API, so the component is the only
-//! writer and publishes every new message itself. Every failure of the
-//! upstream is a [`StoreError`], which a socket sees as a storage error
-//! and the log sees in full.
+//! Here: the client (its calls, their failures, readiness), and the two
+//! writes that take more than one call's thought (actions, batches of
+//! messages); [`crate::edge_store`] is the sidecar's store on top of it.
+//! Every failure of the upstream is a [`StoreError`], which a socket sees
+//! as a storage error and the log sees in full.
 
 use std::time::Duration;
 
-use chatroom_core::internal::{
-    Draft, FeedHead, LeaseAnswer, LeaseRequest, LeaseState, Outcome, PresenceEntry, PruneRequest,
-};
-use chatroom_core::limits::{HISTORY_PAGE_ROWS, MAX_BODY_BYTES};
-use chatroom_core::{
-    Action, ApiError, Applied, Change, Message, MessageDraft, PruneStep, Retention, RoomAccess,
-    StoreError,
-};
-use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+use chatroom_core::internal::{Draft, Outcome};
+use chatroom_core::limits::MAX_BODY_BYTES;
+use chatroom_core::{Action, ApiError, Applied, Message, MessageDraft, StoreError};
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 
@@ -65,7 +59,7 @@ pub struct EdgeApi {
     token: String,
 }
 
-fn upstream(what: &str, e: impl std::fmt::Display) -> StoreError {
+pub(crate) fn upstream(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Database(format!("REST upstream, {what}: {e}"))
 }
 
@@ -117,7 +111,7 @@ impl EdgeApi {
     }
 
     /// Sends one request; the status and body of the answer.
-    async fn call(
+    pub(crate) async fn call(
         &self,
         method: Method,
         path: &str,
@@ -139,7 +133,7 @@ impl EdgeApi {
     }
 
     /// A call that must succeed with JSON of type `T`.
-    async fn json<T: DeserializeOwned>(
+    pub(crate) async fn json<T: DeserializeOwned>(
         &self,
         method: Method,
         path: &str,
@@ -153,7 +147,7 @@ impl EdgeApi {
     }
 
     /// A call that must succeed, with no answer wanted.
-    async fn send(
+    pub(crate) async fn send(
         &self,
         method: Method,
         path: &str,
@@ -165,73 +159,6 @@ impl EdgeApi {
         } else {
             Err(refused(path, status, &body))
         }
-    }
-
-    /// What `user` may do in room `id` (`GET /internal/rooms/{id}/access`);
-    /// `None` when there is no such room.
-    pub async fn room_access(
-        &self,
-        id: i64,
-        user: Option<&str>,
-    ) -> Result<Option<RoomAccess>, StoreError> {
-        let mut path = format!("/internal/rooms/{id}/access");
-        if let Some(user) = user {
-            path.push_str("?username=");
-            path.extend(utf8_percent_encode(user, NON_ALPHANUMERIC));
-        }
-        match self.call(Method::GET, &path, None).await? {
-            (StatusCode::OK, body) => serde_json::from_slice(&body)
-                .map(Some)
-                .map_err(|e| upstream("a room's access", e)),
-            (StatusCode::NOT_FOUND, _) => Ok(None),
-            (status, body) => Err(refused(&path, status, &body)),
-        }
-    }
-
-    /// The newest change's `seq`.
-    pub async fn latest_seq(&self) -> Result<i64, StoreError> {
-        let head: FeedHead = self.json(Method::GET, "/internal/feed/head", None).await?;
-        Ok(head.last_id)
-    }
-
-    /// Up to `limit` changes of any room after `after`, in `seq` order.
-    pub async fn changes_after(&self, after: i64, limit: i64) -> Result<Vec<Change>, StoreError> {
-        let path = format!("/internal/feed?after={after}&limit={limit}");
-        self.json(Method::GET, &path, None).await
-    }
-
-    /// The oldest page of room `room`'s changes in `(after, through]`;
-    /// `resync_required` when retention no longer keeps them all.
-    pub async fn room_changes(
-        &self,
-        room: i64,
-        after: i64,
-        through: i64,
-    ) -> Result<Vec<Change>, ApiError> {
-        let path = format!(
-            "/internal/feed?room={room}&after={after}&through={through}&limit={HISTORY_PAGE_ROWS}"
-        );
-        match self.call(Method::GET, &path, None).await? {
-            (StatusCode::OK, body) => {
-                serde_json::from_slice(&body).map_err(|e| upstream(&path, e).into())
-            }
-            (StatusCode::GONE, body) => Err(resync_from(&body)
-                .unwrap_or_else(|| refused(&path, StatusCode::GONE, &body).into())),
-            (status, body) => Err(refused(&path, status, &body).into()),
-        }
-    }
-
-    /// One retention step from room `from_room`.
-    pub async fn prune_step(
-        &self,
-        policy: Retention,
-        from_room: i64,
-    ) -> Result<PruneStep, ApiError> {
-        let body = serde_json::to_vec(&PruneRequest { policy, from_room })
-            .map_err(|e| upstream("prune", e))?;
-        Ok(self
-            .json(Method::POST, "/internal/prune", Some(body))
-            .await?)
     }
 
     /// Has the component do what `action` asks.
@@ -278,49 +205,6 @@ impl EdgeApi {
         }
         Ok(answers)
     }
-
-    /// Takes or renews `node`'s presence lease.
-    pub async fn renew(&self, node: &str, lease_ms: i64) -> Result<LeaseState, StoreError> {
-        let body = serde_json::to_vec(&LeaseRequest { lease_ms }).unwrap_or_default();
-        let answer: LeaseAnswer = self
-            .json(Method::PUT, &format!("/internal/nodes/{node}"), Some(body))
-            .await?;
-        Ok(answer.lease)
-    }
-
-    /// Forgets `node` and all its presence.
-    pub async fn drop_node(&self, node: &str) -> Result<(), StoreError> {
-        self.send(Method::DELETE, &format!("/internal/nodes/{node}"), None)
-            .await
-    }
-
-    /// Lists `sid` (held by `node`) in `room` as `username`.
-    pub async fn join(
-        &self,
-        node: &str,
-        sid: &str,
-        room: i64,
-        username: &str,
-    ) -> Result<(), StoreError> {
-        let body = serde_json::to_vec(&PresenceEntry {
-            username: username.to_owned(),
-        })
-        .unwrap_or_default();
-        let path = format!("/internal/nodes/{node}/presence/{sid}/{room}");
-        self.send(Method::PUT, &path, Some(body)).await
-    }
-
-    /// Unlists `sid` in `room`.
-    pub async fn leave(&self, node: &str, sid: &str, room: i64) -> Result<(), StoreError> {
-        let path = format!("/internal/nodes/{node}/presence/{sid}/{room}");
-        self.send(Method::DELETE, &path, None).await
-    }
-
-    /// Unlists `sid` everywhere.
-    pub async fn disconnect(&self, node: &str, sid: &str) -> Result<(), StoreError> {
-        let path = format!("/internal/nodes/{node}/presence/{sid}");
-        self.send(Method::DELETE, &path, None).await
-    }
 }
 
 /// The drafts as the internal API takes them, in requests that each fit
@@ -362,9 +246,8 @@ fn outcome(o: Outcome) -> Result<Message, ApiError> {
     }
 }
 
-/// A failed answer as an error for the log.
 /// The `resync_required` a `410` body names, with its horizon.
-fn resync_from(body: &[u8]) -> Option<ApiError> {
+pub(crate) fn resync_from(body: &[u8]) -> Option<ApiError> {
     #[derive(serde::Deserialize)]
     struct Gone {
         code: String,
@@ -376,7 +259,8 @@ fn resync_from(body: &[u8]) -> Option<ApiError> {
     })
 }
 
-fn refused(path: &str, status: StatusCode, body: &[u8]) -> StoreError {
+/// A failed answer as an error for the log.
+pub(crate) fn refused(path: &str, status: StatusCode, body: &[u8]) -> StoreError {
     let body = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
     upstream(path, format!("{status}: {body}"))
 }

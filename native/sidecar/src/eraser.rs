@@ -10,14 +10,17 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use chatroom_core::{StoreError, truncate_wal};
 use tokio::sync::Notify;
 
-use crate::store::ChatStore;
+use crate::db::Db;
 
 /// How long a request waits for others to join it.
 const COALESCE: Duration = Duration::from_millis(200);
 /// How soon a truncation a reader prevented is tried again.
 const RETRY: Duration = Duration::from_secs(1);
+/// How long a truncation of the write-ahead log may wait for others.
+const ERASE_PATIENCE: Duration = Duration::from_millis(20);
 
 #[derive(Clone)]
 pub struct OldPageEraser {
@@ -25,14 +28,12 @@ pub struct OldPageEraser {
 }
 
 impl OldPageEraser {
-    /// Starts the task for `store`; `None` in edge mode.
-    pub fn start(store: ChatStore) -> Option<Self> {
-        if !matches!(store, ChatStore::File(_)) {
-            return None;
-        }
+    /// Starts the task for the file `db` (file mode: in edge mode the
+    /// component's store is its host's to keep).
+    pub fn start(db: Db) -> Self {
         let wanted = Arc::new(Notify::new());
-        tokio::spawn(run(store, wanted.clone()));
-        Some(OldPageEraser { wanted })
+        tokio::spawn(run(db, wanted.clone()));
+        OldPageEraser { wanted }
     }
 
     /// An edit or a delete was committed: erase the old pages soon.
@@ -41,12 +42,12 @@ impl OldPageEraser {
     }
 }
 
-async fn run(store: ChatStore, wanted: Arc<Notify>) {
+async fn run(db: Db, wanted: Arc<Notify>) {
     loop {
         wanted.notified().await;
         tokio::time::sleep(COALESCE).await;
         loop {
-            match store.erase_old_pages().await {
+            match erase_old_pages(&db).await {
                 Ok(true) => break,
                 Ok(false) => {
                     tracing::debug!("a reader kept the log from being truncated; retrying")
@@ -60,4 +61,19 @@ async fn run(store: ChatStore, wanted: Arc<Notify>) {
             tokio::time::sleep(RETRY).await;
         }
     }
+}
+
+/// Truncates the file's write-ahead log, so the old text's page images
+/// leave the disk. `Ok(false)` when a reader kept it from finishing.
+async fn erase_old_pages(db: &Db) -> Result<bool, StoreError> {
+    db.run(|c| {
+        // A truncation waits for readers while it keeps writers out:
+        // give up after a moment (the eraser tries again) rather than
+        // stall anyone, then wait as usual again.
+        let _ = c.busy_timeout(ERASE_PATIENCE);
+        let erased = truncate_wal(c);
+        let _ = chatroom_dbfile::poll_when_busy(c);
+        erased
+    })
+    .await
 }

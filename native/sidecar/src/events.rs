@@ -46,7 +46,7 @@ use crate::identity;
 use crate::peer::{ConnectionCount, Counted, Peer, Sent};
 use crate::presence::PresenceStore;
 use crate::rooms::{Admission, Admit, Delivery, Encoded, RoomRegistry};
-use crate::store::ChatStore;
+use crate::store::SharedStore;
 use crate::tail::MessageTail;
 use crate::typing::TypingBoard;
 use chatroom_front::address_limits::ConnectionSlot;
@@ -90,7 +90,7 @@ fn event_budget(limits: &EventLimits) -> Option<DefaultDirectRateLimiter> {
 
 /// What the connection tasks share.
 pub struct Chat {
-    pub store: ChatStore,
+    pub store: SharedStore,
     pub tail: MessageTail,
     pub rooms: Arc<RoomRegistry>,
     pub presence: PresenceStore,

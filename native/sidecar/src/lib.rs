@@ -1,10 +1,11 @@
 //! The chatroom Socket.IO sidecar: persistent connections, rooms, presence,
 //! and ordered, exactly-once broadcasts of every new message (docs/protocol.md §3, §4).
 //!
-//! It reaches the data one of two ways ([`DataSource`]): in file mode it
-//! opens the SQLite file the Spin component uses; in edge mode (docs/protocol.md §6)
-//! it has only the component's HTTP API, and Redis wake-ups when there are
-//! any, so several sidecars can serve one REST deployment.
+//! It reaches the data one of two ways ([`DataSource`]), behind one trait,
+//! `store::ChatStore`: in file mode it opens the SQLite file the Spin
+//! component uses (`file_store`); in edge mode (docs/protocol.md §6) it has
+//! only the component's HTTP API (`edge_store`), and Redis wake-ups when
+//! there are any, so several sidecars can serve one REST deployment.
 //!
 //! [`Sidecar::start`] reaches the data, drops what an earlier process with
 //! its node id left in presence (a fresh process has no connections), takes
@@ -20,9 +21,11 @@
 pub mod cli;
 mod db;
 pub mod edge;
+mod edge_store;
 mod eraser;
 mod event_guard;
 mod events;
+mod file_store;
 mod identity;
 pub mod metrics;
 mod own_head;
@@ -56,7 +59,7 @@ use crate::metrics::{Metrics, Snapshot};
 pub use crate::peer::ConnectionCount;
 use crate::presence::PresenceStore;
 use crate::rooms::RoomRegistry;
-use crate::store::ChatStore;
+use crate::store::SharedStore;
 pub use crate::tail::MessageTail;
 use crate::wakeups::RedisWakeups;
 use crate::watch::DatabaseWatch;
@@ -234,7 +237,7 @@ fn random_node_id() -> String {
 
 impl Sidecar {
     pub async fn start(config: SidecarConfig) -> anyhow::Result<Self> {
-        let (store, commits) = match &config.source {
+        let (store, commits, eraser) = match &config.source {
             DataSource::File(path) => {
                 let file = match &config.database {
                     Some(file) if file.path() == path => file.clone(),
@@ -246,12 +249,15 @@ impl Sidecar {
                     None => DatabaseFile::new(path),
                 };
                 let commits = file.commits().clone();
-                (ChatStore::File(Db::open(file)?), commits)
+                let db = Db::open(file)?;
+                let eraser = OldPageEraser::start(db.clone());
+                let store: SharedStore = Arc::new(db);
+                (store, commits, Some(eraser))
             }
-            DataSource::Edge { api, .. } => (
-                ChatStore::Edge(Arc::new(edge::EdgeApi::new(api))),
-                Arc::new(Notify::new()),
-            ),
+            DataSource::Edge { api, .. } => {
+                let store: SharedStore = Arc::new(edge::EdgeApi::new(api));
+                (store, Arc::new(Notify::new()), None)
+            }
         };
         chatroom_core::parse_node_token("node id", &config.node_id)?;
         let presence = PresenceStore::new(store.clone(), &config.node_id, config.presence_lease);
@@ -274,7 +280,6 @@ impl Sidecar {
         let metrics = Metrics::default();
         let rooms = RoomRegistry::new(cursor, presence.clone(), metrics, limits.presence_room_max);
         presence.keep_lease(Arc::downgrade(&rooms), RoomRegistry::listed);
-        let eraser = OldPageEraser::start(store.clone());
         let tail = MessageTail::start(
             store.clone(),
             rooms.clone(),

@@ -14,17 +14,17 @@ use std::time::Duration;
 use chatroom_core::StoreError;
 use chatroom_core::internal::LeaseState;
 
-use crate::store::ChatStore;
+use crate::store::SharedStore;
 
 #[derive(Clone)]
 pub struct PresenceStore {
-    store: ChatStore,
+    store: SharedStore,
     node: Arc<str>,
     lease: Duration,
 }
 
 impl PresenceStore {
-    pub fn new(store: ChatStore, node: &str, lease: Duration) -> Self {
+    pub fn new(store: SharedStore, node: &str, lease: Duration) -> Self {
         PresenceStore {
             store,
             node: node.into(),

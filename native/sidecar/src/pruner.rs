@@ -12,7 +12,7 @@ use std::time::Duration;
 use chatroom_core::Retention;
 
 use crate::eraser::OldPageEraser;
-use crate::store::ChatStore;
+use crate::store::SharedStore;
 
 /// The pause between two steps of a pass: the write gate's other users
 /// go first.
@@ -20,7 +20,7 @@ const BETWEEN_STEPS: Duration = Duration::from_millis(5);
 
 /// Starts the pruner's task if `policy` prunes anything.
 pub fn start(
-    store: ChatStore,
+    store: SharedStore,
     policy: Retention,
     interval: Duration,
     eraser: Option<OldPageEraser>,
@@ -48,7 +48,7 @@ pub fn start(
 }
 
 /// One pass over every room: how many change-log rows went.
-async fn pass(store: &ChatStore, policy: &Retention) -> Result<i64, chatroom_core::ApiError> {
+async fn pass(store: &SharedStore, policy: &Retention) -> Result<i64, chatroom_core::ApiError> {
     let (mut total, mut from) = (0, 0);
     loop {
         let step = store.prune_step(*policy, from).await?;

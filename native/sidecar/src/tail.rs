@@ -24,7 +24,7 @@ use chatroom_core::ChangeEvent;
 
 use crate::eraser::OldPageEraser;
 use crate::rooms::{Delivery, RoomRegistry};
-use crate::store::ChatStore;
+use crate::store::SharedStore;
 
 /// Rows read per tail query.
 const BATCH: i64 = 500;
@@ -54,7 +54,7 @@ impl MessageTail {
     /// `commits` wakes it: the sidecar's own writes notify it, and so may
     /// other writers in this process (the embedded Spin host).
     pub fn start(
-        store: ChatStore,
+        store: SharedStore,
         rooms: Arc<RoomRegistry>,
         poll: Duration,
         commits: Arc<Notify>,
@@ -100,7 +100,7 @@ impl MessageTail {
 }
 
 struct TailTask {
-    store: ChatStore,
+    store: SharedStore,
     /// Erases the old text of edits and deletes from the disk (file mode).
     eraser: Option<OldPageEraser>,
     rooms: Arc<RoomRegistry>,
