@@ -34,6 +34,22 @@ impl Query {
             .find(|(k, _)| k == key)
             .map(|(_, v)| v.as_str())
     }
+
+    /// The whole number `key` gives, within `min..=max` (`invalid_paging`
+    /// otherwise: these are a page's bounds); `None` when it is absent.
+    pub fn count(&self, key: &str, min: i64, max: i64) -> Result<Option<i64>, ApiError> {
+        let Some(raw) = self.get(key) else {
+            return Ok(None);
+        };
+        match raw.parse::<i64>() {
+            Ok(v) if (min..=max).contains(&v) && raw.bytes().all(|b| b.is_ascii_digit()) => {
+                Ok(Some(v))
+            }
+            _ => Err(ApiError::InvalidPaging(format!(
+                "{key} must be an integer from {min} to {max}"
+            ))),
+        }
+    }
 }
 
 fn decode_form(part: &str) -> Result<String, ApiError> {

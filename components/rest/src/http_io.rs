@@ -121,19 +121,15 @@ pub async fn send_empty(out: ResponseOutparam, status: u16) {
     }
 }
 
-/// Answers with an error body `{"detail", "code"}` and its status.
-pub async fn send_error(out: ResponseOutparam, err: &ApiError) {
+/// Answers with an error body `{"detail", "code"}` and its status, and
+/// for a `405` the `Allow` of the methods the path does take: the one
+/// rendering of every error the component answers with.
+pub async fn send_error(out: ResponseOutparam, err: &ApiError, allow: Option<String>) {
     if err.status() >= 500 {
         eprintln!("chatroom-rest: {err}");
     }
-    send_raw_json(out, err.status(), err.to_json(), &[]).await
-}
-
-/// Answers `405` with the methods the path does take.
-pub async fn send_method_not_allowed(out: ResponseOutparam, allow: &'static str) {
-    let err = ApiError::MethodNotAllowed;
-    let allow = [("allow", allow.to_owned())];
-    send_raw_json(out, err.status(), err.to_json(), &allow).await
+    let headers: Vec<(&str, String)> = allow.map(|allow| ("allow", allow)).into_iter().collect();
+    send_raw_json(out, err.status(), err.to_json(), &headers).await
 }
 
 /// The body of a streamed response, once the status line is out.

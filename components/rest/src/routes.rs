@@ -1,63 +1,91 @@
-//! Which endpoint a request is for: method and path to a [`Route`], with the
-//! room id already validated. Unknown paths are `404`, known paths with the
-//! wrong method `405`. The path routed is the one below the component's
-//! mount point ([`Mount`]), from Spin's `spin-path-info` header.
+//! Which endpoint a request is for: [`ROUTES`], the API's table of method,
+//! path and handler (docs/protocol.md §2, and edge mode's internal API,
+//! §6), matched by [`crate::router`]; and [`Mount`], the part of the path
+//! below the component's mount point, from Spin's `spin-path-info` header,
+//! which is what the table is matched on.
 
-use chatroom_core::{ApiError, Moderation, parse_message_id, parse_room_id, path_segment};
+use chatroom_core::ApiError;
 
-use crate::internal::{self, InternalRoute, ResolveError};
+use crate::router::{Route, route};
+use crate::{internal, messages, rooms, users};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Route {
-    Health,
-    ListRooms,
-    CreateRoom,
-    GetRoom(i64),
-    ListMessages(i64),
-    PostMessage(i64),
-    RoomUsers(i64),
-    /// `GET /chatrooms/{id}/changes`: the room's change log.
-    Changes(i64),
-    GetMessage(i64, i64),
-    EditMessage(i64, i64),
-    DeleteMessage(i64, i64),
-    /// `PUT /chatrooms/{id}/messages/{mid}/reactions/{emoji}`; the emoji
-    /// decoded from the path, validated with the rest of the action.
-    AddReaction(i64, i64, String),
-    RemoveReaction(i64, i64, String),
-    /// `PUT /chatrooms/{id}/read`
-    MarkRead(i64),
-    /// `GET /users/{name}/unread`
-    Unread(String),
-    /// `DELETE /users/{name}`: erase the user's messages, reactions and
-    /// read positions.
-    ForgetUser(String),
-    /// `GET /chatrooms/{id}/members`
-    Members(i64),
-    /// A membership or moderation change naming a user:
-    /// `PUT`/`DELETE /chatrooms/{id}/members/{name}`, `POST .../kicks/{name}`,
-    /// `PUT`/`DELETE .../bans/{name}` and `.../mutes/{name}`.
-    Moderate(i64, String, Moderation),
-    /// `POST /dms`: the DM of the token's user and another.
-    OpenDm,
-    OpenApi,
-    /// Edge mode's token-protected API (`/internal/...`).
-    Internal(InternalRoute),
-}
-
-/// Why a request matched no route.
-#[derive(Debug)]
-pub enum NoRoute {
-    /// The path exists but not for this method; carries the `Allow` value.
-    Method(&'static str),
-    Error(ApiError),
-}
-
-impl From<ApiError> for NoRoute {
-    fn from(e: ApiError) -> Self {
-        NoRoute::Error(e)
-    }
-}
+/// Every endpoint. Where a path takes several methods, their order here is
+/// the order of its `Allow`.
+pub static ROUTES: &[Route] = &[
+    route!("GET", "/healthz", crate::health),
+    route!("GET", "/openapi.json", crate::openapi),
+    route!("GET", "/chatrooms", rooms::list),
+    route!("POST", "/chatrooms", rooms::create),
+    route!("GET", "/chatrooms/{room}", rooms::get),
+    route!("GET", "/chatrooms/{room}/messages", messages::list),
+    route!("POST", "/chatrooms/{room}/messages", messages::post),
+    route!("GET", "/chatrooms/{room}/users", rooms::users),
+    route!("GET", "/chatrooms/{room}/changes", rooms::changes),
+    route!("PUT", "/chatrooms/{room}/read", messages::mark_read),
+    route!("GET", "/chatrooms/{room}/messages/{message}", messages::get),
+    route!(
+        "PATCH",
+        "/chatrooms/{room}/messages/{message}",
+        messages::edit
+    ),
+    route!(
+        "DELETE",
+        "/chatrooms/{room}/messages/{message}",
+        messages::delete
+    ),
+    route!(
+        "PUT",
+        "/chatrooms/{room}/messages/{message}/reactions/{emoji}",
+        messages::add_reaction
+    ),
+    route!(
+        "DELETE",
+        "/chatrooms/{room}/messages/{message}/reactions/{emoji}",
+        messages::remove_reaction
+    ),
+    route!("GET", "/chatrooms/{room}/members", rooms::members_of),
+    route!("PUT", "/chatrooms/{room}/members/{name}", rooms::set_role),
+    route!(
+        "DELETE",
+        "/chatrooms/{room}/members/{name}",
+        rooms::remove_member
+    ),
+    route!("POST", "/chatrooms/{room}/kicks/{name}", rooms::kick),
+    route!("PUT", "/chatrooms/{room}/bans/{name}", rooms::ban),
+    route!("DELETE", "/chatrooms/{room}/bans/{name}", rooms::unban),
+    route!("PUT", "/chatrooms/{room}/mutes/{name}", rooms::mute),
+    route!("DELETE", "/chatrooms/{room}/mutes/{name}", rooms::unmute),
+    route!("POST", "/dms", rooms::open_dm),
+    route!("DELETE", "/users/{name}", users::forget),
+    route!("GET", "/users/{name}/unread", users::unread),
+    route!("GET", "/internal/feed", internal::feed),
+    route!("GET", "/internal/feed/head", internal::feed_head),
+    route!("POST", "/internal/messages", internal::store_messages),
+    route!("POST", "/internal/actions", internal::act),
+    route!("POST", "/internal/prune", internal::prune),
+    route!(
+        "GET",
+        "/internal/rooms/{room_raw}/access",
+        internal::room_access
+    ),
+    route!("PUT", "/internal/nodes/{node}", internal::renew_lease),
+    route!("DELETE", "/internal/nodes/{node}", internal::drop_node),
+    route!(
+        "PUT",
+        "/internal/nodes/{node}/presence/{sid}/{room_raw}",
+        internal::join
+    ),
+    route!(
+        "DELETE",
+        "/internal/nodes/{node}/presence/{sid}/{room_raw}",
+        internal::leave
+    ),
+    route!(
+        "DELETE",
+        "/internal/nodes/{node}/presence/{sid}",
+        internal::disconnect
+    ),
+];
 
 /// Where the component is mounted: the request path split into the prefix
 /// the manifest's route took (`/api` for `route = "/api/..."`) and the
@@ -107,175 +135,100 @@ impl<'a> Mount<'a> {
     }
 }
 
-/// Resolves `method` and `path` (without the query string).
-pub fn resolve(method: &str, path: &str) -> Result<Route, NoRoute> {
-    let path = path
-        .strip_suffix('/')
-        .filter(|p| !p.is_empty())
-        .unwrap_or(path);
-    let segments: Vec<&str> = path.split('/').skip(1).collect();
-    let (allow, route) = match segments.as_slice() {
-        ["healthz"] => ("GET", (method == "GET").then_some(Route::Health)),
-        ["openapi.json"] => ("GET", (method == "GET").then_some(Route::OpenApi)),
-        ["chatrooms"] => (
-            "GET, POST",
-            match method {
-                "GET" => Some(Route::ListRooms),
-                "POST" => Some(Route::CreateRoom),
-                _ => None,
-            },
-        ),
-        ["chatrooms", id] => {
-            let id = parse_room_id(id)?;
-            ("GET", (method == "GET").then_some(Route::GetRoom(id)))
-        }
-        ["chatrooms", id, "messages"] => {
-            let id = parse_room_id(id)?;
-            (
-                "GET, POST",
-                match method {
-                    "GET" => Some(Route::ListMessages(id)),
-                    "POST" => Some(Route::PostMessage(id)),
-                    _ => None,
-                },
-            )
-        }
-        ["chatrooms", id, "users"] => {
-            let id = parse_room_id(id)?;
-            ("GET", (method == "GET").then_some(Route::RoomUsers(id)))
-        }
-        ["chatrooms", id, "changes"] => {
-            let id = parse_room_id(id)?;
-            ("GET", (method == "GET").then_some(Route::Changes(id)))
-        }
-        ["chatrooms", id, "read"] => {
-            let id = parse_room_id(id)?;
-            ("PUT", (method == "PUT").then_some(Route::MarkRead(id)))
-        }
-        ["chatrooms", id, "messages", mid] => {
-            let (id, mid) = (parse_room_id(id)?, parse_message_id(mid)?);
-            (
-                "GET, PATCH, DELETE",
-                match method {
-                    "GET" => Some(Route::GetMessage(id, mid)),
-                    "PATCH" => Some(Route::EditMessage(id, mid)),
-                    "DELETE" => Some(Route::DeleteMessage(id, mid)),
-                    _ => None,
-                },
-            )
-        }
-        ["chatrooms", id, "messages", mid, "reactions", emoji] => {
-            let (id, mid) = (parse_room_id(id)?, parse_message_id(mid)?);
-            let emoji = path_segment(emoji)?;
-            (
-                "PUT, DELETE",
-                match method {
-                    "PUT" => Some(Route::AddReaction(id, mid, emoji)),
-                    "DELETE" => Some(Route::RemoveReaction(id, mid, emoji)),
-                    _ => None,
-                },
-            )
-        }
-        ["chatrooms", id, "members"] => {
-            let id = parse_room_id(id)?;
-            ("GET", (method == "GET").then_some(Route::Members(id)))
-        }
-        [
-            "chatrooms",
-            id,
-            kind @ ("members" | "kicks" | "bans" | "mutes"),
-            name,
-        ] => {
-            let (id, name) = (parse_room_id(id)?, path_segment(name)?);
-            let (allow, moderation) = match (*kind, method) {
-                ("members", "PUT") => ("PUT, DELETE", Some(Moderation::SetRole)),
-                ("members", "DELETE") => ("PUT, DELETE", Some(Moderation::Remove)),
-                ("members", _) => ("PUT, DELETE", None),
-                ("kicks", "POST") => ("POST", Some(Moderation::Kick)),
-                ("kicks", _) => ("POST", None),
-                ("bans", "PUT") => ("PUT, DELETE", Some(Moderation::Ban)),
-                ("bans", "DELETE") => ("PUT, DELETE", Some(Moderation::Unban)),
-                ("mutes", "PUT") => ("PUT, DELETE", Some(Moderation::Mute)),
-                ("mutes", "DELETE") => ("PUT, DELETE", Some(Moderation::Unmute)),
-                _ => ("PUT, DELETE", None),
-            };
-            (allow, moderation.map(|m| Route::Moderate(id, name, m)))
-        }
-        ["dms"] => ("POST", (method == "POST").then_some(Route::OpenDm)),
-        ["users", name] => {
-            let name = path_segment(name)?;
-            (
-                "DELETE",
-                (method == "DELETE").then_some(Route::ForgetUser(name)),
-            )
-        }
-        ["users", name, "unread"] => {
-            let name = path_segment(name)?;
-            ("GET", (method == "GET").then_some(Route::Unread(name)))
-        }
-        ["internal", rest @ ..] => {
-            return match internal::resolve(method, rest) {
-                Ok(route) => Ok(Route::Internal(route)),
-                Err(ResolveError::Method(allow)) => Err(NoRoute::Method(allow)),
-                Err(ResolveError::Api(e)) => Err(NoRoute::Error(e)),
-            };
-        }
-        _ => return Err(NoRoute::Error(ApiError::NotFound)),
-    };
-    route.ok_or(NoRoute::Method(allow))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::router::{NoRoute, Params, find};
+
+    /// The pattern `method` and `path` resolve to, and its parameters.
+    fn resolve(method: &str, path: &str) -> Result<(&'static str, Params), NoRoute> {
+        find(ROUTES, method, path).map(|(route, params)| (route.pattern, params))
+    }
+
+    fn room(room: i64) -> Params {
+        Params {
+            room,
+            ..Params::default()
+        }
+    }
 
     #[test]
     fn resolves_every_endpoint() {
-        assert_eq!(resolve("GET", "/healthz").unwrap(), Route::Health);
-        assert_eq!(resolve("GET", "/chatrooms").unwrap(), Route::ListRooms);
-        assert_eq!(resolve("POST", "/chatrooms/").unwrap(), Route::CreateRoom);
-        assert_eq!(resolve("GET", "/chatrooms/7").unwrap(), Route::GetRoom(7));
+        assert_eq!(resolve("GET", "/healthz").unwrap().0, "/healthz");
+        assert_eq!(resolve("GET", "/chatrooms").unwrap().0, "/chatrooms");
+        let (pattern, _) = resolve("POST", "/chatrooms/").unwrap();
+        assert_eq!(pattern, "/chatrooms");
+        assert_eq!(
+            resolve("GET", "/chatrooms/7").unwrap(),
+            ("/chatrooms/{room}", room(7))
+        );
         assert_eq!(
             resolve("POST", "/chatrooms/7/messages").unwrap(),
-            Route::PostMessage(7)
+            ("/chatrooms/{room}/messages", room(7))
         );
+        let (pattern, params) = resolve("PATCH", "/chatrooms/7/messages/9").unwrap();
+        assert_eq!(pattern, "/chatrooms/{room}/messages/{message}");
+        assert_eq!((params.room, params.message), (7, 9));
+        let (_, params) = resolve("PUT", "/chatrooms/7/messages/9/reactions/%F0%9F%91%8D").unwrap();
+        assert_eq!(params.emoji, "👍");
+        let (pattern, params) = resolve("GET", "/users/al%20ice/unread").unwrap();
         assert_eq!(
-            resolve("GET", "/chatrooms/7/users").unwrap(),
-            Route::RoomUsers(7)
+            (pattern, params.name.as_str()),
+            ("/users/{name}/unread", "al ice")
         );
+        let (pattern, params) = resolve("DELETE", "/chatrooms/7/bans/b%C3%B6b").unwrap();
         assert_eq!(
-            resolve("PATCH", "/chatrooms/7/messages/9").unwrap(),
-            Route::EditMessage(7, 9)
+            (pattern, params.name.as_str()),
+            ("/chatrooms/{room}/bans/{name}", "böb")
         );
+        assert_eq!(resolve("POST", "/dms").unwrap().0, "/dms");
         assert_eq!(
-            resolve("PUT", "/chatrooms/7/messages/9/reactions/%F0%9F%91%8D").unwrap(),
-            Route::AddReaction(7, 9, "👍".into())
-        );
-        assert_eq!(
-            resolve("GET", "/users/al%20ice/unread").unwrap(),
-            Route::Unread("al ice".into())
-        );
-        assert_eq!(
-            resolve("DELETE", "/chatrooms/7/bans/b%C3%B6b").unwrap(),
-            Route::Moderate(7, "böb".into(), Moderation::Unban)
-        );
-        assert_eq!(
-            resolve("POST", "/chatrooms/7/kicks/bob").unwrap(),
-            Route::Moderate(7, "bob".into(), Moderation::Kick)
-        );
-        assert_eq!(resolve("POST", "/dms").unwrap(), Route::OpenDm);
-        assert!(matches!(
             resolve("GET", "/chatrooms/7/mutes/bob"),
-            Err(NoRoute::Method("PUT, DELETE"))
-        ));
-        assert!(matches!(
+            Err(NoRoute::Method("PUT, DELETE".into()))
+        );
+        assert_eq!(
             resolve("POST", "/chatrooms/7/messages/9"),
-            Err(NoRoute::Method("GET, PATCH, DELETE"))
-        ));
-        assert!(matches!(
+            Err(NoRoute::Method("GET, PATCH, DELETE".into()))
+        );
+        assert_eq!(
+            resolve("GET", "/chatrooms/7/kicks/bob"),
+            Err(NoRoute::Method("POST".into()))
+        );
+        assert_eq!(
             resolve("GET", "/chatrooms/7/messages/x"),
             Err(NoRoute::Error(ApiError::InvalidMessageId))
-        ));
+        );
+    }
+
+    #[test]
+    fn resolves_the_internal_endpoints_leaving_their_parameters_raw() {
+        assert_eq!(
+            resolve("GET", "/internal/feed").unwrap().0,
+            "/internal/feed"
+        );
+        assert_eq!(
+            resolve("GET", "/internal/feed/head").unwrap().0,
+            "/internal/feed/head"
+        );
+        let (_, params) = resolve("PUT", "/internal/nodes/n-1").unwrap();
+        assert_eq!(params.node, "n-1");
+        let (_, params) = resolve("PUT", "/internal/nodes/a%20b/presence/s/x").unwrap();
+        assert_eq!(
+            (
+                params.node.as_str(),
+                params.sid.as_str(),
+                params.room_raw.as_str()
+            ),
+            ("a%20b", "s", "x")
+        );
+        assert_eq!(
+            resolve("GET", "/internal/nodes/n"),
+            Err(NoRoute::Method("PUT, DELETE".into()))
+        );
+        assert_eq!(
+            resolve("GET", "/internal/nope"),
+            Err(NoRoute::Error(ApiError::NotFound))
+        );
     }
 
     #[test]
@@ -296,21 +249,23 @@ mod tests {
 
     #[test]
     fn refuses_bad_ids_unknown_paths_and_methods() {
-        assert!(matches!(
+        assert_eq!(
             resolve("GET", "/chatrooms/x/messages"),
             Err(NoRoute::Error(ApiError::InvalidRoomId))
-        ));
-        assert!(matches!(
+        );
+        // A bad id is refused whatever the method.
+        assert_eq!(
+            resolve("PUT", "/chatrooms/x"),
+            Err(NoRoute::Error(ApiError::InvalidRoomId))
+        );
+        assert_eq!(
             resolve("GET", "/nope"),
             Err(NoRoute::Error(ApiError::NotFound))
-        ));
-        assert!(matches!(
-            resolve("GET", "/"),
-            Err(NoRoute::Error(ApiError::NotFound))
-        ));
-        assert!(matches!(
+        );
+        assert_eq!(resolve("GET", "/"), Err(NoRoute::Error(ApiError::NotFound)));
+        assert_eq!(
             resolve("DELETE", "/chatrooms/1"),
-            Err(NoRoute::Method("GET"))
-        ));
+            Err(NoRoute::Method("GET".into()))
+        );
     }
 }
