@@ -318,123 +318,149 @@ pub fn apply(db: &impl Database, action: &Action) -> Result<Applied, ApiError> {
             user,
             content,
             client_id,
-        } => {
-            let mut params = own(*room_id, *message_id, user);
-            params.push(content.as_str().into());
-            params.push(
-                client_id
-                    .as_ref()
-                    .map_or(crate::db::Value::Null, |k| k.as_str().into()),
-            );
-            // A remote libSQL store may refuse pragmas: that refuses no edit.
-            let _ = db.query(SECURE_DELETE, &[]);
-            if db.query(EDIT, &params)?.is_empty() {
-                if let Some(e) = wall(db, *room_id, user, Need::Speak)? {
-                    return Err(e);
-                }
-                if client_id.is_some()
-                    && let Some(row) = db.query(REPEATED_EDIT, &params)?.first()
-                {
-                    if row.int(0)? != 0 {
-                        return Err(ApiError::IdempotencyConflict);
-                    }
-                    return message(db, *room_id, *message_id).map(Applied::Repeated);
-                }
-                return Err(match own_message(db, *room_id, *message_id, user)? {
-                    Ownership::Deleted => ApiError::MessageDeleted,
-                    Ownership::Live => {
-                        ApiError::Storage(StoreError::Shape("an edit changed nothing"))
-                    }
-                });
-            }
-            message(db, *room_id, *message_id).map(Applied::Message)
-        }
+        } => edit(db, *room_id, *message_id, user, content, client_id.as_ref()),
         Action::Delete {
             room_id,
             message_id,
             user,
-        } => {
-            // A remote libSQL store may refuse pragmas: that refuses no edit.
-            let _ = db.query(SECURE_DELETE, &[]);
-            if db
-                .query(DELETE, &own(*room_id, *message_id, user))?
-                .is_empty()
-            {
-                if let Some(e) = wall(db, *room_id, user, Need::Act)? {
-                    return Err(e);
-                }
-                own_message(db, *room_id, *message_id, user)?;
-            }
-            Ok(Applied::Deleted {
-                room_id: *room_id,
-                message_id: *message_id,
-            })
-        }
+        } => delete(db, *room_id, *message_id, user),
         Action::React {
             room_id,
             message_id,
             user,
             emoji,
             add,
-        } => {
-            let (sql, mut params) = (
-                if *add { ADD_REACTION } else { REMOVE_REACTION },
-                vec![
-                    (*room_id).into(),
-                    (*message_id).into(),
-                    emoji.as_str().into(),
-                    user.as_str().into(),
-                ],
-            );
-            if *add {
-                params.push(REACTION_KINDS_MAX.into());
-            }
-            if db.query(sql, &params)?.is_empty() {
-                if let Some(e) = wall(db, *room_id, user, Need::Speak)? {
-                    return Err(e);
-                }
-                match message_state(db, *room_id, *message_id)? {
-                    None => return Err(missing(db, *room_id)?),
-                    Some((_, true)) => return Err(ApiError::MessageDeleted),
-                    Some((_, false)) if *add => {
-                        let params = [
-                            (*message_id).into(),
-                            emoji.as_str().into(),
-                            user.as_str().into(),
-                        ];
-                        if db.query(HAS_REACTED, &params)?.is_empty() {
-                            return Err(ApiError::TooManyReactions);
-                        }
-                    }
-                    Some(_) => {}
-                }
-            }
-            message(db, *room_id, *message_id).map(Applied::Message)
-        }
+        } => react(db, (*room_id, *message_id), user, emoji, *add),
         Action::MarkRead {
             room_id,
             message_id,
             user,
-        } => {
-            let params = [
-                (*room_id).into(),
-                user.as_str().into(),
-                (*message_id).into(),
-            ];
-            if db.query(MARK_READ, &params)?.is_empty() {
-                if let Some(e) = wall(db, *room_id, user, Need::Act)? {
-                    return Err(e);
-                }
-                return Err(missing(db, *room_id)?);
+        } => mark_read(db, *room_id, *message_id, user),
+    }
+}
+
+/// An edit by the message's sender; a repeat of its last edit's key
+/// changes nothing.
+fn edit(
+    db: &impl Database,
+    room_id: i64,
+    message_id: i64,
+    user: &Sender,
+    content: &Content,
+    client_id: Option<&ClientId>,
+) -> Result<Applied, ApiError> {
+    let mut params = own(room_id, message_id, user);
+    params.push(content.as_str().into());
+    params.push(client_id.map_or(crate::db::Value::Null, |k| k.as_str().into()));
+    // A remote libSQL store may refuse pragmas: that refuses no edit.
+    let _ = db.query(SECURE_DELETE, &[]);
+    if db.query(EDIT, &params)?.is_empty() {
+        if let Some(e) = wall(db, room_id, user, Need::Speak)? {
+            return Err(e);
+        }
+        if client_id.is_some()
+            && let Some(row) = db.query(REPEATED_EDIT, &params)?.first()
+        {
+            if row.int(0)? != 0 {
+                return Err(ApiError::IdempotencyConflict);
             }
-            read_positions(db, user, *room_id)?
-                .pop()
-                .map(Applied::Read)
-                .ok_or(ApiError::Storage(StoreError::Shape(
-                    "a read position vanished",
-                )))
+            return message(db, room_id, message_id).map(Applied::Repeated);
+        }
+        return Err(match own_message(db, room_id, message_id, user)? {
+            Ownership::Deleted => ApiError::MessageDeleted,
+            Ownership::Live => ApiError::Storage(StoreError::Shape("an edit changed nothing")),
+        });
+    }
+    message(db, room_id, message_id).map(Applied::Message)
+}
+
+/// A delete by the message's sender; deleting a tombstone again is no
+/// error.
+fn delete(
+    db: &impl Database,
+    room_id: i64,
+    message_id: i64,
+    user: &Sender,
+) -> Result<Applied, ApiError> {
+    // A remote libSQL store may refuse pragmas: that refuses no edit.
+    let _ = db.query(SECURE_DELETE, &[]);
+    if db
+        .query(DELETE, &own(room_id, message_id, user))?
+        .is_empty()
+    {
+        if let Some(e) = wall(db, room_id, user, Need::Act)? {
+            return Err(e);
+        }
+        own_message(db, room_id, message_id, user)?;
+    }
+    Ok(Applied::Deleted {
+        room_id,
+        message_id,
+    })
+}
+
+/// Adds (`add`) or removes `user`'s `emoji` on the message; a repeat
+/// changes nothing.
+fn react(
+    db: &impl Database,
+    (room_id, message_id): (i64, i64),
+    user: &Sender,
+    emoji: &Emoji,
+    add: bool,
+) -> Result<Applied, ApiError> {
+    let sql = if add { ADD_REACTION } else { REMOVE_REACTION };
+    let mut params = vec![
+        room_id.into(),
+        message_id.into(),
+        emoji.as_str().into(),
+        user.as_str().into(),
+    ];
+    if add {
+        params.push(REACTION_KINDS_MAX.into());
+    }
+    if db.query(sql, &params)?.is_empty() {
+        if let Some(e) = wall(db, room_id, user, Need::Speak)? {
+            return Err(e);
+        }
+        match message_state(db, room_id, message_id)? {
+            None => return Err(missing(db, room_id)?),
+            Some((_, true)) => return Err(ApiError::MessageDeleted),
+            Some((_, false)) if add => {
+                let params = [
+                    message_id.into(),
+                    emoji.as_str().into(),
+                    user.as_str().into(),
+                ];
+                if db.query(HAS_REACTED, &params)?.is_empty() {
+                    return Err(ApiError::TooManyReactions);
+                }
+            }
+            Some(_) => {}
         }
     }
+    message(db, room_id, message_id).map(Applied::Message)
+}
+
+/// Moves `user`'s read position in the room forward to the message.
+fn mark_read(
+    db: &impl Database,
+    room_id: i64,
+    message_id: i64,
+    user: &Sender,
+) -> Result<Applied, ApiError> {
+    let params = [room_id.into(), user.as_str().into(), message_id.into()];
+    if db.query(MARK_READ, &params)?.is_empty() {
+        if let Some(e) = wall(db, room_id, user, Need::Act)? {
+            return Err(e);
+        }
+        return Err(missing(db, room_id)?);
+    }
+    read_positions(db, user, room_id)?
+        .pop()
+        .map(Applied::Read)
+        .ok_or(ApiError::Storage(StoreError::Shape(
+            "a read position vanished",
+        )))
 }
 
 /// One write a socket asked for: a new message or an action.

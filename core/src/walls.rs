@@ -461,152 +461,226 @@ pub fn change_membership(
         let theirs =
             room_access(db, room_id, Some(target.as_str()))?.ok_or(ApiError::RoomNotFound)?;
         let leaving = matches!(change, MemberChange::Remove(user) if user == by);
-        let (rank, their_rank) = (mine.rank(actor), theirs.rank(&Viewer::default()));
+        let rank = mine.rank(actor);
         if !leaving {
-            if rank < 2 {
-                return Err(ApiError::Forbidden(
-                    "only the room's moderators and owners may do that".to_owned(),
-                ));
-            }
-            // Owners and operators act on anyone; moderators on those below.
-            if rank < 3 && their_rank >= rank {
-                return Err(ApiError::Forbidden(format!(
-                    "{} ranks as high as you here",
-                    target.as_str()
-                )));
-            }
-            if target == by && !matches!(change, MemberChange::SetRole(..)) {
-                return Err(ApiError::Forbidden(
-                    "you cannot do that to yourself".to_owned(),
-                ));
-            }
+            may_change(rank, theirs.rank(&Viewer::default()), change, by)?;
         }
-        let keeps_an_owner = || -> Result<(), ApiError> {
-            if theirs.role != Some(Role::Owner) {
-                return Ok(());
-            }
-            let rows = db.query(COUNT_OWNERS, &[room_id.into()])?;
-            let row = rows
-                .first()
-                .ok_or(StoreError::Shape("count returned no row"))?;
-            let (owners, members) = (row.int(0)?, row.int(1)?);
-            if owners <= 1 && members > 1 {
-                return Err(ApiError::Forbidden(
-                    "a room keeps an owner while it has members: make another owner first"
-                        .to_owned(),
-                ));
-            }
-            Ok(())
+        let subject = Subject {
+            db,
+            room_id,
+            target,
+            theirs: &theirs,
         };
-        let member = |role: Role| -> Result<(), StoreError> {
-            db.query(
-                UPSERT_MEMBER,
-                &[room_id.into(), target.as_str().into(), role.as_str().into()],
-            )
-            .map(drop)
+        let act = Act {
+            rank,
+            leaving,
+            public: mine.visibility.is_public(),
+            by: by.as_str(),
         };
-        let unmember = || -> Result<bool, StoreError> {
-            let had = theirs.role.is_some();
-            db.query(DELETE_MEMBER, &[room_id.into(), target.as_str().into()])?;
-            Ok(had)
-        };
-        let restrict = |kind: &str, ms: Option<i64>| -> Result<Option<String>, StoreError> {
-            let duration = ms.map_or(Value::Null, Value::Integer);
-            let rows = db.query(
-                UPSERT_RESTRICTION,
-                &[
-                    room_id.into(),
-                    target.as_str().into(),
-                    kind.into(),
-                    duration,
-                ],
-            )?;
-            Ok(rows.first().and_then(|r| r.text(0).ok()))
-        };
-        let lift = |kind: &str| -> Result<bool, StoreError> {
-            let rows = db.query(
-                DELETE_RESTRICTION,
-                &[room_id.into(), target.as_str().into(), kind.into()],
-            )?;
-            Ok(!rows.is_empty())
-        };
-        let logged = |change: &'static str| Logged {
+        match subject.change(change, &act)? {
+            Some(entry) => log(db, room_id, target.as_str(), &entry).map(Some),
+            None => Ok(None),
+        }
+    })
+}
+
+/// Whether an actor of `rank` may make `change` to someone of
+/// `their_rank`: moderators and above only, on those ranked below them
+/// (owners and operators on anyone), and not on themselves but for a role.
+fn may_change(
+    rank: u8,
+    their_rank: u8,
+    change: &MemberChange,
+    by: &Sender,
+) -> Result<(), ApiError> {
+    let target = change.target();
+    if rank < 2 {
+        return Err(ApiError::Forbidden(
+            "only the room's moderators and owners may do that".to_owned(),
+        ));
+    }
+    if rank < 3 && their_rank >= rank {
+        return Err(ApiError::Forbidden(format!(
+            "{} ranks as high as you here",
+            target.as_str()
+        )));
+    }
+    if target == by && !matches!(change, MemberChange::SetRole(..)) {
+        return Err(ApiError::Forbidden(
+            "you cannot do that to yourself".to_owned(),
+        ));
+    }
+    Ok(())
+}
+
+/// Who is acting on a membership, as a change needs to know it.
+struct Act<'a> {
+    rank: u8,
+    /// A member removing themselves.
+    leaving: bool,
+    /// The room is public (a kick there changes no membership).
+    public: bool,
+    by: &'a str,
+}
+
+impl<'a> Act<'a> {
+    fn logged(&self, change: &'static str) -> Logged<'a> {
+        Logged {
             change,
             role: None,
             until: None,
-            by: by.as_str(),
-        };
-        let entry = match change {
-            MemberChange::SetRole(_, role) => {
-                if *role == Role::Owner && rank < 3 {
-                    return Err(ApiError::Forbidden(
-                        "only an owner may make an owner".to_owned(),
-                    ));
-                }
-                if theirs.banned {
-                    return Err(ApiError::Forbidden(format!(
-                        "{} is banned here: lift the ban first",
-                        target.as_str()
-                    )));
-                }
-                if theirs.role == Some(*role) {
-                    return Ok(None);
-                }
-                if *role != Role::Owner {
-                    keeps_an_owner()?;
-                }
-                member(*role)?;
-                Logged {
-                    role: Some(*role),
-                    ..logged(if theirs.role.is_some() {
-                        "role"
-                    } else {
-                        "added"
-                    })
-                }
-            }
+            by: self.by,
+        }
+    }
+}
+
+/// The user a membership change is about, in its room, with what they
+/// may do there now.
+struct Subject<'a, D: Database> {
+    db: &'a D,
+    room_id: i64,
+    target: &'a Sender,
+    theirs: &'a RoomAccess,
+}
+
+impl<D: Database> Subject<'_, D> {
+    /// Makes `change`; what to log, or `None` when there was nothing to
+    /// change.
+    fn change<'b>(
+        &self,
+        change: &MemberChange,
+        act: &Act<'b>,
+    ) -> Result<Option<Logged<'b>>, ApiError> {
+        Ok(Some(match change {
+            MemberChange::SetRole(_, role) => return self.set_role(*role, act),
             MemberChange::Remove(_) => {
-                if theirs.role.is_none() {
+                if self.theirs.role.is_none() {
                     return Ok(None);
                 }
-                keeps_an_owner()?;
-                unmember()?;
-                logged(if leaving { "left" } else { "removed" })
+                self.keeps_an_owner()?;
+                self.unmember()?;
+                act.logged(if act.leaving { "left" } else { "removed" })
             }
             MemberChange::Kick(_) => {
-                if !mine.visibility.is_public() {
-                    keeps_an_owner()?;
-                    unmember()?;
+                if !act.public {
+                    self.keeps_an_owner()?;
+                    self.unmember()?;
                 }
-                logged("kicked")
+                act.logged("kicked")
             }
             MemberChange::Ban(_, ms) => {
-                keeps_an_owner()?;
-                unmember()?;
+                self.keeps_an_owner()?;
+                self.unmember()?;
                 Logged {
-                    until: restrict("ban", *ms)?,
-                    ..logged("banned")
+                    until: self.restrict("ban", *ms)?,
+                    ..act.logged("banned")
                 }
             }
-            MemberChange::Unban(_) => {
-                if !lift("ban")? {
-                    return Ok(None);
-                }
-                logged("unbanned")
-            }
+            MemberChange::Unban(_) if !self.lift("ban")? => return Ok(None),
+            MemberChange::Unban(_) => act.logged("unbanned"),
             MemberChange::Mute(_, ms) => Logged {
-                until: restrict("mute", *ms)?,
-                ..logged("muted")
+                until: self.restrict("mute", *ms)?,
+                ..act.logged("muted")
             },
-            MemberChange::Unmute(_) => {
-                if !lift("mute")? {
-                    return Ok(None);
-                }
-                logged("unmuted")
-            }
+            MemberChange::Unmute(_) if !self.lift("mute")? => return Ok(None),
+            MemberChange::Unmute(_) => act.logged("unmuted"),
+        }))
+    }
+
+    /// Gives the user `role` (adding them as a member if they were not).
+    fn set_role<'b>(&self, role: Role, act: &Act<'b>) -> Result<Option<Logged<'b>>, ApiError> {
+        if role == Role::Owner && act.rank < 3 {
+            return Err(ApiError::Forbidden(
+                "only an owner may make an owner".to_owned(),
+            ));
+        }
+        if self.theirs.banned {
+            return Err(ApiError::Forbidden(format!(
+                "{} is banned here: lift the ban first",
+                self.target.as_str()
+            )));
+        }
+        if self.theirs.role == Some(role) {
+            return Ok(None);
+        }
+        if role != Role::Owner {
+            self.keeps_an_owner()?;
+        }
+        self.db.query(
+            UPSERT_MEMBER,
+            &[
+                self.room_id.into(),
+                self.target.as_str().into(),
+                role.as_str().into(),
+            ],
+        )?;
+        let change = if self.theirs.role.is_some() {
+            "role"
+        } else {
+            "added"
         };
-        log(db, room_id, target.as_str(), &entry).map(Some)
-    })
+        Ok(Some(Logged {
+            role: Some(role),
+            ..act.logged(change)
+        }))
+    }
+
+    /// `Err` when the user is an owner the room cannot do without: the
+    /// last one, while others are members.
+    fn keeps_an_owner(&self) -> Result<(), ApiError> {
+        if self.theirs.role != Some(Role::Owner) {
+            return Ok(());
+        }
+        let rows = self.db.query(COUNT_OWNERS, &[self.room_id.into()])?;
+        let row = rows
+            .first()
+            .ok_or(StoreError::Shape("count returned no row"))?;
+        let (owners, members) = (row.int(0)?, row.int(1)?);
+        if owners <= 1 && members > 1 {
+            return Err(ApiError::Forbidden(
+                "a room keeps an owner while it has members: make another owner first".to_owned(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Takes the user out of the members.
+    fn unmember(&self) -> Result<(), StoreError> {
+        self.db
+            .query(
+                DELETE_MEMBER,
+                &[self.room_id.into(), self.target.as_str().into()],
+            )
+            .map(drop)
+    }
+
+    /// Bans or mutes the user (`kind`) for `ms`, or for good; until when.
+    fn restrict(&self, kind: &str, ms: Option<i64>) -> Result<Option<String>, StoreError> {
+        let duration = ms.map_or(Value::Null, Value::Integer);
+        let rows = self.db.query(
+            UPSERT_RESTRICTION,
+            &[
+                self.room_id.into(),
+                self.target.as_str().into(),
+                kind.into(),
+                duration,
+            ],
+        )?;
+        Ok(rows.first().and_then(|r| r.text(0).ok()))
+    }
+
+    /// Lifts a ban or a mute (`kind`); whether there was one.
+    fn lift(&self, kind: &str) -> Result<bool, StoreError> {
+        let rows = self.db.query(
+            DELETE_RESTRICTION,
+            &[
+                self.room_id.into(),
+                self.target.as_str().into(),
+                kind.into(),
+            ],
+        )?;
+        Ok(!rows.is_empty())
+    }
 }
 
 /// Writes `entry` to the change log; its payload as sockets get it.

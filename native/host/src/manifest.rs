@@ -172,56 +172,9 @@ impl Manifest {
         if let Some(http) = raw.application.trigger.get("http") {
             check_http_trigger_settings(http)?;
         }
-        let mut components = BTreeMap::new();
-        for (id, c) in raw.component {
-            let source = match c.source {
-                toml::Value::String(s) => dir.join(s),
-                _ => return Err(ManifestError::RemoteSource(id)),
-            };
-            components.insert(
-                id.clone(),
-                ComponentSpec {
-                    id,
-                    source,
-                    sqlite_databases: c.sqlite_databases,
-                    allowed_outbound_hosts: c.allowed_outbound_hosts,
-                    variables: c.variables,
-                },
-            );
-        }
-        let mut routes = Vec::new();
-        for t in raw.trigger.http {
-            // `route = { private = true }` is reachable only by other
-            // components, which this host does not run: skip it.
-            let toml::Value::String(route) = t.route else {
-                continue;
-            };
-            if !components.contains_key(&t.component) {
-                return Err(ManifestError::UnknownComponent {
-                    route,
-                    component: t.component,
-                });
-            }
-            routes.push(HttpRoute {
-                route,
-                component: t.component,
-            });
-        }
-        let mut variables = BTreeMap::new();
-        for (name, v) in raw.variables {
-            if v.required == v.default.is_some() {
-                return Err(ManifestError::RequiredOrDefault(name));
-            }
-            variables.insert(
-                name,
-                Variable {
-                    description: v.description,
-                    default: v.default,
-                    required: v.required,
-                    secret: v.secret,
-                },
-            );
-        }
+        let components = components(raw.component, &dir)?;
+        let routes = http_routes(raw.trigger.http, &components)?;
+        let variables = variables(raw.variables)?;
         Ok(Manifest {
             dir,
             variables,
@@ -231,6 +184,79 @@ impl Manifest {
             components,
         })
     }
+}
+
+/// The components, their `source` files resolved against `dir`.
+fn components(
+    raw: BTreeMap<String, RawComponent>,
+    dir: &Path,
+) -> Result<BTreeMap<String, ComponentSpec>, ManifestError> {
+    let mut components = BTreeMap::new();
+    for (id, c) in raw {
+        let source = match c.source {
+            toml::Value::String(s) => dir.join(s),
+            _ => return Err(ManifestError::RemoteSource(id)),
+        };
+        components.insert(
+            id.clone(),
+            ComponentSpec {
+                id,
+                source,
+                sqlite_databases: c.sqlite_databases,
+                allowed_outbound_hosts: c.allowed_outbound_hosts,
+                variables: c.variables,
+            },
+        );
+    }
+    Ok(components)
+}
+
+/// The public HTTP routes, each to a component the manifest has.
+fn http_routes(
+    raw: Vec<RawHttpTrigger>,
+    components: &BTreeMap<String, ComponentSpec>,
+) -> Result<Vec<HttpRoute>, ManifestError> {
+    let mut routes = Vec::new();
+    for t in raw {
+        // `route = { private = true }` is reachable only by other
+        // components, which this host does not run: skip it.
+        let toml::Value::String(route) = t.route else {
+            continue;
+        };
+        if !components.contains_key(&t.component) {
+            return Err(ManifestError::UnknownComponent {
+                route,
+                component: t.component,
+            });
+        }
+        routes.push(HttpRoute {
+            route,
+            component: t.component,
+        });
+    }
+    Ok(routes)
+}
+
+/// The application's variables: each either required or with a default.
+fn variables(
+    raw: BTreeMap<String, RawVariable>,
+) -> Result<BTreeMap<String, Variable>, ManifestError> {
+    let mut variables = BTreeMap::new();
+    for (name, v) in raw {
+        if v.required == v.default.is_some() {
+            return Err(ManifestError::RequiredOrDefault(name));
+        }
+        variables.insert(
+            name,
+            Variable {
+                description: v.description,
+                default: v.default,
+                required: v.required,
+                secret: v.secret,
+            },
+        );
+    }
+    Ok(variables)
 }
 
 /// `[application.trigger.http]` as Spin 4 takes it: `base` is deprecated,

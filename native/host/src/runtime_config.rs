@@ -119,62 +119,66 @@ fn sqlite_databases(
         let Some(db) = db.as_table() else {
             return Err(invalid(&key, "it must be a table"));
         };
-        let kind = match db.get("type") {
-            Some(toml::Value::String(kind)) => kind.as_str(),
-            Some(_) => return Err(invalid(&key, "`type` must be a string")),
-            None => return Err(invalid(&key, "missing field `type`")),
-        };
-        match kind {
-            "spin" => {}
-            "libsql" => {
-                return Err(RuntimeConfigError::Unsupported {
-                    key,
-                    why: "a remote libSQL database",
-                });
-            }
-            other => return Err(invalid(&key, format!("Unknown database kind: {other}"))),
-        }
+        check_spin_database(&key, db)?;
         if label != "default" {
             return Err(RuntimeConfigError::Unsupported {
                 key,
                 why: "databases other than `default`",
             });
         }
-        let mut path = None;
-        for (field, v) in db {
-            match (field.as_str(), v) {
-                ("type", _) => {}
-                ("path", toml::Value::String(p)) => path = Some(cwd.join(p)),
-                ("path", _) => return Err(invalid(&key, "`path` must be a string")),
-                ("allow_attach_file", toml::Value::Boolean(false)) => {}
-                ("allow_attach_file", toml::Value::Boolean(true)) => {
-                    return Err(RuntimeConfigError::Unsupported {
-                        key: format!("{key}.allow_attach_file"),
-                        why: "attaching files is always refused",
-                    });
-                }
-                ("allow_attach_file", _) => {
-                    return Err(invalid(&key, "`allow_attach_file` must be a boolean"));
-                }
-                (other, _) => {
-                    return Err(invalid(
-                        &key,
-                        format!("unknown field `{other}`, expected `path` or `allow_attach_file`"),
-                    ));
-                }
-            }
-        }
-        match path {
-            Some(path) => default = Some(path),
-            None => {
+        default = Some(database_file(&key, db, cwd)?);
+    }
+    Ok(default)
+}
+
+/// A database table's `type`: `spin` (a file), the one kind served.
+fn check_spin_database(key: &str, db: &toml::Table) -> Result<(), RuntimeConfigError> {
+    let kind = match db.get("type") {
+        Some(toml::Value::String(kind)) => kind.as_str(),
+        Some(_) => return Err(invalid(key, "`type` must be a string")),
+        None => return Err(invalid(key, "missing field `type`")),
+    };
+    match kind {
+        "spin" => Ok(()),
+        "libsql" => Err(RuntimeConfigError::Unsupported {
+            key: key.to_owned(),
+            why: "a remote libSQL database",
+        }),
+        other => Err(invalid(key, format!("Unknown database kind: {other}"))),
+    }
+}
+
+/// A `spin` database table's file: its `path` (from `cwd`), with
+/// `allow_attach_file` false if given at all.
+fn database_file(key: &str, db: &toml::Table, cwd: &Path) -> Result<PathBuf, RuntimeConfigError> {
+    let mut path = None;
+    for (field, v) in db {
+        match (field.as_str(), v) {
+            ("type", _) => {}
+            ("path", toml::Value::String(p)) => path = Some(cwd.join(p)),
+            ("path", _) => return Err(invalid(key, "`path` must be a string")),
+            ("allow_attach_file", toml::Value::Boolean(false)) => {}
+            ("allow_attach_file", toml::Value::Boolean(true)) => {
                 return Err(RuntimeConfigError::Unsupported {
-                    key,
-                    why: "without `path` Spin keeps the database in memory",
+                    key: format!("{key}.allow_attach_file"),
+                    why: "attaching files is always refused",
                 });
+            }
+            ("allow_attach_file", _) => {
+                return Err(invalid(key, "`allow_attach_file` must be a boolean"));
+            }
+            (other, _) => {
+                return Err(invalid(
+                    key,
+                    format!("unknown field `{other}`, expected `path` or `allow_attach_file`"),
+                ));
             }
         }
     }
-    Ok(default)
+    path.ok_or_else(|| RuntimeConfigError::Unsupported {
+        key: key.to_owned(),
+        why: "without `path` Spin keeps the database in memory",
+    })
 }
 
 #[cfg(test)]

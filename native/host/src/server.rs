@@ -26,13 +26,13 @@ use wasmtime::{
 };
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
-use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::allowed_hosts::AllowedHosts;
 use crate::compile_cache::CompileCache;
 use crate::headers::{add_spin_headers, check_head};
-use crate::manifest::Manifest;
+use crate::manifest::{ComponentSpec, Manifest};
 use crate::outbound::OutboundPolicy;
 use crate::redis::{self, RedisAccess, RedisCtx, RedisPool, RedisView};
 use crate::response::{ResponseBody, empty_response, error_response};
@@ -119,6 +119,87 @@ fn default_pool(file: PathBuf) -> Arc<ConnectionPool> {
     Arc::new(ConnectionPool::new(chatroom_dbfile::DatabaseFile::new(
         file,
     )))
+}
+
+/// The file of the `default` SQLite database, as Spin places it: the
+/// runtime config's `path`, else `sqlite_db.db` in the state directory.
+fn database_path(configured: Option<&Path>, state_dir: &Path) -> PathBuf {
+    configured.map_or_else(|| state_dir.join("sqlite_db.db"), Path::to_path_buf)
+}
+
+/// Each component's allowed outbound hosts, after the checks Spin makes as
+/// a manifest loads, in Spin's order: the allowed hosts (with the
+/// variables' defaults), the components' variable templates, then the
+/// required variables.
+fn checked_allowed_hosts(
+    manifest: &Manifest,
+    app_variables: &AppVariables,
+) -> anyhow::Result<BTreeMap<String, AllowedHosts>> {
+    let mut allowed_hosts = BTreeMap::new();
+    for spec in manifest.components.values() {
+        let allowed = AllowedHosts::resolve(&spec.allowed_outbound_hosts, app_variables)
+            .with_context(|| format!("Failed to load component `{}`", spec.id))?;
+        allowed_hosts.insert(spec.id.clone(), allowed);
+    }
+    for spec in manifest.components.values() {
+        app_variables
+            .check_templates(&spec.variables)
+            .with_context(|| format!("component `{}`: [component.{0}.variables]", spec.id))?;
+    }
+    app_variables.check_required()?;
+    Ok(allowed_hosts)
+}
+
+/// The imports every component gets: WASI, `wasi:http`, and Spin's SQLite,
+/// variables and Redis.
+fn linker(engine: &Engine) -> anyhow::Result<Linker<RequestState>> {
+    let mut linker: Linker<RequestState> = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(anyhow::Error::from)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
+        .map_err(anyhow::Error::from)?;
+    sqlite::add_to_linker(&mut linker, sqlite_view).map_err(anyhow::Error::from)?;
+    variables::add_to_linker(&mut linker, variables_view).map_err(anyhow::Error::from)?;
+    redis::add_to_linker(&mut linker, redis_view).map_err(anyhow::Error::from)?;
+    Ok(linker)
+}
+
+/// The manifest's HTTP routes, each to its component's index.
+fn routes(manifest: &Manifest) -> anyhow::Result<Router> {
+    let routes = manifest.routes.iter().filter_map(|route| {
+        let index = manifest
+            .components
+            .keys()
+            .position(|id| *id == route.component)?;
+        Some((route.route.as_str(), index, route.component.as_str()))
+    });
+    Ok(Router::build(routes)?)
+}
+
+/// Compiles (or takes from the cache) and links one component.
+fn link(
+    engine: &Engine,
+    linker: &Linker<RequestState>,
+    cache: Option<&CompileCache>,
+    spec: &ComponentSpec,
+) -> anyhow::Result<ProxyPre<RequestState>> {
+    let component = match cache {
+        Some(cache) => cache.load(engine, &spec.source),
+        None => Component::from_file(engine, &spec.source).map_err(anyhow::Error::from),
+    }
+    .with_context(|| {
+        format!(
+            "cannot load component {:?} from {} (build it first: `spin build`, or \
+             `cargo build -p chatroom-rest --target wasm32-wasip2 --release \
+             --target-dir target/wasm`)",
+            spec.id,
+            spec.source.display()
+        )
+    })?;
+    linker
+        .instantiate_pre(&component)
+        .and_then(ProxyPre::new)
+        .map_err(anyhow::Error::from)
+        .with_context(|| format!("cannot link component {:?}", spec.id))
 }
 
 /// Instances come from wasmtime's pooling allocator, as in Spin: memories,
@@ -246,77 +327,22 @@ impl SpinHost {
     pub fn load(manifest_path: &Path, options: HostOptions) -> anyhow::Result<Self> {
         let manifest = Manifest::load(manifest_path)?;
         let app_variables = AppVariables::resolve(&manifest.variables, &options.variables)?;
-        // In Spin's order: the allowed hosts (checked with the variables'
-        // defaults as the manifest loads), the components' variable
-        // templates, then the required variables.
-        let mut allowed_hosts = BTreeMap::new();
-        for spec in manifest.components.values() {
-            let allowed = AllowedHosts::resolve(&spec.allowed_outbound_hosts, &app_variables)
-                .with_context(|| format!("Failed to load component `{}`", spec.id))?;
-            allowed_hosts.insert(spec.id.clone(), allowed);
-        }
-        for spec in manifest.components.values() {
-            app_variables
-                .check_templates(&spec.variables)
-                .with_context(|| format!("component `{}`: [component.{0}.variables]", spec.id))?;
-        }
-        app_variables.check_required()?;
-        let redis_pool = Arc::new(RedisPool::default());
+        let mut allowed_hosts = checked_allowed_hosts(&manifest, &app_variables)?;
         let state_dir = options
             .state_dir
             .or(options.runtime_config.state_dir)
             .unwrap_or_else(|| manifest.dir.join(".spin"));
         let configured_database = options.runtime_config.default_database;
-        let default_db = default_pool(
-            configured_database
-                .clone()
-                .unwrap_or_else(|| state_dir.join("sqlite_db.db")),
-        );
+        let default_db = default_pool(database_path(configured_database.as_deref(), &state_dir));
         let engine = engine(&options.limits)?;
         let cache = options.compile_cache.map(CompileCache::new);
         start_epoch_ticker(&engine)?;
-        let mut linker: Linker<RequestState> = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(anyhow::Error::from)?;
-        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
-            .map_err(anyhow::Error::from)?;
-        sqlite::add_to_linker(&mut linker, sqlite_view).map_err(anyhow::Error::from)?;
-        variables::add_to_linker(&mut linker, variables_view).map_err(anyhow::Error::from)?;
-        redis::add_to_linker(&mut linker, redis_view).map_err(anyhow::Error::from)?;
-
+        let linker = linker(&engine)?;
+        let redis_pool = Arc::new(RedisPool::default());
         let mut components = Vec::new();
-        let mut routes = Vec::new();
-        for route in &manifest.routes {
-            let index = match manifest
-                .components
-                .keys()
-                .position(|id| *id == route.component)
-            {
-                Some(i) => i,
-                None => continue,
-            };
-            routes.push((route.route.as_str(), index, route.component.as_str()));
-        }
-        let routes = Router::build(routes)?;
         for spec in manifest.components.values() {
             let allowed = allowed_hosts.remove(&spec.id).unwrap_or_default();
-            let component = match &cache {
-                Some(cache) => cache.load(&engine, &spec.source),
-                None => Component::from_file(&engine, &spec.source).map_err(anyhow::Error::from),
-            }
-            .with_context(|| {
-                format!(
-                    "cannot load component {:?} from {} (build it first: `spin build`, or \
-                         `cargo build -p chatroom-rest --target wasm32-wasip2 --release \
-                         --target-dir target/wasm`)",
-                    spec.id,
-                    spec.source.display()
-                )
-            })?;
-            let pre = linker
-                .instantiate_pre(&component)
-                .and_then(ProxyPre::new)
-                .map_err(anyhow::Error::from)
-                .with_context(|| format!("cannot link component {:?}", spec.id))?;
+            let pre = link(&engine, &linker, cache.as_ref(), spec)?;
             components.push(LoadedComponent {
                 pre,
                 sqlite: SqliteConfig {
@@ -332,7 +358,7 @@ impl SpinHost {
             });
         }
         Ok(SpinHost {
-            routes,
+            routes: routes(&manifest)?,
             well_known: WellKnown::new(&manifest),
             components,
             state_dir,
@@ -350,11 +376,10 @@ impl SpinHost {
     /// runtime config names stays where it is, as with Spin's
     /// `--state-dir`.
     pub fn with_state_dir(&self, state_dir: PathBuf) -> SpinHost {
-        let default_db = default_pool(
-            self.configured_database
-                .clone()
-                .unwrap_or_else(|| state_dir.join("sqlite_db.db")),
-        );
+        let default_db = default_pool(database_path(
+            self.configured_database.as_deref(),
+            &state_dir,
+        ));
         let components = self
             .components
             .iter()
@@ -383,8 +408,6 @@ impl SpinHost {
         &self.state_dir
     }
 
-    /// The file of the `default` SQLite database: the runtime config's
-    /// `path`, else `sqlite_db.db` in the state directory.
     /// The owner of the `default` database file: hand it to whatever else
     /// in this process uses the file (the default run's sidecar), so they
     /// share its write gate and hear its commits.
@@ -392,10 +415,10 @@ impl SpinHost {
         self.default_db.file().clone()
     }
 
+    /// The file of the `default` SQLite database: the runtime config's
+    /// `path`, else `sqlite_db.db` in the state directory.
     pub fn database_path(&self) -> PathBuf {
-        self.configured_database
-            .clone()
-            .unwrap_or_else(|| self.state_dir.join("sqlite_db.db"))
+        database_path(self.configured_database.as_deref(), &self.state_dir)
     }
 
     /// Answers one request as Spin would; `client` is the peer's address
@@ -447,17 +470,10 @@ impl SpinHost {
         }
     }
 
-    async fn run<B>(
-        &self,
-        req: hyper::Request<B>,
-        matched: &RouteMatch,
-        slot: tokio::sync::OwnedSemaphorePermit,
-    ) -> Result<hyper::Response<ResponseBody>, RunError>
-    where
-        B: Body<Data = Bytes> + Send + 'static,
-        B::Error: Into<wasmtime_wasi_http::Error>,
-    {
-        let component = &self.components[matched.component];
+    /// A fresh store for one request to `component`: its own WASI and
+    /// HTTP contexts, the component's capabilities, the memory limit and
+    /// the epoch deadline.
+    fn new_store(&self, component: &LoadedComponent) -> Store<RequestState> {
         let state = RequestState {
             wasi: WasiCtx::builder().inherit_stdout().inherit_stderr().build(),
             http: WasiHttpCtx::new(),
@@ -475,6 +491,21 @@ impl SpinHost {
         let ticks = self.limits.request_timeout.as_millis() / EPOCH_TICK.as_millis();
         store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX).max(1));
         store.epoch_deadline_trap();
+        store
+    }
+
+    async fn run<B>(
+        &self,
+        req: hyper::Request<B>,
+        matched: &RouteMatch,
+        slot: tokio::sync::OwnedSemaphorePermit,
+    ) -> Result<hyper::Response<ResponseBody>, RunError>
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<wasmtime_wasi_http::Error>,
+    {
+        let component = &self.components[matched.component];
+        let mut store = self.new_store(component);
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let req = store
             .data_mut()
@@ -514,25 +545,35 @@ impl SpinHost {
             drop(store);
             outcome
         });
-        let head = tokio::time::timeout(self.limits.request_timeout, receiver).await;
-        match head {
-            Err(_) => Err(RunError::Deadline),
-            Ok(Ok(Ok(response))) => Ok(response),
-            Ok(Ok(Err(code))) => {
-                Err(anyhow::anyhow!("component answered with error {code:?}").into())
-            }
-            Ok(Err(_)) => {
-                let outcome = task.await.map_err(anyhow::Error::from)?;
-                match outcome {
-                    Ok(()) => Err(anyhow::anyhow!("component returned no response").into()),
-                    Err(e)
-                        if e.downcast_ref::<wasmtime::Trap>()
-                            == Some(&wasmtime::Trap::Interrupt) =>
-                    {
-                        Err(RunError::Deadline)
-                    }
-                    Err(e) => Err(anyhow::Error::from(e).context("component trapped").into()),
+        response_head(receiver, self.limits.request_timeout, task).await
+    }
+}
+
+/// What an instance hands back through its response outparam.
+type InstanceHead = Result<hyper::Response<ResponseBody>, ErrorCode>;
+
+/// What a request's instance gave in its time: the response head, or why
+/// there is none (its task tells a trap or a deadline from a handler that
+/// returned without answering).
+async fn response_head(
+    head: tokio::sync::oneshot::Receiver<InstanceHead>,
+    deadline: Duration,
+    task: tokio::task::JoinHandle<wasmtime::Result<()>>,
+) -> Result<hyper::Response<ResponseBody>, RunError> {
+    match tokio::time::timeout(deadline, head).await {
+        Err(_) => Err(RunError::Deadline),
+        Ok(Ok(Ok(response))) => Ok(response),
+        Ok(Ok(Err(code))) => Err(anyhow::anyhow!("component answered with error {code:?}").into()),
+        Ok(Err(_)) => {
+            let outcome = task.await.map_err(anyhow::Error::from)?;
+            match outcome {
+                Ok(()) => Err(anyhow::anyhow!("component returned no response").into()),
+                Err(e)
+                    if e.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::Interrupt) =>
+                {
+                    Err(RunError::Deadline)
                 }
+                Err(e) => Err(anyhow::Error::from(e).context("component trapped").into()),
             }
         }
     }

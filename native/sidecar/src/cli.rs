@@ -92,6 +92,37 @@ struct Args {
 }
 
 impl Args {
+    /// [`Args::source`], checked before anything is served: Redis answers
+    /// (edge mode), and a TLS upstream's certificate verifies (file mode
+    /// with forwarding).
+    async fn checked_source(
+        &self,
+        upstream: Option<&RestUpstream>,
+        ca_file: Option<&std::path::Path>,
+    ) -> anyhow::Result<DataSource> {
+        let source = self.source(upstream, ca_file)?;
+        if let DataSource::Edge {
+            redis: Some(redis), ..
+        } = &source
+        {
+            wakeups::check(redis).await?;
+        }
+        if let (DataSource::File(_), Some(upstream)) = (&source, upstream) {
+            upstream.check_tls().await?;
+        }
+        Ok(source)
+    }
+
+    /// The sidecar's configuration for `source`, from the flags.
+    fn config(&self, source: DataSource) -> SidecarConfig {
+        let mut config = self.flags.clone().config(source);
+        if let Some(node) = &self.node_id {
+            config.node_id = node.clone();
+        }
+        config.presence_lease = Duration::from_secs(self.presence_lease_secs.max(3));
+        config
+    }
+
     /// Where the data is, from `--db`, `--rest-upstream` and the edge flags.
     fn source(
         &self,
@@ -135,7 +166,7 @@ impl Args {
 
 /// The Socket.IO flags the sidecar shares with the default run
 /// (`chatroom`).
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct SidecarFlags {
     /// Safety poll of the database (or, in edge mode, of the component's
     /// feed) by the broadcast tail, in milliseconds. Default: 500; an edge
@@ -253,21 +284,10 @@ pub async fn main() -> anyhow::Result<()> {
         .as_deref()
         .map(|base| RestUpstream::new(base, ca_file.as_deref()))
         .transpose()?;
-    let source = args.source(upstream.as_ref(), ca_file.as_deref())?;
-    if let DataSource::Edge {
-        redis: Some(redis), ..
-    } = &source
-    {
-        wakeups::check(redis).await?;
-    }
-    if let (DataSource::File(_), Some(upstream)) = (&source, &upstream) {
-        upstream.check_tls().await?;
-    }
-    let mut config = args.flags.config(source.clone());
-    if let Some(node) = args.node_id {
-        config.node_id = node;
-    }
-    config.presence_lease = Duration::from_secs(args.presence_lease_secs.max(3));
+    let source = args
+        .checked_source(upstream.as_ref(), ca_file.as_deref())
+        .await?;
+    let config = args.config(source.clone());
 
     let stop = shutdown::on_signal();
     let rest = match upstream.clone() {

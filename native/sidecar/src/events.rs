@@ -377,23 +377,7 @@ async fn join_room(
     let room_id = req.room_id;
     let asked = req.username.as_ref().map(|u| u.as_str());
     let username = identity::name_for(peer.user(), asked)?;
-    // The walls (docs/protocol.md §10): who the token says, never a name
-    // the socket merely claims.
-    let viewer = peer.viewer();
-    let access = chat
-        .store
-        .room_access(room_id, viewer.user.as_ref().map(Sender::as_str))
-        .await?
-        .ok_or(ApiError::RoomNotFound)?;
-    access.check_join(&viewer)?;
-    if let Some(since) = req.since
-        && since < access.kept_after
-    {
-        return Err(ApiError::ResyncRequired {
-            kept_after: access.kept_after,
-        }
-        .into());
-    }
+    let access = join_access(chat, peer, &req).await?;
     match &username {
         Some(name) => chat.presence.join(peer.public_id(), room_id, name).await?,
         // A rejoin without a name is not listed.
@@ -412,27 +396,7 @@ async fn join_room(
             return Err(e.into());
         }
     };
-    let replayed = match admission {
-        Admission::Live => 0,
-        Admission::Replay { since, through } => {
-            let metrics = chat.rooms.metrics();
-            metrics.replays.inc();
-            let sent = match replay(chat, peer, room_id, since, through).await {
-                Ok(sent) => sent,
-                // Retention pruned past `since` meanwhile, or the store
-                // failed: not joined after all.
-                Err(Refusal::Api(e)) => {
-                    let _ = chat.rooms.remove(peer, room_id);
-                    chat.presence.leave(peer.public_id(), room_id).await?;
-                    return Err(e.into());
-                }
-                Err(Refusal::Gone) => return Err(Refusal::Gone),
-            };
-            metrics.replayed.inc_by(sent as u64);
-            metrics.delivered.inc_by(sent as u64);
-            sent
-        }
-    };
+    let replayed = catch_up(chat, peer, room_id, admission).await?;
     if !peer.is_live() {
         // Gone while joining: undo whatever the departure did not see.
         chat.rooms.leave_all(peer).await;
@@ -442,6 +406,58 @@ async fn join_room(
     chat.rooms
         .announce_presence(room_id, "user_joined", &joined, peer);
     Ok(json!({"room_id": room_id, "username": username, "replayed": replayed}))
+}
+
+/// What the joining socket's user may do in the room, checked for a join
+/// (the walls, docs/protocol.md §10: who the token says, never a name the
+/// socket merely claims), and its `since` against what retention keeps.
+async fn join_access(
+    chat: &Chat,
+    peer: &Peer,
+    req: &JoinRequest,
+) -> Result<chatroom_core::RoomAccess, Refusal> {
+    let viewer = peer.viewer();
+    let access = chat
+        .store
+        .room_access(req.room_id, viewer.user.as_ref().map(Sender::as_str))
+        .await?
+        .ok_or(ApiError::RoomNotFound)?;
+    access.check_join(&viewer)?;
+    match req.since {
+        Some(since) if since < access.kept_after => Err(ApiError::ResyncRequired {
+            kept_after: access.kept_after,
+        }
+        .into()),
+        _ => Ok(access),
+    }
+}
+
+/// For an admitted join with a `since`, the replay of what it missed; how
+/// many changes were sent. A replay that fails (retention pruned past
+/// `since` meanwhile, or the store failed) undoes the join.
+async fn catch_up(
+    chat: &Chat,
+    peer: &Arc<Peer>,
+    room_id: i64,
+    admission: Admission,
+) -> Result<usize, Refusal> {
+    let Admission::Replay { since, through } = admission else {
+        return Ok(0);
+    };
+    let metrics = chat.rooms.metrics();
+    metrics.replays.inc();
+    let sent = match replay(chat, peer, room_id, since, through).await {
+        Ok(sent) => sent,
+        Err(Refusal::Api(e)) => {
+            let _ = chat.rooms.remove(peer, room_id);
+            chat.presence.leave(peer.public_id(), room_id).await?;
+            return Err(e.into());
+        }
+        Err(Refusal::Gone) => return Err(Refusal::Gone),
+    };
+    metrics.replayed.inc_by(sent as u64);
+    metrics.delivered.inc_by(sent as u64);
+    Ok(sent)
 }
 
 /// Sends the room's changes in `(since, through]` from the log, then

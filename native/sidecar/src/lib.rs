@@ -222,6 +222,86 @@ pub struct Sidecar {
     _redis: Option<RedisWakeups>,
 }
 
+/// Where a sidecar's data is, as it starts: the store, what wakes its tail
+/// when another process commits, and (file mode only) the eraser of old
+/// pages.
+struct Storage {
+    store: SharedStore,
+    commits: Arc<Notify>,
+    eraser: Option<OldPageEraser>,
+}
+
+impl Storage {
+    fn open(config: &SidecarConfig) -> anyhow::Result<Self> {
+        match &config.source {
+            DataSource::File(path) => {
+                let file = match &config.database {
+                    Some(file) if file.path() == path => file.clone(),
+                    Some(file) => anyhow::bail!(
+                        "the database file given ({}) is not the source's ({})",
+                        file.path().display(),
+                        path.display()
+                    ),
+                    None => DatabaseFile::new(path),
+                };
+                let commits = file.commits().clone();
+                let db = Db::open(file)?;
+                Ok(Storage {
+                    eraser: Some(OldPageEraser::start(db.clone())),
+                    store: Arc::new(db),
+                    commits,
+                })
+            }
+            DataSource::Edge { api, .. } => Ok(Storage {
+                store: Arc::new(edge::EdgeApi::new(api)),
+                commits: Arc::new(Notify::new()),
+                eraser: None,
+            }),
+        }
+    }
+}
+
+/// Socket.IO's layer and handle, within the sidecar's limits.
+fn socket_io(limits: &SocketLimits) -> (SocketIoLayer, SocketIo) {
+    let frame = usize::try_from(limits.max_payload).unwrap_or(usize::MAX);
+    SocketIo::builder()
+        .req_path(chatroom_front::SOCKET_IO_PATH)
+        .max_buffer_size(limits.max_buffered_packets.max(1))
+        .max_payload(limits.max_payload)
+        .ws_max_message_size(frame)
+        .ws_max_frame_size(frame)
+        // Each websocket keeps its read buffer while idle: chat frames
+        // are small (bigger ones are read in steps, from the front
+        // listener's buffer, not the socket), 4 KiB by default.
+        .ws_read_buffer_size(WS_READ_BUFFER)
+        .build_layer()
+}
+
+/// What wakes the tail besides its own writes: in file mode the file's
+/// watch (unless off), in edge mode Redis (when configured).
+fn wake_ups(
+    config: &SidecarConfig,
+    tail: &MessageTail,
+    rooms: &Arc<RoomRegistry>,
+) -> anyhow::Result<(Option<DatabaseWatch>, Option<RedisWakeups>)> {
+    Ok(match &config.source {
+        DataSource::File(path) => (
+            config
+                .watch_file
+                .then(|| DatabaseWatch::start(path, tail.clone()))
+                .transpose()?,
+            None,
+        ),
+        DataSource::Edge { redis, .. } => (
+            None,
+            redis
+                .as_ref()
+                .map(|r| RedisWakeups::start(r, &config.node_id, tail.clone(), rooms.clone()))
+                .transpose()?,
+        ),
+    })
+}
+
 /// A node id no other sidecar has: `edge-` and 64 random bits.
 fn random_node_id() -> String {
     use std::hash::{BuildHasher, Hasher};
@@ -237,45 +317,17 @@ fn random_node_id() -> String {
 
 impl Sidecar {
     pub async fn start(config: SidecarConfig) -> anyhow::Result<Self> {
-        let (store, commits, eraser) = match &config.source {
-            DataSource::File(path) => {
-                let file = match &config.database {
-                    Some(file) if file.path() == path => file.clone(),
-                    Some(file) => anyhow::bail!(
-                        "the database file given ({}) is not the source's ({})",
-                        file.path().display(),
-                        path.display()
-                    ),
-                    None => DatabaseFile::new(path),
-                };
-                let commits = file.commits().clone();
-                let db = Db::open(file)?;
-                let eraser = OldPageEraser::start(db.clone());
-                let store: SharedStore = Arc::new(db);
-                (store, commits, Some(eraser))
-            }
-            DataSource::Edge { api, .. } => {
-                let store: SharedStore = Arc::new(edge::EdgeApi::new(api));
-                (store, Arc::new(Notify::new()), None)
-            }
-        };
+        let Storage {
+            store,
+            commits,
+            eraser,
+        } = Storage::open(&config)?;
         chatroom_core::parse_node_token("node id", &config.node_id)?;
         let presence = PresenceStore::new(store.clone(), &config.node_id, config.presence_lease);
         presence.start().await?;
         let presence_handle = presence.clone();
         let limits = config.limits;
-        let frame = usize::try_from(limits.max_payload).unwrap_or(usize::MAX);
-        let (layer, io) = SocketIo::builder()
-            .req_path(chatroom_front::SOCKET_IO_PATH)
-            .max_buffer_size(limits.max_buffered_packets.max(1))
-            .max_payload(limits.max_payload)
-            .ws_max_message_size(frame)
-            .ws_max_frame_size(frame)
-            // Each websocket keeps its read buffer while idle: chat frames
-            // are small (bigger ones are read in steps, from the front
-            // listener's buffer, not the socket), 4 KiB by default.
-            .ws_read_buffer_size(WS_READ_BUFFER)
-            .build_layer();
+        let (layer, io) = socket_io(&limits);
         let cursor = store.latest_seq().await?;
         let metrics = Metrics::default();
         let rooms = RoomRegistry::new(cursor, presence.clone(), metrics, limits.presence_room_max);
@@ -308,24 +360,7 @@ impl Sidecar {
                 .unwrap_or(i64::MAX),
         });
         events::register(&io, chat.clone());
-        let (watch, redis) = match &config.source {
-            DataSource::File(path) => (
-                config
-                    .watch_file
-                    .then(|| DatabaseWatch::start(path, tail.clone()))
-                    .transpose()?,
-                None,
-            ),
-            DataSource::Edge { redis, .. } => (
-                None,
-                redis
-                    .as_ref()
-                    .map(|r| {
-                        RedisWakeups::start(r, &config.node_id, tail.clone(), chat.rooms.clone())
-                    })
-                    .transpose()?,
-            ),
-        };
+        let (watch, redis) = wake_ups(&config, &tail, &chat.rooms)?;
         Ok(Sidecar {
             io,
             connections,

@@ -16,7 +16,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
-use prometheus_client::registry::{Registry, Unit};
+use prometheus_client::registry::{Metric, Registry, Unit};
 
 /// The label of a refused event: its error code.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -39,71 +39,68 @@ pub struct SidecarMetrics {
     pub slow_disconnects: Counter,
 }
 
+/// A series' name (under the `chatroom_` prefix) and help.
+type Series = (&'static str, &'static str);
+
+const CONNECTIONS: Series = (
+    "socketio_connections",
+    "Socket.IO connections open on this sidecar",
+);
+const JOINED_SOCKETS: Series = (
+    "joined_sockets",
+    "Room memberships of this sidecar's sockets (a socket in two rooms counts twice)",
+);
+const ROOMS_WITH_MEMBERS: Series = (
+    "rooms_with_members",
+    "Rooms with at least one socket joined on this sidecar",
+);
+const DELIVERED: Series = (
+    "messages_delivered",
+    "change events (new_message, message_edited, message_deleted, reaction_added, reaction_removed) handed to sockets, live and replayed",
+);
+const REPLAYS: Series = ("replays", "Joins with `since` that replayed history");
+const REPLAYED: Series = ("replayed_messages", "Messages sent by `since` replays");
+const REFUSED: Series = (
+    "events_refused",
+    "Socket.IO events answered with an error, by error code",
+);
+const RATE_LIMITED: Series = (
+    "rate_limited_events",
+    "Socket.IO events refused by the per-connection rate limit",
+);
+const SLOW_DISCONNECTS: Series = (
+    "slow_member_disconnects",
+    "Sockets disconnected because they could not keep up",
+);
+const BROADCAST_LAG: Series = (
+    "broadcast_lag",
+    "From a message's commit (its timestamp) to its broadcast to the room's sockets",
+);
+
+/// `metric`, registered in `registry` as `series`; the handle to count
+/// with.
+fn registered<M: Metric + Clone>(registry: &mut Registry, (name, help): Series, metric: M) -> M {
+    registry.register(name, help, metric.clone());
+    metric
+}
+
 impl Default for SidecarMetrics {
     fn default() -> Self {
         let mut registry = Registry::with_prefix("chatroom");
-        let connections = Gauge::default();
-        registry.register(
-            "socketio_connections",
-            "Socket.IO connections open on this sidecar",
-            connections.clone(),
-        );
-        let joined_sockets = Gauge::default();
-        registry.register(
-            "joined_sockets",
-            "Room memberships of this sidecar's sockets (a socket in two rooms counts twice)",
-            joined_sockets.clone(),
-        );
-        let rooms_with_members = Gauge::default();
-        registry.register(
-            "rooms_with_members",
-            "Rooms with at least one socket joined on this sidecar",
-            rooms_with_members.clone(),
-        );
-        let delivered = Counter::default();
-        registry.register(
-            "messages_delivered",
-            "change events (new_message, message_edited, message_deleted, reaction_added, reaction_removed) handed to sockets, live and replayed",
-            delivered.clone(),
-        );
+        let r = &mut registry;
+        let connections = registered(r, CONNECTIONS, Gauge::default());
+        let joined_sockets = registered(r, JOINED_SOCKETS, Gauge::default());
+        let rooms_with_members = registered(r, ROOMS_WITH_MEMBERS, Gauge::default());
+        let delivered = registered(r, DELIVERED, Counter::default());
         // 0.5 ms to about 16 s.
         let broadcast_lag = Histogram::new(exponential_buckets(0.0005, 2.0, 16));
-        registry.register_with_unit(
-            "broadcast_lag",
-            "From a message's commit (its timestamp) to its broadcast to the room's sockets",
-            Unit::Seconds,
-            broadcast_lag.clone(),
-        );
-        let replays = Counter::default();
-        registry.register(
-            "replays",
-            "Joins with `since` that replayed history",
-            replays.clone(),
-        );
-        let replayed = Counter::default();
-        registry.register(
-            "replayed_messages",
-            "Messages sent by `since` replays",
-            replayed.clone(),
-        );
-        let refused = Family::<CodeLabel, Counter>::default();
-        registry.register(
-            "events_refused",
-            "Socket.IO events answered with an error, by error code",
-            refused.clone(),
-        );
-        let rate_limited = Counter::default();
-        registry.register(
-            "rate_limited_events",
-            "Socket.IO events refused by the per-connection rate limit",
-            rate_limited.clone(),
-        );
-        let slow_disconnects = Counter::default();
-        registry.register(
-            "slow_member_disconnects",
-            "Sockets disconnected because they could not keep up",
-            slow_disconnects.clone(),
-        );
+        let (name, help) = BROADCAST_LAG;
+        r.register_with_unit(name, help, Unit::Seconds, broadcast_lag.clone());
+        let replays = registered(r, REPLAYS, Counter::default());
+        let replayed = registered(r, REPLAYED, Counter::default());
+        let refused = registered(r, REFUSED, Family::<CodeLabel, Counter>::default());
+        let rate_limited = registered(r, RATE_LIMITED, Counter::default());
+        let slow_disconnects = registered(r, SLOW_DISCONNECTS, Counter::default());
         SidecarMetrics {
             registry,
             connections,

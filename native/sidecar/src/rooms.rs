@@ -608,27 +608,9 @@ impl Inner {
     /// room (returned, to be told), a mute or unmute is noted on them.
     fn apply_membership(&mut self, change: &Delivery, note: &MembershipNote) -> Vec<Removed> {
         let room_id = change.room_id;
-        let named = |peers: &HashMap<Sid, Joined>, m: &Member| {
-            peers.get(&m.peer.sid()).is_some_and(|joined| {
-                joined
-                    .rooms
-                    .iter()
-                    .any(|(r, u)| *r == room_id && u.as_deref() == Some(note.username.as_str()))
-            })
-        };
         match note.change.as_str() {
             "muted" | "unmuted" => {
-                let until = match (note.change.as_str(), &note.until) {
-                    ("unmuted", _) => None,
-                    (_, None) => Some(i64::MAX),
-                    (_, Some(until)) => Some(rfc3339_ms(until).unwrap_or(i64::MAX)),
-                };
-                let peers = &self.peers;
-                for m in self.rooms.get_mut(&room_id).into_iter().flatten() {
-                    if named(peers, m) {
-                        m.muted_until_ms = until;
-                    }
-                }
+                self.note_mute(room_id, note);
                 return Vec::new();
             }
             _ if !note.removes() => return Vec::new(),
@@ -642,8 +624,9 @@ impl Inner {
             return Vec::new();
         };
         let peers = &self.peers;
-        let (gone, kept): (Vec<Member>, Vec<Member>) =
-            members.drain(..).partition(|m| named(peers, m));
+        let (gone, kept): (Vec<Member>, Vec<Member>) = members
+            .drain(..)
+            .partition(|m| joined_as(peers, m, room_id, &note.username));
         *members = kept;
         if members.is_empty() {
             self.rooms.remove(&room_id);
@@ -672,6 +655,32 @@ impl Inner {
             })
             .collect()
     }
+
+    /// A mute or unmute of a user in `room_id`: noted on their sockets
+    /// there (until when, `None` for no longer).
+    fn note_mute(&mut self, room_id: i64, note: &MembershipNote) {
+        let until = match (note.change.as_str(), &note.until) {
+            ("unmuted", _) => None,
+            (_, None) => Some(i64::MAX),
+            (_, Some(until)) => Some(rfc3339_ms(until).unwrap_or(i64::MAX)),
+        };
+        let peers = &self.peers;
+        for m in self.rooms.get_mut(&room_id).into_iter().flatten() {
+            if joined_as(peers, m, room_id, &note.username) {
+                m.muted_until_ms = until;
+            }
+        }
+    }
+}
+
+/// Whether member `m` joined `room_id` under `username`.
+fn joined_as(peers: &HashMap<Sid, Joined>, m: &Member, room_id: i64, username: &str) -> bool {
+    peers.get(&m.peer.sid()).is_some_and(|joined| {
+        joined
+            .rooms
+            .iter()
+            .any(|(r, u)| *r == room_id && u.as_deref() == Some(username))
+    })
 }
 
 /// Now, Unix milliseconds.
