@@ -31,7 +31,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use chatroom_core::{ActionKind, ApiError, ChangeEvent, StoreError};
+use chatroom_core::{ActionKind, ApiError, ChangeEvent, ClientEvent, ServerEvent, StoreError};
 use chatroom_tests::http::{create_room, get_json, post_message};
 use chatroom_tests::socket::SocketClient;
 use chatroom_tests::{Stack, workspace_root};
@@ -55,27 +55,22 @@ const CLIENT_SCRIPT: [&str; 9] = [
     "leave_room",
 ];
 
-/// The events the code knows, by direction.
+/// The events the code knows, by direction: the protocol's types
+/// (`ClientEvent`, `ServerEvent`, and the change events).
 fn client_events_in_code() -> BTreeSet<&'static str> {
-    ActionKind::ALL
-        .into_iter()
-        .map(ActionKind::as_str)
-        .chain(["join_room", "leave_room", "send_message", "typing"])
-        .collect()
+    let names: BTreeSet<&'static str> = ClientEvent::NAMES.into_iter().collect();
+    // Every action is an event a client sends.
+    for kind in ActionKind::ALL {
+        assert!(names.contains(kind.as_str()), "{}", kind.as_str());
+    }
+    names
 }
 
 fn server_events_in_code() -> BTreeSet<&'static str> {
     ChangeEvent::ALL
         .into_iter()
         .map(ChangeEvent::as_str)
-        .chain([
-            "user_joined",
-            "user_left",
-            "typing",
-            "read",
-            "error",
-            "removed_from_room",
-        ])
+        .chain(ServerEvent::NAMES)
         .collect()
 }
 

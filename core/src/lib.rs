@@ -21,6 +21,7 @@ mod request;
 mod retention;
 mod rooms;
 mod schema;
+mod socket_event;
 mod store;
 mod transaction;
 mod validate;
@@ -49,6 +50,10 @@ pub use retention::{
 };
 pub use rooms::{create_room, find_room};
 pub use schema::{SCHEMA_VERSION, migrate};
+pub use socket_event::{
+    ClientEvent, DeleteAck, JoinAck, LeaveAck, Presence, ReadReceipt, Removal, ServerEvent,
+    TypingAck, TypingNotice,
+};
 pub use store::{
     HistoryPages, MessagePage, PageDirection, RoomPages, Stored, insert_message, insert_messages,
     message, presence, room_users, store_message,

@@ -30,11 +30,13 @@ use std::time::Duration;
 use chatroom_core::auth::{Principal, TokenKey};
 use chatroom_core::limits::HISTORY_PAGE_ROWS;
 use chatroom_core::{
-    Action, ActionKind, Actor, ApiError, Applied, JoinRequest, MessageDraft, Sender, StoreError,
-    TypingRequest, Write, Written, event_object, flag_field, room_id_field,
+    Action, ActionKind, Actor, ApiError, Applied, ClientEvent, DeleteAck, JoinAck, JoinRequest,
+    LeaveAck, MessageDraft, Presence, ReadReceipt, Sender, ServerEvent, StoreError, TypingAck,
+    TypingRequest, Write, Written,
 };
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::{Map, Value};
 use socketioxide::SocketIo;
 use socketioxide::extract::{AckSender, Event, SocketRef, TryData};
 use socketioxide::handler::ConnectHandler;
@@ -104,11 +106,15 @@ pub struct Chat {
     pub client_id_window_ms: i64,
 }
 
+/// An event as the fallback parsed it: `Ok(None)` for one this server
+/// ignores.
+type Parsed = Result<Option<ClientEvent>, ApiError>;
+
 /// One unit of work for a connection's task.
 enum Job {
     Event {
         name: String,
-        data: Result<Value, String>,
+        event: Parsed,
         ack: AckSender,
     },
     Disconnect,
@@ -212,12 +218,12 @@ fn attach(s: &SocketRef, chat: &Arc<Chat>, user: Option<Principal>) {
     let events = lane.clone();
     s.on_fallback(
         move |s: SocketRef, Event(name): Event, TryData(data): TryData<Value>, ack: AckSender| {
-            // Runs inline, in arrival order: only check and queue here.
+            // Runs inline, in arrival order: only parse, check and queue here.
+            let event = parse_event(&name, data);
             let mut lane = events.lock();
             tracing::trace!(sid = %lane.public_id, event = %name, "received");
             let allowed = lane.budget.as_ref().is_none_or(|b| b.check().is_ok());
-            let data = data.map_err(|e| e.to_string());
-            let job = Job::Event { name, data, ack };
+            let job = Job::Event { name, event, ack };
             let refused = if allowed {
                 lane.jobs(&s).try_send(job).err().and_then(|e| match e {
                     mpsc::error::TrySendError::Full(job) => Some(job),
@@ -232,7 +238,7 @@ fn attach(s: &SocketRef, chat: &Arc<Chat>, user: Option<Principal>) {
                 tracing::debug!(sid = %public_id, event = %name, "event refused: rate limited");
                 metrics.refuse(ApiError::RateLimited.code());
                 let (event, reply) = error_replies(&ApiError::RateLimited);
-                let _ = s.emit("error", &event);
+                let _ = s.emit(event.name(), &event);
                 let _ = ack.send(&reply);
             }
             std::future::ready(())
@@ -258,9 +264,22 @@ fn attach(s: &SocketRef, chat: &Arc<Chat>, user: Option<Principal>) {
 const SEND_BATCH: usize = 64;
 
 /// Whether an event writes (a message, or a change to one, or a read
-/// mark): consecutive writes are stored together.
+/// mark): consecutive writes are stored together, those refused at parse
+/// time among them.
 fn is_write(name: &str) -> bool {
     name == "send_message" || ActionKind::parse(name).is_some()
+}
+
+/// The event `name` with its payload, parsed once, as it arrives.
+fn parse_event(name: &str, data: Result<Value, impl std::fmt::Display>) -> Parsed {
+    if name == INVALID_EVENT {
+        return Err(ApiError::InvalidPayload(
+            "the event name must be a plain string, without control characters or escapes"
+                .to_owned(),
+        ));
+    }
+    let data = data.map_err(|e| e.to_string());
+    ClientEvent::parse(name, data.as_ref().map_err(String::as_str))
 }
 
 /// The connection's task: its events, in order, then its departure.
@@ -278,9 +297,9 @@ async fn serve_connection(chat: Arc<Chat>, peer: Arc<Peer>, mut queue: mpsc::Rec
                 None => break,
             },
         };
-        let (name, data, ack) = match job {
+        let (name, event, ack) = match job {
             Job::Disconnect => break,
-            Job::Event { name, data, ack } => (name, data, ack),
+            Job::Event { name, event, ack } => (name, event, ack),
         };
         if !peer.is_live() {
             tracing::trace!(sid = %peer.public_id(), event = %name, "event skipped: evicted");
@@ -288,21 +307,30 @@ async fn serve_connection(chat: Arc<Chat>, peer: Arc<Peer>, mut queue: mpsc::Rec
         }
         tracing::trace!(sid = %peer.public_id(), event = %name, "event");
         peer.until_connected().await;
-        let result = match name.as_str() {
-            "join_room" => join_room(&chat, &peer, data).await,
-            "leave_room" => leave_room(&chat, &peer, data).await,
-            "typing" => typing(&chat, &peer, &data),
-            write if is_write(write) => {
-                let mut writes = vec![(name, data, ack)];
+        let result = match event {
+            Ok(Some(ClientEvent::JoinRoom(req))) => join_room(&chat, &peer, req).await,
+            Ok(Some(ClientEvent::LeaveRoom { room_id })) => leave_room(&chat, &peer, room_id).await,
+            Ok(Some(ClientEvent::Typing(req))) => typing(&chat, &peer, &req),
+            // Unknown events are ignored (they still count against the rate).
+            Ok(None) => continue,
+            Err(e) if !is_write(&name) => Err(Refusal::Api(e)),
+            // A write (or one refused as it was parsed): stored with the
+            // writes queued right after it.
+            write => {
+                let mut writes = vec![(name, write, ack)];
                 while writes.len() < SEND_BATCH {
                     match queue.try_recv() {
-                        Ok(Job::Event { name, data, ack }) if is_write(&name) => {
-                            writes.push((name, data, ack));
+                        Ok(Job::Event { name, event, ack }) if is_write(&name) => {
+                            writes.push((name, event, ack));
                         }
                         // Typing never touches the database: answered at
                         // once, it does not split a run of writes.
-                        Ok(Job::Event { name, data, ack }) if name == "typing" => {
-                            let result = typing(&chat, &peer, &data);
+                        Ok(Job::Event { name, event, ack }) if name == "typing" => {
+                            let result = match event {
+                                Ok(Some(ClientEvent::Typing(req))) => typing(&chat, &peer, &req),
+                                Ok(_) => continue,
+                                Err(e) => Err(Refusal::Api(e)),
+                            };
                             answer(&chat, &peer, ack, &name, result);
                         }
                         Ok(other) => {
@@ -315,12 +343,6 @@ async fn serve_connection(chat: Arc<Chat>, peer: Arc<Peer>, mut queue: mpsc::Rec
                 store_writes(&chat, &peer, writes).await;
                 continue;
             }
-            INVALID_EVENT => Err(Refusal::Api(ApiError::InvalidPayload(
-                "the event name must be a plain string, without control characters or escapes"
-                    .to_owned(),
-            ))),
-            // Unknown events are ignored (they still count against the rate).
-            _ => continue,
         };
         answer(&chat, &peer, ack, &name, result);
     }
@@ -347,7 +369,7 @@ fn answer(chat: &Chat, peer: &Peer, ack: AckSender, event: &str, result: Result<
             }
             chat.rooms.metrics().refuse(e.code());
             let (event, reply) = error_replies(&e);
-            peer.send("error", &event);
+            peer.send_event(&event);
             reply
         }
     };
@@ -355,25 +377,20 @@ fn answer(chat: &Chat, peer: &Peer, ack: AckSender, event: &str, result: Result<
 }
 
 /// The `error` event and the failed ack for `e`.
-fn error_replies(e: &ApiError) -> (Value, Value) {
-    // Strings and a number: serialising cannot fail.
-    let event = serde_json::to_value(e.event_body()).unwrap_or_default();
-    let mut reply = event.clone();
+fn error_replies(e: &ApiError) -> (ServerEvent, Value) {
+    let body = e.event_body();
+    let mut reply = ack_of(&body);
     reply["ok"] = false.into();
-    (event, reply)
+    (ServerEvent::Error(body), reply)
 }
 
-fn payload(data: &Result<Value, String>) -> Result<&Value, ApiError> {
-    data.as_ref()
-        .map_err(|e| ApiError::InvalidPayload(format!("the event payload is not valid: {e}")))
+/// An ack's payload, as JSON (`ok` is added by [`answer`]).
+fn ack_of<T: Serialize>(ack: &T) -> Value {
+    // Our own types always serialise.
+    serde_json::to_value(ack).unwrap_or_default()
 }
 
-async fn join_room(
-    chat: &Chat,
-    peer: &Arc<Peer>,
-    data: Result<Value, String>,
-) -> Result<Value, Refusal> {
-    let req = JoinRequest::from_object(event_object(payload(&data)?)?)?;
+async fn join_room(chat: &Chat, peer: &Arc<Peer>, req: JoinRequest) -> Result<Value, Refusal> {
     let room_id = req.room_id;
     let asked = req.username.as_ref().map(|u| u.as_str());
     let username = identity::name_for(peer.user(), asked)?;
@@ -402,10 +419,17 @@ async fn join_room(
         chat.rooms.leave_all(peer).await;
         return Err(Refusal::Gone);
     }
-    let joined = json!({"sid": peer.public_id(), "username": username, "room_id": room_id});
-    chat.rooms
-        .announce_presence(room_id, "user_joined", &joined, peer);
-    Ok(json!({"room_id": room_id, "username": username, "replayed": replayed}))
+    let joined = ServerEvent::UserJoined(Presence {
+        sid: peer.public_id().to_owned(),
+        username: username.clone(),
+        room_id,
+    });
+    chat.rooms.announce_presence(room_id, &joined, peer);
+    Ok(ack_of(&JoinAck {
+        room_id,
+        username,
+        replayed,
+    }))
 }
 
 /// What the joining socket's user may do in the room, checked for a join
@@ -512,30 +536,27 @@ async fn send_replayed(chat: &Chat, peer: &Arc<Peer>, encoded: &Encoded) -> Resu
     }
 }
 
-async fn leave_room(
-    chat: &Chat,
-    peer: &Arc<Peer>,
-    data: Result<Value, String>,
-) -> Result<Value, Refusal> {
-    let room_id = room_id_field(event_object(payload(&data)?)?)?;
+async fn leave_room(chat: &Chat, peer: &Arc<Peer>, room_id: i64) -> Result<Value, Refusal> {
     let username = chat
         .rooms
         .remove(peer, room_id)
         .map_err(|_| ApiError::NotInRoom(room_id))?;
     chat.typing.stopped(room_id, peer.sid());
-    let left = json!({"sid": peer.public_id(), "username": username, "room_id": room_id});
+    let left = ServerEvent::UserLeft(Presence {
+        sid: peer.public_id().to_owned(),
+        username,
+        room_id,
+    });
     // The leaver is told too, then the room.
-    peer.send("user_left", &left);
-    chat.rooms
-        .announce_presence(room_id, "user_left", &left, peer);
+    peer.send_event(&left);
+    chat.rooms.announce_presence(room_id, &left, peer);
     chat.presence.leave(peer.public_id(), room_id).await?;
-    Ok(json!({"room_id": room_id}))
+    Ok(ack_of(&LeaveAck { room_id }))
 }
 
 /// `typing` in a room the socket joined: announced to the other members
 /// (throttled), never stored.
-fn typing(chat: &Chat, peer: &Peer, data: &Result<Value, String>) -> Result<Value, Refusal> {
-    let req = TypingRequest::from_object(event_object(payload(data)?)?)?;
+fn typing(chat: &Chat, peer: &Peer, req: &TypingRequest) -> Result<Value, Refusal> {
     let username = chat
         .rooms
         .username(peer, req.room_id)
@@ -549,22 +570,23 @@ fn typing(chat: &Chat, peer: &Peer, data: &Result<Value, String>) -> Result<Valu
     } else {
         chat.typing.stopped(req.room_id, peer.sid());
     }
-    Ok(json!({"room_id": req.room_id, "typing": req.typing}))
+    Ok(ack_of(&TypingAck {
+        room_id: req.room_id,
+        typing: req.typing,
+    }))
 }
 
 /// Stores a run of writes in one transaction, in order, and answers each.
 /// Stored changes reach their rooms through the change log (the tail),
 /// this socket included; a read mark with `receipt: true` is announced to
 /// the room's other members as `read`.
-async fn store_writes(
-    chat: &Chat,
-    peer: &Arc<Peer>,
-    events: Vec<(String, Result<Value, String>, AckSender)>,
-) {
+async fn store_writes(chat: &Chat, peer: &Arc<Peer>, events: Vec<(String, Parsed, AckSender)>) {
     let mut writes = Vec::with_capacity(events.len());
     let mut plans: Vec<Result<(usize, bool), ApiError>> = Vec::with_capacity(events.len());
-    for (name, data, _) in &events {
-        match write_of(chat, peer, name, data) {
+    let mut answers = Vec::with_capacity(events.len());
+    for (name, event, ack) in events {
+        answers.push((name, ack));
+        match write_of(chat, peer, event) {
             Ok((write, receipt)) => {
                 plans.push(Ok((writes.len(), receipt)));
                 writes.push(write);
@@ -591,7 +613,7 @@ async fn store_writes(
     if matches!(&stored, Ok(results) if results.iter().any(changed)) {
         chat.tail.wake();
     }
-    for ((name, _, ack), plan) in events.into_iter().zip(plans) {
+    for ((name, ack), plan) in answers.into_iter().zip(plans) {
         let result = match (plan, &stored) {
             (Err(e), _) => Err(e),
             (Ok((i, receipt)), Ok(results)) => match results.get(i) {
@@ -608,28 +630,29 @@ async fn store_writes(
 /// A write event as a [`Write`], and whether it asked for a read receipt.
 /// The one acting is the token's user, else the payload's `username` (or
 /// `sender`), else the name the socket joined the room with.
-fn write_of(
-    chat: &Chat,
-    peer: &Peer,
-    name: &str,
-    data: &Result<Value, String>,
-) -> Result<(Write, bool), ApiError> {
-    let Some(kind) = ActionKind::parse(name) else {
-        let (room_id, draft) = message_draft(chat, peer, data)?;
-        return Ok((Write::Message(room_id, draft), false));
-    };
-    let obj = event_object(payload(data)?)?;
-    let room_id = room_id_field(obj)?;
-    let receipt = flag_field(obj, "receipt", false)?;
-    let joined = chat.rooms.username(peer, room_id).ok().flatten();
-    let actor = Actor {
-        token_user: peer.user().map(Sender::as_str),
-        fallback: joined.as_deref(),
-    };
-    Ok((
-        Write::Action(Action::from_object(kind, obj, actor)?),
-        receipt,
-    ))
+fn write_of(chat: &Chat, peer: &Peer, event: Parsed) -> Result<(Write, bool), ApiError> {
+    match event? {
+        Some(ClientEvent::SendMessage { room_id, fields }) => {
+            let draft = message_draft(chat, peer, room_id, &fields)?;
+            Ok((Write::Message(room_id, draft), false))
+        }
+        Some(ClientEvent::Act {
+            kind,
+            room_id,
+            receipt,
+            fields,
+        }) => {
+            let joined = chat.rooms.username(peer, room_id).ok().flatten();
+            let actor = Actor {
+                token_user: peer.user().map(Sender::as_str),
+                fallback: joined.as_deref(),
+            };
+            let action = Action::from_object(kind, &fields, actor)?;
+            Ok((Write::Action(action), receipt))
+        }
+        // `is_write` names only the two above.
+        _ => Err(ApiError::InvalidPayload("not a write".to_owned())),
+    }
 }
 
 /// The ack of a stored write: a message's fields and `"message"`, a
@@ -649,35 +672,37 @@ fn reply(chat: &Chat, peer: &Peer, written: &Written, receipt: bool) -> Value {
         Written::Applied(Applied::Deleted {
             room_id,
             message_id,
-        }) => json!({"room_id": room_id, "message_id": message_id, "deleted": true}),
+        }) => ack_of(&DeleteAck {
+            room_id: *room_id,
+            message_id: *message_id,
+            deleted: true,
+        }),
         Written::Applied(Applied::Read(read)) => {
             if receipt {
-                let seen = json!({
-                    "room_id": read.room_id,
-                    "username": read.username,
-                    "message_id": read.last_read_id,
+                let seen = ServerEvent::Read(ReadReceipt {
+                    room_id: read.room_id,
+                    username: read.username.clone(),
+                    message_id: read.last_read_id,
                 });
-                chat.rooms
-                    .announce_except(read.room_id, "read", &seen, peer.sid());
+                chat.rooms.announce_except(read.room_id, &seen, peer.sid());
             }
-            serde_json::to_value(read).unwrap_or_default()
+            ack_of(read)
         }
     }
 }
 
-/// A `send_message` payload as a draft: `(room_id, draft)`.
+/// A `send_message` payload's fields as a draft for `room_id`.
 fn message_draft(
     chat: &Chat,
     peer: &Peer,
-    data: &Result<Value, String>,
-) -> Result<(i64, MessageDraft), ApiError> {
-    let obj = event_object(payload(data)?)?;
-    let room_id = room_id_field(obj)?;
+    room_id: i64,
+    obj: &Map<String, Value>,
+) -> Result<MessageDraft, ApiError> {
     let default_sender = match peer.user() {
         Some(user) => Some(user.as_str().to_owned()),
         None => chat.rooms.username(peer, room_id).ok().flatten(),
     };
     let draft = MessageDraft::from_object(obj, default_sender.as_deref())?;
     identity::name_for(peer.user(), Some(draft.sender.as_str()))?;
-    Ok((room_id, draft))
+    Ok(draft)
 }

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use chatroom_core::auth::Principal;
-use chatroom_core::{Sender, Viewer};
+use chatroom_core::{Sender, ServerEvent, Viewer};
 use serde::Serialize;
 use socketioxide::extract::SocketRef;
 use socketioxide::socket::Sid;
@@ -162,6 +162,11 @@ impl Peer {
     }
 
     /// Queues one event without waiting.
+    /// Sends one of the server's events (but the change events).
+    pub fn send_event(&self, event: &ServerEvent) -> Sent {
+        self.send(event.name(), event)
+    }
+
     pub fn send<T: ?Sized + Serialize>(&self, event: &str, data: &T) -> Sent {
         if self.evicted.load(Ordering::Acquire) {
             return Sent::Gone;

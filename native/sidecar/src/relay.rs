@@ -11,6 +11,7 @@
 
 use std::sync::Arc;
 
+use chatroom_core::ServerEvent;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::mpsc;
@@ -76,12 +77,13 @@ impl PresenceRelay {
     }
 
     /// Queues `event` in `room_id` for the other sidecars.
-    pub fn publish(&self, room_id: i64, event: &str, data: &Value) {
+    pub fn publish(&self, room_id: i64, event: &ServerEvent) {
         let relayed = Relayed {
             node: self.node.to_string(),
             room_id,
-            event: event.to_owned(),
-            data: data.clone(),
+            event: event.name().to_owned(),
+            // Our own types always serialise.
+            data: serde_json::to_value(event).unwrap_or_default(),
         };
         if let Ok(bytes) = serde_json::to_vec(&relayed) {
             let _ = self.queue.try_send(bytes);

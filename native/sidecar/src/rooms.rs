@@ -21,8 +21,8 @@ use parking_lot::Mutex;
 
 use std::time::{Duration, Instant};
 
-use chatroom_core::{ApiError, Change, ChangeEvent};
-use serde_json::json;
+use chatroom_core::{ApiError, Change, ChangeEvent, Presence, Removal, ServerEvent};
+use serde::Serialize;
 use serde_json::value::RawValue;
 use socketioxide::socket::Sid;
 
@@ -276,7 +276,7 @@ impl RoomRegistry {
             return;
         };
         for r in &removed {
-            r.peer.send("removed_from_room", &r.notice);
+            r.peer.send_event(&r.notice);
         }
         tokio::spawn(async move {
             for r in removed {
@@ -427,16 +427,10 @@ impl RoomRegistry {
     /// Sends `event` (`typing`, `read`) to every member of `room_id` but
     /// `except` (the socket the event is about), here and (when relayed)
     /// on the other sidecars; members whose buffer is full are evicted.
-    pub fn announce_except(
-        &self,
-        room_id: i64,
-        event: &str,
-        payload: &serde_json::Value,
-        except: Sid,
-    ) {
-        self.announce_here(room_id, event, payload, Some(except));
+    pub fn announce_except(&self, room_id: i64, event: &ServerEvent, except: Sid) {
+        self.announce_here(room_id, event.name(), event, Some(except));
         if let Some(relay) = self.relay.get() {
-            relay.publish(room_id, event, payload);
+            relay.publish(room_id, event);
         }
     }
 
@@ -446,24 +440,18 @@ impl RoomRegistry {
     /// `about` itself, if it is one. Published to
     /// the other sidecars either way: each applies the rule to its own
     /// members.
-    pub fn announce_presence(
-        &self,
-        room_id: i64,
-        event: &str,
-        payload: &serde_json::Value,
-        about: &Peer,
-    ) {
-        self.announce_presence_here(room_id, event, payload, Some(about.sid()));
+    pub fn announce_presence(&self, room_id: i64, event: &ServerEvent, about: &Peer) {
+        self.announce_presence_here(room_id, event.name(), event, Some(about.sid()));
         if let Some(relay) = self.relay.get() {
-            relay.publish(room_id, event, payload);
+            relay.publish(room_id, event);
         }
     }
 
-    fn announce_presence_here(
+    fn announce_presence_here<P: Serialize + ?Sized>(
         &self,
         room_id: i64,
         event: &str,
-        payload: &serde_json::Value,
+        payload: &P,
         about: Option<Sid>,
     ) {
         let own = {
@@ -490,11 +478,11 @@ impl RoomRegistry {
 
     /// Sends `event` to the members of `room_id` on this sidecar (but
     /// `except`).
-    fn announce_here(
+    fn announce_here<P: Serialize + ?Sized>(
         &self,
         room_id: i64,
         event: &str,
-        payload: &serde_json::Value,
+        payload: &P,
         except: Option<Sid>,
     ) {
         let mut full = Vec::new();
@@ -564,8 +552,12 @@ impl RoomRegistry {
 
     fn say_goodbye(&self, peer: &Peer, rooms: &[(i64, Option<String>)]) {
         for (room_id, username) in rooms {
-            let left = json!({"sid": peer.public_id(), "username": username, "room_id": room_id});
-            self.announce_presence(*room_id, "user_left", &left, peer);
+            let left = ServerEvent::UserLeft(Presence {
+                sid: peer.public_id().to_owned(),
+                username: username.clone(),
+                room_id: *room_id,
+            });
+            self.announce_presence(*room_id, &left, peer);
         }
     }
 
@@ -599,7 +591,7 @@ struct Removed {
     peer: Arc<Peer>,
     room_id: i64,
     username: Option<String>,
-    notice: serde_json::Value,
+    notice: ServerEvent,
 }
 
 impl Inner {
@@ -631,11 +623,11 @@ impl Inner {
         if members.is_empty() {
             self.rooms.remove(&room_id);
         }
-        let notice = json!({
-            "room_id": room_id,
-            "reason": note.change,
-            "by": note.by,
-            "seq": change.seq,
+        let notice = ServerEvent::RemovedFromRoom(Removal {
+            room_id,
+            reason: note.change.clone(),
+            by: note.by.clone(),
+            seq: change.seq,
         });
         gone.into_iter()
             .map(|m| {

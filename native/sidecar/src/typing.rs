@@ -16,7 +16,7 @@ use std::sync::{Arc, Weak};
 use parking_lot::Mutex;
 use std::time::Duration;
 
-use serde_json::json;
+use chatroom_core::{ServerEvent, TypingNotice};
 use socketioxide::socket::Sid;
 use tokio::time::Instant;
 
@@ -132,8 +132,12 @@ impl TypingBoard {
 
     fn announce(&self, room_id: i64, sid: Sid, username: &str, typing: bool) {
         if let Some(rooms) = self.rooms.upgrade() {
-            let event = json!({"room_id": room_id, "username": username, "typing": typing});
-            rooms.announce_except(room_id, "typing", &event, sid);
+            let event = ServerEvent::Typing(TypingNotice {
+                room_id,
+                username: username.to_owned(),
+                typing,
+            });
+            rooms.announce_except(room_id, &event, sid);
         }
     }
 }
