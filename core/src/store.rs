@@ -908,4 +908,51 @@ mod tests {
             assert_eq!(again, 0, "{sql} was prepared again");
         }
     }
+
+    /// The message's shape has one definition that the other must match to
+    /// the byte: the JSON SQLite builds (`message_json!`, for pages, the
+    /// change log and single reads) read as `wire::Message` and written
+    /// again by serde (acks, REST answers) is the same text, keys in the
+    /// same order, for a message as sent, edited, reacted to and deleted.
+    #[test]
+    fn sqlite_and_serde_write_a_message_the_same_way() {
+        use crate::conversation::{ActionKind, tests::act};
+        use serde_json::{Value, json};
+        let db = db();
+        let room = create_room(&db, &RoomName::parse("r").unwrap()).unwrap().id;
+        let draft = MessageDraft::from_fields(Some("alice"), Some("hi \"there\" ✓")).unwrap();
+        let id = insert_message(&db, room, &draft).unwrap().id;
+        let same_text = |stage: &str| {
+            let rows = db.query(MESSAGE, &[room.into(), id.into()]).unwrap();
+            let sqlite = rows[0].text(0).unwrap();
+            let message: Message = serde_json::from_str(&sqlite).unwrap();
+            assert_eq!(serde_json::to_string(&message).unwrap(), sqlite, "{stage}");
+        };
+        same_text("as sent");
+        let ids = json!({"room_id": room, "message_id": id, "username": "alice"});
+        let with = |extra: Value| {
+            let mut v = ids.clone();
+            v.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            v
+        };
+        act(
+            &db,
+            ActionKind::EditMessage,
+            with(json!({"content": "edited"})),
+        )
+        .unwrap();
+        same_text("edited");
+        act(&db, ActionKind::AddReaction, with(json!({"emoji": "👍"}))).unwrap();
+        act(
+            &db,
+            ActionKind::AddReaction,
+            with(json!({"emoji": "🎉", "username": "bob"})),
+        )
+        .unwrap();
+        same_text("edited and reacted to");
+        act(&db, ActionKind::DeleteMessage, ids.clone()).unwrap();
+        same_text("deleted");
+    }
 }

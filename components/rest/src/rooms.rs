@@ -91,44 +91,11 @@ pub async fn members_of(req: Request) -> Result<Reply, ApiError> {
     Ok(Reply::Found(to_value(&members(&db, id)?)))
 }
 
-/// `PUT /chatrooms/{room}/members/{name}`.
-pub async fn set_role(req: Request) -> Result<Reply, ApiError> {
-    moderate(req, Moderation::SetRole).await
-}
-
-/// `DELETE /chatrooms/{room}/members/{name}`.
-pub async fn remove_member(req: Request) -> Result<Reply, ApiError> {
-    moderate(req, Moderation::Remove).await
-}
-
-/// `POST /chatrooms/{room}/kicks/{name}`.
-pub async fn kick(req: Request) -> Result<Reply, ApiError> {
-    moderate(req, Moderation::Kick).await
-}
-
-/// `PUT /chatrooms/{room}/bans/{name}`.
-pub async fn ban(req: Request) -> Result<Reply, ApiError> {
-    moderate(req, Moderation::Ban).await
-}
-
-/// `DELETE /chatrooms/{room}/bans/{name}`.
-pub async fn unban(req: Request) -> Result<Reply, ApiError> {
-    moderate(req, Moderation::Unban).await
-}
-
-/// `PUT /chatrooms/{room}/mutes/{name}`.
-pub async fn mute(req: Request) -> Result<Reply, ApiError> {
-    moderate(req, Moderation::Mute).await
-}
-
-/// `DELETE /chatrooms/{room}/mutes/{name}`.
-pub async fn unmute(req: Request) -> Result<Reply, ApiError> {
-    moderate(req, Moderation::Unmute).await
-}
-
-/// A membership or moderation change naming a user, by the token's user
-/// (identity on only); `204` when it changed nothing.
-async fn moderate(req: Request, kind: Moderation) -> Result<Reply, ApiError> {
+/// A membership or moderation change naming a user (`PUT`/`DELETE
+/// .../members/{name}`, `POST .../kicks/{name}`, `PUT`/`DELETE
+/// .../bans/{name}` and `.../mutes/{name}`), by the token's user (identity
+/// on only); `204` when it changed nothing.
+pub async fn moderate(req: Request, kind: Moderation) -> Result<Reply, ApiError> {
     let actor = match Access::from_variables().principal(&req.http)? {
         Some(principal) => Viewer::from(principal),
         None => return Err(identity_required("members and moderation")),

@@ -32,13 +32,15 @@ pub struct Route {
     pub handler: Handler,
 }
 
-/// A route of the table: `route!("GET", "/chatrooms/{room}", rooms::get)`.
+/// A route of the table: `route!("GET", "/chatrooms/{room}", rooms::get)`,
+/// or with what its handler is given besides the request:
+/// `route!("POST", "/chatrooms/{room}/kicks/{name}", rooms::moderate, Moderation::Kick)`.
 macro_rules! route {
-    ($method:literal, $pattern:literal, $handler:path) => {
+    ($method:literal, $pattern:literal, $handler:path $(, $arg:expr)?) => {
         $crate::router::Route {
             method: $method,
             pattern: $pattern,
-            handler: |req| Box::pin($handler(req)),
+            handler: |req| Box::pin($handler(req $(, $arg)?)),
         }
     };
 }

@@ -5,6 +5,7 @@
 //! which is what the table is matched on.
 
 use chatroom_core::ApiError;
+use chatroom_core::Moderation::{Ban, Kick, Mute, Remove, SetRole, Unban, Unmute};
 
 use crate::router::{Route, route};
 use crate::{internal, messages, rooms, users};
@@ -44,17 +45,43 @@ pub static ROUTES: &[Route] = &[
         messages::remove_reaction
     ),
     route!("GET", "/chatrooms/{room}/members", rooms::members_of),
-    route!("PUT", "/chatrooms/{room}/members/{name}", rooms::set_role),
+    route!(
+        "PUT",
+        "/chatrooms/{room}/members/{name}",
+        rooms::moderate,
+        SetRole
+    ),
     route!(
         "DELETE",
         "/chatrooms/{room}/members/{name}",
-        rooms::remove_member
+        rooms::moderate,
+        Remove
     ),
-    route!("POST", "/chatrooms/{room}/kicks/{name}", rooms::kick),
-    route!("PUT", "/chatrooms/{room}/bans/{name}", rooms::ban),
-    route!("DELETE", "/chatrooms/{room}/bans/{name}", rooms::unban),
-    route!("PUT", "/chatrooms/{room}/mutes/{name}", rooms::mute),
-    route!("DELETE", "/chatrooms/{room}/mutes/{name}", rooms::unmute),
+    route!(
+        "POST",
+        "/chatrooms/{room}/kicks/{name}",
+        rooms::moderate,
+        Kick
+    ),
+    route!("PUT", "/chatrooms/{room}/bans/{name}", rooms::moderate, Ban),
+    route!(
+        "DELETE",
+        "/chatrooms/{room}/bans/{name}",
+        rooms::moderate,
+        Unban
+    ),
+    route!(
+        "PUT",
+        "/chatrooms/{room}/mutes/{name}",
+        rooms::moderate,
+        Mute
+    ),
+    route!(
+        "DELETE",
+        "/chatrooms/{room}/mutes/{name}",
+        rooms::moderate,
+        Unmute
+    ),
     route!("POST", "/dms", rooms::open_dm),
     route!("DELETE", "/users/{name}", users::forget),
     route!("GET", "/users/{name}/unread", users::unread),
