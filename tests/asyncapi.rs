@@ -4,12 +4,16 @@
 //! fails when the document and the code disagree:
 //!
 //! - The document names exactly the events the code knows: its `receive`
-//!   operations (client to server) are `join_room`, `leave_room`,
-//!   `send_message`, `typing` and every `ActionKind`; its `send` operations
-//!   (server to client) are `user_joined`, `user_left`, `typing`, `read`,
-//!   `error` and every `ChangeEvent`; no other event, each once. Every
-//!   example in it fits its own schema, every `$ref` resolves, and every
-//!   error code it lists is one the code has.
+//!   operations (client to server) are `ClientEvent::NAMES`; its `send`
+//!   operations (server to client) are `ServerEvent::NAMES` and every
+//!   `ChangeEvent`; no other event, each once. Every example in it fits its
+//!   own schema, every `$ref` resolves, and every error code it lists is one
+//!   the code has.
+//! - Every payload the code has a type for (`Presence`, `TypingNotice`,
+//!   `ReadReceipt`, `Removal`, `EventError`, `Message`, the acks) is the
+//!   document's payload schema for its message, key for key, by the JSON
+//!   Schema schemars derives from the type (core's `schema` feature): the
+//!   document cannot drift from the types.
 //! - Every client event, sent with each of the document's examples (with
 //!   the ids of a real room and message), is acknowledged `ok: true`, and
 //!   the ack fits the operation's documented reply: every key the schema
@@ -790,4 +794,105 @@ async fn the_walls_events_reach_sockets_as_documented() {
         &removed,
         "a removed_from_room event",
     );
+}
+
+/// The payload types of the code (`chatroom_core::socket_event` and the
+/// wire types), beside the document's message each is the payload of, and
+/// whether it is an ack (which `answer` sends with `"ok": true` added).
+fn typed_payloads() -> Vec<(&'static str, schemars::Schema, bool)> {
+    use chatroom_core::{
+        DeleteAck, EventError, JoinAck, LeaveAck, Message, Presence, ReadPosition, ReadReceipt,
+        Removal, TypingAck, TypingNotice,
+    };
+    use schemars::schema_for;
+    vec![
+        ("user_joined", schema_for!(Presence), false),
+        ("user_left", schema_for!(Presence), false),
+        ("typing_notice", schema_for!(TypingNotice), false),
+        ("read", schema_for!(ReadReceipt), false),
+        ("removed_from_room", schema_for!(Removal), false),
+        ("error", schema_for!(EventError), false),
+        ("new_message", schema_for!(Message), false),
+        ("join_room_ack", schema_for!(JoinAck), true),
+        ("leave_room_ack", schema_for!(LeaveAck), true),
+        ("typing_ack", schema_for!(TypingAck), true),
+        ("delete_message_ack", schema_for!(DeleteAck), true),
+        ("mark_read_ack", schema_for!(ReadPosition), true),
+    ]
+}
+
+/// The JSON types a schema allows, `$ref`s followed within `root`: its
+/// `type`, or what its `const` or string `enum` is. A schema with none of
+/// those fails the test (it could not be compared).
+fn json_types(root: &Value, schema: &Value, context: &str) -> BTreeSet<String> {
+    let schema = deref(root, schema);
+    let of = |v: &Value| match v {
+        Value::Bool(_) => "boolean",
+        Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Null => "null",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    };
+    match (&schema["type"], &schema["const"], &schema["enum"]) {
+        (Value::String(t), ..) => [t.clone()].into(),
+        (Value::Array(ts), ..) => ts
+            .iter()
+            .filter_map(|t| t.as_str().map(str::to_owned))
+            .collect(),
+        (_, c, _) if !c.is_null() => [of(c).to_owned()].into(),
+        (_, _, Value::Array(values)) => values.iter().map(|v| of(v).to_owned()).collect(),
+        _ => panic!("{context}: a schema without a type to compare: {schema}"),
+    }
+}
+
+/// The keys of an object schema, and which of them are required.
+fn keys(schema: &Value) -> (BTreeSet<String>, BTreeSet<String>) {
+    let properties = schema["properties"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    let required = schema["required"]
+        .as_array()
+        .map(|r| {
+            r.iter()
+                .filter_map(|k| k.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    (properties.keys().cloned().collect(), required)
+}
+
+/// Every payload the code has a type for is the document's payload for its
+/// message, key for key: the same keys, the same required ones, each of
+/// the same JSON type (an optional key left out rather than `null` is
+/// compared without `null`). The document cannot drift from the types.
+#[test]
+fn the_documents_payloads_are_the_codes_types() {
+    let doc = document();
+    let messages = &doc["components"]["messages"];
+    for (message, schema, is_ack) in typed_payloads() {
+        let generated = serde_json::to_value(&schema).unwrap();
+        let documented = deref(&doc, &messages[message]["payload"]);
+        let (mut doc_keys, mut doc_required) = keys(documented);
+        if is_ack {
+            assert!(
+                doc_required.remove("ok") && doc_keys.remove("ok"),
+                "{message}: ok"
+            );
+        }
+        let (type_keys, type_required) = keys(&generated);
+        assert_eq!(doc_keys, type_keys, "{message}: the keys");
+        assert_eq!(doc_required, type_required, "{message}: the required keys");
+        for key in &type_keys {
+            let context = format!("{message}.{key}");
+            let mut ours = json_types(&generated, &generated["properties"][key], &context);
+            if !type_required.contains(key) {
+                ours.remove("null");
+            }
+            let theirs = json_types(&doc, &documented["properties"][key], &context);
+            assert_eq!(ours, theirs, "{context}: the type");
+        }
+    }
 }

@@ -333,6 +333,7 @@ pub struct ErrorBody {
 /// The Socket.IO `error` event's payload, and a failed ack's (with
 /// `"ok": false` beside it).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct EventError {
     pub error: String,
     pub code: &'static str,

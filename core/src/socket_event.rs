@@ -106,18 +106,31 @@ impl ClientEvent {
     }
 }
 
+/// A string that is always there, `null` when there is none: schemars
+/// reads an `Option` as a key that may be left out.
+#[cfg(feature = "schema")]
+fn nullable_string(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({"type": ["string", "null"]})
+}
+
 /// A socket joining or leaving a room (`user_joined`, `user_left`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Presence {
     /// The connection's public id.
     pub sid: String,
     /// The name it joined with (`null` for a nameless join).
+    #[cfg_attr(
+        feature = "schema",
+        schemars(required, schema_with = "nullable_string")
+    )]
     pub username: Option<String>,
     pub room_id: i64,
 }
 
 /// Someone typing in a room, or stopping (`typing`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct TypingNotice {
     pub room_id: i64,
     pub username: String,
@@ -126,6 +139,7 @@ pub struct TypingNotice {
 
 /// A read receipt (`read`): a member read the room up to a message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ReadReceipt {
     pub room_id: i64,
     pub username: String,
@@ -135,10 +149,11 @@ pub struct ReadReceipt {
 /// The socket was taken out of a room (`removed_from_room`): removed,
 /// kicked or banned there, at change `seq`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Removal {
     pub room_id: i64,
     pub reason: String,
-    pub by: Option<String>,
+    pub by: String,
     pub seq: i64,
 }
 
@@ -180,8 +195,14 @@ impl ServerEvent {
 
 /// The ack of a `join_room`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct JoinAck {
     pub room_id: i64,
+    /// `null` when joined without a name.
+    #[cfg_attr(
+        feature = "schema",
+        schemars(required, schema_with = "nullable_string")
+    )]
     pub username: Option<String>,
     /// Changes a `since` replayed before the ack.
     pub replayed: usize,
@@ -189,12 +210,14 @@ pub struct JoinAck {
 
 /// The ack of a `leave_room`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct LeaveAck {
     pub room_id: i64,
 }
 
 /// The ack of a `typing`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct TypingAck {
     pub room_id: i64,
     pub typing: bool,
@@ -202,6 +225,7 @@ pub struct TypingAck {
 
 /// The ack of a `delete_message`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct DeleteAck {
     pub room_id: i64,
     pub message_id: i64,

@@ -21,6 +21,7 @@ pub struct Room {
 /// is then empty), `reactions` while it has any. A message nobody touched
 /// is exactly the five keys clients have always read.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Message {
     pub id: i64,
     pub room_id: i64,
@@ -45,6 +46,7 @@ fn is_false(b: &bool) -> bool {
 
 /// One emoji's reactions to a message: how many, and who (by name).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Reaction {
     pub emoji: String,
     pub count: i64,
@@ -111,6 +113,7 @@ pub struct Change {
 /// A user's read position in a room, and what is left to read there: the
 /// messages after it that are neither theirs nor deleted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ReadPosition {
     pub room_id: i64,
     pub username: String,

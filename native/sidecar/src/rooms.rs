@@ -626,7 +626,8 @@ impl Inner {
         let notice = ServerEvent::RemovedFromRoom(Removal {
             room_id,
             reason: note.change.clone(),
-            by: note.by.clone(),
+            // Every logged change names who made it.
+            by: note.by.clone().unwrap_or_default(),
             seq: change.seq,
         });
         gone.into_iter()
