@@ -61,12 +61,7 @@ impl ClientEvent {
     /// could not be read). `Ok(None)` for a name this server does not know:
     /// such an event is ignored.
     pub fn parse(name: &str, payload: Result<&Value, &str>) -> Result<Option<Self>, ApiError> {
-        let known = name == "join_room"
-            || name == "leave_room"
-            || name == "send_message"
-            || name == "typing"
-            || ActionKind::parse(name).is_some();
-        if !known {
+        if !Self::NAMES.contains(&name) {
             return Ok(None);
         }
         let payload = payload.map_err(|e| {

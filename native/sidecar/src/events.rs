@@ -317,29 +317,8 @@ async fn serve_connection(chat: Arc<Chat>, peer: Arc<Peer>, mut queue: mpsc::Rec
             // A write (or one refused as it was parsed): stored with the
             // writes queued right after it.
             write => {
-                let mut writes = vec![(name, write, ack)];
-                while writes.len() < SEND_BATCH {
-                    match queue.try_recv() {
-                        Ok(Job::Event { name, event, ack }) if is_write(&name) => {
-                            writes.push((name, event, ack));
-                        }
-                        // Typing never touches the database: answered at
-                        // once, it does not split a run of writes.
-                        Ok(Job::Event { name, event, ack }) if name == "typing" => {
-                            let result = match event {
-                                Ok(Some(ClientEvent::Typing(req))) => typing(&chat, &peer, &req),
-                                Ok(_) => continue,
-                                Err(e) => Err(Refusal::Api(e)),
-                            };
-                            answer(&chat, &peer, ack, &name, result);
-                        }
-                        Ok(other) => {
-                            next = Some(other);
-                            break;
-                        }
-                        Err(_) => break,
-                    }
-                }
+                let (writes, after) = writes_queued(&chat, &peer, &mut queue, (name, write, ack));
+                next = after;
                 store_writes(&chat, &peer, writes).await;
                 continue;
             }
@@ -349,6 +328,37 @@ async fn serve_connection(chat: Arc<Chat>, peer: Arc<Peer>, mut queue: mpsc::Rec
     tracing::debug!(sid = %peer.public_id(), "disconnected");
     chat.typing.stopped_everywhere(peer.sid());
     chat.rooms.leave_all(&peer).await;
+}
+
+/// A run of writes: `first` and the writes queued right after it (up to
+/// [`SEND_BATCH`]), with the job that ended the run, if one did. `typing`
+/// events met on the way are answered at once: they store nothing, so
+/// they do not split a run.
+fn writes_queued(
+    chat: &Chat,
+    peer: &Peer,
+    queue: &mut mpsc::Receiver<Job>,
+    first: (String, Parsed, AckSender),
+) -> (Vec<(String, Parsed, AckSender)>, Option<Job>) {
+    let mut writes = vec![first];
+    while writes.len() < SEND_BATCH {
+        match queue.try_recv() {
+            Ok(Job::Event { name, event, ack }) if is_write(&name) => {
+                writes.push((name, event, ack));
+            }
+            Ok(Job::Event { name, event, ack }) if name == "typing" => {
+                let result = match event {
+                    Ok(Some(ClientEvent::Typing(req))) => typing(chat, peer, &req),
+                    Ok(_) => continue,
+                    Err(e) => Err(Refusal::Api(e)),
+                };
+                answer(chat, peer, ack, &name, result);
+            }
+            Ok(other) => return (writes, Some(other)),
+            Err(_) => break,
+        }
+    }
+    (writes, None)
 }
 
 /// Answers an event: the ack (if the client asked for one) and, on failure,
