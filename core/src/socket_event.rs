@@ -60,14 +60,16 @@ impl ClientEvent {
     /// The event `name` with `payload` (`Err` with why, when the payload
     /// could not be read). `Ok(None)` for a name this server does not know:
     /// such an event is ignored.
-    pub fn parse(name: &str, payload: Result<&Value, &str>) -> Result<Option<Self>, ApiError> {
+    /// A write's fields are moved out of the payload, not copied: this
+    /// runs for every message a socket sends.
+    pub fn parse(name: &str, payload: Result<Value, String>) -> Result<Option<Self>, ApiError> {
         if !Self::NAMES.contains(&name) {
             return Ok(None);
         }
         let payload = payload.map_err(|e| {
             ApiError::InvalidPayload(format!("the event payload is not valid: {e}"))
         })?;
-        let obj = event_object(payload)?;
+        let obj = event_object(&payload)?;
         let event = match name {
             "join_room" => ClientEvent::JoinRoom(JoinRequest::from_object(obj)?),
             "leave_room" => ClientEvent::LeaveRoom {
@@ -76,28 +78,38 @@ impl ClientEvent {
             "typing" => ClientEvent::Typing(TypingRequest::from_object(obj)?),
             "send_message" => ClientEvent::SendMessage {
                 room_id: room_id_field(obj)?,
-                fields: obj.clone(),
+                fields: into_object(payload),
             },
             action => match ActionKind::parse(action) {
-                Some(kind) => ClientEvent::Act {
-                    kind,
-                    room_id: room_id_field(obj)?,
-                    receipt: flag_field(obj, "receipt", false)?,
-                    fields: obj.clone(),
-                },
+                Some(kind) => {
+                    let (room_id, receipt) =
+                        (room_id_field(obj)?, flag_field(obj, "receipt", false)?);
+                    ClientEvent::Act {
+                        kind,
+                        room_id,
+                        receipt,
+                        fields: into_object(payload),
+                    }
+                }
                 None => return Ok(None),
             },
         };
         Ok(Some(event))
     }
 
-    /// Whether the event stores something (a message, or a change to one,
-    /// or a read mark): consecutive writes are stored together.
-    pub fn is_write(&self) -> bool {
-        matches!(
-            self,
-            ClientEvent::SendMessage { .. } | ClientEvent::Act { .. }
-        )
+    /// Whether the event `name` stores something (a message, or a change
+    /// to one, or a read mark): consecutive writes are stored together,
+    /// those refused as they were parsed among them.
+    pub fn names_a_write(name: &str) -> bool {
+        name == "send_message" || ActionKind::parse(name).is_some()
+    }
+}
+
+/// The object `event_object` accepted, taken out of its `Value`.
+fn into_object(payload: Value) -> Map<String, Value> {
+    match payload {
+        Value::Object(fields) => fields,
+        _ => Map::new(),
     }
 }
 
@@ -236,36 +248,42 @@ mod tests {
     fn every_name_the_protocol_lists_parses_and_others_are_ignored() {
         let payload = json!({"room_id": 3, "message_id": 4, "content": "hi", "emoji": "👍"});
         for name in ClientEvent::NAMES {
-            let event = ClientEvent::parse(name, Ok(&payload)).unwrap();
+            let event = ClientEvent::parse(name, Ok(payload.clone())).unwrap();
             assert!(event.is_some(), "{name}");
         }
-        assert_eq!(ClientEvent::parse("dance", Ok(&payload)).unwrap(), None);
-        assert_eq!(ClientEvent::parse("dance", Err("bad")).unwrap(), None);
+        assert_eq!(
+            ClientEvent::parse("dance", Ok(payload.clone())).unwrap(),
+            None
+        );
+        assert_eq!(
+            ClientEvent::parse("dance", Err("bad".into())).unwrap(),
+            None
+        );
     }
 
     #[test]
     fn a_known_event_with_a_bad_payload_is_refused_in_the_order_the_fields_are_read() {
         assert_eq!(
-            ClientEvent::parse("typing", Err("not JSON"))
+            ClientEvent::parse("typing", Err("not JSON".into()))
                 .unwrap_err()
                 .code(),
             "invalid_payload"
         );
         assert_eq!(
-            ClientEvent::parse("leave_room", Ok(&json!([1])))
+            ClientEvent::parse("leave_room", Ok(json!([1])))
                 .unwrap_err()
                 .code(),
             "invalid_payload"
         );
         assert_eq!(
-            ClientEvent::parse("mark_read", Ok(&json!({"room_id": 0})))
+            ClientEvent::parse("mark_read", Ok(json!({"room_id": 0})))
                 .unwrap_err()
                 .code(),
             "invalid_room_id"
         );
         let event = ClientEvent::parse(
             "mark_read",
-            Ok(&json!({"room_id": 2, "message_id": 5, "receipt": true})),
+            Ok(json!({"room_id": 2, "message_id": 5, "receipt": true})),
         )
         .unwrap()
         .unwrap();
@@ -278,7 +296,8 @@ mod tests {
                 ..
             }
         ));
-        assert!(event.is_write());
+        assert!(ClientEvent::names_a_write("mark_read"));
+        assert!(!ClientEvent::names_a_write("typing"));
     }
 
     #[test]

@@ -170,7 +170,7 @@ fn connection_id(raw: &str) -> Result<&str, ApiError> {
 }
 
 fn json<T: serde::Serialize>(value: &T) -> Reply {
-    Reply::Found(serde_json::to_value(value).unwrap_or_default())
+    Reply::Found(crate::to_value(value))
 }
 
 /// Stores the drafts in order, in one transaction, announces the stored

@@ -30,9 +30,9 @@ use std::time::Duration;
 use chatroom_core::auth::{Principal, TokenKey};
 use chatroom_core::limits::HISTORY_PAGE_ROWS;
 use chatroom_core::{
-    Action, ActionKind, Actor, ApiError, Applied, ClientEvent, DeleteAck, JoinAck, JoinRequest,
-    LeaveAck, MessageDraft, Presence, ReadReceipt, Sender, ServerEvent, StoreError, TypingAck,
-    TypingRequest, Write, Written,
+    Action, Actor, ApiError, Applied, ClientEvent, DeleteAck, JoinAck, JoinRequest, LeaveAck,
+    MessageDraft, Presence, ReadReceipt, Sender, ServerEvent, StoreError, TypingAck, TypingRequest,
+    Write, Written,
 };
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use serde::Serialize;
@@ -263,13 +263,6 @@ fn attach(s: &SocketRef, chat: &Arc<Chat>, user: Option<Principal>) {
 /// Consecutive `send_message` events stored in one transaction at most.
 const SEND_BATCH: usize = 64;
 
-/// Whether an event writes (a message, or a change to one, or a read
-/// mark): consecutive writes are stored together, those refused at parse
-/// time among them.
-fn is_write(name: &str) -> bool {
-    name == "send_message" || ActionKind::parse(name).is_some()
-}
-
 /// The event `name` with its payload, parsed once, as it arrives.
 fn parse_event(name: &str, data: Result<Value, impl std::fmt::Display>) -> Parsed {
     if name == INVALID_EVENT {
@@ -278,8 +271,7 @@ fn parse_event(name: &str, data: Result<Value, impl std::fmt::Display>) -> Parse
                 .to_owned(),
         ));
     }
-    let data = data.map_err(|e| e.to_string());
-    ClientEvent::parse(name, data.as_ref().map_err(String::as_str))
+    ClientEvent::parse(name, data.map_err(|e| e.to_string()))
 }
 
 /// The connection's task: its events, in order, then its departure.
@@ -313,7 +305,7 @@ async fn serve_connection(chat: Arc<Chat>, peer: Arc<Peer>, mut queue: mpsc::Rec
             Ok(Some(ClientEvent::Typing(req))) => typing(&chat, &peer, &req),
             // Unknown events are ignored (they still count against the rate).
             Ok(None) => continue,
-            Err(e) if !is_write(&name) => Err(Refusal::Api(e)),
+            Err(e) if !ClientEvent::names_a_write(&name) => Err(Refusal::Api(e)),
             // A write (or one refused as it was parsed): stored with the
             // writes queued right after it.
             write => {
@@ -343,7 +335,7 @@ fn writes_queued(
     let mut writes = vec![first];
     while writes.len() < SEND_BATCH {
         match queue.try_recv() {
-            Ok(Job::Event { name, event, ack }) if is_write(&name) => {
+            Ok(Job::Event { name, event, ack }) if ClientEvent::names_a_write(&name) => {
                 writes.push((name, event, ack));
             }
             Ok(Job::Event { name, event, ack }) if name == "typing" => {
@@ -660,7 +652,7 @@ fn write_of(chat: &Chat, peer: &Peer, event: Parsed) -> Result<(Write, bool), Ap
             let action = Action::from_object(kind, &fields, actor)?;
             Ok((Write::Action(action), receipt))
         }
-        // `is_write` names only the two above.
+        // `names_a_write` names only the two above.
         _ => Err(ApiError::InvalidPayload("not a write".to_owned())),
     }
 }
