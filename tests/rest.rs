@@ -340,6 +340,78 @@ async fn bodies_over_64_kib_are_refused_with_413() {
     assert_eq!(get(&s, p).await.body.as_array().unwrap().len(), 1);
 }
 
+/// The component runs on a 256 KiB stack (components/rest/build.rs): a
+/// body nested as deep as the JSON parser goes is answered, and one nested
+/// deeper is refused as JSON, neither trapping the instance.
+#[tokio::test]
+async fn bodies_nested_to_the_json_parsers_limit_are_answered() {
+    let s = TestServer::start().await;
+    create_room(&s, "General").await;
+    let p = "/chatrooms/1/messages";
+    let nested = |depth: usize| {
+        format!(
+            "{{\"sender\":\"a\",\"message\":\"deep\",\"extra\":{}{}}}",
+            "[".repeat(depth),
+            "]".repeat(depth)
+        )
+    };
+    // serde_json stops at 128 levels; the outer object is one of them.
+    assert_eq!(post(&s, p, nested(126)).await.status, StatusCode::CREATED);
+    assert_error(&post(&s, p, nested(127)).await, 400, "invalid_json");
+    assert_error(&post(&s, p, nested(30_000)).await, 400, "invalid_json");
+    let history = get(&s, p).await.body;
+    assert_eq!(history.as_array().map(Vec::len), Some(1), "{history}");
+}
+
+/// The host keeps the first `INSTANCE_KEEP_RESIDENT_BYTES` of each
+/// instance's memory mapped between requests (native/host/src/server.rs):
+/// the component's stack, its data image and a first stretch of heap must
+/// lie inside, or every request faults its pages in again.
+#[test]
+fn the_component_fits_the_hosts_resident_window() {
+    let wasm = chatroom_tests::workspace_root()
+        .join("target/wasm/wasm32-wasip2/release/chatroom_rest.wasm");
+    let bytes = std::fs::read(&wasm).expect("the component is built");
+    let (mut stack_top, mut data_end) = (None, 0u64);
+    for payload in wasmparser::Parser::new(0).parse_all(&bytes) {
+        match payload.expect("a valid component") {
+            // The first global of Rust's core module is `__stack_pointer`,
+            // which starts at the top of the stack (laid out first).
+            wasmparser::Payload::GlobalSection(globals) if stack_top.is_none() => {
+                let first = globals.into_iter().next().expect("a global").unwrap();
+                let mut ops = first.init_expr.get_operators_reader();
+                if let Ok(wasmparser::Operator::I32Const { value }) = ops.read() {
+                    stack_top = u64::try_from(value).ok();
+                }
+            }
+            wasmparser::Payload::DataSection(data) => {
+                for segment in data {
+                    let segment = segment.unwrap();
+                    if let wasmparser::DataKind::Active { offset_expr, .. } = segment.kind {
+                        let mut ops = offset_expr.get_operators_reader();
+                        if let Ok(wasmparser::Operator::I32Const { value }) = ops.read() {
+                            let end = u64::try_from(value).unwrap() + segment.data.len() as u64;
+                            data_end = data_end.max(end);
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let stack_top = stack_top.expect("the core module's stack pointer");
+    assert_eq!(stack_top, 256 << 10, "the stack is 256 KiB and comes first");
+    assert!(data_end > stack_top, "the data image follows the stack");
+    // Room for `.bss` and the heap a page of history uses.
+    let heap = 96u64 << 10;
+    let window = chatroom_host::INSTANCE_KEEP_RESIDENT_BYTES as u64;
+    assert!(
+        data_end + heap <= window,
+        "the data image ends at {data_end} bytes: with {heap} of heap it no longer fits the \
+         host's {window}-byte resident window (raise INSTANCE_KEEP_RESIDENT_BYTES)"
+    );
+}
+
 #[tokio::test]
 async fn paging_with_after_before_and_limit() {
     let s = TestServer::start().await;

@@ -15,6 +15,7 @@ fn main() {
         "components/rest/src",
         "components/rest/openapi.json",
         "components/rest/Cargo.toml",
+        "components/rest/build.rs",
         "components/page",
         "core/src",
         "core/Cargo.toml",

@@ -22,15 +22,6 @@ mod routes;
 mod spin_db;
 mod users;
 
-/// Starts the instance's zeroed statics (`.bss`) on a page of their own.
-/// Every request writes them and the heap just past them; left where the
-/// data image happens to end, they straddled a page boundary, and each
-/// fresh instance paid two more page faults (docs/benchmarks.md).
-#[repr(C, align(4096))]
-struct PageStart([u8; 1]);
-#[used]
-static mut BSS_PAGE_START: PageStart = PageStart([0]);
-
 /// The OpenAPI 3.1 description of this API, served at `/openapi.json`.
 const OPENAPI: &str = include_str!("../openapi.json");
 

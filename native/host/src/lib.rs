@@ -39,7 +39,7 @@ pub use manifest::{ComponentSpec, HttpRoute, Manifest, ManifestError};
 pub use response::{ResponseBody, error_response};
 pub use routes::RouteError;
 pub use runtime_config::{RuntimeConfig, RuntimeConfigError};
-pub use server::{HostLimits, HostOptions, SpinHost};
+pub use server::{HostLimits, HostOptions, INSTANCE_KEEP_RESIDENT_BYTES, SpinHost};
 pub use variables::{AppVariables, Template, Variable, VariableSource, VariablesError};
 
 /// Every request answered by `host`'s components, as `spin up` answers

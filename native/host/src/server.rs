@@ -202,6 +202,19 @@ fn link(
         .with_context(|| format!("cannot link component {:?}", spec.id))
 }
 
+/// How much of an instance's linear memory, from its start, stays mapped
+/// in a pool slot between requests. The REST component's stack (256 KiB,
+/// components/rest/build.rs), its data image and the first heap pages a
+/// request uses fall inside it, so a fresh instance takes no page faults
+/// there: each fault on a page written and then given back interrupts the
+/// other core to flush its TLB, and faults were a fifth of `/healthz`'s CPU
+/// (docs/benchmarks.md). Kept small on purpose: the pagemap scan cannot tell
+/// without userfaultfd which pages *this* use wrote, so every page a slot
+/// ever wrote inside the window is reset on every use (with a 2 MiB window
+/// that `memset` was a third of a request). `tests/rest.rs` checks that the
+/// component fits. A slot keeps at most this much resident.
+pub const INSTANCE_KEEP_RESIDENT_BYTES: usize = 640 << 10;
+
 /// Instances come from wasmtime's pooling allocator, as in Spin: memories,
 /// tables and stacks are reserved once for every slot and reused, so an
 /// instance costs no `mmap`, and copy-on-write images make its memory
@@ -216,13 +229,11 @@ fn engine(limits: &HostLimits) -> anyhow::Result<Engine> {
         .total_tables(slots.saturating_mul(4))
         .total_stacks(slots)
         .max_memory_size(limits.max_instance_memory)
-        // Nothing is kept resident between uses: what an instance touched
-        // is given back (`madvise`) and faulted in again by the next. Kept
-        // resident, every page a slot ever touched is reset by hand on each
-        // use: the pagemap scan cannot see which pages this use wrote
-        // without userfaultfd, so it reports them all, and that `memset`
-        // was a third of a request's CPU (docs/benchmarks.md, issue 29).
-        .linear_memory_keep_resident(0)
+        // The first stretch of each slot's memory stays mapped between
+        // uses, and only the pages a use wrote there are reset (wasmtime's
+        // pagemap scan); past it, what an instance touched is given back
+        // (`madvise`) and faulted in again by the next.
+        .linear_memory_keep_resident(INSTANCE_KEEP_RESIDENT_BYTES)
         .table_keep_resident(16 << 10)
         // Return memory to the kernel several slots at a time: each
         // `madvise` interrupts every core running this process.
