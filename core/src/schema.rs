@@ -8,7 +8,7 @@
 use crate::db::{Database, StoreError};
 
 /// The newest schema version: the last of [`MIGRATIONS`].
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 7;
 
 /// Each version's statements, applied in order to a database below it.
 ///
@@ -43,6 +43,9 @@ pub const SCHEMA_VERSION: i64 = 6;
 ///    message takes them too (partial: a new message's row never needs
 ///    it, and posting pays nothing for it). And the key of a message's last
 ///    edit (`edit_client_id`): a repeat of that edit changes nothing.
+/// 7. A room's wire object (`wire`), kept by triggers from the one
+///    definition (`room_json!`): a listing of rooms joins these texts
+///    instead of building each object again on every request.
 const MIGRATIONS: &[(i64, &[&str])] = &[
     (
         1,
@@ -180,6 +183,30 @@ const MIGRATIONS: &[(i64, &[&str])] = &[
             "ALTER TABLE messages ADD COLUMN edit_client_id TEXT",
             "CREATE INDEX changes_by_message ON changes (message_id) WHERE event IN \
              ('message_edited', 'message_deleted', 'reaction_added', 'reaction_removed')",
+        ],
+    ),
+    (
+        7,
+        &[
+            "ALTER TABLE chatrooms ADD COLUMN wire TEXT",
+            concat!(
+                "UPDATE chatrooms SET wire = (SELECT ",
+                room_json!(),
+                " FROM chatrooms AS m WHERE m.id = chatrooms.id)"
+            ),
+            concat!(
+                "CREATE TRIGGER room_wire_created AFTER INSERT ON chatrooms BEGIN ",
+                "UPDATE chatrooms SET wire = (SELECT ",
+                room_json!(),
+                " FROM chatrooms AS m WHERE m.id = NEW.id) WHERE id = NEW.id; END"
+            ),
+            concat!(
+                "CREATE TRIGGER room_wire_changed ",
+                "AFTER UPDATE OF name, created_at, visibility ON chatrooms BEGIN ",
+                "UPDATE chatrooms SET wire = (SELECT ",
+                room_json!(),
+                " FROM chatrooms AS m WHERE m.id = NEW.id) WHERE id = NEW.id; END"
+            ),
         ],
     ),
 ];
