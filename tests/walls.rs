@@ -409,6 +409,62 @@ async fn the_walls_hold_beside_spin_up() {
     the_walls_hold(url, url).await;
 }
 
+/// A mute made through the component reaches an edge sidecar's sockets:
+/// once the sidecar has announced it, the muted user's `typing` there (a
+/// write that never reaches the component) is refused as it is in the
+/// default run, and an unmute lets it through again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mute_stops_typing_on_an_edge_sidecar() {
+    let edge = edge().await;
+    let (alice, bob, eve) = (token("alice"), token("bob"), token("eve"));
+    let rooms = format!("{}/chatrooms", edge.a.url);
+    let room = ok(Method::POST, &rooms, &alice, Some(json!({"name": "Open"}))).await["id"]
+        .as_i64()
+        .unwrap();
+    let base = format!("{rooms}/{room}");
+    let (bob_socket, ack) = join(&edge.a.url, &bob, room, None).await;
+    assert_eq!(ack["ok"], true, "{ack}");
+    let (eve_socket, ack) = join(&edge.a.url, &eve, room, None).await;
+    assert_eq!(ack["ok"], true, "{ack}");
+    let typed = eve_socket.call("typing", json!({"room_id": room})).await;
+    assert_eq!(typed["ok"], true, "{typed}");
+
+    ok(
+        Method::PUT,
+        &format!("{base}/mutes/eve"),
+        &alice,
+        Some(json!({"duration_secs": 600})),
+    )
+    .await;
+    // bob's `membership` on the same sidecar (after those of the joins):
+    // the mute has been applied there.
+    let until_change = |want: &'static str| {
+        let bob_socket = &bob_socket;
+        async move {
+            for _ in 0..10 {
+                if bob_socket.expect("membership").await["change"] == want {
+                    return;
+                }
+            }
+            panic!("no {want} membership change");
+        }
+    };
+    until_change("muted").await;
+    let typed = eve_socket.call("typing", json!({"room_id": room})).await;
+    assert_eq!(typed["code"], "muted", "{typed}");
+
+    call(
+        Method::DELETE,
+        &format!("{base}/mutes/eve"),
+        Some(&alice),
+        None,
+    )
+    .await;
+    until_change("unmuted").await;
+    let typed = eve_socket.call("typing", json!({"room_id": room})).await;
+    assert_eq!(typed["ok"], true, "{typed}");
+}
+
 /// A kick while messages flow, through two edge sidecars: the kicked
 /// socket (on the other sidecar) gets `removed_from_room` at the kick's
 /// `seq` and no change of the room after it, while the room goes on.
