@@ -409,6 +409,97 @@ async fn the_walls_hold_beside_spin_up() {
     the_walls_hold(url, url).await;
 }
 
+/// A kick that lands while a socket's `since` join is still replaying:
+/// the socket gets every message before the kick, then
+/// `removed_from_room`, and its join is refused (`forbidden`), not left
+/// without an answer. The kick is sent once the replay has begun; when it
+/// happens to land after the replay ended, the join is answered `ok` and
+/// the kick follows live, which is right too, and the scenario runs again
+/// in a new room until a kick has landed inside a replay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kick_during_a_joins_replay_comes_after_it_and_refuses_the_join() {
+    let run = default_run().await;
+    let landed_inside = async {
+        for attempt in 0..5 {
+            if kick_during_replay(&run, attempt).await {
+                return true;
+            }
+        }
+        false
+    };
+    assert!(
+        landed_inside.await,
+        "no kick landed inside a replay in 5 tries"
+    );
+}
+
+/// One try of the test above, in rooms of its own: whether the kick
+/// landed inside the replay (the join refused). Either way, every message
+/// before the kick reaches the socket before `removed_from_room`.
+async fn kick_during_replay(run: &DefaultRun, attempt: usize) -> bool {
+    const MESSAGES: usize = 20_000;
+    let (alice, bob) = (token("alice"), token("bob"));
+    let rooms = format!("{}/chatrooms", run.url);
+    let create = |name: String| {
+        let (rooms, alice) = (&rooms, &alice);
+        async move {
+            ok(Method::POST, rooms, alice, Some(json!({ "name": name }))).await["id"]
+                .as_i64()
+                .unwrap()
+        }
+    };
+    let room = create(format!("Long {attempt}")).await;
+    let fence_room = create(format!("Fence {attempt}")).await;
+    // A history long enough that a kick can land inside its replay.
+    let db = chatroom_dbfile::open_file(&run.db_path).expect("the database");
+    let draft = chatroom_core::MessageDraft::from_fields(Some("carol"), Some("old")).unwrap();
+    let drafts = vec![(room, draft); MESSAGES];
+    chatroom_core::insert_messages(&db, &drafts, chatroom_core::limits::CLIENT_ID_WINDOW_MS)
+        .expect("stored");
+    // A fence in another room: once it is delivered, the sidecar's feed is
+    // past the history, so bob's join replays it from the log.
+    let (fence_socket, ack) = join(&run.url, &alice, fence_room, None).await;
+    assert_eq!(ack["ok"], true, "{ack}");
+    let fence = ok(
+        Method::POST,
+        &format!("{rooms}/{fence_room}/messages"),
+        &alice,
+        Some(json!({"message": "fence"})),
+    )
+    .await;
+    assert_eq!(fence_socket.expect("new_message").await["id"], fence["id"]);
+
+    let bob_socket = SocketClient::connect_as(&run.url, &bob).await;
+    let joining = bob_socket.call("join_room", json!({"room_id": room, "since": 0}));
+    let kicking = async {
+        // The replay has begun: the join was admitted, its answer waits.
+        bob_socket.expect("new_message").await;
+        ok(
+            Method::POST,
+            &format!("{rooms}/{room}/kicks/bob"),
+            &alice,
+            None,
+        )
+        .await
+    };
+    let (ack, kick) = tokio::join!(joining, kicking);
+    let inside = ack["ok"] != true;
+    if inside {
+        assert_eq!(ack["code"], "forbidden", "{ack}");
+    }
+    // The ack came after everything the replay sent; a kick after it
+    // arrives live.
+    let rest = bob_socket
+        .expect_any_n(&["new_message", "removed_from_room"], MESSAGES)
+        .await;
+    let (last, before) = rest.split_last().unwrap();
+    assert_eq!(last.0, "removed_from_room", "{last:?}");
+    assert_eq!(last.1["reason"], "kicked");
+    assert_eq!(last.1["seq"], kick["seq"], "{kick}");
+    assert!(before.iter().all(|(name, _)| name == "new_message"));
+    inside
+}
+
 /// A mute made through the component reaches an edge sidecar's sockets:
 /// once the sidecar has announced it, the muted user's `typing` there (a
 /// write that never reaches the component) is refused as it is in the

@@ -47,7 +47,7 @@ use crate::event_guard::INVALID_EVENT;
 use crate::identity;
 use crate::peer::{ConnectionCount, Counted, Peer, Sent};
 use crate::presence::PresenceStore;
-use crate::rooms::{Admission, Admit, Delivery, Encoded, RoomRegistry};
+use crate::rooms::{Admission, Admit, CatchUpEnd, Delivery, Encoded, Gone, RoomRegistry};
 use crate::store::SharedStore;
 use crate::tail::MessageTail;
 use crate::typing::TypingBoard;
@@ -511,17 +511,35 @@ async fn replay(
             _ => break,
         }
     }
-    while let Some(backlog) = chat
-        .rooms
-        .finish_catch_up(peer, room_id)
-        .map_err(|_| Refusal::Gone)?
-    {
-        for encoded in &backlog {
-            send_replayed(chat, peer, encoded).await?;
-            replayed += 1;
-        }
+    loop {
+        let end = match chat.rooms.finish_catch_up(peer, room_id) {
+            Ok(Ok(backlog)) => {
+                for encoded in &backlog {
+                    send_replayed(chat, peer, encoded).await?;
+                    replayed += 1;
+                }
+                continue;
+            }
+            Ok(Err(end)) => end,
+            Err(Gone) => return Err(Refusal::Gone),
+        };
+        return match end {
+            CatchUpEnd::Live => Ok(replayed),
+            // Removed while replaying: what came before the removal, then
+            // `removed_from_room`, then the join is refused.
+            CatchUpEnd::Removed {
+                backlog,
+                notice,
+                refusal,
+            } => {
+                for encoded in &backlog {
+                    send_replayed(chat, peer, encoded).await?;
+                }
+                peer.send_event(&notice);
+                Err(refusal.into())
+            }
+        };
     }
-    Ok(replayed)
 }
 
 async fn send_replayed(chat: &Chat, peer: &Arc<Peer>, encoded: &Encoded) -> Result<(), Refusal> {

@@ -132,6 +132,31 @@ struct Inner {
     /// and when they were delivered, so a join whose check of the walls
     /// read an older snapshot is refused.
     removals: HashMap<(i64, String), (i64, MembershipNote, Instant)>,
+    /// Sockets removed while their join was still replaying, by (socket,
+    /// room): what arrived before the removal, and why it came. Their
+    /// replay sends these last, so `removed_from_room` follows every
+    /// change before it, and refuses the join.
+    caught_out: HashMap<(Sid, i64), CaughtOut>,
+}
+
+/// A removal that found its socket still catching up.
+struct CaughtOut {
+    backlog: Vec<Encoded>,
+    notice: ServerEvent,
+    refusal: ApiError,
+}
+
+/// How a replay's join ends once its backlog is drained.
+pub enum CatchUpEnd {
+    /// The socket is live in the room.
+    Live,
+    /// Removed meanwhile: send this backlog, then the notice, and refuse
+    /// the join with the refusal.
+    Removed {
+        backlog: Vec<Encoded>,
+        notice: ServerEvent,
+        refusal: ApiError,
+    },
 }
 
 /// What a join needs to do before it is complete.
@@ -276,7 +301,9 @@ impl RoomRegistry {
             return;
         };
         for r in &removed {
-            r.peer.send_event(&r.notice);
+            if let Some(notice) = &r.notice {
+                r.peer.send_event(notice);
+            }
         }
         tokio::spawn(async move {
             for r in removed {
@@ -374,18 +401,29 @@ impl RoomRegistry {
 
     /// After a replay: the messages that arrived meanwhile, to be sent next
     /// (call again until it returns `Ok(None)`: the member is then live).
-    pub fn finish_catch_up(&self, peer: &Peer, room_id: i64) -> Result<Option<Vec<Encoded>>, Gone> {
+    pub fn finish_catch_up(
+        &self,
+        peer: &Peer,
+        room_id: i64,
+    ) -> Result<Result<Vec<Encoded>, CatchUpEnd>, Gone> {
         let mut inner = self.lock();
+        if let Some(out) = inner.caught_out.remove(&(peer.sid(), room_id)) {
+            return Ok(Err(CatchUpEnd::Removed {
+                backlog: out.backlog,
+                notice: out.notice,
+                refusal: out.refusal,
+            }));
+        }
         let member = inner
             .rooms
             .get_mut(&room_id)
             .and_then(|ms| ms.iter_mut().find(|m| m.peer.sid() == peer.sid()))
             .ok_or(Gone)?;
         match member.backlog.as_mut() {
-            Some(backlog) if !backlog.is_empty() => Ok(Some(std::mem::take(backlog))),
+            Some(backlog) if !backlog.is_empty() => Ok(Ok(std::mem::take(backlog))),
             _ => {
                 member.backlog = None;
-                Ok(None)
+                Ok(Err(CatchUpEnd::Live))
             }
         }
     }
@@ -536,6 +574,7 @@ impl RoomRegistry {
     /// Removes `peer` from the maps; the rooms it was in.
     fn take_out(&self, peer: &Peer) -> Vec<(i64, Option<String>)> {
         let mut inner = self.lock();
+        inner.caught_out.retain(|(sid, _), _| *sid != peer.sid());
         let Some(joined) = inner.peers.remove(&peer.sid()) else {
             return Vec::new();
         };
@@ -591,7 +630,8 @@ struct Removed {
     peer: Arc<Peer>,
     room_id: i64,
     username: Option<String>,
-    notice: ServerEvent,
+    /// `removed_from_room`, unless the socket's replay sends it.
+    notice: Option<ServerEvent>,
 }
 
 impl Inner {
@@ -639,11 +679,25 @@ impl Inner {
                         self.peers.remove(&sid);
                     }
                 }
+                // A socket still replaying is told by its replay, after
+                // what came before the removal.
+                let notice = match m.backlog {
+                    Some(backlog) => {
+                        let out = CaughtOut {
+                            backlog,
+                            notice: notice.clone(),
+                            refusal: note.refusal(),
+                        };
+                        self.caught_out.insert((sid, room_id), out);
+                        None
+                    }
+                    None => Some(notice.clone()),
+                };
                 Removed {
                     peer: m.peer,
                     room_id,
                     username: Some(note.username.clone()),
-                    notice: notice.clone(),
+                    notice,
                 }
             })
             .collect()
