@@ -47,7 +47,7 @@ use crate::event_guard::INVALID_EVENT;
 use crate::identity;
 use crate::peer::{ConnectionCount, Counted, Peer, Sent};
 use crate::presence::PresenceStore;
-use crate::rooms::{Admission, Admit, CatchUpEnd, Delivery, Encoded, Gone, RoomRegistry};
+use crate::rooms::{Admission, Admit, CatchUp, Delivery, Encoded, Gone, RoomRegistry};
 use crate::store::SharedStore;
 use crate::tail::MessageTail;
 use crate::typing::TypingBoard;
@@ -512,33 +512,29 @@ async fn replay(
         }
     }
     loop {
-        let end = match chat.rooms.finish_catch_up(peer, room_id) {
-            Ok(Ok(backlog)) => {
+        match chat.rooms.finish_catch_up(peer, room_id) {
+            Ok(CatchUp::Backlog(backlog)) => {
                 for encoded in &backlog {
                     send_replayed(chat, peer, encoded).await?;
                     replayed += 1;
                 }
-                continue;
             }
-            Ok(Err(end)) => end,
-            Err(Gone) => return Err(Refusal::Gone),
-        };
-        return match end {
-            CatchUpEnd::Live => Ok(replayed),
+            Ok(CatchUp::Live) => return Ok(replayed),
             // Removed while replaying: what came before the removal, then
             // `removed_from_room`, then the join is refused.
-            CatchUpEnd::Removed {
+            Ok(CatchUp::Removed {
                 backlog,
                 notice,
                 refusal,
-            } => {
+            }) => {
                 for encoded in &backlog {
                     send_replayed(chat, peer, encoded).await?;
                 }
                 peer.send_event(&notice);
-                Err(refusal.into())
+                return Err(refusal.into());
             }
-        };
+            Err(Gone) => return Err(Refusal::Gone),
+        }
     }
 }
 

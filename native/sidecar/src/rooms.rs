@@ -146,9 +146,11 @@ struct CaughtOut {
     refusal: ApiError,
 }
 
-/// How a replay's join ends once its backlog is drained.
-pub enum CatchUpEnd {
-    /// The socket is live in the room.
+/// The next step of a replay's join, once the log's part is sent.
+pub enum CatchUp {
+    /// What arrived meanwhile, to send before asking again.
+    Backlog(Vec<Encoded>),
+    /// Nothing more: the socket is live in the room.
     Live,
     /// Removed meanwhile: send this backlog, then the notice, and refuse
     /// the join with the refusal.
@@ -399,20 +401,16 @@ impl RoomRegistry {
         Ok(admission)
     }
 
-    /// After a replay: the messages that arrived meanwhile, to be sent next
-    /// (call again until it returns `Ok(None)`: the member is then live).
-    pub fn finish_catch_up(
-        &self,
-        peer: &Peer,
-        room_id: i64,
-    ) -> Result<Result<Vec<Encoded>, CatchUpEnd>, Gone> {
+    /// After a replay: what arrived meanwhile (ask again after sending it),
+    /// until the member is live or was removed meanwhile.
+    pub fn finish_catch_up(&self, peer: &Peer, room_id: i64) -> Result<CatchUp, Gone> {
         let mut inner = self.lock();
         if let Some(out) = inner.caught_out.remove(&(peer.sid(), room_id)) {
-            return Ok(Err(CatchUpEnd::Removed {
+            return Ok(CatchUp::Removed {
                 backlog: out.backlog,
                 notice: out.notice,
                 refusal: out.refusal,
-            }));
+            });
         }
         let member = inner
             .rooms
@@ -420,10 +418,10 @@ impl RoomRegistry {
             .and_then(|ms| ms.iter_mut().find(|m| m.peer.sid() == peer.sid()))
             .ok_or(Gone)?;
         match member.backlog.as_mut() {
-            Some(backlog) if !backlog.is_empty() => Ok(Ok(std::mem::take(backlog))),
+            Some(backlog) if !backlog.is_empty() => Ok(CatchUp::Backlog(std::mem::take(backlog))),
             _ => {
                 member.backlog = None;
-                Ok(Err(CatchUpEnd::Live))
+                Ok(CatchUp::Live)
             }
         }
     }
