@@ -10,6 +10,18 @@ use crate::db::{Database, StoreError};
 /// The newest schema version: the last of [`MIGRATIONS`].
 pub const SCHEMA_VERSION: i64 = 7;
 
+/// Writes the wire object of the row a `chatrooms` trigger is on (`NEW`):
+/// the one statement both of version 7's triggers run.
+macro_rules! write_new_room_wire {
+    () => {
+        concat!(
+            "UPDATE chatrooms SET wire = (SELECT ",
+            room_json!(),
+            " FROM chatrooms AS m WHERE m.id = NEW.id) WHERE id = NEW.id;"
+        )
+    };
+}
+
 /// Each version's statements, applied in order to a database below it.
 ///
 /// 1. Rooms and messages. Room names are unique by `name_key`, the
@@ -196,16 +208,14 @@ const MIGRATIONS: &[(i64, &[&str])] = &[
             ),
             concat!(
                 "CREATE TRIGGER room_wire_created AFTER INSERT ON chatrooms BEGIN ",
-                "UPDATE chatrooms SET wire = (SELECT ",
-                room_json!(),
-                " FROM chatrooms AS m WHERE m.id = NEW.id) WHERE id = NEW.id; END"
+                write_new_room_wire!(),
+                " END"
             ),
             concat!(
                 "CREATE TRIGGER room_wire_changed ",
                 "AFTER UPDATE OF name, created_at, visibility ON chatrooms BEGIN ",
-                "UPDATE chatrooms SET wire = (SELECT ",
-                room_json!(),
-                " FROM chatrooms AS m WHERE m.id = NEW.id) WHERE id = NEW.id; END"
+                write_new_room_wire!(),
+                " END"
             ),
         ],
     ),
