@@ -333,13 +333,28 @@ pub struct ErrorBody {
 /// The Socket.IO `error` event's payload, and a failed ack's (with
 /// `"ok": false` beside it).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(deny_unknown_fields)
+)]
 pub struct EventError {
+    /// A sentence for people.
     pub error: String,
+    #[cfg_attr(feature = "schema", schemars(schema_with = "error_code"))]
     pub code: &'static str,
-    /// `resync_required` only: every change after this `seq` is kept.
+    /// `resync_required` only: every change after this seq is kept.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(with = "i64"))]
     pub kept_after: Option<i64>,
+}
+
+/// The document's list of the codes an event may be refused with (kept
+/// beside their explanations in components/rest/asyncapi.json, and held to
+/// [`ApiError::code`] by tests/asyncapi.rs).
+#[cfg(feature = "schema")]
+fn error_code(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({"$ref": "#/components/schemas/ErrorCode"})
 }
 
 #[cfg(test)]

@@ -17,6 +17,8 @@ mod error;
 mod forget;
 mod input;
 pub mod limits;
+#[cfg(feature = "schema")]
+mod payload_schema;
 mod request;
 mod retention;
 mod rooms;
@@ -44,6 +46,8 @@ pub use input::{
     JoinRequest, MessageDraft, RoomDraft, TypingRequest, event_object, flag_field, json_object,
     message_id_field, room_id_field,
 };
+#[cfg(feature = "schema")]
+pub use payload_schema::{PayloadSchemas, payload_schemas, write_payload_schemas};
 pub use request::{Query, check_path, path_segment};
 pub use retention::{
     PruneRange, PruneSearch, PruneStep, check_kept, find_prunable, prune_range, prune_step,
@@ -51,8 +55,8 @@ pub use retention::{
 pub use rooms::{create_room, find_room};
 pub use schema::{SCHEMA_VERSION, migrate};
 pub use socket_event::{
-    ClientEvent, DeleteAck, JoinAck, LeaveAck, Presence, ReadReceipt, Removal, ServerEvent,
-    TypingAck, TypingNotice,
+    ClientEvent, DeleteAck, JoinAck, LeaveAck, Presence, ReadReceipt, Removal, RemovalReason,
+    ServerEvent, TypingAck, TypingNotice,
 };
 pub use store::{
     HistoryPages, MessagePage, PageDirection, RoomPages, Stored, insert_message, insert_messages,

@@ -122,11 +122,16 @@ fn nullable_string(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
 
 /// A socket joining or leaving a room (`user_joined`, `user_left`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(deny_unknown_fields)
+)]
 pub struct Presence {
-    /// The connection's public id.
+    /// A public id of the connection: random, unrelated to the Engine.IO
+    /// session id.
     pub sid: String,
-    /// The name it joined with (`null` for a nameless join).
+    /// `null` for a socket that joined without a name.
     #[cfg_attr(
         feature = "schema",
         schemars(required, schema_with = "nullable_string")
@@ -137,30 +142,72 @@ pub struct Presence {
 
 /// Someone typing in a room, or stopping (`typing`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(deny_unknown_fields)
+)]
 pub struct TypingNotice {
     pub room_id: i64,
+    /// The name the typist joined with (empty if none).
     pub username: String,
     pub typing: bool,
 }
 
 /// A read receipt (`read`): a member read the room up to a message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(deny_unknown_fields)
+)]
 pub struct ReadReceipt {
     pub room_id: i64,
     pub username: String,
+    /// The reader's position (`last_read_id`) after the move.
     pub message_id: i64,
+}
+
+/// Why a user's sockets were taken out of a room: the membership changes
+/// of the change log (docs/protocol.md §10.3) that end a membership.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub enum RemovalReason {
+    Removed,
+    Left,
+    Kicked,
+    Banned,
+}
+
+impl RemovalReason {
+    /// The reason a logged membership `change` names, if that change ends
+    /// the membership (`added`, `muted` and the others do not).
+    pub fn parse(change: &str) -> Option<Self> {
+        match change {
+            "removed" => Some(RemovalReason::Removed),
+            "left" => Some(RemovalReason::Left),
+            "kicked" => Some(RemovalReason::Kicked),
+            "banned" => Some(RemovalReason::Banned),
+            _ => None,
+        }
+    }
 }
 
 /// The socket was taken out of a room (`removed_from_room`): removed,
 /// kicked or banned there, at change `seq`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(deny_unknown_fields)
+)]
 pub struct Removal {
     pub room_id: i64,
-    pub reason: String,
+    pub reason: RemovalReason,
+    /// Who made the change.
     pub by: String,
+    /// The change's position in the log.
     pub seq: i64,
 }
 
@@ -202,7 +249,11 @@ impl ServerEvent {
 
 /// The ack of a `join_room`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(deny_unknown_fields)
+)]
 pub struct JoinAck {
     pub room_id: i64,
     /// `null` when joined without a name.
@@ -211,20 +262,28 @@ pub struct JoinAck {
         schemars(required, schema_with = "nullable_string")
     )]
     pub username: Option<String>,
-    /// Changes a `since` replayed before the ack.
+    /// How many changes after `since` were sent before the ack.
     pub replayed: usize,
 }
 
 /// The ack of a `leave_room`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(deny_unknown_fields)
+)]
 pub struct LeaveAck {
     pub room_id: i64,
 }
 
 /// The ack of a `typing`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(deny_unknown_fields)
+)]
 pub struct TypingAck {
     pub room_id: i64,
     pub typing: bool,
@@ -232,10 +291,16 @@ pub struct TypingAck {
 
 /// The ack of a `delete_message`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(deny_unknown_fields)
+)]
 pub struct DeleteAck {
     pub room_id: i64,
     pub message_id: i64,
+    /// Always `true`: a delete that is answered happened.
+    #[cfg_attr(feature = "schema", schemars(schema_with = "crate::wire::always_true"))]
     pub deleted: bool,
 }
 

@@ -15,28 +15,54 @@ pub struct Room {
     pub visibility: Visibility,
 }
 
-/// A stored message: `{"id", "room_id", "sender", "content", "timestamp"}`,
-/// and only once they apply: `edited_at` and `version` (2 and up) after an
-/// edit, `deleted: true` and `deleted_at` for a tombstone (its `content`
-/// is then empty), `reactions` while it has any. A message nobody touched
-/// is exactly the five keys clients have always read.
+/// A message, as REST answers it. A message nobody has touched has exactly
+/// the five required keys; the others appear only once they apply.
+/// Clients replace a message by `id` with the newest one they get.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(deny_unknown_fields),
+    schemars(example = examples::untouched()),
+    schemars(example = examples::edited()),
+    schemars(example = examples::deleted())
+)]
 pub struct Message {
+    /// Also the seq of its creation in the room's change log.
     pub id: i64,
     pub room_id: i64,
     pub sender: String,
+    /// Empty for a deleted message.
     pub content: String,
+    /// When it was stored: RFC 3339, UTC, milliseconds.
+    #[cfg_attr(feature = "schema", schemars(extend("format" = "date-time")))]
     pub timestamp: String,
+    /// The last edit; present once edited.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "schema",
+        schemars(with = "String", extend("format" = "date-time"))
+    )]
     pub edited_at: Option<String>,
+    /// 1 + the number of edits; present once edited.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(with = "i64", range(min = 2)))]
     pub version: Option<i64>,
+    /// Present, and true, for a tombstone.
     #[serde(default, skip_serializing_if = "is_false")]
+    #[cfg_attr(feature = "schema", schemars(schema_with = "always_true"))]
     pub deleted: bool,
+    /// Present for a tombstone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "schema",
+        schemars(with = "String", extend("format" = "date-time"))
+    )]
     pub deleted_at: Option<String>,
+    /// Per emoji, in the order each was first used; present while there
+    /// are any.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "schema", schemars(length(min = 1)))]
     pub reactions: Vec<Reaction>,
 }
 
@@ -44,12 +70,68 @@ fn is_false(b: &bool) -> bool {
     !*b
 }
 
-/// One emoji's reactions to a message: how many, and who (by name).
+/// A flag that is `true` whenever it is sent (a tombstone's `deleted`, a
+/// delete's ack).
+#[cfg(feature = "schema")]
+pub(crate) fn always_true(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({"const": true})
+}
+
+/// The documented examples of a message.
+#[cfg(feature = "schema")]
+mod examples {
+    use super::{Message, Reaction};
+
+    pub fn untouched() -> Message {
+        Message {
+            id: 42,
+            room_id: 1,
+            sender: "alice".into(),
+            content: "Hello".into(),
+            timestamp: "2026-01-05T09:30:00.000Z".into(),
+            ..Message::default()
+        }
+    }
+
+    pub fn edited() -> Message {
+        Message {
+            content: "Hello, everyone".into(),
+            edited_at: Some("2026-01-05T09:31:12.345Z".into()),
+            version: Some(2),
+            reactions: vec![Reaction {
+                emoji: "\u{1f44d}".into(),
+                count: 1,
+                users: vec!["bob".into()],
+            }],
+            ..untouched()
+        }
+    }
+
+    pub fn deleted() -> Message {
+        Message {
+            content: String::new(),
+            edited_at: Some("2026-01-05T09:31:12.345Z".into()),
+            version: Some(2),
+            deleted: true,
+            deleted_at: Some("2026-01-05T09:40:00.000Z".into()),
+            ..untouched()
+        }
+    }
+}
+
+/// One emoji's reactions to a message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(deny_unknown_fields)
+)]
 pub struct Reaction {
+    /// One emoji, or a :short_name:
     pub emoji: String,
+    #[cfg_attr(feature = "schema", schemars(range(min = 1)))]
     pub count: i64,
+    /// Who reacted so, by name.
     pub users: Vec<String>,
 }
 
@@ -113,11 +195,18 @@ pub struct Change {
 /// A user's read position in a room, and what is left to read there: the
 /// messages after it that are neither theirs nor deleted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(deny_unknown_fields)
+)]
 pub struct ReadPosition {
     pub room_id: i64,
     pub username: String,
+    /// The id of the last message read.
     pub last_read_id: i64,
+    /// Later messages that are neither the user's own nor deleted.
+    #[cfg_attr(feature = "schema", schemars(range(min = 0)))]
     pub unread: i64,
 }
 

@@ -21,7 +21,7 @@ use parking_lot::Mutex;
 
 use std::time::{Duration, Instant};
 
-use chatroom_core::{ApiError, Change, ChangeEvent, Presence, Removal, ServerEvent};
+use chatroom_core::{ApiError, Change, ChangeEvent, Presence, Removal, RemovalReason, ServerEvent};
 use serde::Serialize;
 use serde_json::value::RawValue;
 use socketioxide::socket::Sid;
@@ -84,12 +84,9 @@ pub struct MembershipNote {
 }
 
 impl MembershipNote {
-    /// Whether the user's sockets leave the room at this change.
-    fn removes(&self) -> bool {
-        matches!(
-            self.change.as_str(),
-            "removed" | "left" | "kicked" | "banned"
-        )
+    /// Why the user's sockets leave the room at this change, if they do.
+    fn removal(&self) -> Option<RemovalReason> {
+        RemovalReason::parse(&self.change)
     }
 
     /// What a join that raced this removal is told.
@@ -638,14 +635,13 @@ impl Inner {
     /// room (returned, to be told), a mute or unmute is noted on them.
     fn apply_membership(&mut self, change: &Delivery, note: &MembershipNote) -> Vec<Removed> {
         let room_id = change.room_id;
-        match note.change.as_str() {
-            "muted" | "unmuted" => {
-                self.note_mute(room_id, note);
-                return Vec::new();
-            }
-            _ if !note.removes() => return Vec::new(),
-            _ => {}
+        if matches!(note.change.as_str(), "muted" | "unmuted") {
+            self.note_mute(room_id, note);
+            return Vec::new();
         }
+        let Some(reason) = note.removal() else {
+            return Vec::new();
+        };
         self.removals.insert(
             (room_id, note.username.clone()),
             (change.seq, note.clone(), Instant::now()),
@@ -663,7 +659,7 @@ impl Inner {
         }
         let notice = ServerEvent::RemovedFromRoom(Removal {
             room_id,
-            reason: note.change.clone(),
+            reason,
             // Every logged change names who made it.
             by: note.by.clone().unwrap_or_default(),
             seq: change.seq,

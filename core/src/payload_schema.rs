@@ -1,0 +1,147 @@
+//! The JSON Schemas of what the server sends over Socket.IO (docs/protocol.md
+//! §3), made from the payload types with schemars: the payload of each
+//! message of components/rest/asyncapi.json that has a type, and the
+//! schemas they share (`#/components/schemas/...`). The document is written
+//! from these, not beside them: tests/asyncapi.rs fails when the file and
+//! [`write_payload_schemas`] disagree, and rewrites the file on request.
+//! Field and type descriptions are the types' doc comments. Only with the
+//! `schema` feature; nothing at run time uses it.
+
+use schemars::generate::{Contract, SchemaSettings};
+use schemars::{JsonSchema, SchemaGenerator};
+use serde_json::{Map, Value, json};
+
+use crate::error::EventError;
+use crate::socket_event::{
+    DeleteAck, JoinAck, LeaveAck, Presence, ReadReceipt, Removal, TypingAck, TypingNotice,
+};
+use crate::wire::{Message, ReadPosition};
+
+/// Each typed message's payload schema, by the document's message name,
+/// and the shared schemas they refer to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PayloadSchemas {
+    pub messages: Vec<(&'static str, Value)>,
+    pub schemas: Map<String, Value>,
+}
+
+/// The payload schemas, made afresh from the types.
+pub fn payload_schemas() -> PayloadSchemas {
+    let mut generator = SchemaSettings::draft2020_12()
+        .with(|s| {
+            s.definitions_path = "/components/schemas".into();
+            s.meta_schema = None;
+            // What the server writes, not what it would accept.
+            s.contract = Contract::Serialize;
+        })
+        .into_generator();
+    let g = &mut generator;
+    let mut messages = vec![
+        ("user_joined", inline::<Presence>(g)),
+        ("user_left", inline::<Presence>(g)),
+        ("typing_notice", inline::<TypingNotice>(g)),
+        ("read", inline::<ReadReceipt>(g)),
+        ("removed_from_room", inline::<Removal>(g)),
+        ("error", inline::<EventError>(g)),
+        ("new_message", g.subschema_for::<Message>().to_value()),
+        ("join_room_ack", ack::<JoinAck>(g)),
+        ("leave_room_ack", ack::<LeaveAck>(g)),
+        ("typing_ack", ack::<TypingAck>(g)),
+        ("delete_message_ack", ack::<DeleteAck>(g)),
+        ("mark_read_ack", ack::<ReadPosition>(g)),
+    ];
+    let mut schemas = generator.take_definitions(true);
+    for (_, schema) in &mut messages {
+        unwrap_descriptions(schema);
+    }
+    schemas.values_mut().for_each(unwrap_descriptions);
+    PayloadSchemas { messages, schemas }
+}
+
+/// Puts the payload schemas into an AsyncAPI document: each message's
+/// `payload` and each shared schema replaced, everything else left as it
+/// was.
+pub fn write_payload_schemas(document: &mut Value) {
+    let made = payload_schemas();
+    let components = &mut document["components"];
+    for (message, schema) in made.messages {
+        components["messages"][message]["payload"] = schema;
+    }
+    for (name, schema) in made.schemas {
+        components["schemas"][name] = schema;
+    }
+}
+
+/// `T`'s schema written out, the types it uses referred to.
+fn inline<T: JsonSchema>(generator: &mut SchemaGenerator) -> Value {
+    T::json_schema(generator).to_value()
+}
+
+/// The schema of an ack: `T`'s object with `"ok": true` beside its keys,
+/// as the sidecar sends it.
+fn ack<T: JsonSchema>(generator: &mut SchemaGenerator) -> Value {
+    let mut schema = inline::<T>(generator);
+    schema["properties"]["ok"] = json!({"const": true});
+    if let Some(required) = schema["required"].as_array_mut() {
+        required.insert(0, json!("ok"));
+    }
+    schema
+}
+
+/// Doc comments are wrapped at rustdoc's width: a description is one line
+/// per paragraph.
+fn unwrap_descriptions(schema: &mut Value) {
+    match schema {
+        Value::Object(fields) => {
+            for (key, value) in fields.iter_mut() {
+                match value {
+                    Value::String(text) if key == "description" => {
+                        *text = text
+                            .split("\n\n")
+                            .map(|paragraph| paragraph.replace('\n', " "))
+                            .collect::<Vec<_>>()
+                            .join("\n\n");
+                    }
+                    _ => unwrap_descriptions(value),
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(unwrap_descriptions),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn acks_carry_ok_and_shared_types_are_referred_to() {
+        let made = payload_schemas();
+        let find = |name: &str| {
+            made.messages
+                .iter()
+                .find(|(m, _)| *m == name)
+                .map(|(_, s)| s.clone())
+                .unwrap_or_else(|| panic!("{name}"))
+        };
+        let leave = find("leave_room_ack");
+        assert_eq!(leave["properties"]["ok"], json!({"const": true}));
+        assert_eq!(leave["required"], json!(["ok", "room_id"]));
+        assert_eq!(leave["additionalProperties"], json!(false));
+        assert_eq!(
+            find("new_message"),
+            json!({"$ref": "#/components/schemas/Message"})
+        );
+        assert_eq!(
+            made.schemas["Message"]["properties"]["reactions"]["items"],
+            json!({"$ref": "#/components/schemas/Reaction"})
+        );
+        assert_eq!(
+            made.schemas["RemovalReason"]["enum"],
+            json!(["removed", "left", "kicked", "banned"])
+        );
+        let described = &made.schemas["Message"]["description"];
+        assert!(!described.as_str().unwrap().contains('\n'), "{described}");
+    }
+}
