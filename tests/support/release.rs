@@ -61,8 +61,13 @@ fn target_dir() -> PathBuf {
         .unwrap_or_else(|| workspace_root().join("target"))
 }
 
-/// Builds the default run in release mode (and with it the component).
+/// Builds the default run in release mode (and with it the component); or,
+/// with `BENCH_BINARY` set, that binary instead, unbuilt (to compare two
+/// builds: keep a copy of one, then run the bench once with each).
 pub fn default_run_binary() -> PathBuf {
+    if let Some(binary) = std::env::var_os("BENCH_BINARY") {
+        return PathBuf::from(binary);
+    }
     let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .args(["build", "--release", "-p", "chatroom", "--bin", "chatroom"])
         .current_dir(workspace_root())
