@@ -974,3 +974,39 @@ async fn an_event_sent_right_after_connecting_is_never_lost() {
         .count();
     assert_eq!(unanswered, 0, "joins with no ack, of 100");
 }
+
+/// A hundred sockets joining one room at once wait for the database as
+/// tasks, not threads: the sidecar's thread count stays small. (Each join
+/// writes presence; the waiting ones used to park a thread of the blocking
+/// pool each on the connection's lock, about 90 threads for this storm.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hundred_joins_at_once_do_not_take_a_thread_each() {
+    let rest = chatroom_tests::TestServer::start().await;
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_sidecar-process"));
+    let sidecar = SidecarProcess::start(bin, &rest.db_path, &rest.url).await;
+    let room = create_room(&sidecar.url, "Storm").await;
+    let mut clients = Vec::new();
+    for _ in 0..100 {
+        clients.push(SocketClient::connect(&sidecar.url).await);
+    }
+    let threads = || {
+        std::fs::read_dir(format!("/proc/{}/task", sidecar.pid()))
+            .expect("the sidecar's threads")
+            .count()
+    };
+    let before = threads();
+    let joins = clients.iter().enumerate().map(|(i, c)| {
+        c.call(
+            "join_room",
+            json!({"room_id": room, "username": format!("u{i}")}),
+        )
+    });
+    for ack in futures_util::future::join_all(joins).await {
+        assert_eq!(ack["ok"], true, "{ack}");
+    }
+    let after = threads();
+    assert!(
+        after <= before + 16,
+        "{before} threads before the joins, {after} after"
+    );
+}

@@ -18,6 +18,12 @@
 //! lease sweeps. Every other commit syncs (`FULL`), and syncing the WAL
 //! syncs whatever presence frames came before it too.
 //!
+//! A use waits for its connection as a task, not a thread: only the one
+//! whose turn it is takes a thread of the blocking pool. A hundred sockets
+//! joining at once used to park a hundred threads on the connection's lock
+//! (a fresh sidecar went from 9 threads to 90 in one such storm, and the
+//! joins' acks waited on their creation).
+//!
 //! Before each use the file at the path must still be the one opened: if it
 //! was deleted or replaced, every use fails loudly (socket events get a
 //! storage error, the tail stops delivering) until the sidecar is restarted
@@ -30,13 +36,17 @@ use parking_lot::Mutex;
 use chatroom_core::StoreError;
 use chatroom_dbfile::{BUSY_TIMEOUT, DatabaseFile};
 
+/// A connection its users wait for without a thread (tokio's mutex, fair:
+/// in arrival order).
+type Shared = Arc<tokio::sync::Mutex<rusqlite::Connection>>;
+
 #[derive(Clone)]
 pub struct Db {
-    conn: Arc<Mutex<rusqlite::Connection>>,
+    conn: Shared,
     /// The tail's: never held across a write, so never waited on long.
     reader: Arc<Mutex<rusqlite::Connection>>,
     /// Presence writes': commits not synced one by one.
-    presence: Arc<Mutex<rusqlite::Connection>>,
+    presence: Shared,
     file: DatabaseFile,
 }
 
@@ -54,9 +64,9 @@ impl Db {
             .map_err(|e| StoreError::Database(e.to_string()))?;
         file.check()?;
         Ok(Db {
-            conn: Arc::new(Mutex::new(conn)),
+            conn: Arc::new(tokio::sync::Mutex::new(conn)),
             reader: Arc::new(Mutex::new(reader)),
-            presence: Arc::new(Mutex::new(presence)),
+            presence: Arc::new(tokio::sync::Mutex::new(presence)),
             file,
         })
     }
@@ -118,7 +128,7 @@ impl Db {
 
     async fn use_conn<T, E>(
         &self,
-        conn: &Arc<Mutex<rusqlite::Connection>>,
+        conn: &Shared,
         writes: bool,
         f: impl FnOnce(&rusqlite::Connection) -> Result<T, E> + Send + 'static,
     ) -> Result<T, E>
@@ -130,13 +140,13 @@ impl Db {
             tracing::error!(error = %e, "refusing to use the database");
             return Err(e.into());
         }
-        let conn = conn.clone();
         let gate = writes.then(|| self.file.gate().clone());
+        // The connection first, then a thread; a panic in `f` unwinds
+        // through the guard and leaves the connection usable.
+        let conn = conn.clone().lock_owned().await;
         tokio::task::spawn_blocking(move || {
             // Past the wait, SQLite's own busy handling takes over.
             let _turn = gate.and_then(|g| g.acquire(BUSY_TIMEOUT));
-            // A panic while holding the lock leaves the connection usable.
-            let conn = conn.lock();
             f(&conn)
         })
         .await
