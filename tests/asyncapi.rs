@@ -10,7 +10,8 @@
 //!   own schema, every `$ref` resolves, and every error code it lists is one
 //!   the code has.
 //! - Every payload the code has a type for (`Presence`, `TypingNotice`,
-//!   `ReadReceipt`, `Removal`, `EventError`, `Message`, the acks) has the
+//!   `ReadReceipt`, `Removal`, `EventError`, `Message`, every ack, the four
+//!   that answer with the message as `MessageAck`) has the
 //!   document's payload schema made from it (`chatroom_core::payload_schemas`,
 //!   schemars with core's `schema` feature, descriptions from the doc
 //!   comments), and the file holds exactly what is made: the document

@@ -55,8 +55,8 @@ pub use retention::{
 pub use rooms::{create_room, find_room};
 pub use schema::{SCHEMA_VERSION, migrate};
 pub use socket_event::{
-    ClientEvent, DeleteAck, JoinAck, LeaveAck, Presence, ReadReceipt, Removal, RemovalReason,
-    ServerEvent, TypingAck, TypingNotice,
+    ClientEvent, DeleteAck, JoinAck, LeaveAck, MessageAck, Presence, ReadReceipt, Removal,
+    RemovalReason, ServerEvent, TypingAck, TypingNotice,
 };
 pub use store::{
     HistoryPages, MessagePage, PageDirection, RoomPages, Stored, insert_message, insert_messages,

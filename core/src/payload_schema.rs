@@ -13,7 +13,8 @@ use serde_json::{Map, Value, json};
 
 use crate::error::EventError;
 use crate::socket_event::{
-    DeleteAck, JoinAck, LeaveAck, Presence, ReadReceipt, Removal, TypingAck, TypingNotice,
+    DeleteAck, JoinAck, LeaveAck, MessageAck, Presence, ReadReceipt, Removal, TypingAck,
+    TypingNotice,
 };
 use crate::wire::{Message, ReadPosition};
 
@@ -50,6 +51,22 @@ pub fn payload_schemas() -> PayloadSchemas {
         ("delete_message_ack", ack::<DeleteAck>(g)),
         ("mark_read_ack", ack::<ReadPosition>(g)),
     ];
+    for (name, description, always) in MESSAGE_ACKS {
+        let mut schema = ack::<MessageAck<'static>>(g);
+        schema["description"] = json!(description);
+        // The flattened message brings its examples, which are not acks.
+        if let Some(fields) = schema.as_object_mut() {
+            fields.remove("examples");
+        }
+        if let Some(required) = schema["required"].as_array_mut() {
+            let message = required.iter().position(|k| k == "message");
+            let at = message.unwrap_or(required.len());
+            for (i, key) in always.iter().enumerate() {
+                required.insert(at + i, json!(key));
+            }
+        }
+        messages.push((name, schema));
+    }
     let mut schemas = generator.take_definitions(true);
     for (_, schema) in &mut messages {
         unwrap_descriptions(schema);
@@ -57,6 +74,32 @@ pub fn payload_schemas() -> PayloadSchemas {
     schemas.values_mut().for_each(unwrap_descriptions);
     PayloadSchemas { messages, schemas }
 }
+
+/// The acks that are a [`MessageAck`]: each write's own sentence, and the
+/// keys its message always has (an edit's has been edited; a reaction
+/// just added is there).
+const MESSAGE_ACKS: [(&str, &str, &[&str]); 4] = [
+    (
+        "send_message_ack",
+        "The stored message's fields, and the same object as `message`.",
+        &[],
+    ),
+    (
+        "edit_message_ack",
+        "The edited message's fields, and the same object as `message`.",
+        &["edited_at", "version"],
+    ),
+    (
+        "add_reaction_ack",
+        "The message's fields with its reactions, and the same object as `message`.",
+        &["reactions"],
+    ),
+    (
+        "remove_reaction_ack",
+        "The message's fields with its remaining reactions (`reactions` is absent when none are left), and the same object as `message`.",
+        &[],
+    ),
+];
 
 /// Puts the payload schemas into an AsyncAPI document: each message's
 /// `payload` and each shared schema replaced, everything else left as it
@@ -141,6 +184,26 @@ mod tests {
             made.schemas["RemovalReason"]["enum"],
             json!(["removed", "left", "kicked", "banned"])
         );
+        let edit = find("edit_message_ack");
+        assert_eq!(
+            edit["required"],
+            json!([
+                "ok",
+                "id",
+                "room_id",
+                "sender",
+                "content",
+                "timestamp",
+                "edited_at",
+                "version",
+                "message"
+            ])
+        );
+        assert_eq!(
+            edit["properties"]["message"],
+            json!({"$ref": "#/components/schemas/Message"})
+        );
+        assert_eq!(edit.get("examples"), None);
         let described = &made.schemas["Message"]["description"];
         assert!(!described.as_str().unwrap().contains('\n'), "{described}");
     }

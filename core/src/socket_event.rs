@@ -16,6 +16,7 @@ use serde_json::{Map, Value};
 use crate::conversation::ActionKind;
 use crate::error::{ApiError, EventError};
 use crate::input::{JoinRequest, TypingRequest, event_object, flag_field, room_id_field};
+use crate::wire::Message;
 
 /// An event a client sent.
 #[derive(Debug, Clone, PartialEq)]
@@ -287,6 +288,30 @@ pub struct LeaveAck {
 pub struct TypingAck {
     pub room_id: i64,
     pub typing: bool,
+}
+
+/// The ack of a write answered with its message (`send_message`,
+/// `edit_message`, `add_reaction`, `remove_reaction`): the message's keys,
+/// and the same object as `message`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(deny_unknown_fields)
+)]
+pub struct MessageAck<'a> {
+    #[serde(flatten)]
+    pub fields: &'a Message,
+    pub message: &'a Message,
+}
+
+impl<'a> MessageAck<'a> {
+    pub fn of(message: &'a Message) -> Self {
+        MessageAck {
+            fields: message,
+            message,
+        }
+    }
 }
 
 /// The ack of a `delete_message`.

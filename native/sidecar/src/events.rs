@@ -31,8 +31,8 @@ use chatroom_core::auth::{Principal, TokenKey};
 use chatroom_core::limits::HISTORY_PAGE_ROWS;
 use chatroom_core::{
     Action, Actor, ApiError, Applied, ClientEvent, DeleteAck, JoinAck, JoinRequest, LeaveAck,
-    MessageDraft, Presence, ReadReceipt, Sender, ServerEvent, StoreError, TypingAck, TypingRequest,
-    Write, Written,
+    MessageAck, MessageDraft, Presence, ReadReceipt, Sender, ServerEvent, StoreError, TypingAck,
+    TypingRequest, Write, Written,
 };
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use serde::Serialize;
@@ -674,16 +674,10 @@ fn write_of(chat: &Chat, peer: &Peer, event: Parsed) -> Result<(Write, bool), Ap
 /// The ack of a stored write: a message's fields and `"message"`, a
 /// deletion, or the read position (announcing it when asked).
 fn reply(chat: &Chat, peer: &Peer, written: &Written, receipt: bool) -> Value {
-    let message_reply = |message: &chatroom_core::Message| {
-        let value = serde_json::to_value(message).unwrap_or_default();
-        let mut reply = value.clone();
-        reply["message"] = value;
-        reply
-    };
     match written {
         Written::Message(message)
         | Written::Applied(Applied::Message(message) | Applied::Repeated(message)) => {
-            message_reply(message)
+            ack_of(&MessageAck::of(message))
         }
         Written::Applied(Applied::Deleted {
             room_id,
