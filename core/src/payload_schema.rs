@@ -11,7 +11,7 @@ use schemars::generate::{Contract, SchemaSettings};
 use schemars::{JsonSchema, SchemaGenerator};
 use serde_json::{Map, Value, json};
 
-use crate::error::EventError;
+use crate::error::{ApiError, EventError};
 use crate::socket_event::{
     DeleteAck, JoinAck, LeaveAck, MessageAck, Presence, ReadReceipt, Removal, TypingAck,
     TypingNotice,
@@ -67,7 +67,9 @@ pub fn payload_schemas() -> PayloadSchemas {
         }
         messages.push((name, schema));
     }
+    let refused = refusal(g);
     let mut schemas = generator.take_definitions(true);
+    schemas.insert("Refusal".to_owned(), refused);
     for (_, schema) in &mut messages {
         unwrap_descriptions(schema);
     }
@@ -131,6 +133,24 @@ fn ack<T: JsonSchema>(generator: &mut SchemaGenerator) -> Value {
     schema
 }
 
+/// A refused event's ack (`#/components/schemas/Refusal`): the `error`
+/// event's payload with `"ok": false`, and a refusal as the code writes it
+/// for an example.
+fn refusal(generator: &mut SchemaGenerator) -> Value {
+    let mut schema = inline::<EventError>(generator);
+    schema["description"] = json!(
+        "The ack of a refused event (the same `error` and `code` also arrive as an `error` event)."
+    );
+    schema["properties"]["ok"] = json!({"const": false});
+    if let Some(required) = schema["required"].as_array_mut() {
+        required.insert(0, json!("ok"));
+    }
+    let mut example = serde_json::to_value(ApiError::NotSender.event_body()).unwrap_or_default();
+    example["ok"] = json!(false);
+    schema["examples"] = json!([example]);
+    schema
+}
+
 /// Doc comments are wrapped at rustdoc's width: a description is one line
 /// per paragraph.
 fn unwrap_descriptions(schema: &mut Value) {
@@ -184,6 +204,9 @@ mod tests {
             made.schemas["RemovalReason"]["enum"],
             json!(["removed", "left", "kicked", "banned"])
         );
+        let refusal = &made.schemas["Refusal"];
+        assert_eq!(refusal["properties"]["ok"], json!({"const": false}));
+        assert_eq!(refusal["examples"][0]["code"], "not_sender");
         let edit = find("edit_message_ack");
         assert_eq!(
             edit["required"],
