@@ -1,9 +1,11 @@
 //! The JSON Schemas of what the server sends over Socket.IO (docs/protocol.md
 //! §3), made from the payload types with schemars: the payload of each
 //! message of components/rest/asyncapi.json that has a type, and the
-//! schemas they share (`#/components/schemas/...`). The document is written
-//! from these, not beside them: tests/asyncapi.rs fails when the file and
-//! [`write_payload_schemas`] disagree, and rewrites the file on request.
+//! shared schemas (`#/components/schemas/`: `Message`, `Reaction`,
+//! `RemovalReason`, and `Refusal`, every refused event's ack). The
+//! document is written from these, not beside them: tests/asyncapi.rs
+//! fails when the file and [`write_payload_schemas`] disagree, and
+//! rewrites the file on request.
 //! Field and type descriptions are the types' doc comments. Only with the
 //! `schema` feature; nothing at run time uses it.
 
