@@ -34,6 +34,7 @@ use chatroom_core::{
     MessageAck, MessageDraft, Presence, ReadReceipt, Sender, ServerEvent, StoreError, TypingAck,
     TypingRequest, Write, Written,
 };
+use governor::clock::DefaultClock;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -81,13 +82,13 @@ impl Default for EventLimits {
 /// A connection's event budget: `rate` events a second sustained, bursts
 /// of `burst` (governor's GCRA limiter, a token bucket); `None` when the
 /// rate is off.
-fn event_budget(limits: &EventLimits) -> Option<DefaultDirectRateLimiter> {
+fn event_budget(limits: &EventLimits, clock: &DefaultClock) -> Option<DefaultDirectRateLimiter> {
     if limits.rate <= 0.0 {
         return None;
     }
     let quota = Quota::with_period(Duration::from_secs_f64(1.0 / limits.rate))?
         .allow_burst(NonZeroU32::new(limits.burst.max(1))?);
-    Some(RateLimiter::direct(quota))
+    Some(RateLimiter::direct_with_clock(quota, clock.clone()))
 }
 
 /// What the connection tasks share.
@@ -104,6 +105,10 @@ pub struct Chat {
     pub typing: Arc<TypingBoard>,
     /// How long a message's `client_id` is remembered (file mode).
     pub client_id_window_ms: i64,
+    /// The clock of every connection's event budget. Making a clock asks
+    /// the CPU what it has (CPUID, a trap to the hypervisor in a VM), so
+    /// it is made once, not per connection.
+    pub clock: DefaultClock,
 }
 
 /// An event as the fallback parsed it: `Ok(None)` for one this server
@@ -212,7 +217,7 @@ fn attach(s: &SocketRef, chat: &Arc<Chat>, user: Option<Principal>) {
         counted: chat.connections.count(),
         user,
         _slot: s.req_parts().extensions.get::<ConnectionSlot>().cloned(),
-        budget: event_budget(&chat.limits),
+        budget: event_budget(&chat.limits, &chat.clock),
         jobs: None,
     }));
     let events = lane.clone();

@@ -358,6 +358,7 @@ impl Sidecar {
             typing,
             client_id_window_ms: i64::try_from(config.client_id_window.as_millis())
                 .unwrap_or(i64::MAX),
+            clock: governor::clock::DefaultClock::default(),
         });
         events::register(&io, chat.clone());
         let (watch, redis) = wake_ups(&config, &tail, &chat.rooms)?;
