@@ -11,7 +11,8 @@
 //!   the code has.
 //! - Every payload the code has a type for (`Presence`, `TypingNotice`,
 //!   `ReadReceipt`, `Removal`, `EventError`, `Message`, every ack, the four
-//!   that answer with the message as `MessageAck`) has the
+//!   that answer with the message as `MessageAck`, and the client payloads
+//!   `JoinRequest` and `TypingRequest`) has the
 //!   document's payload schema made from it (`chatroom_core::payload_schemas`,
 //!   schemars with core's `schema` feature, descriptions from the doc
 //!   comments), and the file holds exactly what is made: the document

@@ -190,12 +190,46 @@ pub fn flag_field(obj: &Map<String, Value>, name: &str, default: bool) -> Result
     }
 }
 
+/// The wire form [`room_id_field`] and [`message_id_field`] read.
+#[cfg(feature = "schema")]
+fn id_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "anyOf": [{"type": "integer", "minimum": 1}, {"type": "string", "minLength": 1}]
+    })
+}
+
+/// The wire form a username is read from ([`Sender::parse_username`]);
+/// `null` counts as absent.
+#[cfg(feature = "schema")]
+fn username_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": ["string", "null"],
+        "minLength": 1,
+        "maxLength": crate::limits::SENDER_MAX_CHARS,
+    })
+}
+
 /// A `typing` payload: `{"room_id", "typing"?}`; `typing` is `true`
 /// (started, or still typing) unless it is `false` (stopped).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct TypingRequest {
+    /// The room: a positive integer (or its decimal string).
+    #[cfg_attr(feature = "schema", schemars(schema_with = "id_schema"))]
     pub room_id: i64,
+    /// `false` when the user stopped.
+    #[cfg_attr(feature = "schema", schemars(default = "typing_default"))]
     pub typing: bool,
+}
+
+#[cfg(feature = "schema")]
+fn typing_default() -> bool {
+    true
+}
+
+#[cfg(feature = "schema")]
+fn no_username() -> Option<&'static str> {
+    None
 }
 
 impl TypingRequest {
@@ -208,10 +242,21 @@ impl TypingRequest {
 
 /// A `join_room` payload: `{"room_id", "username"?, "since"?}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct JoinRequest {
+    /// The room: a positive integer (or its decimal string).
+    #[cfg_attr(feature = "schema", schemars(schema_with = "id_schema"))]
     pub room_id: i64,
+    /// How the user is listed and announced (1..64 characters after
+    /// trimming).
+    #[cfg_attr(
+        feature = "schema",
+        schemars(schema_with = "username_schema", default = "no_username")
+    )]
     pub username: Option<Sender>,
-    /// Replay every message with a greater id before live ones.
+    /// The last change seq (or message id) the client has; the room's
+    /// later changes are replayed first.
+    #[cfg_attr(feature = "schema", schemars(range(min = 0)))]
     pub since: Option<i64>,
 }
 

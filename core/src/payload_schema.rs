@@ -1,5 +1,6 @@
 //! The JSON Schemas of what the server sends over Socket.IO (docs/protocol.md
-//! §3), made from the payload types with schemars: the payload of each
+//! §3), and of the client payloads that are read into a type (`join_room`,
+//! `typing`), made from those types with schemars: the payload of each
 //! message of components/rest/asyncapi.json that has a type, and the
 //! shared schemas (`#/components/schemas/`: `Message`, `Reaction`,
 //! `RemovalReason`, and `Refusal`, every refused event's ack). The
@@ -14,6 +15,7 @@ use schemars::{JsonSchema, SchemaGenerator};
 use serde_json::{Map, Value, json};
 
 use crate::error::{ApiError, EventError};
+use crate::input::{JoinRequest, TypingRequest};
 use crate::socket_event::{
     DeleteAck, JoinAck, LeaveAck, MessageAck, Presence, ReadReceipt, Removal, TypingAck,
     TypingNotice,
@@ -70,6 +72,15 @@ pub fn payload_schemas() -> PayloadSchemas {
         messages.push((name, schema));
     }
     let refused = refusal(g);
+    let mut reading = SchemaSettings::draft2020_12()
+        .with(|s| {
+            s.meta_schema = None;
+            // What the server accepts.
+            s.contract = Contract::Deserialize;
+        })
+        .into_generator();
+    messages.push(("join_room", inline::<JoinRequest>(&mut reading)));
+    messages.push(("typing", inline::<TypingRequest>(&mut reading)));
     let mut schemas = generator.take_definitions(true);
     schemas.insert("Refusal".to_owned(), refused);
     for (_, schema) in &mut messages {
@@ -205,6 +216,16 @@ mod tests {
         assert_eq!(
             made.schemas["RemovalReason"]["enum"],
             json!(["removed", "left", "kicked", "banned"])
+        );
+        let join = find("join_room");
+        assert_eq!(join["required"], json!(["room_id"]));
+        assert_eq!(
+            join["properties"]["username"]["maxLength"],
+            json!(crate::limits::SENDER_MAX_CHARS)
+        );
+        assert_eq!(
+            find("typing")["properties"]["typing"]["default"],
+            json!(true)
         );
         let refusal = &made.schemas["Refusal"];
         assert_eq!(refusal["properties"]["ok"], json!({"const": false}));
