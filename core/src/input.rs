@@ -284,6 +284,28 @@ impl JoinRequest {
 mod tests {
     use super::*;
 
+    /// asyncapi.json says `username` and `since` may be `null`: read as absent.
+    #[test]
+    fn a_join_with_null_username_and_since_is_a_silent_join_from_now() {
+        let payload = serde_json::json!({"room_id": "7", "username": null, "since": null});
+        let join = JoinRequest::from_object(payload.as_object().unwrap()).unwrap();
+        assert_eq!(
+            join,
+            JoinRequest {
+                room_id: 7,
+                username: None,
+                since: None
+            }
+        );
+        let bad = serde_json::json!({"room_id": 7, "since": -1});
+        assert_eq!(
+            JoinRequest::from_object(bad.as_object().unwrap())
+                .unwrap_err()
+                .code(),
+            "invalid_paging"
+        );
+    }
+
     #[test]
     fn a_typing_payload_is_a_room_and_a_flag() {
         let parse = |v: Value| {
