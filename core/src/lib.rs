@@ -66,10 +66,10 @@ pub use validate::{
     ClientId, Content, Emoji, RoomName, Sender, parse_message_id, parse_node_token, parse_room_id,
 };
 pub use walls::{
-    Member, MemberChange, MembershipEvent, Moderation, Need, Role, RoomAccess, Viewer,
-    change_membership, create_owned_room, members, open_dm, room_access, visible_room,
+    Member, MemberChange, MembershipEvent, MembershipKind, Moderation, Need, Role, RoomAccess,
+    Viewer, change_membership, create_owned_room, members, open_dm, room_access, visible_room,
 };
 pub use wire::{
-    Change, ChangeEvent, Message, Reaction, ReadPosition, Retention, Room, RoomUsers, Unread,
-    Visibility, internal,
+    Change, ChangeEvent, Message, MessageChange, Reaction, ReactionChange, ReadPosition, Retention,
+    Room, RoomUsers, Unread, Visibility, internal,
 };

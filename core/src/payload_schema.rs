@@ -1,9 +1,11 @@
 //! The JSON Schemas of what the server sends over Socket.IO (docs/protocol.md
-//! §3), and of the client payloads that are read into a type (`join_room`,
-//! `typing`), made from those types with schemars: the payload of each
-//! message of components/rest/asyncapi.json that has a type, and the
-//! shared schemas (`#/components/schemas/`: `Message`, `Reaction`,
-//! `RemovalReason`, and `Refusal`, every refused event's ack). The
+//! §3), the change events' included (their payloads are built by SQLite
+//! and held to these types byte for byte by core's tests), and of the
+//! client payloads that are read into a type (`join_room`, `typing`),
+//! made from those types with schemars: the payload of each message of
+//! components/rest/asyncapi.json that has a type, and the shared schemas
+//! (`#/components/schemas/`: `Message`, `Reaction`, `RemovalReason`,
+//! `MembershipKind`, `Role`, and `Refusal`, every refused event's ack). The
 //! document is written from these, not beside them: tests/asyncapi.rs
 //! fails when the file and [`write_payload_schemas`] disagree, and
 //! rewrites the file on request.
@@ -20,7 +22,8 @@ use crate::socket_event::{
     DeleteAck, JoinAck, LeaveAck, MessageAck, Presence, ReadReceipt, Removal, TypingAck,
     TypingNotice,
 };
-use crate::wire::{Message, ReadPosition};
+use crate::walls::MembershipEvent;
+use crate::wire::{Message, MessageChange, ReactionChange, ReadPosition};
 
 /// Each typed message's payload schema, by the document's message name,
 /// and the shared schemas they refer to.
@@ -49,6 +52,11 @@ pub fn payload_schemas() -> PayloadSchemas {
         ("removed_from_room", inline::<Removal>(g)),
         ("error", inline::<EventError>(g)),
         ("new_message", g.subschema_for::<Message>().to_value()),
+        ("message_edited", inline::<MessageChange>(g)),
+        ("message_deleted", inline::<MessageChange>(g)),
+        ("reaction_added", inline::<ReactionChange>(g)),
+        ("reaction_removed", inline::<ReactionChange>(g)),
+        ("membership", inline::<MembershipEvent>(g)),
         ("join_room_ack", ack::<JoinAck>(g)),
         ("leave_room_ack", ack::<LeaveAck>(g)),
         ("typing_ack", ack::<TypingAck>(g)),

@@ -2,7 +2,9 @@
 //! every event a client sends, parsed once from its name and payload; and
 //! [`ServerEvent`], every event the server sends but the change events
 //! (`new_message` and the rest, whose payloads are the change log's,
-//! [`crate::ChangeEvent`]), each with its payload type. The acks of the
+//! [`crate::ChangeEvent`], already JSON; their types are `Message`,
+//! `MessageChange`, `ReactionChange` and `MembershipEvent`), each with its
+//! payload type. The acks of the
 //! events that are not writes have their types here too.
 //!
 //! A write's payload (`send_message`, the actions) is read as far as it can
@@ -16,6 +18,7 @@ use serde_json::{Map, Value};
 use crate::conversation::ActionKind;
 use crate::error::{ApiError, EventError};
 use crate::input::{JoinRequest, TypingRequest, event_object, flag_field, room_id_field};
+use crate::walls::MembershipKind;
 use crate::wire::Message;
 
 /// An event a client sent.
@@ -182,14 +185,14 @@ pub enum RemovalReason {
 }
 
 impl RemovalReason {
-    /// The reason a logged membership `change` names, if that change ends
+    /// The reason a logged membership change gives, if that change ends
     /// the membership (`added`, `muted` and the others do not).
-    pub fn parse(change: &str) -> Option<Self> {
+    pub fn of(change: MembershipKind) -> Option<Self> {
         match change {
-            "removed" => Some(RemovalReason::Removed),
-            "left" => Some(RemovalReason::Left),
-            "kicked" => Some(RemovalReason::Kicked),
-            "banned" => Some(RemovalReason::Banned),
+            MembershipKind::Removed => Some(RemovalReason::Removed),
+            MembershipKind::Left => Some(RemovalReason::Left),
+            MembershipKind::Kicked => Some(RemovalReason::Kicked),
+            MembershipKind::Banned => Some(RemovalReason::Banned),
             _ => None,
         }
     }

@@ -988,4 +988,65 @@ mod tests {
         act(&db, ActionKind::DeleteMessage, ids.clone()).unwrap();
         same_text("deleted");
     }
+
+    /// The change log's payloads for changes to a message are their types
+    /// to the byte, as the message is: an edit's and a delete's read as
+    /// `MessageChange`, a reaction's as `ReactionChange`, each written back
+    /// by serde as the same text.
+    #[test]
+    fn the_change_logs_message_payloads_are_their_types_to_the_byte() {
+        use crate::conversation::{ActionKind, tests::act};
+        use crate::wire::{ChangeEvent, MessageChange, ReactionChange};
+        use serde_json::{Value, json};
+        let db = db();
+        let room = create_room(&db, &RoomName::parse("r").unwrap()).unwrap().id;
+        let draft = MessageDraft::from_fields(Some("alice"), Some("hi")).unwrap();
+        let id = insert_message(&db, room, &draft).unwrap().id;
+        let ids = json!({"room_id": room, "message_id": id, "username": "alice"});
+        let with = |extra: Value| {
+            let mut v = ids.clone();
+            v.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            v
+        };
+        act(&db, ActionKind::EditMessage, with(json!({"content": "x"}))).unwrap();
+        act(&db, ActionKind::AddReaction, with(json!({"emoji": "👍"}))).unwrap();
+        act(
+            &db,
+            ActionKind::RemoveReaction,
+            with(json!({"emoji": "👍"})),
+        )
+        .unwrap();
+        act(&db, ActionKind::DeleteMessage, ids.clone()).unwrap();
+        fn same<T: serde::de::DeserializeOwned + serde::Serialize>(sqlite: &str) {
+            let typed: T = serde_json::from_str(sqlite).unwrap();
+            assert_eq!(serde_json::to_string(&typed).unwrap(), sqlite);
+        }
+        let mut events = Vec::new();
+        for change in crate::changes_after(&db, 0, 100).unwrap() {
+            let sqlite = change.data.get();
+            match change.event {
+                ChangeEvent::NewMessage => same::<Message>(sqlite),
+                ChangeEvent::MessageEdited | ChangeEvent::MessageDeleted => {
+                    same::<MessageChange>(sqlite)
+                }
+                ChangeEvent::ReactionAdded | ChangeEvent::ReactionRemoved => {
+                    same::<ReactionChange>(sqlite)
+                }
+                ChangeEvent::Membership => unreachable!("no membership change here"),
+            }
+            events.push(change.event);
+        }
+        assert_eq!(
+            events,
+            [
+                ChangeEvent::NewMessage,
+                ChangeEvent::MessageEdited,
+                ChangeEvent::ReactionAdded,
+                ChangeEvent::ReactionRemoved,
+                ChangeEvent::MessageDeleted
+            ]
+        );
+    }
 }

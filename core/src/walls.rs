@@ -28,6 +28,7 @@ use crate::wire::{Room, Visibility};
 /// A member's role, lowest first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum Role {
     Member,
     Moderator,
@@ -423,12 +424,78 @@ impl MemberChange {
     }
 }
 
-/// What a membership change logged: its `membership` payload.
-pub type MembershipEvent = Json;
+/// What a membership change did, as its `membership` event names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub enum MembershipKind {
+    Added,
+    Role,
+    Removed,
+    Left,
+    Kicked,
+    Banned,
+    Unbanned,
+    Muted,
+    Unmuted,
+}
+
+impl MembershipKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MembershipKind::Added => "added",
+            MembershipKind::Role => "role",
+            MembershipKind::Removed => "removed",
+            MembershipKind::Left => "left",
+            MembershipKind::Kicked => "kicked",
+            MembershipKind::Banned => "banned",
+            MembershipKind::Unbanned => "unbanned",
+            MembershipKind::Muted => "muted",
+            MembershipKind::Unmuted => "unmuted",
+        }
+    }
+}
+
+/// A `membership` event (docs/protocol.md §10.3): a member added, removed
+/// or given a role; a kick, ban or mute. A row of the change log, to the
+/// room's members live and replayed by `since` in order with the messages
+/// around it.
+// SQLite builds the payload (`membership_json!`); this type reads back
+// every change logged (`log`) and is held to that text byte for byte in
+// a test.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(deny_unknown_fields)
+)]
+pub struct MembershipEvent {
+    /// The change's place in the log (`GET /chatrooms/{room_id}/changes`);
+    /// a `since` to resume after it.
+    pub seq: i64,
+    pub room_id: i64,
+    /// Who the change is about.
+    pub username: String,
+    pub change: MembershipKind,
+    /// For `added` and `role`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(with = "Role"))]
+    pub role: Option<Role>,
+    /// When a ban or mute ends; absent for ever.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "schema",
+        schemars(with = "String", extend("format" = "date-time"))
+    )]
+    pub until: Option<String>,
+    /// Who made the change.
+    pub by: String,
+}
 
 /// One logged membership change, before it is written.
 struct Logged<'a> {
-    change: &'static str,
+    change: MembershipKind,
     role: Option<Role>,
     until: Option<String>,
     by: &'a str,
@@ -524,7 +591,7 @@ struct Act<'a> {
 }
 
 impl<'a> Act<'a> {
-    fn logged(&self, change: &'static str) -> Logged<'a> {
+    fn logged(&self, change: MembershipKind) -> Logged<'a> {
         Logged {
             change,
             role: None,
@@ -559,31 +626,35 @@ impl<D: Database> Subject<'_, D> {
                 }
                 self.keeps_an_owner()?;
                 self.unmember()?;
-                act.logged(if act.leaving { "left" } else { "removed" })
+                act.logged(if act.leaving {
+                    MembershipKind::Left
+                } else {
+                    MembershipKind::Removed
+                })
             }
             MemberChange::Kick(_) => {
                 if !act.public {
                     self.keeps_an_owner()?;
                     self.unmember()?;
                 }
-                act.logged("kicked")
+                act.logged(MembershipKind::Kicked)
             }
             MemberChange::Ban(_, ms) => {
                 self.keeps_an_owner()?;
                 self.unmember()?;
                 Logged {
                     until: self.restrict("ban", *ms)?,
-                    ..act.logged("banned")
+                    ..act.logged(MembershipKind::Banned)
                 }
             }
             MemberChange::Unban(_) if !self.lift("ban")? => return Ok(None),
-            MemberChange::Unban(_) => act.logged("unbanned"),
+            MemberChange::Unban(_) => act.logged(MembershipKind::Unbanned),
             MemberChange::Mute(_, ms) => Logged {
                 until: self.restrict("mute", *ms)?,
-                ..act.logged("muted")
+                ..act.logged(MembershipKind::Muted)
             },
             MemberChange::Unmute(_) if !self.lift("mute")? => return Ok(None),
-            MemberChange::Unmute(_) => act.logged("unmuted"),
+            MemberChange::Unmute(_) => act.logged(MembershipKind::Unmuted),
         }))
     }
 
@@ -615,9 +686,9 @@ impl<D: Database> Subject<'_, D> {
             ],
         )?;
         let change = if self.theirs.role.is_some() {
-            "role"
+            MembershipKind::Role
         } else {
-            "added"
+            MembershipKind::Added
         };
         Ok(Some(Logged {
             role: Some(role),
@@ -693,7 +764,7 @@ fn log(
     let params = [
         room_id.into(),
         username.into(),
-        entry.change.into(),
+        entry.change.as_str().into(),
         entry.role.map_or(Value::Null, |r| r.as_str().into()),
         entry.until.as_deref().map_or(Value::Null, Value::from),
         entry.by.into(),
@@ -704,8 +775,11 @@ fn log(
         .first()
         .ok_or(StoreError::Shape("a membership change was not logged"))?
         .text(0)?;
-    serde_json::from_str(&event)
-        .map_err(|_| ApiError::Storage(StoreError::Shape("a membership event is not JSON")))
+    serde_json::from_str(&event).map_err(|_| {
+        ApiError::Storage(StoreError::Shape(
+            "a membership event is not MembershipEvent's shape",
+        ))
+    })
 }
 
 /// Creates a room owned by `owner` (identity on): public or private.
@@ -752,7 +826,7 @@ fn add_founder(
         &[room_id.into(), user.as_str().into(), role.as_str().into()],
     )?;
     let entry = Logged {
-        change: "added",
+        change: MembershipKind::Added,
         role: Some(role),
         until: None,
         by: by.as_str(),
@@ -878,8 +952,8 @@ mod tests {
             change_membership(&db, room, who, &MemberChange::SetRole(user(name), role))
         };
         let event = set(&alice, "bob", Role::Moderator).unwrap().unwrap();
-        assert_eq!(event["change"], "added");
-        assert_eq!(event["role"], "moderator");
+        assert_eq!(event.change, MembershipKind::Added);
+        assert_eq!(event.role, Some(Role::Moderator));
         set(&alice, "carol", Role::Member).unwrap();
         let bob = viewer("bob");
         assert_eq!(
@@ -908,7 +982,7 @@ mod tests {
         let ban = change_membership(&db, room, &bob, &MemberChange::Ban(user("dave"), None))
             .unwrap()
             .unwrap();
-        assert_eq!(ban["change"], "banned");
+        assert_eq!(ban.change, MembershipKind::Banned);
         assert_eq!(
             visible_room(&db, room, &viewer("dave")).unwrap_err(),
             ApiError::Banned
@@ -942,7 +1016,7 @@ mod tests {
         let left = change_membership(&db, room, &bob, &MemberChange::Remove(user("bob")))
             .unwrap()
             .unwrap();
-        assert_eq!(left["change"], "left");
+        assert_eq!(left.change, MembershipKind::Left);
         let changes = crate::changes_after(&db, 0, 100).unwrap();
         let logged: Vec<_> = changes
             .iter()
@@ -954,6 +1028,67 @@ mod tests {
             [
                 "added", "added", "added", "added", "banned", "muted", "unmuted", "left"
             ]
+        );
+    }
+
+    /// `MembershipEvent` is the membership payload's one Rust definition:
+    /// every kind of change SQLite logs (`membership_json!`) reads as it
+    /// and is written back by serde as the same text, keys in the same
+    /// order, absent keys absent.
+    #[test]
+    fn every_membership_change_logged_is_a_membership_event_to_the_byte() {
+        use MembershipKind as K;
+        let db = db();
+        let name = RoomName::parse("shapes").unwrap();
+        let room = create_owned_room(&db, &name, Visibility::Private, &user("alice"))
+            .unwrap()
+            .id;
+        let alice = viewer("alice");
+        let change = |who: &Viewer, change: MemberChange| {
+            change_membership(&db, room, who, &change)
+                .unwrap()
+                .expect("a change")
+        };
+        change(&alice, MemberChange::SetRole(user("bob"), Role::Member));
+        change(&alice, MemberChange::SetRole(user("bob"), Role::Moderator));
+        change(&alice, MemberChange::SetRole(user("carol"), Role::Member));
+        change(&alice, MemberChange::Remove(user("carol")));
+        change(&alice, MemberChange::SetRole(user("dave"), Role::Member));
+        change(&alice, MemberChange::Kick(user("dave")));
+        let ban = change(&alice, MemberChange::Ban(user("eve"), Some(60_000)));
+        assert!(ban.until.is_some(), "a ban for a while says until when");
+        change(&alice, MemberChange::Unban(user("eve")));
+        let mute = change(&alice, MemberChange::Mute(user("bob"), None));
+        assert_eq!(mute.until, None, "a mute for ever has no end");
+        change(&alice, MemberChange::Unmute(user("bob")));
+        change(&viewer("bob"), MemberChange::Remove(user("bob")));
+        let mut kinds = Vec::new();
+        for logged in crate::changes_after(&db, 0, 100).unwrap() {
+            if logged.event != crate::ChangeEvent::Membership {
+                continue;
+            }
+            let sqlite = logged.data.get();
+            let event: MembershipEvent = serde_json::from_str(sqlite).unwrap();
+            assert_eq!(serde_json::to_string(&event).unwrap(), sqlite);
+            kinds.push(event.change);
+        }
+        assert_eq!(
+            kinds,
+            [
+                K::Added,
+                K::Added,
+                K::Role,
+                K::Added,
+                K::Removed,
+                K::Added,
+                K::Kicked,
+                K::Banned,
+                K::Unbanned,
+                K::Muted,
+                K::Unmuted,
+                K::Left
+            ],
+            "the owner's own membership first, then every kind"
         );
     }
 

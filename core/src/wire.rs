@@ -178,6 +178,50 @@ impl ChangeEvent {
     }
 }
 
+/// A `message_edited` or `message_deleted` event: a change to a message,
+/// with the message as it is now.
+// SQLite builds the payload (the change log's query); this type is held
+// to that text byte for byte in a test (store.rs).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(deny_unknown_fields)
+)]
+pub struct MessageChange {
+    /// The change's place in the log (`GET /chatrooms/{room_id}/changes`);
+    /// a `since` to resume after it.
+    pub seq: i64,
+    pub room_id: i64,
+    pub message_id: i64,
+    /// The message as it is now (a later delete shows the tombstone).
+    pub message: Message,
+}
+
+/// A `reaction_added` or `reaction_removed` event: a reaction given or
+/// taken back, with the message as it is now.
+// Built by SQLite and held to this type as `MessageChange` is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(deny_unknown_fields)
+)]
+pub struct ReactionChange {
+    /// The change's place in the log (`GET /chatrooms/{room_id}/changes`);
+    /// a `since` to resume after it.
+    pub seq: i64,
+    pub room_id: i64,
+    pub message_id: i64,
+    pub emoji: String,
+    /// Who reacted (or took it back).
+    pub username: String,
+    /// The message as it is now, with its reactions.
+    pub message: Message,
+}
+
 /// One row of a room's change log, as the tail, the feed and a `since`
 /// replay carry it: `data` is the event's payload, already JSON (for
 /// `new_message` the message itself; for the others `{"seq", "room_id",

@@ -110,7 +110,7 @@ pub async fn moderate(req: Request, kind: Moderation) -> Result<Reply, ApiError>
     match change_membership(&SpinDb::open()?, req.params.room, &actor, &change)? {
         Some(event) => {
             Announcer::from_variables().announce(&event);
-            Ok(Reply::Found(event))
+            Ok(Reply::Found(to_value(&event)))
         }
         None => Ok(Reply::NoContent),
     }

@@ -21,7 +21,10 @@ use parking_lot::Mutex;
 
 use std::time::{Duration, Instant};
 
-use chatroom_core::{ApiError, Change, ChangeEvent, Presence, Removal, RemovalReason, ServerEvent};
+use chatroom_core::{
+    ApiError, Change, ChangeEvent, MembershipEvent, MembershipKind, Presence, Removal,
+    RemovalReason, ServerEvent,
+};
 use serde::Serialize;
 use serde_json::value::RawValue;
 use socketioxide::socket::Sid;
@@ -50,14 +53,18 @@ pub struct Delivery {
     pub encoded: Encoded,
     pub at: String,
     /// For a `membership` change: what it does to the sockets here.
-    pub membership: Option<MembershipNote>,
+    pub membership: Option<MembershipEvent>,
 }
 
 impl From<Change> for Delivery {
     fn from(change: Change) -> Self {
         let membership = (change.event == ChangeEvent::Membership)
-            .then(|| serde_json::from_str(change.data.get()).ok())
-            .flatten();
+            .then(|| serde_json::from_str(change.data.get()))
+            .transpose()
+            .unwrap_or_else(|e| {
+                tracing::error!(seq = change.seq, error = %e, "a membership change not understood");
+                None
+            });
         Delivery {
             seq: change.seq,
             room_id: change.room_id,
@@ -71,31 +78,12 @@ impl From<Change> for Delivery {
     }
 }
 
-/// The part of a `membership` change the registry acts on
-/// (docs/protocol.md §10.3).
-#[derive(Debug, Clone, serde::Deserialize)]
-pub struct MembershipNote {
-    pub username: String,
-    pub change: String,
-    #[serde(default)]
-    pub until: Option<String>,
-    #[serde(default)]
-    pub by: Option<String>,
-}
-
-impl MembershipNote {
-    /// Why the user's sockets leave the room at this change, if they do.
-    fn removal(&self) -> Option<RemovalReason> {
-        RemovalReason::parse(&self.change)
-    }
-
-    /// What a join that raced this removal is told.
-    fn refusal(&self) -> ApiError {
-        match self.change.as_str() {
-            "banned" => ApiError::Banned,
-            "kicked" => ApiError::Forbidden("you were kicked from this room".to_owned()),
-            _ => ApiError::RoomNotFound,
-        }
+/// What a join that raced `removal` is told.
+fn refusal(removal: &MembershipEvent) -> ApiError {
+    match removal.change {
+        MembershipKind::Banned => ApiError::Banned,
+        MembershipKind::Kicked => ApiError::Forbidden("you were kicked from this room".to_owned()),
+        _ => ApiError::RoomNotFound,
     }
 }
 
@@ -128,7 +116,7 @@ struct Inner {
     /// Recent removals by (room, username): their `seq`, what they were,
     /// and when they were delivered, so a join whose check of the walls
     /// read an older snapshot is refused.
-    removals: HashMap<(i64, String), (i64, MembershipNote, Instant)>,
+    removals: HashMap<(i64, String), (i64, MembershipEvent, Instant)>,
     /// Sockets removed while their join was still replaying, by (socket,
     /// room): what arrived before the removal, and why it came. Their
     /// replay sends these last, so `removed_from_room` follows every
@@ -364,7 +352,7 @@ impl RoomRegistry {
             && let Some((seq, note, _)) = inner.removals.get(&(room_id, name.clone()))
             && *seq > checked_at
         {
-            return Err(note.refusal());
+            return Err(refusal(note));
         }
         let cursor = inner.cursor;
         let (after, admission) = match since {
@@ -633,13 +621,13 @@ impl Inner {
     /// What a `membership` change does here, at its `seq`, before anything
     /// after it is delivered: a removal takes the user's sockets out of the
     /// room (returned, to be told), a mute or unmute is noted on them.
-    fn apply_membership(&mut self, change: &Delivery, note: &MembershipNote) -> Vec<Removed> {
+    fn apply_membership(&mut self, change: &Delivery, note: &MembershipEvent) -> Vec<Removed> {
         let room_id = change.room_id;
-        if matches!(note.change.as_str(), "muted" | "unmuted") {
+        if matches!(note.change, MembershipKind::Muted | MembershipKind::Unmuted) {
             self.note_mute(room_id, note);
             return Vec::new();
         }
-        let Some(reason) = note.removal() else {
+        let Some(reason) = RemovalReason::of(note.change) else {
             return Vec::new();
         };
         self.removals.insert(
@@ -660,8 +648,7 @@ impl Inner {
         let notice = ServerEvent::RemovedFromRoom(Removal {
             room_id,
             reason,
-            // Every logged change names who made it.
-            by: note.by.clone().unwrap_or_default(),
+            by: note.by.clone(),
             seq: change.seq,
         });
         gone.into_iter()
@@ -680,7 +667,7 @@ impl Inner {
                         let out = CaughtOut {
                             backlog,
                             notice: notice.clone(),
-                            refusal: note.refusal(),
+                            refusal: refusal(note),
                         };
                         self.caught_out.insert((sid, room_id), out);
                         None
@@ -699,9 +686,9 @@ impl Inner {
 
     /// A mute or unmute of a user in `room_id`: noted on their sockets
     /// there (until when, `None` for no longer).
-    fn note_mute(&mut self, room_id: i64, note: &MembershipNote) {
-        let until = match (note.change.as_str(), &note.until) {
-            ("unmuted", _) => None,
+    fn note_mute(&mut self, room_id: i64, note: &MembershipEvent) {
+        let until = match (note.change, &note.until) {
+            (MembershipKind::Unmuted, _) => None,
             (_, None) => Some(i64::MAX),
             (_, Some(until)) => Some(rfc3339_ms(until).unwrap_or(i64::MAX)),
         };
