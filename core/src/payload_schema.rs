@@ -64,20 +64,7 @@ pub fn payload_schemas() -> PayloadSchemas {
         ("mark_read_ack", ack::<ReadPosition>(g)),
     ];
     for (name, description, always) in MESSAGE_ACKS {
-        let mut schema = ack::<MessageAck<'static>>(g);
-        schema["description"] = json!(description);
-        // The flattened message brings its examples, which are not acks.
-        if let Some(fields) = schema.as_object_mut() {
-            fields.remove("examples");
-        }
-        if let Some(required) = schema["required"].as_array_mut() {
-            let message = required.iter().position(|k| k == "message");
-            let at = message.unwrap_or(required.len());
-            for (i, key) in always.iter().enumerate() {
-                required.insert(at + i, json!(key));
-            }
-        }
-        messages.push((name, schema));
+        messages.push((name, message_ack(g, description, always)));
     }
     let refused = refusal(g);
     let mut reading = SchemaSettings::draft2020_12()
@@ -123,6 +110,25 @@ const MESSAGE_ACKS: [(&str, &str, &[&str]); 4] = [
         &[],
     ),
 ];
+
+/// The schema of one write's [`MessageAck`]: its sentence, and the keys its
+/// message always has required before `message`.
+fn message_ack(generator: &mut SchemaGenerator, description: &str, always: &[&str]) -> Value {
+    let mut schema = ack::<MessageAck<'static>>(generator);
+    schema["description"] = json!(description);
+    // The flattened message brings its examples, which are not acks.
+    if let Some(fields) = schema.as_object_mut() {
+        fields.remove("examples");
+    }
+    if let Some(required) = schema["required"].as_array_mut() {
+        let message = required.iter().position(|k| k == "message");
+        let at = message.unwrap_or(required.len());
+        for (i, key) in always.iter().enumerate() {
+            required.insert(at + i, json!(key));
+        }
+    }
+    schema
+}
 
 /// Puts the payload schemas into an AsyncAPI document: each message's
 /// `payload` and each shared schema replaced, everything else left as it

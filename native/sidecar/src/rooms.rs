@@ -652,36 +652,45 @@ impl Inner {
             seq: change.seq,
         });
         gone.into_iter()
-            .map(|m| {
-                let sid = m.peer.sid();
-                if let Some(joined) = self.peers.get_mut(&sid) {
-                    joined.rooms.retain(|(r, _)| *r != room_id);
-                    if joined.rooms.is_empty() {
-                        self.peers.remove(&sid);
-                    }
-                }
-                // A socket still replaying is told by its replay, after
-                // what came before the removal.
-                let notice = match m.backlog {
-                    Some(backlog) => {
-                        let out = CaughtOut {
-                            backlog,
-                            notice: notice.clone(),
-                            refusal: refusal(note),
-                        };
-                        self.caught_out.insert((sid, room_id), out);
-                        None
-                    }
-                    None => Some(notice.clone()),
-                };
-                Removed {
-                    peer: m.peer,
-                    room_id,
-                    username: Some(note.username.clone()),
-                    notice,
-                }
-            })
+            .map(|m| self.remove_member(m, room_id, note, &notice))
             .collect()
+    }
+
+    /// Takes member `m` out of `room_id` at removal `note`; a socket still
+    /// replaying is told by its replay, after what came before the
+    /// removal, the others by `notice` now.
+    fn remove_member(
+        &mut self,
+        m: Member,
+        room_id: i64,
+        note: &MembershipEvent,
+        notice: &ServerEvent,
+    ) -> Removed {
+        let sid = m.peer.sid();
+        if let Some(joined) = self.peers.get_mut(&sid) {
+            joined.rooms.retain(|(r, _)| *r != room_id);
+            if joined.rooms.is_empty() {
+                self.peers.remove(&sid);
+            }
+        }
+        let notice = match m.backlog {
+            Some(backlog) => {
+                let out = CaughtOut {
+                    backlog,
+                    notice: notice.clone(),
+                    refusal: refusal(note),
+                };
+                self.caught_out.insert((sid, room_id), out);
+                None
+            }
+            None => Some(notice.clone()),
+        };
+        Removed {
+            peer: m.peer,
+            room_id,
+            username: Some(note.username.clone()),
+            notice,
+        }
     }
 
     /// A mute or unmute of a user in `room_id`: noted on their sockets
