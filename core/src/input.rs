@@ -240,6 +240,22 @@ impl TypingRequest {
     }
 }
 
+/// A `leave_room` payload: `{"room_id"}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct LeaveRequest {
+    /// The room: a positive integer (or its decimal string).
+    #[cfg_attr(feature = "schema", schemars(schema_with = "id_schema"))]
+    pub room_id: i64,
+}
+
+impl LeaveRequest {
+    pub fn from_object(obj: &Map<String, Value>) -> Result<Self, ApiError> {
+        let room_id = room_id_field(obj)?;
+        Ok(LeaveRequest { room_id })
+    }
+}
+
 /// A `join_room` payload: `{"room_id", "username"?, "since"?}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]

@@ -43,8 +43,8 @@ pub use db::{Database, Row, StoreError, Value};
 pub use error::{ApiError, CONTENT_TYPE, ErrorBody, EventError};
 pub use forget::{Forgotten, forget_user};
 pub use input::{
-    JoinRequest, MessageDraft, RoomDraft, TypingRequest, event_object, flag_field, json_object,
-    message_id_field, room_id_field,
+    JoinRequest, LeaveRequest, MessageDraft, RoomDraft, TypingRequest, event_object, flag_field,
+    json_object, message_id_field, room_id_field,
 };
 #[cfg(feature = "schema")]
 pub use payload_schema::{PayloadSchemas, payload_schemas, write_payload_schemas};

@@ -1,14 +1,14 @@
 //! The JSON Schemas of what the server sends over Socket.IO (docs/protocol.md
 //! §3), the change events' included (their payloads are built by SQLite
 //! and held to these types byte for byte by core's tests), and of the
-//! client payloads that are read into a type (`join_room`, `typing`),
-//! made from those types with schemars: the payload of each message of
-//! components/rest/asyncapi.json that has a type, and the shared schemas
-//! (`#/components/schemas/`: `Message`, `Reaction`, `RemovalReason`,
-//! `MembershipKind`, `Role`, and `Refusal`, every refused event's ack). The
-//! document is written from these, not beside them: tests/asyncapi.rs
-//! fails when the file and [`write_payload_schemas`] disagree, and
-//! rewrites the file on request.
+//! client payloads that are read into a type (`join_room`, `leave_room`,
+//! `typing`), made from those types with schemars: the payload of each
+//! message of components/rest/asyncapi.json that has a type, and the
+//! shared schemas (`#/components/schemas/`: `Message`, `Reaction`,
+//! `RemovalReason`, `MembershipKind`, `Role`, and `Refusal`, every refused
+//! event's ack). The document is written from these, not beside them:
+//! tests/asyncapi.rs fails when the file and [`write_payload_schemas`]
+//! disagree, and rewrites the file on request.
 //! Field and type descriptions are the types' doc comments. Only with the
 //! `schema` feature; nothing at run time uses it.
 
@@ -17,7 +17,7 @@ use schemars::{JsonSchema, SchemaGenerator};
 use serde_json::{Map, Value, json};
 
 use crate::error::{ApiError, EventError};
-use crate::input::{JoinRequest, TypingRequest};
+use crate::input::{JoinRequest, LeaveRequest, TypingRequest};
 use crate::socket_event::{
     DeleteAck, JoinAck, LeaveAck, MessageAck, Presence, ReadReceipt, Removal, TypingAck,
     TypingNotice,
@@ -75,6 +75,7 @@ pub fn payload_schemas() -> PayloadSchemas {
         })
         .into_generator();
     messages.push(("join_room", inline::<JoinRequest>(&mut reading)));
+    messages.push(("leave_room", inline::<LeaveRequest>(&mut reading)));
     messages.push(("typing", inline::<TypingRequest>(&mut reading)));
     let mut schemas = generator.take_definitions(true);
     schemas.insert("Refusal".to_owned(), refused);

@@ -17,7 +17,9 @@ use serde_json::{Map, Value};
 
 use crate::conversation::ActionKind;
 use crate::error::{ApiError, EventError};
-use crate::input::{JoinRequest, TypingRequest, event_object, flag_field, room_id_field};
+use crate::input::{
+    JoinRequest, LeaveRequest, TypingRequest, event_object, flag_field, room_id_field,
+};
 use crate::walls::MembershipKind;
 use crate::wire::Message;
 
@@ -25,9 +27,7 @@ use crate::wire::Message;
 #[derive(Debug, Clone, PartialEq)]
 pub enum ClientEvent {
     JoinRoom(JoinRequest),
-    LeaveRoom {
-        room_id: i64,
-    },
+    LeaveRoom(LeaveRequest),
     Typing(TypingRequest),
     /// `send_message`: its fields, made a draft once the sender is known.
     SendMessage {
@@ -76,9 +76,7 @@ impl ClientEvent {
         let obj = event_object(&payload)?;
         let event = match name {
             "join_room" => ClientEvent::JoinRoom(JoinRequest::from_object(obj)?),
-            "leave_room" => ClientEvent::LeaveRoom {
-                room_id: room_id_field(obj)?,
-            },
+            "leave_room" => ClientEvent::LeaveRoom(LeaveRequest::from_object(obj)?),
             "typing" => ClientEvent::Typing(TypingRequest::from_object(obj)?),
             "send_message" => ClientEvent::SendMessage {
                 room_id: room_id_field(obj)?,

@@ -306,7 +306,7 @@ async fn serve_connection(chat: Arc<Chat>, peer: Arc<Peer>, mut queue: mpsc::Rec
         peer.until_connected().await;
         let result = match event {
             Ok(Some(ClientEvent::JoinRoom(req))) => join_room(&chat, &peer, req).await,
-            Ok(Some(ClientEvent::LeaveRoom { room_id })) => leave_room(&chat, &peer, room_id).await,
+            Ok(Some(ClientEvent::LeaveRoom(req))) => leave_room(&chat, &peer, req.room_id).await,
             Ok(Some(ClientEvent::Typing(req))) => typing(&chat, &peer, &req),
             // Unknown events are ignored (they still count against the rate).
             Ok(None) => continue,
