@@ -821,11 +821,25 @@ fn the_documents_payloads_are_made_from_the_types() {
     }
     let rerun = "the file and the types disagree: rerun this test with CHATROOM_WRITE_ASYNCAPI=1 \
                  (cargo test -p chatroom-tests --test asyncapi) and commit the file";
-    for (message, schema) in chatroom_core::payload_schemas().messages {
+    let messages = chatroom_core::payload_schemas().messages;
+    for (message, schema) in &messages {
         assert_eq!(
-            doc["components"]["messages"][message]["payload"], schema,
+            &doc["components"]["messages"][message]["payload"], schema,
             "{message}'s payload: {rerun}"
         );
     }
     assert_eq!(doc, made, "{rerun}");
+    // Every payload is a type's: none is written by hand.
+    let typed: BTreeSet<&str> = messages.iter().map(|(name, _)| *name).collect();
+    let documented = doc["components"]["messages"]
+        .as_object()
+        .expect("the document's messages");
+    let by_hand: Vec<&String> = documented
+        .keys()
+        .filter(|name| !typed.contains(name.as_str()))
+        .collect();
+    assert!(
+        by_hand.is_empty(),
+        "payloads not made from a type: {by_hand:?}"
+    );
 }

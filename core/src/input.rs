@@ -192,7 +192,7 @@ pub fn flag_field(obj: &Map<String, Value>, name: &str, default: bool) -> Result
 
 /// The wire form [`room_id_field`] and [`message_id_field`] read.
 #[cfg(feature = "schema")]
-fn id_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+pub(crate) fn id_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     schemars::json_schema!({
         "anyOf": [{"type": "integer", "minimum": 1}, {"type": "string", "minLength": 1}]
     })
@@ -201,7 +201,7 @@ fn id_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
 /// The wire form a username is read from ([`Sender::parse_username`]);
 /// `null` counts as absent.
 #[cfg(feature = "schema")]
-fn username_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+pub(crate) fn username_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     schemars::json_schema!({
         "type": ["string", "null"],
         "minLength": 1,

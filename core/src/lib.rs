@@ -29,6 +29,8 @@ mod transaction;
 mod validate;
 mod walls;
 mod wire;
+#[cfg(feature = "schema")]
+mod write_payload;
 
 #[cfg(feature = "rusqlite")]
 mod rusqlite_db;

@@ -1,9 +1,10 @@
 //! The JSON Schemas of what the server sends over Socket.IO (docs/protocol.md
 //! §3), the change events' included (their payloads are built by SQLite
-//! and held to these types byte for byte by core's tests), and of the
-//! client payloads that are read into a type (`join_room`, `leave_room`,
-//! `typing`), made from those types with schemars: the payload of each
-//! message of components/rest/asyncapi.json that has a type, and the
+//! and held to these types byte for byte by core's tests), and of what
+//! clients send: the payloads read into a type (`join_room`, `leave_room`,
+//! `typing`) and the writes' wire forms (write_payload.rs), made from
+//! those types with schemars: every message payload of
+//! components/rest/asyncapi.json, and the
 //! shared schemas (`#/components/schemas/`: `Message`, `Reaction`,
 //! `RemovalReason`, `MembershipKind`, `Role`, and `Refusal`, every refused
 //! event's ack). The document is written from these, not beside them:
@@ -24,6 +25,9 @@ use crate::socket_event::{
 };
 use crate::walls::MembershipEvent;
 use crate::wire::{Message, MessageChange, ReactionChange, ReadPosition};
+use crate::write_payload::{
+    DeletePayload, EditPayload, MarkReadPayload, ReactionPayload, SendMessagePayload,
+};
 
 /// Each typed message's payload schema, by the document's message name,
 /// and the shared schemas they refer to.
@@ -76,9 +80,17 @@ pub fn payload_schemas() -> PayloadSchemas {
         .into_generator();
     messages.push(("join_room", inline::<JoinRequest>(&mut reading)));
     messages.push(("leave_room", inline::<LeaveRequest>(&mut reading)));
+    messages.push(("send_message", inline::<SendMessagePayload>(&mut reading)));
+    messages.push(("edit_message", inline::<EditPayload>(&mut reading)));
+    messages.push(("delete_message", inline::<DeletePayload>(&mut reading)));
+    messages.push(("add_reaction", inline::<ReactionPayload>(&mut reading)));
+    messages.push(("remove_reaction", inline::<ReactionPayload>(&mut reading)));
+    messages.push(("mark_read", inline::<MarkReadPayload>(&mut reading)));
     messages.push(("typing", inline::<TypingRequest>(&mut reading)));
     let mut schemas = generator.take_definitions(true);
     schemas.insert("Refusal".to_owned(), refused);
+    // Every refused event's ack is the one shared schema.
+    messages.push(("refusal", json!({"$ref": "#/components/schemas/Refusal"})));
     for (_, schema) in &mut messages {
         unwrap_descriptions(schema);
     }
