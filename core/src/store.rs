@@ -949,8 +949,8 @@ mod tests {
     /// same order, for a message as sent, edited, reacted to and deleted.
     #[test]
     fn sqlite_and_serde_write_a_message_the_same_way() {
-        use crate::conversation::{ActionKind, tests::act};
-        use serde_json::{Value, json};
+        use crate::conversation::ActionKind;
+        use serde_json::json;
         let db = db();
         let room = create_room(&db, &RoomName::parse("r").unwrap()).unwrap().id;
         let draft = MessageDraft::from_fields(Some("alice"), Some("hi \"there\" ✓")).unwrap();
@@ -962,31 +962,33 @@ mod tests {
             assert_eq!(serde_json::to_string(&message).unwrap(), sqlite, "{stage}");
         };
         same_text("as sent");
-        let ids = json!({"room_id": room, "message_id": id, "username": "alice"});
-        let with = |extra: Value| {
-            let mut v = ids.clone();
-            v.as_object_mut()
-                .unwrap()
-                .extend(extra.as_object().unwrap().clone());
-            v
-        };
-        act(
-            &db,
-            ActionKind::EditMessage,
-            with(json!({"content": "edited"})),
-        )
-        .unwrap();
+        let act = |kind, extra| act_on(&db, room, id, kind, extra);
+        act(ActionKind::EditMessage, json!({"content": "edited"}));
         same_text("edited");
-        act(&db, ActionKind::AddReaction, with(json!({"emoji": "👍"}))).unwrap();
+        act(ActionKind::AddReaction, json!({"emoji": "👍"}));
         act(
-            &db,
             ActionKind::AddReaction,
-            with(json!({"emoji": "🎉", "username": "bob"})),
-        )
-        .unwrap();
+            json!({"emoji": "🎉", "username": "bob"}),
+        );
         same_text("edited and reacted to");
-        act(&db, ActionKind::DeleteMessage, ids.clone()).unwrap();
+        act(ActionKind::DeleteMessage, json!({}));
         same_text("deleted");
+    }
+
+    /// Does `kind` to message `id` of `room` as alice, with `extra` fields.
+    fn act_on(
+        db: &rusqlite::Connection,
+        room: i64,
+        id: i64,
+        kind: crate::conversation::ActionKind,
+        extra: serde_json::Value,
+    ) {
+        let mut fields =
+            serde_json::json!({"room_id": room, "message_id": id, "username": "alice"});
+        if let (Some(fields), Some(extra)) = (fields.as_object_mut(), extra.as_object()) {
+            fields.extend(extra.clone());
+        }
+        crate::conversation::tests::act(db, kind, fields).unwrap();
     }
 
     /// The change log's payloads for changes to a message are their types
@@ -995,30 +997,18 @@ mod tests {
     /// by serde as the same text.
     #[test]
     fn the_change_logs_message_payloads_are_their_types_to_the_byte() {
-        use crate::conversation::{ActionKind, tests::act};
+        use crate::conversation::ActionKind;
         use crate::wire::{ChangeEvent, MessageChange, ReactionChange};
-        use serde_json::{Value, json};
+        use serde_json::json;
         let db = db();
         let room = create_room(&db, &RoomName::parse("r").unwrap()).unwrap().id;
         let draft = MessageDraft::from_fields(Some("alice"), Some("hi")).unwrap();
         let id = insert_message(&db, room, &draft).unwrap().id;
-        let ids = json!({"room_id": room, "message_id": id, "username": "alice"});
-        let with = |extra: Value| {
-            let mut v = ids.clone();
-            v.as_object_mut()
-                .unwrap()
-                .extend(extra.as_object().unwrap().clone());
-            v
-        };
-        act(&db, ActionKind::EditMessage, with(json!({"content": "x"}))).unwrap();
-        act(&db, ActionKind::AddReaction, with(json!({"emoji": "👍"}))).unwrap();
-        act(
-            &db,
-            ActionKind::RemoveReaction,
-            with(json!({"emoji": "👍"})),
-        )
-        .unwrap();
-        act(&db, ActionKind::DeleteMessage, ids.clone()).unwrap();
+        let act = |kind, extra| act_on(&db, room, id, kind, extra);
+        act(ActionKind::EditMessage, json!({"content": "x"}));
+        act(ActionKind::AddReaction, json!({"emoji": "👍"}));
+        act(ActionKind::RemoveReaction, json!({"emoji": "👍"}));
+        act(ActionKind::DeleteMessage, json!({}));
         fn same<T: serde::de::DeserializeOwned + serde::Serialize>(sqlite: &str) {
             let typed: T = serde_json::from_str(sqlite).unwrap();
             assert_eq!(serde_json::to_string(&typed).unwrap(), sqlite);
