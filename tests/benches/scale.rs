@@ -11,8 +11,10 @@
 //! worth of ports is available, with the open-file limit raised for this
 //! process and the servers it starts (as far as the machine lets it: a
 //! process without `CAP_SYS_RESOURCE` cannot pass its hard limit, and a
-//! part that does not fit is cut down to fit, saying so). The clients
-//! share the machine.
+//! part that does not fit is cut down to fit, saying so). The edge part's
+//! members are held by child processes of this binary (member holders),
+//! so its three sidecars' connections are bounded only by each sidecar's
+//! own limit. The clients share the machine.
 //!
 //! Run: `cargo bench -p chatroom-tests --bench scale`. Sizes default to
 //! issue 29's and can be lowered for a quick look:
@@ -28,11 +30,13 @@
 //! | `SCALE_REPLAY` | 100000 | changes replayed by one `since` |
 //! | `SCALE_ROOMS` | 1000 | rooms a user has a read position in |
 
+use std::io::{BufRead as _, BufReader, BufWriter, Write as _};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
+use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
 use chatroom_core::{Database, MessageDraft, RoomName};
@@ -248,9 +252,19 @@ async fn idle(binary: &Path, cache: &Path, n: usize) {
     }
 }
 
+/// Microseconds since the Unix epoch: the clock every process on the
+/// machine shares, so a post's time can be read by members held in
+/// other processes.
+fn wall_micros() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+}
+
 /// A member's reader: the delivery latency of every `new_message` (its
-/// text is `t=<microseconds since start>`), until the one saying `fence`.
-async fn member_latencies(mut conn: Conn, start: Instant) -> Vec<Duration> {
+/// text is `t=<microseconds since the epoch>`), until the one saying
+/// `fence`.
+async fn member_latencies(mut conn: Conn) -> Vec<Duration> {
     let mut latencies = Vec::new();
     while let Ok(text) = conn.next_text().await {
         if !text.starts_with("42[\"new_message\"") {
@@ -262,17 +276,13 @@ async fn member_latencies(mut conn: Conn, start: Instant) -> Vec<Duration> {
         let Some(at) = text.split("t=").nth(1) else {
             continue;
         };
-        let micros: u64 = at
+        let sent: u64 = at
             .chars()
             .take_while(char::is_ascii_digit)
             .collect::<String>()
             .parse()
             .unwrap_or(0);
-        latencies.push(
-            start
-                .elapsed()
-                .saturating_sub(Duration::from_micros(micros)),
-        );
+        latencies.push(Duration::from_micros(wall_micros().saturating_sub(sent)));
     }
     latencies
 }
@@ -300,7 +310,7 @@ async fn join_many(server: SocketAddr, room: i64, first: usize, n: usize) -> Vec
 
 /// `rate` REST posts a second for `seconds` to `room` through `rest`,
 /// each saying when it was sent, then the fence.
-async fn post_at_rate(rest: &str, room: i64, rate: usize, seconds: usize, start: Instant) {
+async fn post_at_rate(rest: &str, room: i64, rate: usize, seconds: usize) {
     let http = Client::new();
     let url = format!("{rest}/chatrooms/{room}/messages");
     // One not timed (members skip a text without `t=`): the first post
@@ -310,7 +320,7 @@ async fn post_at_rate(rest: &str, room: i64, rate: usize, seconds: usize, start:
     let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate as f64));
     for _ in 0..rate * seconds {
         tick.tick().await;
-        let text = format!("t={}", start.elapsed().as_micros());
+        let text = format!("t={}", wall_micros());
         let body = json!({"sender": "poster", "message": text});
         if let Err(e) = http.post(&url).json(&body).send().await {
             println!("  a post failed: {e}");
@@ -320,13 +330,17 @@ async fn post_at_rate(rest: &str, room: i64, rate: usize, seconds: usize, start:
     let _ = http.post(&url).json(&fence).send().await;
 }
 
-/// Collects every member's latencies and prints them.
-async fn report_deliveries(label: &str, readers: Vec<tokio::task::JoinHandle<Vec<Duration>>>) {
-    let members = readers.len();
+/// Collects every member's latencies.
+async fn collect(readers: Vec<tokio::task::JoinHandle<Vec<Duration>>>) -> Vec<Duration> {
     let mut all = Vec::new();
     for r in readers {
         all.extend(r.await.unwrap_or_default());
     }
+    all
+}
+
+/// Prints the deliveries' count and latency percentiles.
+fn report_deliveries(label: &str, members: usize, mut all: Vec<Duration>) {
     println!(
         "{label}: {} deliveries to {members} members, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
         all.len(),
@@ -364,22 +378,112 @@ async fn large_room(binary: &Path, cache: &Path, members: usize, rate: usize, se
         started.elapsed().as_secs_f64(),
         rss_kib(server.pid()) / 1024.0
     );
-    let start = Instant::now();
+    let members = conns.len();
     let readers: Vec<_> = conns
         .into_iter()
-        .map(|c| tokio::spawn(member_latencies(c, start)))
+        .map(|c| tokio::spawn(member_latencies(c)))
         .collect();
-    post_at_rate(&base, room, rate, seconds, start).await;
+    post_at_rate(&base, room, rate, seconds).await;
     report_deliveries(
         &format!("large room, {rate} messages/s for {seconds} s, REST post to each member"),
-        readers,
-    )
-    .await;
+        members,
+        collect(readers).await,
+    );
+}
+
+/// Set, this binary is a member holder instead of the bench: a child
+/// process that joins `n` members (numbered from `first`) to `room` on
+/// the server at `addr` (the value is `addr room first n`), says
+/// `joined <k>` on stdout, and once every member has the fence writes
+/// their delivery latencies, one line of microseconds each. Members held
+/// in several processes are not bounded by one process's open-file limit.
+const HOLDER: &str = "SCALE_MEMBER_HOLDER";
+
+/// A member holder's whole run (see [`HOLDER`]).
+fn hold_members(spec: &str) {
+    let fields: Vec<&str> = spec.split(' ').collect();
+    let [addr, room, first, n] = fields[..] else {
+        panic!("{HOLDER} is `addr room first n`, not {spec:?}");
+    };
+    let addr: SocketAddr = addr.parse().expect("an address");
+    let room: i64 = room.parse().expect("a room id");
+    let (first, n): (usize, usize) = (
+        first.parse().expect("a first number"),
+        n.parse().expect("a count"),
+    );
+    raise_file_limit(1 << 20);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let latencies = runtime.block_on(async {
+        let conns = join_many(addr, room, first, n).await;
+        println!("joined {}", conns.len());
+        let readers = conns
+            .into_iter()
+            .map(|c| tokio::spawn(member_latencies(c)))
+            .collect();
+        collect(readers).await
+    });
+    let mut out = BufWriter::new(std::io::stdout().lock());
+    for latency in latencies {
+        writeln!(out, "{}", latency.as_micros()).expect("stdout");
+    }
+}
+
+/// A member holder started by the bench (see [`HOLDER`]); killed if
+/// dropped before its report is read.
+struct MemberHolder {
+    child: Child,
+    report: BufReader<ChildStdout>,
+}
+
+impl MemberHolder {
+    /// Starts one and waits until its members have joined; how many did.
+    /// Whatever else it prints before that is passed on.
+    fn start(server: SocketAddr, room: i64, first: usize, n: usize) -> (Self, usize) {
+        let mut child = Command::new(std::env::current_exe().expect("this bench's path"))
+            .env(HOLDER, format!("{server} {room} {first} {n}"))
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("a member holder");
+        let report = BufReader::new(child.stdout.take().expect("its stdout"));
+        let mut holder = MemberHolder { child, report };
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if holder.report.read_line(&mut line).unwrap_or(0) == 0 {
+                return (holder, 0);
+            }
+            match line.trim().strip_prefix("joined ") {
+                Some(joined) => return (holder, joined.parse().unwrap_or(0)),
+                None => print!("  holder: {line}"),
+            }
+        }
+    }
+
+    /// Its members' latencies, read once they all have the fence.
+    fn latencies(mut self) -> Vec<Duration> {
+        (&mut self.report)
+            .lines()
+            .map_while(Result::ok)
+            .filter_map(|line| line.parse().ok())
+            .map(Duration::from_micros)
+            .collect()
+    }
+}
+
+impl Drop for MemberHolder {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// Three edge sidecars with Redis in front of one host, `per_sidecar`
-/// members of one room on each; posts through the host reach all three.
-async fn edge(per_sidecar: usize, rate: usize, seconds: usize) {
+/// members of one room on each, held by member holders of at most
+/// `per_process` members; posts through the host reach all three.
+async fn edge(per_sidecar: usize, per_process: usize, rate: usize, seconds: usize) {
     let redis = RedisServer::start();
     let host = Path::new(env!("CARGO_BIN_EXE_host-process"));
     let rest = EdgeRest::host(host, Some(&redis)).await;
@@ -402,31 +506,52 @@ async fn edge(per_sidecar: usize, rate: usize, seconds: usize) {
     }
     let room = create_room(&rest.url, "edge large").await;
     let started = Instant::now();
-    let mut conns = Vec::new();
-    for (k, sidecar) in sidecars.iter().enumerate() {
-        conns.extend(join_many(sidecar.addr, room, k * per_sidecar, per_sidecar).await);
+    let (mut holders, mut joined, mut first) = (Vec::new(), 0, 0);
+    for sidecar in &sidecars {
+        let parts = per_sidecar.div_ceil(per_process.max(1));
+        for part in 0..parts {
+            let n = per_sidecar / parts + usize::from(part < per_sidecar % parts);
+            let addr = sidecar.addr;
+            let (holder, k) =
+                tokio::task::spawn_blocking(move || MemberHolder::start(addr, room, first, n))
+                    .await
+                    .expect("a member holder started");
+            holders.push(holder);
+            joined += k;
+            first += n;
+        }
     }
     let rss: f64 = sidecars.iter().map(|s| rss_kib(s.pid())).sum::<f64>() / 3.0;
+    let files: Vec<usize> = sidecars.iter().map(|s| open_files(s.pid())).collect();
     println!(
-        "edge: {} of {} members joined on three sidecars in {:.1} s; sidecar RSS {:.0} MiB each",
-        conns.len(),
+        "edge: {joined} of {} members joined on three sidecars in {:.1} s, held by {} processes; \
+         sidecar RSS {:.0} MiB each, open files {files:?}",
         3 * per_sidecar,
         started.elapsed().as_secs_f64(),
+        holders.len(),
         rss / 1024.0
     );
-    let start = Instant::now();
-    let readers: Vec<_> = conns
-        .into_iter()
-        .map(|c| tokio::spawn(member_latencies(c, start)))
-        .collect();
-    post_at_rate(&rest.url, room, rate, seconds, start).await;
+    post_at_rate(&rest.url, room, rate, seconds).await;
+    let all = tokio::task::spawn_blocking(move || {
+        holders
+            .into_iter()
+            .flat_map(MemberHolder::latencies)
+            .collect()
+    })
+    .await
+    .expect("the holders' reports");
     report_deliveries(
         &format!(
             "edge, {rate} messages/s for {seconds} s, post on the host to every sidecar's members"
         ),
-        readers,
-    )
-    .await;
+        joined,
+        all,
+    );
+}
+
+/// How many files `pid` has open.
+fn open_files(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, Iterator::count)
 }
 
 /// Seeds `sizes` rooms (one per size, that many messages each) straight
@@ -575,14 +700,26 @@ async fn newest_id(http: &Client, base: &str, room: i64) -> i64 {
         .expect("a message")
 }
 
+/// Descriptors a server keeps beside its clients' connections: its
+/// listeners, the database, Redis, its runtime, and for an edge sidecar
+/// its connections to the host, of which a join storm leaves a few
+/// hundred open (300–380 after 2,000 joins, 256 at a time); what its
+/// clients may use of the open-file limit is the rest.
+const SERVER_OWN_FILES: usize = 1000;
+
+/// Descriptors kept free of connections in a process of clients.
+const CLIENT_OWN_FILES: usize = 1000;
+
 fn main() {
-    let files = raise_file_limit(1 << 20);
-    // This process holds one descriptor per client connection, the
-    // server one per connection too: both need room under the limit.
+    if let Ok(spec) = std::env::var(HOLDER) {
+        hold_members(&spec);
+        return;
+    }
+    let files = usize::try_from(raise_file_limit(1 << 20)).unwrap_or(usize::MAX);
+    // Where this process holds the clients, it needs one descriptor per
+    // connection as the server does: both need room under the limit.
     let fit = |wanted: usize, what: &str| {
-        let most = usize::try_from(files)
-            .unwrap_or(usize::MAX)
-            .saturating_sub(1000);
+        let most = files.saturating_sub(CLIENT_OWN_FILES);
         if wanted > most {
             println!("{what}: {wanted} connections do not fit the open-file limit; {most} instead");
         }
@@ -607,8 +744,18 @@ fn main() {
             large_room(&binary, cache.path(), members, rate, seconds).await;
         }
         if part_wanted("edge") {
-            let per_sidecar = fit(3 * env_usize("SCALE_EDGE", 20_000), "edge") / 3;
-            edge(per_sidecar, rate, seconds).await;
+            // The members are held by child processes; only each
+            // sidecar's own limit bounds its connections.
+            let wanted = env_usize("SCALE_EDGE", 20_000);
+            let per_sidecar = wanted.min(files.saturating_sub(SERVER_OWN_FILES));
+            if per_sidecar < wanted {
+                println!(
+                    "edge: {wanted} connections a sidecar do not fit the open-file limit; \
+                     {per_sidecar} instead"
+                );
+            }
+            let per_process = files.saturating_sub(CLIENT_OWN_FILES);
+            edge(per_sidecar, per_process, rate, seconds).await;
         }
         if part_wanted("data") {
             data(
