@@ -367,6 +367,40 @@ async fn the_internal_api_needs_the_token_and_is_off_without_one() {
         .await
         .unwrap();
     assert_eq!(head, json!({"last_id": 0}));
+    // Departures: bad input is refused whole, with the reason.
+    let too_many: Vec<String> = (0..=chatroom_core::limits::DEPARTURES_MAX)
+        .map(|i| format!("s{i}"))
+        .collect();
+    for (body, status, code) in [
+        (
+            json!({"sids": too_many}),
+            StatusCode::BAD_REQUEST,
+            "invalid_payload",
+        ),
+        (
+            json!({"sids": ["ok", "not/ok"]}),
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+        (
+            json!({"sid": ["a"]}),
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+        ),
+    ] {
+        let res = client
+            .post(format!("{}/internal/nodes/n1/departures", on.url))
+            .bearer_auth(TOKEN)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            status_and_code(res).await,
+            (status, code.to_owned()),
+            "{body:.80}"
+        );
+    }
     // A sidecar with the wrong token cannot start on it.
     let mut refused = std::process::Command::new(sidecar_bin())
         .args(["--rest-upstream", &on.url, "--internal-token", "wrong"])
@@ -447,6 +481,52 @@ impl CountingProxy {
     fn take(&self) -> Vec<String> {
         std::mem::take(&mut *self.calls.lock().unwrap())
     }
+}
+
+/// Connections that close together are unlisted together: a hundred
+/// members of one room on an edge sidecar disconnect at once, and the
+/// sidecar unlists them in fewer calls to the component than departures
+/// (a call each timed out when tens of thousands closed at once, leaving
+/// them listed). Once the watcher has every `user_left`, only it is
+/// listed: a departure is unlisted before it is announced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_closing_together_are_unlisted_in_batches() {
+    const CROWD: usize = 100;
+    let rest = deploy(Deploy::Host, None).await;
+    let proxy = CountingProxy::start(&rest.url).await;
+    let sidecar = edge_sidecar(&proxy.url, "crowded", &[]).await;
+    let room = create_room(&rest.url, "Crowd").await;
+    let watcher = SocketClient::connect(&sidecar.url).await;
+    watcher.join(room, "watcher").await;
+    let mut crowd = Vec::with_capacity(CROWD);
+    for i in 0..CROWD {
+        let member = SocketClient::connect(&sidecar.url).await;
+        member.join(room, &format!("m{i}")).await;
+        crowd.push(member);
+    }
+    assert_eq!(room_users(&rest.url, room).await["user_count"], CROWD + 1);
+    proxy.take();
+
+    futures_util::future::join_all(crowd.into_iter().map(SocketClient::disconnect)).await;
+    let mut left = Vec::with_capacity(CROWD);
+    for _ in 0..CROWD {
+        left.push(watcher.expect("user_left").await["username"].clone());
+    }
+    left.sort_by_key(|name| name.as_str().unwrap_or_default().to_owned());
+    let mut names: Vec<Value> = (0..CROWD).map(|i| json!(format!("m{i}"))).collect();
+    names.sort_by_key(|name| name.as_str().unwrap_or_default().to_owned());
+    assert_eq!(left, names);
+    let users = room_users(&rest.url, room).await;
+    assert_eq!(users["users"], json!(["watcher"]), "{users}");
+
+    let calls = proxy.take();
+    let one_each = calls.iter().filter(|p| p.contains("/presence/")).count();
+    assert_eq!(one_each, 0, "{calls:?}");
+    let batches = calls.iter().filter(|p| p.ends_with("/departures")).count();
+    assert!(
+        (1..CROWD).contains(&batches),
+        "{CROWD} departures in {batches} calls"
+    );
 }
 
 /// With Redis, an idle edge sidecar's safety poll backs off (30 s): it

@@ -723,6 +723,7 @@ async fn the_openapi_document_matches_the_routes() {
         "/internal/nodes/{node}",
         "/internal/nodes/{node}/presence/{sid}/{room_id}",
         "/internal/nodes/{node}/presence/{sid}",
+        "/internal/nodes/{node}/departures",
         "/internal/prune",
     ] {
         assert!(paths.contains_key(expected), "{expected} is documented");

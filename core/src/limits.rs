@@ -41,3 +41,6 @@ pub const RETENTION_FLOOR_MS: i64 = 60 * 1000;
 pub const PRUNE_BATCH_ROWS: i64 = 500;
 /// Rooms one pruning step looks at before it gives the write lock back.
 pub const PRUNE_ROOMS_PER_STEP: i64 = 64;
+/// Connections one `POST /internal/nodes/{node}/departures` may unlist
+/// (a sidecar's departures are sent in batches of at most this many).
+pub const DEPARTURES_MAX: usize = 1000;

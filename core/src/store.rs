@@ -111,8 +111,7 @@ const UPSERT_PRESENCE: &str = "INSERT INTO presence (node_id, sid, room_id, user
      ON CONFLICT (sid, room_id) DO UPDATE SET username = excluded.username, node_id = excluded.node_id";
 const DELETE_PRESENCE: &str =
     "DELETE FROM presence WHERE sid = ?1 AND room_id = ?2 RETURNING username";
-const DELETE_SOCKET_PRESENCE: &str =
-    "DELETE FROM presence WHERE sid = ?1 RETURNING room_id, username";
+const DELETE_SOCKET_PRESENCE: &str = "DELETE FROM presence WHERE sid = ?1";
 const DELETE_NODE_PRESENCE: &str = "DELETE FROM presence WHERE node_id = ?1";
 const DELETE_NODE: &str = "DELETE FROM presence_nodes WHERE node_id = ?1";
 /// Takes or renews a lease; the expiry it had before (none for a new node).
@@ -288,12 +287,14 @@ pub mod presence {
             .transpose()
     }
 
-    /// Forgets `sid` everywhere; the (room, username) pairs it had.
-    pub fn disconnect(db: &impl Database, sid: &str) -> Result<Vec<(i64, String)>, StoreError> {
-        db.query(DELETE_SOCKET_PRESENCE, &[sid.into()])?
-            .iter()
-            .map(|row| Ok((row.int(0)?, row.text(1)?)))
-            .collect()
+    /// Forgets each of `sids` everywhere, in one transaction: a sidecar's
+    /// departures, which come in bursts when many connections close at
+    /// once.
+    pub fn disconnect_all(db: &impl Database, sids: &[String]) -> Result<(), StoreError> {
+        in_one_transaction(db, sids, |db, sid| {
+            Ok(db.query(DELETE_SOCKET_PRESENCE, &[sid.as_str().into()])?)
+        })
+        .map(drop)
     }
 
     /// Takes or renews `node`'s lease for `lease_ms` from now, and sweeps
@@ -776,10 +777,12 @@ mod tests {
         assert_eq!(room_users(&conn, 1).unwrap().users, ["alice", "bob"]);
         assert_eq!(presence::leave(&conn, "s2", 1).unwrap(), Some("bob".into()));
         assert_eq!(presence::leave(&conn, "s2", 1).unwrap(), None);
-        let mut gone = presence::disconnect(&conn, "s1").unwrap();
-        gone.sort();
-        assert_eq!(gone, [(1, "alice".into()), (2, "alice".into())]);
-        assert_eq!(room_users(&conn, 1).unwrap().user_count, 1);
+        presence::join(&conn, "n1", "s4", 1, "carol").unwrap();
+        // Connections that went together, one of them never listed.
+        let gone = ["s1", "s3", "nobody"].map(String::from);
+        presence::disconnect_all(&conn, &gone).unwrap();
+        assert_eq!(room_users(&conn, 1).unwrap().users, ["carol"]);
+        assert_eq!(room_users(&conn, 2).unwrap().user_count, 0);
         presence::drop_node(&conn, "n1").unwrap();
         assert_eq!(room_users(&conn, 1).unwrap().user_count, 0);
     }

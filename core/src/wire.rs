@@ -370,6 +370,14 @@ pub mod internal {
         Taken,
     }
 
+    /// `POST /internal/nodes/{node}/departures`: the connections that went
+    /// (at most [`crate::limits::DEPARTURES_MAX`]), unlisted everywhere in
+    /// one transaction.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Departures {
+        pub sids: Vec<String>,
+    }
+
     /// `PUT /internal/nodes/{node}/presence/{sid}/{room_id}`.
     #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
     pub struct PresenceEntry {

@@ -13,11 +13,12 @@
 
 use chatroom_core::auth::bearer;
 use chatroom_core::internal::{
-    Draft, FeedHead, LeaseAnswer, LeaseRequest, Outcome, PresenceEntry, PruneRequest,
+    Departures, Draft, FeedHead, LeaseAnswer, LeaseRequest, Outcome, PresenceEntry, PruneRequest,
 };
 use chatroom_core::{
     Action, ActionKind, Actor, ApiError, Applied, Message, MessageDraft, Sender, StoreError, apply,
-    changes_after_json, insert_messages, json_object, latest_seq, limits::PAGE_LIMIT_MAX,
+    changes_after_json, insert_messages, json_object, latest_seq,
+    limits::{DEPARTURES_MAX, PAGE_LIMIT_MAX},
     parse_node_token, parse_room_id, presence, prune_step, room_changes_json,
 };
 use spin_sdk::http::IncomingRequest;
@@ -142,12 +143,34 @@ pub async fn leave(req: Request) -> Result<Reply, ApiError> {
     Ok(Reply::NoContent)
 }
 
-/// `DELETE /internal/nodes/{node}/presence/{sid}`.
+/// `DELETE /internal/nodes/{node}/presence/{sid}`: one departure, as
+/// sidecars before `departures` sent them.
 pub async fn disconnect(req: Request) -> Result<Reply, ApiError> {
     authorize(&req.http)?;
     let params = &req.params;
     node_id(&params.node)?;
-    presence::disconnect(&SpinDb::open()?, connection_id(&params.sid)?)?;
+    let sid = connection_id(&params.sid)?.to_owned();
+    presence::disconnect_all(&SpinDb::open()?, &[sid])?;
+    Ok(Reply::NoContent)
+}
+
+/// `POST /internal/nodes/{node}/departures`: connections that went,
+/// unlisted together.
+pub async fn departures(req: Request) -> Result<Reply, ApiError> {
+    authorize(&req.http)?;
+    node_id(&req.params.node)?;
+    let body = read_body(req.http).await?;
+    let Departures { sids } =
+        serde_json::from_slice(&body).map_err(|e| ApiError::InvalidJson(e.to_string()))?;
+    if sids.len() > DEPARTURES_MAX {
+        return Err(ApiError::InvalidPayload(format!(
+            "at most {DEPARTURES_MAX} connections a call"
+        )));
+    }
+    for sid in &sids {
+        connection_id(sid)?;
+    }
+    presence::disconnect_all(&SpinDb::open()?, &sids)?;
     Ok(Reply::NoContent)
 }
 

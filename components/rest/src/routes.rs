@@ -112,6 +112,11 @@ pub static ROUTES: &[Route] = &[
         "/internal/nodes/{node}/presence/{sid}",
         internal::disconnect
     ),
+    route!(
+        "POST",
+        "/internal/nodes/{node}/departures",
+        internal::departures
+    ),
 ];
 
 /// Where the component is mounted: the request path split into the prefix

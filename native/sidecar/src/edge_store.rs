@@ -7,9 +7,9 @@
 
 use async_trait::async_trait;
 use chatroom_core::internal::{
-    FeedHead, LeaseAnswer, LeaseRequest, LeaseState, PresenceEntry, PruneRequest,
+    Departures, FeedHead, LeaseAnswer, LeaseRequest, LeaseState, PresenceEntry, PruneRequest,
 };
-use chatroom_core::limits::HISTORY_PAGE_ROWS;
+use chatroom_core::limits::{DEPARTURES_MAX, HISTORY_PAGE_ROWS};
 use chatroom_core::{
     ApiError, Change, PruneStep, Retention, RoomAccess, StoreError, Write, Written,
 };
@@ -141,8 +141,15 @@ impl ChatStore for EdgeApi {
         self.send(Method::DELETE, &path, None).await
     }
 
-    async fn disconnect(&self, node: &str, sid: &str) -> Result<(), StoreError> {
-        let path = format!("/internal/nodes/{node}/presence/{sid}");
-        self.send(Method::DELETE, &path, None).await
+    async fn disconnect_all(&self, node: &str, sids: &[String]) -> Result<(), StoreError> {
+        let path = format!("/internal/nodes/{node}/departures");
+        for chunk in sids.chunks(DEPARTURES_MAX) {
+            let body = serde_json::to_vec(&Departures {
+                sids: chunk.to_vec(),
+            })
+            .unwrap_or_default();
+            self.send(Method::POST, &path, Some(body)).await?;
+        }
+        Ok(())
     }
 }

@@ -95,9 +95,9 @@ impl ChatStore for Db {
             .await
     }
 
-    async fn disconnect(&self, _node: &str, sid: &str) -> Result<(), StoreError> {
-        let sid = sid.to_owned();
-        self.write_presence(move |c| presence::disconnect(c, &sid).map(drop))
+    async fn disconnect_all(&self, _node: &str, sids: &[String]) -> Result<(), StoreError> {
+        let sids = sids.to_vec();
+        self.write_presence(move |c| presence::disconnect_all(c, &sids))
             .await
     }
 }

@@ -7,28 +7,46 @@
 //! drops its own node's rows, and the rows of one that died stop counting
 //! when its lease runs out. A sidecar whose lease lapsed (cut off from the
 //! store for longer than the lease) records its connections again.
+//!
+//! Departures are unlisted in batches, as writes are committed: while one
+//! batch is being unlisted the next gathers, so a thousand connections
+//! closing at once (a client fleet's network going away) cost a few calls
+//! to the store instead of a thousand at the same moment, which at the edge
+//! timed out and left the departed listed as long as this sidecar lived.
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use chatroom_core::StoreError;
 use chatroom_core::internal::LeaseState;
+use chatroom_core::limits::DEPARTURES_MAX;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::store::SharedStore;
+
+/// A departed connection's public id, and who waits until it is unlisted.
+type Departure = (String, oneshot::Sender<Result<(), StoreError>>);
 
 #[derive(Clone)]
 pub struct PresenceStore {
     store: SharedStore,
     node: Arc<str>,
     lease: Duration,
+    departures: mpsc::UnboundedSender<Departure>,
 }
 
 impl PresenceStore {
+    /// A presence store for `node`; its departures are unlisted by a task
+    /// that lives as long as the store's clones.
     pub fn new(store: SharedStore, node: &str, lease: Duration) -> Self {
+        let node: Arc<str> = node.into();
+        let (departures, queue) = mpsc::unbounded_channel();
+        tokio::spawn(unlist_departures(store.clone(), node.clone(), queue));
         PresenceStore {
             store,
-            node: node.into(),
+            node,
             lease,
+            departures,
         }
     }
 
@@ -102,10 +120,22 @@ impl PresenceStore {
         self.store.leave(&self.node, public_id, room_id).await
     }
 
-    /// Unlists connection `public_id` everywhere (a failure is logged: the
-    /// departure itself cannot be refused; the lease sweeps it in the end).
+    /// Unlists connection `public_id` everywhere, with whatever other
+    /// departures are waiting, and returns once it is (a failure is logged:
+    /// the departure itself cannot be refused; the lease sweeps it in the
+    /// end).
     pub async fn forget(&self, public_id: &str) {
-        if let Err(e) = self.store.disconnect(&self.node, public_id).await {
+        let (done, unlisted) = oneshot::channel();
+        let stopped = || {
+            Err(StoreError::Database(
+                "the departures task has stopped".into(),
+            ))
+        };
+        let result = match self.departures.send((public_id.to_owned(), done)) {
+            Ok(()) => unlisted.await.unwrap_or_else(|_| stopped()),
+            Err(_) => stopped(),
+        };
+        if let Err(e) = result {
             tracing::warn!(error = %e, "could not clear presence");
         }
     }
@@ -113,5 +143,22 @@ impl PresenceStore {
     /// Unlists everyone this sidecar holds: it is going away.
     pub async fn drop_all(&self) -> Result<(), StoreError> {
         self.store.drop_node(&self.node).await
+    }
+}
+
+/// Unlists the departures `queue` brings, each batch all that waited (up
+/// to [`DEPARTURES_MAX`]) in one call, and tells each waiter how it went.
+async fn unlist_departures(
+    store: SharedStore,
+    node: Arc<str>,
+    mut queue: mpsc::UnboundedReceiver<Departure>,
+) {
+    let mut batch = Vec::with_capacity(DEPARTURES_MAX);
+    while queue.recv_many(&mut batch, DEPARTURES_MAX).await > 0 {
+        let sids: Vec<String> = batch.iter().map(|(sid, _)| sid.clone()).collect();
+        let result = store.disconnect_all(&node, &sids).await;
+        for (_, done) in batch.drain(..) {
+            let _ = done.send(result.clone());
+        }
     }
 }

@@ -71,6 +71,6 @@ pub trait ChatStore: Send + Sync + 'static {
     /// Unlists connection `sid` in `room`.
     async fn leave(&self, node: &str, sid: &str, room: i64) -> Result<(), StoreError>;
 
-    /// Unlists connection `sid` everywhere.
-    async fn disconnect(&self, node: &str, sid: &str) -> Result<(), StoreError>;
+    /// Unlists each of connections `sids`, held by `node`, everywhere.
+    async fn disconnect_all(&self, node: &str, sids: &[String]) -> Result<(), StoreError>;
 }
