@@ -121,9 +121,10 @@ impl PresenceStore {
     }
 
     /// Unlists connection `public_id` everywhere, with whatever other
-    /// departures are waiting, and returns once it is (a failure is logged:
-    /// the departure itself cannot be refused; the lease sweeps it in the
-    /// end).
+    /// departures are waiting, and returns once it is. A failure is
+    /// logged, as the departure itself cannot be refused; the row then
+    /// stays until this node's rows go (its lease lapses, or it restarts
+    /// and drops them).
     pub async fn forget(&self, public_id: &str) {
         let (done, unlisted) = oneshot::channel();
         let stopped = || {
