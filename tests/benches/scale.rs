@@ -41,7 +41,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::Context as _;
 use chatroom_core::{Database, MessageDraft, RoomName};
 use chatroom_tests::edge::{EdgeRest, TOKEN};
-use chatroom_tests::http::{create_room, wait_until_up};
+use chatroom_tests::http::{create_room, room_users, wait_until_up};
 use chatroom_tests::process::SidecarProcess;
 use chatroom_tests::redis::RedisServer;
 use chatroom_tests::release::{
@@ -546,6 +546,22 @@ async fn edge(per_sidecar: usize, per_process: usize, rate: usize, seconds: usiz
         ),
         joined,
         all,
+    );
+    // The holders have exited, so every member's connection has closed:
+    // how long until the sidecars have unlisted them all.
+    let closed = Instant::now();
+    let listed = loop {
+        let listed = room_users(&rest.url, room).await["user_count"]
+            .as_u64()
+            .unwrap_or(u64::MAX);
+        if listed == 0 || closed.elapsed() > Duration::from_secs(60) {
+            break listed;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    println!(
+        "edge: {listed} of {joined} members still listed {:.1} s after their processes ended",
+        closed.elapsed().as_secs_f64()
     );
 }
 
