@@ -367,7 +367,18 @@ async fn the_internal_api_needs_the_token_and_is_off_without_one() {
         .await
         .unwrap();
     assert_eq!(head, json!({"last_id": 0}));
-    // Departures: bad input is refused whole, with the reason.
+    // Departures: not without the token, and bad input is refused whole,
+    // with the reason.
+    let res = client
+        .post(format!("{}/internal/nodes/n1/departures", on.url))
+        .json(&json!({"sids": ["s1"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        status_and_code(res).await,
+        (StatusCode::UNAUTHORIZED, "unauthorized".to_owned())
+    );
     let too_many: Vec<String> = (0..=chatroom_core::limits::DEPARTURES_MAX)
         .map(|i| format!("s{i}"))
         .collect();
